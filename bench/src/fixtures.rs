@@ -43,3 +43,98 @@ fn join(segments: &[&str]) -> Vec<u8> {
     }
     out
 }
+
+/// An ITK SOAP request of about 4 KB: WS-Addressing headers, a Distribution
+/// Envelope addressed to two organisations, and the ADT above as a base64 payload, which is
+/// how ITK carries ER7 HL7v2.
+pub fn itk_request() -> Vec<u8> {
+    let payload = base64(&adt_a01());
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsa="http://www.w3.org/2005/08/addressing">
+  <soap:Header>
+    <wsa:MessageID>uuid:8A4C3A11-7F7B-4E3B-9D6C-2B1F5E0A9C42</wsa:MessageID>
+    <wsa:Action>urn:nhs-itk:services:201005:admitPatient-v1-0</wsa:Action>
+    <wsa:To>https://hub.example.nhs.uk/itk/syncsoap</wsa:To>
+    <wsa:From><wsa:Address>https://pas.rx8.example.nhs.uk/itk</wsa:Address></wsa:From>
+  </soap:Header>
+  <soap:Body>
+    <itk:DistributionEnvelope xmlns:itk="urn:nhs-itk:ns:201005">
+      <itk:header service="urn:nhs-itk:services:201005:admitPatient-v1-0" trackingid="5C1E7E2A-96B1-4F0C-8E3D-7A2B9C4D1E6F">
+        <itk:addresslist>
+          <itk:address uri="urn:nhs-uk:addressing:ods:RX8:WARD12"/>
+          <itk:address uri="urn:nhs-uk:addressing:ods:J82001"/>
+        </itk:addresslist>
+        <itk:auditIdentity><itk:id uri="urn:nhs-uk:identity:ods:RX8:PAS"/></itk:auditIdentity>
+        <itk:manifest count="1">
+          <itk:manifestitem id="uuid_3D2C1B0A-9F8E-4D7C-B6A5-0F1E2D3C4B5A" mimetype="text/plain" profileid="urn:nhs-en:profile:ITKHL7v2-ADT-A01-v1-0" base64="true"/>
+        </itk:manifest>
+        <itk:senderAddress uri="urn:nhs-uk:addressing:ods:RX8:PAS"/>
+        <itk:handlingSpecification>
+          <itk:spec key="urn:nhs-itk:ns:201005:interaction" value="urn:nhs-itk:interaction:admitPatient-v1-0"/>
+          <itk:spec key="urn:nhs-itk:ns:201005:infackrequested" value="true"/>
+          <itk:spec key="urn:nhs-itk:ns:201005:ackrequested" value="false"/>
+        </itk:handlingSpecification>
+      </itk:header>
+      <itk:payloads count="1">
+        <itk:payload id="uuid_3D2C1B0A-9F8E-4D7C-B6A5-0F1E2D3C4B5A">{payload}</itk:payload>
+      </itk:payloads>
+    </itk:DistributionEnvelope>
+  </soap:Body>
+</soap:Envelope>
+"#
+    )
+    .into_bytes()
+}
+
+/// Standard base64 with padding; a dozen lines here beat a dependency for fixture data.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let cases: [(&str, &str); 7] = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn fixtures_have_the_sizes_the_benchmarks_claim() {
+        let adt = adt_a01();
+        assert!((1700..1900).contains(&adt.len()), "{}", adt.len());
+        assert!((100..140).contains(&ack().len()), "{}", ack().len());
+        let itk = itk_request();
+        assert!((3800..4600).contains(&itk.len()), "{}", itk.len());
+    }
+}
