@@ -1,0 +1,399 @@
+//! Routing one message: [`RouteTable::route`] (the hot path) and [`RouteTable::explain`].
+//!
+//! `route` gathers the candidate lists of the [`super::index`] for the message's values, merges
+//! them in rule order and evaluates each candidate fully; the first rule that holds and does not
+//! say `continue` decides. Endpoints are collected in a [`Decision`] the caller owns and reuses,
+//! held in a `SmallVec`, so routing allocates nothing unless a message fans out to more than
+//! four endpoints. Rules in one file are tried in order: `continue` rules add their endpoints and
+//! go on; a `reject` rule refuses the whole message (endpoints gathered so far are dropped); a
+//! `drop` rule stops the search, and the message goes to what earlier rules gathered, if any.
+//! A rule with a directory lookup holds only if EVERY looked-up value finds an endpoint, so a
+//! message is never half-delivered to the addressees the directory happens to know.
+//!
+//! `explain` walks every rule in order without the index and says why each rule before the
+//! decision did not hold; it allocates freely and serves `ganglion explain` and `check`.
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
+use super::endpoint::EndpointId;
+use super::file::Unrouted;
+use super::keys::{Key, MessageView};
+use super::pattern::Pattern;
+use super::table::{Action, Lookup, RouteTable, Rule, RuleId, Target};
+
+/// The endpoints a message goes to; inline up to four.
+pub type Endpoints = SmallVec<[EndpointId; 4]>;
+
+/// What the table decided for one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Deliver to [`Decision::endpoints`] (never empty).
+    Deliver,
+    /// Refuse; the rule holds the reason ([`RouteTable::reject_reason`]).
+    Reject(RuleId),
+    /// Accept and forward nowhere.
+    Drop(RuleId),
+    /// No rule matched; the file's `unrouted` policy applies.
+    Unrouted(Unrouted),
+}
+
+/// Routing result, reused from message to message by the caller ([`Decision::clear`] is done
+/// by `route`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// Where to deliver, in the order rules named them, without duplicates.
+    pub endpoints: Endpoints,
+    /// Every rule that matched, in order (several with `continue`).
+    pub matched: SmallVec<[RuleId; 4]>,
+}
+
+impl Default for Decision {
+    fn default() -> Self {
+        Decision {
+            outcome: Outcome::Unrouted(Unrouted::Reject),
+            endpoints: SmallVec::new(),
+            matched: SmallVec::new(),
+        }
+    }
+}
+
+impl Decision {
+    pub fn clear(&mut self) {
+        self.outcome = Outcome::Unrouted(Unrouted::Reject);
+        self.endpoints.clear();
+        self.matched.clear();
+    }
+}
+
+/// Why a rule did not take a message, for explanations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    pub rule: RuleId,
+    pub reason: String,
+}
+
+/// A decision with the reasons the earlier rules were passed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    pub decision: Decision,
+    pub skipped: Vec<Skip>,
+}
+
+enum Step {
+    NoMatch,
+    Continue,
+    Done,
+}
+
+fn push_unique(out: &mut Endpoints, id: EndpointId) {
+    if !out.contains(&id) {
+        out.push(id);
+    }
+}
+
+/// Whether `pattern` holds for `key` in `msg` (see [`Pattern::holds`] for absent and multi keys).
+fn holds(key: &Key, pattern: &Pattern, msg: &impl MessageView) -> bool {
+    let mut nth = 0;
+    let mut accepted = false;
+    while let Some(v) = msg.value(key, nth) {
+        if pattern.accepts(&v) {
+            accepted = true;
+            break;
+        }
+        nth += 1;
+        if !key.is_multi() {
+            break;
+        }
+    }
+    if nth == 0 && !accepted {
+        accepted = pattern.accepts(b"");
+    }
+    accepted != pattern.is_negated()
+}
+
+impl RouteTable {
+    /// Routes `msg`, writing the result into `out` (cleared first).
+    pub fn route(&self, msg: &impl MessageView, out: &mut Decision) {
+        out.clear();
+        let ki = self.index.for_kind(msg.kind());
+        let mut lists: SmallVec<[&[u32]; 8]> = SmallVec::new();
+        if !ki.scan.is_empty() {
+            lists.push(&ki.scan);
+        }
+        for k in &ki.keys {
+            let Some(key) = self.key(k.key) else { continue };
+            let mut nth = 0;
+            loop {
+                match msg.value(key, nth) {
+                    Some(v) => {
+                        if let Some(l) = k.by_value.get(&*v) {
+                            lists.push(l);
+                        }
+                    }
+                    None => {
+                        if nth == 0 {
+                            if let Some(l) = k.by_value.get(&b""[..]) {
+                                lists.push(l);
+                            }
+                        }
+                        break;
+                    }
+                }
+                if !key.is_multi() {
+                    break;
+                }
+                nth += 1;
+            }
+        }
+        let mut pos: SmallVec<[usize; 8]> = SmallVec::from_elem(0, lists.len());
+        loop {
+            let mut best = u32::MAX;
+            for (l, &p) in lists.iter().zip(pos.iter()) {
+                if let Some(&r) = l.get(p) {
+                    best = best.min(r);
+                }
+            }
+            if best == u32::MAX {
+                break;
+            }
+            for (l, p) in lists.iter().zip(pos.iter_mut()) {
+                if l.get(*p) == Some(&best) {
+                    *p += 1;
+                }
+            }
+            let id = RuleId(best);
+            let Some(rule) = self.rule(id) else { break };
+            if let Step::Done = self.try_rule(rule, id, msg, out, &mut |_, _| {}) {
+                return;
+            }
+        }
+        self.finish(out);
+    }
+
+    /// Routes `msg` by trying every rule in order, with the reason each one before the decision
+    /// did not hold.
+    pub fn explain(&self, msg: &impl MessageView) -> Explanation {
+        let mut out = Decision::default();
+        let mut skipped = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let id = RuleId(u32::try_from(i).unwrap_or(u32::MAX));
+            if let Some(reason) = self.mismatch(rule, msg) {
+                skipped.push(Skip { rule: id, reason });
+                continue;
+            }
+            let mut miss = None;
+            let step = self.try_rule(rule, id, msg, &mut out, &mut |l, v| {
+                miss = Some(lookup_miss(l, v));
+            });
+            match step {
+                Step::Done => {
+                    return Explanation {
+                        decision: out,
+                        skipped,
+                    }
+                }
+                Step::Continue => {}
+                Step::NoMatch => skipped.push(Skip {
+                    rule: id,
+                    reason: miss.unwrap_or_else(|| "did not match".to_owned()),
+                }),
+            }
+        }
+        self.finish(&mut out);
+        Explanation {
+            decision: out,
+            skipped,
+        }
+    }
+
+    /// The reason a `reject` rule gives the sender.
+    pub fn reject_reason(&self, rule: RuleId) -> Option<&str> {
+        match &self.rule(rule)?.action {
+            Action::Reject(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn finish(&self, out: &mut Decision) {
+        out.outcome = if out.endpoints.is_empty() {
+            Outcome::Unrouted(self.unrouted)
+        } else {
+            Outcome::Deliver
+        };
+    }
+
+    fn try_rule(
+        &self,
+        rule: &Rule,
+        id: RuleId,
+        msg: &impl MessageView,
+        out: &mut Decision,
+        on_miss: &mut dyn FnMut(Lookup, Option<&[u8]>),
+    ) -> Step {
+        if rule.kind.is_some_and(|k| k != msg.kind()) {
+            return Step::NoMatch;
+        }
+        for c in rule.conds.iter() {
+            match self.key(c.key) {
+                Some(key) if holds(key, &c.pattern, msg) => {}
+                _ => return Step::NoMatch,
+            }
+        }
+        match &rule.action {
+            Action::To(targets) => {
+                let before = out.endpoints.len();
+                if !self.resolve(targets, msg, &mut out.endpoints, on_miss) {
+                    out.endpoints.truncate(before);
+                    return Step::NoMatch;
+                }
+                out.matched.push(id);
+                if rule.cont {
+                    return Step::Continue;
+                }
+                out.outcome = Outcome::Deliver;
+            }
+            Action::Reject(_) => {
+                out.matched.push(id);
+                out.endpoints.clear();
+                out.outcome = Outcome::Reject(id);
+            }
+            Action::Drop => {
+                out.matched.push(id);
+                out.outcome = if out.endpoints.is_empty() {
+                    Outcome::Drop(id)
+                } else {
+                    Outcome::Deliver
+                };
+            }
+        }
+        Step::Done
+    }
+
+    /// Adds the endpoints of `targets`; `false` when a lookup finds nothing for some value.
+    fn resolve(
+        &self,
+        targets: &[Target],
+        msg: &impl MessageView,
+        out: &mut Endpoints,
+        on_miss: &mut dyn FnMut(Lookup, Option<&[u8]>),
+    ) -> bool {
+        for t in targets {
+            match *t {
+                Target::Endpoint(id) => push_unique(out, id),
+                Target::Lookup(l) => {
+                    let key = l.from.key();
+                    let mut nth = 0;
+                    while let Some(v) = msg.value(&key, nth) {
+                        let found = l
+                            .from
+                            .extract(&v)
+                            .and_then(|x| self.directory.get(l.column, x));
+                        match found {
+                            Some(id) => push_unique(out, id),
+                            None => {
+                                on_miss(l, Some(&v));
+                                return false;
+                            }
+                        }
+                        nth += 1;
+                        if !key.is_multi() {
+                            break;
+                        }
+                    }
+                    if nth == 0 {
+                        on_miss(l, None);
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The first reason `rule` does not hold for `msg`, or `None` if its conditions all hold.
+    fn mismatch(&self, rule: &Rule, msg: &impl MessageView) -> Option<String> {
+        if let Some(kind) = rule.kind.filter(|&k| k != msg.kind()) {
+            return Some(format!(
+                "it tests {kind} values and this is an {} message",
+                msg.kind()
+            ));
+        }
+        for c in rule.conds.iter() {
+            let key = self.key(c.key)?;
+            if !holds(key, &c.pattern, msg) {
+                let values: Vec<Cow<'_, [u8]>> = (0..)
+                    .map_while(|n| msg.value(key, n).filter(|_| n == 0 || key.is_multi()))
+                    .collect();
+                return Some(condition_failure(key, &c.pattern, &values));
+            }
+        }
+        None
+    }
+}
+
+fn show(v: &[u8]) -> String {
+    let s = String::from_utf8_lossy(v);
+    let mut out: String = s.chars().take(80).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    format!("\"{out}\"")
+}
+
+fn show_pattern(p: &Pattern) -> String {
+    let alts: Vec<String> = p
+        .alts()
+        .iter()
+        .map(|a| format!("\"{}\"", a.text()))
+        .collect();
+    match alts.as_slice() {
+        [one] => one.clone(),
+        many => format!("one of {}", many.join(", ")),
+    }
+}
+
+fn condition_failure(key: &Key, p: &Pattern, values: &[Cow<'_, [u8]>]) -> String {
+    let shown = if values.iter().all(|v| v.is_empty()) {
+        "empty".to_owned()
+    } else {
+        values
+            .iter()
+            .map(|v| show(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if p.is_negated() {
+        let hit = values
+            .iter()
+            .find(|v| p.accepts(v))
+            .map_or_else(|| "empty".to_owned(), |v| show(v));
+        format!(
+            "{key} is {hit}, which the route excludes ({})",
+            show_pattern(p)
+        )
+    } else if key.is_multi() && values.len() > 1 {
+        format!(
+            "{key} has no value matching {} (it has {shown})",
+            show_pattern(p)
+        )
+    } else {
+        format!("{key} is {shown}, not {}", show_pattern(p))
+    }
+}
+
+fn lookup_miss(l: Lookup, v: Option<&[u8]>) -> String {
+    let from = l.from.name();
+    let column = l.column.name();
+    match v {
+        None => format!("the message has no {from} to look up"),
+        Some(v) => match l.from.extract(v) {
+            Some(x) => format!(
+                "no endpoint in the directory has {column} = {} (from {from})",
+                show(x)
+            ),
+            None => format!("{from} {} holds no ODS code to look up", show(v)),
+        },
+    }
+}
