@@ -292,9 +292,11 @@ impl<'a> Msh<'a> {
         non_empty(first_part(raw, self.seps.repetition))
     }
 
-    /// Original mode unless MSH-15 or MSH-16 holds a value (`""` counts as no value).
+    /// Original mode unless MSH-15 or MSH-16 holds a value. `""` (explicit null) and blanks
+    /// (trailing spaces are common in hand-edited files) count as no value.
     pub fn ack_mode(&self) -> AckMode {
-        let valued = |v: Option<&[u8]>| matches!(v, Some(v) if v != b"\"\"");
+        let valued =
+            |v: Option<&[u8]>| matches!(v, Some(v) if v != b"\"\"" && v.iter().any(|&b| b != b' '));
         if valued(self.accept_ack_type()) || valued(self.application_ack_type()) {
             AckMode::Enhanced
         } else {
@@ -439,6 +441,8 @@ mod tests {
         assert_eq!(m.ack_mode(), AckMode::Original);
         let m = msh(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.4||||ER");
         assert_eq!(m.ack_mode(), AckMode::Enhanced);
+        let m = msh(b"MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.4||| ");
+        assert_eq!(m.ack_mode(), AckMode::Original);
     }
 
     #[test]

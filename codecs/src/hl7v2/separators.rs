@@ -60,18 +60,9 @@ impl Separators {
         }
         let rest = line.get(4..).unwrap_or_default();
         let count = rest.iter().position(|&b| b == field).unwrap_or(rest.len());
-        if count < 4 {
-            return Err(err(
-                4 + count,
-                2,
-                ErrorKind::TooFewEncodingChars { found: count },
-            ));
-        }
-        if count > 5 {
-            return Err(err(4 + 5, 2, ErrorKind::TooManyEncodingChars));
-        }
+        // Report the first offending byte before complaining about the count.
         let mut seen = [field, 0, 0, 0, 0, 0];
-        for (i, &b) in rest.iter().take(count).enumerate() {
+        for (i, &b) in rest.iter().take(count.min(5)).enumerate() {
             if !is_allowed(b) {
                 return Err(err(4 + i, 2, ErrorKind::BadSeparator { byte: b }));
             }
@@ -81,6 +72,16 @@ impl Separators {
             if let Some(slot) = seen.get_mut(i + 1) {
                 *slot = b;
             }
+        }
+        if count < 4 {
+            return Err(err(
+                4 + count,
+                2,
+                ErrorKind::TooFewEncodingChars { found: count },
+            ));
+        }
+        if count > 5 {
+            return Err(err(4 + 5, 2, ErrorKind::TooManyEncodingChars));
         }
         let seps = Separators {
             field,
