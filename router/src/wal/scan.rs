@@ -1,0 +1,165 @@
+//! Reading a whole segment's bytes back into records and damaged ranges (no I/O here).
+//!
+//! A record is accepted only if it checks out ([`record::check`]) and its sequence number is
+//! higher than the one before it. At damage the scan looks for the next occurrence of the record
+//! magic that starts an acceptable record; everything in between is one damaged range. Damage
+//! with no good record after it is the segment's tail (typically a write torn by a power cut).
+use std::ops::Range;
+
+use super::record::{self, MAGIC};
+
+/// One good record found in a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub offset: u64,
+    pub len: u64,
+    pub seq: u64,
+    pub destination_count: u16,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Scan {
+    pub records: Vec<Found>,
+    /// Damaged ranges between good records.
+    pub corrupt: Vec<(Range<u64>, &'static str)>,
+    /// Damage that runs to the end of the file: everything from here on is to be cut off.
+    pub torn_tail: Option<(u64, &'static str)>,
+}
+
+/// Scans a segment whose records must have sequence numbers in `seqs` (from the segment's
+/// name up to the next segment's), so that a record can only ever be found in one segment.
+pub(crate) fn scan(buf: &[u8], seqs: Range<u64>) -> Scan {
+    let mut out = Scan::default();
+    let mut at = 0usize;
+    let mut last_seq: Option<u64> = None;
+    while at < buf.len() {
+        match accept(buf, at, last_seq, &seqs) {
+            Ok(found) => {
+                last_seq = Some(found.seq);
+                at += found.len as usize; // a record's length fits in memory: it came from `buf`
+                out.records.push(found);
+            }
+            Err(reason) => match resync(buf, at + 1, last_seq, &seqs) {
+                Some(next) => {
+                    out.corrupt.push((at as u64..next as u64, reason));
+                    at = next;
+                }
+                None => {
+                    out.torn_tail = Some((at as u64, reason));
+                    break;
+                }
+            },
+        }
+    }
+    out
+}
+
+fn accept(
+    buf: &[u8],
+    at: usize,
+    last_seq: Option<u64>,
+    seqs: &Range<u64>,
+) -> Result<Found, &'static str> {
+    let (view, len) = record::check(buf.get(at..).unwrap_or_default())?;
+    if last_seq.is_some_and(|last| view.seq <= last) {
+        return Err("sequence number out of order");
+    }
+    if !seqs.contains(&view.seq) {
+        return Err("sequence number outside the segment's range");
+    }
+    Ok(Found {
+        offset: at as u64,
+        len: len as u64,
+        seq: view.seq,
+        destination_count: view.destination_count,
+    })
+}
+
+/// The offset of the next acceptable record at or after `from`.
+fn resync(buf: &[u8], from: usize, last_seq: Option<u64>, seqs: &Range<u64>) -> Option<usize> {
+    let rest = buf.get(from..)?;
+    memchr::memmem::find_iter(rest, &MAGIC)
+        .map(|i| from + i)
+        .find(|&at| accept(buf, at, last_seq, seqs).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::types::{NewRecord, Origin};
+
+    fn segment(seqs: &[u64]) -> (Vec<u8>, Vec<Range<usize>>) {
+        let mut buf = Vec::new();
+        let mut spans = Vec::new();
+        for &seq in seqs {
+            let start = buf.len();
+            // The message holds the magic on purpose: the scan must not take it for a record.
+            let message = [b"abc".as_slice(), &MAGIC, b"def"].concat();
+            let rec = NewRecord {
+                destinations: &["E1"],
+                origin: Origin {
+                    listener: "l",
+                    peer: "p",
+                    arrival_unix_nanos: seq,
+                    control_id: "c",
+                },
+                message: &message,
+            };
+            record::encode(seq, &rec, &mut buf).unwrap();
+            spans.push(start..buf.len());
+        }
+        (buf, spans)
+    }
+
+    #[test]
+    fn clean_segment_yields_every_record() {
+        let (buf, spans) = segment(&[5, 6, 7]);
+        let s = scan(&buf, 0..u64::MAX);
+        assert_eq!(
+            s.records.iter().map(|f| f.seq).collect::<Vec<_>>(),
+            [5, 6, 7]
+        );
+        assert_eq!(s.records[2].offset, spans[2].start as u64);
+        assert!(s.corrupt.is_empty() && s.torn_tail.is_none());
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_skipped_to_the_next_record() {
+        let (mut buf, spans) = segment(&[1, 2, 3]);
+        buf[spans[1].start + 20] ^= 0xFF;
+        let s = scan(&buf, 0..u64::MAX);
+        assert_eq!(s.records.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 3]);
+        let expected = spans[1].start as u64..spans[2].start as u64;
+        assert_eq!(s.corrupt.len(), 1);
+        assert_eq!(s.corrupt[0].0, expected);
+        assert!(s.torn_tail.is_none());
+    }
+
+    #[test]
+    fn a_replayed_old_sequence_number_counts_as_damage() {
+        let (mut buf, _) = segment(&[4, 5]);
+        let (older, _) = segment(&[3]);
+        buf.extend_from_slice(&older);
+        let s = scan(&buf, 0..u64::MAX);
+        assert_eq!(s.records.len(), 2);
+        assert_eq!(
+            s.torn_tail.map(|t| t.0),
+            Some((buf.len() - older.len()) as u64)
+        );
+    }
+
+    #[test]
+    fn records_outside_the_segment_range_are_damage() {
+        let (buf, spans) = segment(&[8, 9, 10]);
+        let s = scan(&buf, 8..10);
+        assert_eq!(s.records.len(), 2);
+        assert_eq!(s.torn_tail.map(|t| t.0), Some(spans[2].start as u64));
+    }
+
+    #[test]
+    fn garbage_only_is_all_tail() {
+        let s = scan(&[0u8; 100], 0..u64::MAX);
+        assert!(s.records.is_empty());
+        assert_eq!(s.torn_tail.map(|t| t.0), Some(0));
+    }
+}
