@@ -13,9 +13,10 @@
 //! - [`split_messages`] / [`Batch`]: files of several messages, FHS/BHS batches;
 //! - [`write_ack`]: AA/AE/AR and CA/CE/CR acknowledgements into a caller's buffer.
 //!
-//! Invariants: no allocation except in `unescape` (when there is something to decode) and the
-//! writers; no panic on any input; every error carries a byte offset and, when known, the
-//! segment and field. Offsets count from the start of the slice given to the parser.
+//! Invariants: nothing allocates except `unescape` (only when there is something to decode) and
+//! the writers (which only grow the caller's buffer); no panic on any input; every error carries
+//! a byte offset and, when known, the segment and field. Offsets count from the start of the
+//! slice given to the parser.
 
 mod ack;
 mod batch;

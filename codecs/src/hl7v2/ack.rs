@@ -254,7 +254,6 @@ fn write_err(err: &AckError<'_>, seps: &Separators, out: &mut Vec<u8>) {
     let fs = seps.field;
     let cs = seps.component;
     let ss = seps.subcomponent;
-    let code = err.code.to_string();
     let description = table_0357(err.code).unwrap_or("");
     out.extend_from_slice(b"ERR");
     out.push(fs);
@@ -265,10 +264,10 @@ fn write_err(err: &AckError<'_>, seps: &Separators, out: &mut Vec<u8>) {
         out.push(b'1');
         out.push(cs);
         if let Some(field) = err.field {
-            out.extend_from_slice(field.to_string().as_bytes());
+            number(out, field.into());
         }
         out.push(cs);
-        out.extend_from_slice(code.as_bytes());
+        number(out, err.code.into());
         out.push(ss);
         out.extend_from_slice(description.as_bytes());
         out.push(ss);
@@ -282,12 +281,12 @@ fn write_err(err: &AckError<'_>, seps: &Separators, out: &mut Vec<u8>) {
         out.push(b'1');
         if let Some(field) = err.field {
             out.push(cs);
-            out.extend_from_slice(field.to_string().as_bytes());
+            number(out, field.into());
         }
     }
     out.push(fs);
     // ERR-3 (CWE, table 0357) and ERR-4 severity.
-    out.extend_from_slice(code.as_bytes());
+    number(out, err.code.into());
     out.push(cs);
     out.extend_from_slice(description.as_bytes());
     out.push(cs);
@@ -298,7 +297,8 @@ fn write_err(err: &AckError<'_>, seps: &Separators, out: &mut Vec<u8>) {
     if err.offset.is_some() || !err.text.is_empty() {
         out.extend_from_slice(&[fs, fs, fs]);
         if let Some(offset) = err.offset {
-            out.extend_from_slice(format!("byte {offset}").as_bytes());
+            out.extend_from_slice(b"byte ");
+            number(out, offset);
         }
         if !err.text.is_empty() {
             out.push(fs);
@@ -306,6 +306,24 @@ fn write_err(err: &AckError<'_>, seps: &Separators, out: &mut Vec<u8>) {
         }
     }
     out.push(b'\r');
+}
+
+/// Appends `n` in decimal, without going through a `String`.
+fn number(out: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        if let Some(d) = digits.get_mut(at) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
 }
 
 /// HL7 table 0357 descriptions.
@@ -488,6 +506,15 @@ mod tests {
         assert_eq!(AckCode::from_bytes(b"XX"), None);
         assert_eq!(table_0357(207), Some("Application internal error"));
         assert_eq!(table_0357(999), None);
+    }
+
+    #[test]
+    fn numbers() {
+        for n in [0, 7, 10, 101, 65535, usize::MAX] {
+            let mut out = Vec::new();
+            number(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]

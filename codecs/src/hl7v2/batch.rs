@@ -46,6 +46,8 @@ fn classify(line: &[u8]) -> LineKind {
 
 /// Splits a file, batch or stream of concatenated messages into messages. Yields
 /// `(offset, bytes)` per message, or an error for each run of lines outside any message.
+/// Errors from parsing a yielded message count from the message's own start: add `offset`
+/// ([`ParseError::offset_by`]) to place them in the whole input.
 pub fn split_messages(input: &[u8]) -> SplitMessages<'_> {
     let bom = if input.starts_with(b"\xEF\xBB\xBF") {
         3

@@ -37,6 +37,16 @@ impl ParseError {
         }
     }
 
+    /// The same error with its offset moved by `base`: for an error found in a message that
+    /// [`split_messages`](super::split_messages) cut out at `base`, the offset in the whole
+    /// input.
+    pub fn offset_by(self, base: usize) -> ParseError {
+        ParseError {
+            offset: self.offset.saturating_add(base),
+            ..self
+        }
+    }
+
     /// The HL7 table 0357 error code that best describes this error, for ERR-3 of a negative ACK.
     pub fn hl7_code(&self) -> u16 {
         self.kind.hl7_code()
@@ -219,6 +229,22 @@ mod tests {
         );
         let e = ParseError::new(3, ErrorKind::BadSeparator { byte: b'A' });
         assert!(e.to_string().contains("'A'"), "{e}");
+    }
+
+    #[test]
+    fn offset_by_moves_only_the_offset() {
+        let e = ParseError::at(
+            7,
+            *b"MSH",
+            Some(2),
+            ErrorKind::TooFewEncodingChars { found: 3 },
+        );
+        let moved = e.clone().offset_by(100);
+        assert_eq!(moved.offset, 107);
+        assert_eq!(
+            (moved.segment, moved.field, moved.kind),
+            (e.segment, e.field, e.kind)
+        );
     }
 
     #[test]
