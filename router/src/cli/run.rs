@@ -1,0 +1,62 @@
+//! `ganglion run --config routes.toml`: the daemon.
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::daemon::{self, RunError, RunOptions};
+use crate::egress::settings::EgressSettings;
+use crate::runtime::driver::DriverChoice;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The routes file.
+    #[arg(long, default_value = "routes.toml")]
+    pub config: PathBuf,
+    /// I/O driver: auto (io_uring where the kernel allows it, else epoll), uring or epoll.
+    #[arg(long, default_value = "auto", env = "GANGLION_DRIVER")]
+    pub driver: DriverChoice,
+    /// Number of shards; overrides `[server] workers`.
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Seconds shutdown waits for queued messages to be delivered.
+    #[arg(long, default_value_t = 10)]
+    pub grace: u64,
+    /// Do not reload when the routes file changes (SIGHUP and `ganglion reload` still work).
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Seconds an endpoint has to acknowledge a message.
+    #[arg(long, default_value_t = 30)]
+    pub reply_timeout: u64,
+    /// Milliseconds before the first retry of a failed delivery (later ones back off from it).
+    #[arg(long, default_value_t = 100)]
+    pub retry_base_ms: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let defaults = EgressSettings::default();
+    let options = RunOptions {
+        config: args.config,
+        driver: args.driver,
+        workers: args.workers,
+        grace: Duration::from_secs(args.grace),
+        watch: !args.no_watch,
+        egress: EgressSettings {
+            reply_timeout: Duration::from_secs(args.reply_timeout),
+            backoff: crate::egress::backoff::BackoffPolicy {
+                base: Duration::from_millis(args.retry_base_ms),
+                ..defaults.backoff
+            },
+            ..defaults
+        },
+    };
+    match daemon::run(options) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(RunError::Config(diagnostics)) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            Ok(ExitCode::from(78))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

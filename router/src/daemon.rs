@@ -1,0 +1,237 @@
+//! `ganglion run`: start-up, the control loop, and shutdown.
+//!
+//! Start-up is a reload from nothing: the same `routes::load` that `check` and every reload
+//! use builds the first table. The shards are started (every runtime built before any starts
+//! work), each binds its share of the listeners, and this thread becomes the control thread:
+//! it turns SIGHUP, a change to the config file and admin requests into two-phase reloads, and
+//! SIGTERM/SIGINT into a graceful shutdown.
+pub mod admin;
+mod outcomes;
+mod reload;
+mod shard_main;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::control::{Command, Control};
+use crate::egress::settings::EgressSettings;
+use crate::ingress::listener::{bind_reuseport, ListenerCtx};
+use crate::metrics::Metrics;
+use crate::routes::file::Workers;
+use crate::routes::{self, Diagnostic, Protocol};
+use crate::runtime::driver::{Driver, DriverChoice};
+use crate::runtime::mesh::Mesh;
+use crate::runtime::shards;
+use crate::shard::Routing;
+use crate::tls::config::{server_config, TlsConfigError};
+pub use reload::ReloadOutcome;
+
+/// How the operator started the daemon.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub driver: DriverChoice,
+    /// Overrides `[server] workers`.
+    pub workers: Option<usize>,
+    /// How long shutdown waits for queued messages to be delivered.
+    pub grace: Duration,
+    /// Reload when the config file changes.
+    pub watch: bool,
+    pub egress: EgressSettings,
+}
+
+/// Why the daemon could not start (once started, it reports problems in its log and goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{} problem(s) in the configuration", .0.iter().filter(|d| d.is_error()).count())]
+    Config(Vec<Diagnostic>),
+    #[error("{0}")]
+    Tls(#[from] TlsConfigError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
+    let what = what.into();
+    move |source| RunError::Io { what, source }
+}
+
+/// Listening sockets for one shard: each listener's context and socket.
+type ShardSockets = Vec<(ListenerCtx, std::net::TcpListener)>;
+
+/// Runs the router until SIGTERM or SIGINT; returns once every shard has stopped.
+pub fn run(options: RunOptions) -> Result<(), RunError> {
+    let (table, warnings) = routes::load(&options.config).map_err(RunError::Config)?;
+    for warning in &warnings {
+        log::warn!("{warning}");
+    }
+    let workers = options.workers.unwrap_or(match table.server().workers {
+        Workers::Auto => shards::available_cores(),
+        Workers::Count(n) => n as usize,
+    });
+    let driver = options.driver.resolve().map_err(io_error("I/O driver"))?;
+    match (options.driver, driver) {
+        (DriverChoice::Auto, Driver::Epoll) => {
+            log::warn!("io_uring is not available here; using the epoll driver")
+        }
+        _ => log::info!("I/O driver: {driver}"),
+    }
+    let table = Arc::new(table);
+    let routing = Arc::new(Routing::build(Arc::clone(&table), workers, None)?);
+    let sockets = bind_listeners(&table, workers)?;
+    let metrics = Metrics::new(workers);
+    let mesh = Arc::new(Mesh::new(workers, 64 * 1024));
+    let control = Control::new(workers);
+    let ingress_open = Arc::new(AtomicU32::new(workers as u32));
+    let slots: Arc<Mutex<Vec<Option<ShardSockets>>>> =
+        Arc::new(Mutex::new(sockets.into_iter().map(Some).collect()));
+    let context = shard_main::Context {
+        routing: Arc::clone(&routing),
+        mesh,
+        control: Arc::clone(&control),
+        metrics: Arc::clone(&metrics),
+        settings: options.egress,
+        grace: options.grace,
+        ingress_open,
+    };
+    let handles = shards::spawn(workers, driver, true, move |info| {
+        let sockets = slots
+            .lock()
+            .ok()
+            .and_then(|mut all| all.get_mut(info.index).and_then(Option::take))
+            .unwrap_or_default();
+        shard_main::run(info, context.clone(), sockets)
+    })
+    .map_err(io_error("starting shards"))?;
+    log::info!("ganglion running with {workers} shard(s)");
+
+    let admin = admin::start(
+        table.server().admin,
+        Arc::clone(&metrics),
+        Arc::clone(&routing),
+    )
+    .map_err(io_error(format!("admin address {}", table.server().admin)))?;
+    let mut reloader = reload::Reloader::new(
+        options.config.clone(),
+        workers,
+        routing,
+        Arc::clone(&control),
+    );
+    control_loop(&options, &mut reloader, &admin)?;
+
+    for shard in 0..control.shards() {
+        control.send(shard, Command::Shutdown);
+    }
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => log::error!("a shard failed: {e}"),
+            Err(_) => log::error!("a shard panicked"),
+        }
+    }
+    log::info!("ganglion stopped");
+    Ok(())
+}
+
+/// Binds every listener once per shard and prints where each listens (port 0 picks one).
+fn bind_listeners(
+    table: &routes::RouteTable,
+    workers: usize,
+) -> Result<Vec<ShardSockets>, RunError> {
+    let mut per_shard: Vec<ShardSockets> = (0..workers).map(|_| Vec::new()).collect();
+    for listener in table.listeners() {
+        let tls = match (&listener.protocol, &listener.cert) {
+            (Protocol::Mllps | Protocol::ItkHttps, Some((cert, key))) => {
+                let client_ca = listener.client_ca.as_deref();
+                Some(server_config(cert, key, client_ca)?)
+            }
+            _ => None,
+        };
+        let sockets = bind_reuseport(listener.bind, workers).map_err(io_error(format!(
+            "listener {} on {}",
+            listener.name, listener.bind
+        )))?;
+        let bound: SocketAddr = sockets
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(listener.bind);
+        // A fixed, parseable line: tests and scripts read the port when the config says 0.
+        println!(
+            "listening name={} protocol={} addr={bound}",
+            listener.name, listener.protocol
+        );
+        let open = Arc::new(AtomicU32::new(0));
+        let name: Arc<str> = Arc::from(listener.name.as_str());
+        for (shard, socket) in sockets.into_iter().enumerate() {
+            per_shard[shard].push((
+                ListenerCtx {
+                    name: Arc::clone(&name),
+                    config: listener.clone(),
+                    tls: tls.clone(),
+                    open: Arc::clone(&open),
+                },
+                socket,
+            ));
+        }
+    }
+    Ok(per_shard)
+}
+
+/// Signals, the config-file watch and admin requests, until told to stop.
+fn control_loop(
+    options: &RunOptions,
+    reloader: &mut reload::Reloader,
+    admin: &admin::Admin,
+) -> Result<(), RunError> {
+    let mut signals =
+        Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(io_error("signal handlers"))?;
+    let mut seen = modified(&options.config);
+    let mut last_check = Instant::now();
+    loop {
+        for signal in signals.pending() {
+            match signal {
+                SIGHUP => {
+                    log::info!("SIGHUP: reloading {}", options.config.display());
+                    reload(reloader, admin);
+                }
+                _ => {
+                    log::info!("signal {signal}: shutting down");
+                    return Ok(());
+                }
+            }
+        }
+        while let Some(request) = admin.next_request() {
+            request.answer(reload(reloader, admin));
+        }
+        if options.watch && last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            let now = modified(&options.config);
+            if now != seen {
+                seen = now;
+                log::info!("{} changed: reloading", options.config.display());
+                reload(reloader, admin);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reloads and lets the admin server see the routing now in force.
+fn reload(reloader: &mut reload::Reloader, admin: &admin::Admin) -> ReloadOutcome {
+    let outcome = reloader.reload();
+    if let Ok(mut current) = admin.routing.lock() {
+        *current = Arc::clone(reloader.current());
+    }
+    outcome
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}

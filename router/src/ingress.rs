@@ -1,0 +1,12 @@
+//! Receiving messages from senders.
+//!
+//! - [`listener`]: SO_REUSEPORT sockets per shard and the accept loop.
+//! - [`mllp`]: an MLLP sender's connection: frames in, ACKs out, in order, one write per batch.
+//! - [`itk`]: an ITK sender's HTTP/1.1 connection: SOAP requests in, responses or faults out.
+//! - [`accept`]: route, wait for room, hand to the endpoints' owners: where "accepted" is decided.
+//! - [`answer`]: what the sender is told (AA/AE/AR, CA/CE/CR), decided in one place.
+pub mod accept;
+pub mod answer;
+pub mod itk;
+pub mod listener;
+pub mod mllp;

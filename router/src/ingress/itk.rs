@@ -1,0 +1,437 @@
+//! One ITK sender's HTTP/1.1 connection: SOAP requests in, responses or faults out.
+//!
+//! A request is read whole (Content-Length or chunked, within the listener's limit), parsed,
+//! routed by its service and fanned out per address, and answered synchronously: the
+//! `SimpleMessageResponse` once it is accepted, a SOAP Client fault when it is malformed or
+//! unroutable, a Server fault when we cannot take it now. Connections are kept alive as the
+//! sender asks. When the envelope asks for an infrastructure acknowledgement and its sender is
+//! in the directory, an InfAck is routed back to it.
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use codecs::http1;
+use codecs::itk::{self, ErrorInfo, FaultCode, FaultReply, InfAck, InfResult, SimpleResponse};
+
+use super::accept::{accept, Origin, Taken};
+use super::listener::ListenerCtx;
+use crate::metrics::Metrics;
+use crate::net::stream::Stream;
+use crate::pipeline::{Accepted, Delivery, Kind};
+use crate::routes::keys::Column;
+use crate::routes::message::ItkView;
+use crate::routes::Decision;
+use crate::shard::Shard;
+use crate::signal::LocalSignal;
+
+/// Our identity in the InfAcks we send (`auditIdentity`, `reportingIdentity`).
+pub const ROUTER_IDENTITY: &str = "urn:nhs-uk:identity:ganglion";
+
+/// Toolkit error code for a request we cannot process (malformed, unroutable).
+const ERROR_CLIENT: &str = "1000";
+
+/// Serves one sender until it closes, asks to close, goes idle, or breaks the protocol.
+pub async fn serve(
+    shard: Rc<Shard>,
+    listener: Rc<ListenerCtx>,
+    mut stream: Stream,
+    origin: Origin,
+    stop: Rc<LocalSignal>,
+) {
+    if let Err(e) = stream.handshake(&shard.pool).await {
+        log::info!(
+            "{}: {}: TLS handshake failed: {e}",
+            listener.name,
+            origin.peer
+        );
+        return;
+    }
+    let limits = http1::Limits {
+        max_body: listener.config.max_message_bytes,
+        ..http1::Limits::default()
+    };
+    let mut input: Vec<u8> = Vec::new();
+    let mut decision = Decision::default();
+    loop {
+        let request =
+            match read_request(&mut stream, &mut input, &limits, &listener, &stop, &shard).await {
+                Ok(Some(request)) => request,
+                Ok(None) => return,
+                Err(error) => {
+                    // The framing is broken: answer with the status the parser chose, then close,
+                    // because we no longer know where the next request starts.
+                    let mut out = shard.pool.take();
+                    http1::write_error_response(&mut out, &error);
+                    let _ = stream.write_pooled(out, &shard.pool).await;
+                    let _ = stream.shutdown(&shard.pool).await;
+                    return;
+                }
+            };
+        let mut out = shard.pool.take();
+        let body = &input[request.body.clone()];
+        let status = if request.method_ok {
+            handle(
+                &shard,
+                &origin,
+                body,
+                request.soap_action.as_deref(),
+                &mut decision,
+                &mut out,
+            )
+            .await
+        } else {
+            write_fault(
+                &shard,
+                None,
+                FaultCode::Client,
+                ERROR_CLIENT,
+                "only POST is accepted here",
+                &mut out,
+            );
+            405
+        };
+        let mut response = shard.pool.take();
+        let spec = http1::ResponseSpec {
+            status,
+            content_type: "text/xml; charset=utf-8",
+            keep_alive: request.keep_alive,
+        };
+        let written = http1::write_response(&mut response, &spec, &out);
+        shard.pool.give(out);
+        input.drain(..request.consumed);
+        shard.flush();
+        if written.is_err() || stream.write_pooled(response, &shard.pool).await.is_err() {
+            return;
+        }
+        if !request.keep_alive {
+            let _ = stream.shutdown(&shard.pool).await;
+            return;
+        }
+    }
+}
+
+/// A whole request in the connection's buffer.
+struct Request {
+    method_ok: bool,
+    soap_action: Option<String>,
+    keep_alive: bool,
+    /// Where the (decoded) body sits in the buffer.
+    body: std::ops::Range<usize>,
+    /// Bytes of the buffer this request used, head and framing included.
+    consumed: usize,
+}
+
+/// Reads until one whole request is in `input`. `Ok(None)`: the connection ended (closed,
+/// idle, or shutdown) between requests.
+async fn read_request(
+    stream: &mut Stream,
+    input: &mut Vec<u8>,
+    limits: &http1::Limits,
+    listener: &ListenerCtx,
+    stop: &LocalSignal,
+    shard: &Shard,
+) -> Result<Option<Request>, http1::HttpError> {
+    let mut sent_continue = false;
+    let mut chunked: Option<(http1::ChunkedDecoder, usize)> = None;
+    loop {
+        let parsed = {
+            let mut headers = [http1::EMPTY_HEADER; 64];
+            http1::parse_request(input, &mut headers, limits)?.map(|head| {
+                (
+                    head.method == "POST",
+                    head.soap_action()
+                        .map(|a| String::from_utf8_lossy(a).trim_matches('"').to_string()),
+                    head.keep_alive,
+                    head.head_len,
+                    head.framing,
+                    head.expect_continue,
+                )
+            })
+        };
+        if let Some((method_ok, soap_action, keep_alive, head_len, framing, expect_continue)) =
+            parsed
+        {
+            if expect_continue && !sent_continue {
+                sent_continue = true;
+                let mut out = shard.pool.take();
+                out.extend_from_slice(http1::CONTINUE_100);
+                if stream.write_pooled(out, &shard.pool).await.is_err() {
+                    return Ok(None);
+                }
+            }
+            let body = match framing {
+                http1::BodyFraming::None => Some((head_len..head_len, head_len)),
+                http1::BodyFraming::Length(len) => {
+                    let end = head_len.saturating_add(usize::try_from(len).unwrap_or(usize::MAX));
+                    (input.len() >= end).then_some((head_len..end, end))
+                }
+                http1::BodyFraming::Chunked => {
+                    // Decoded in place as it arrives: the body collects at head_len..end and
+                    // the raw bytes not yet decoded follow it.
+                    let (decoder, end) = chunked.get_or_insert_with(|| {
+                        (
+                            http1::ChunkedDecoder::new(limits.max_body, head_len),
+                            head_len,
+                        )
+                    });
+                    let (new_end, done) = decoder.decode_vec(input, *end)?;
+                    *end = new_end;
+                    done.then_some((head_len..new_end, new_end))
+                }
+                http1::BodyFraming::UntilClose => Some((head_len..head_len, head_len)),
+            };
+            if let Some((body, consumed)) = body {
+                return Ok(Some(Request {
+                    method_ok,
+                    soap_action,
+                    keep_alive,
+                    body,
+                    consumed,
+                }));
+            }
+        }
+        if !wait_and_read(stream, input, listener, stop, shard).await {
+            return Ok(None);
+        }
+    }
+}
+
+/// Reads more of the request; `false` when the connection should end.
+async fn wait_and_read(
+    stream: &mut Stream,
+    input: &mut Vec<u8>,
+    listener: &ListenerCtx,
+    stop: &LocalSignal,
+    shard: &Shard,
+) -> bool {
+    // Shutdown only interrupts a connection between requests; one half-read is finished.
+    let idle: Duration = listener.config.idle_timeout;
+    let ready = if input.is_empty() {
+        if stop.is_raised() {
+            return false;
+        }
+        monoio::select! {
+            r = monoio::time::timeout(idle, stream.readable()) => r,
+            _ = stop.wait() => return false,
+        }
+    } else {
+        monoio::time::timeout(idle, stream.readable()).await
+    };
+    if !matches!(ready, Ok(Ok(()))) {
+        return false;
+    }
+    matches!(stream.read_into(input, &shard.pool).await, Ok(n) if n > 0)
+}
+
+/// Handles one request body; writes the SOAP response into `out`, returns the HTTP status.
+async fn handle(
+    shard: &Shard,
+    origin: &Origin,
+    body: &[u8],
+    soap_action: Option<&str>,
+    decision: &mut Decision,
+    out: &mut Vec<u8>,
+) -> u16 {
+    Metrics::bump(&shard.counters().received);
+    let message = match itk::parse(body) {
+        Ok(message) => message,
+        Err(error) => {
+            Metrics::bump(&shard.counters().unreadable);
+            let text = error.to_string();
+            let (code, system) = match error.de_code() {
+                Some(de) => (de, itk::DE_ERROR_CODE_SYSTEM),
+                None => (ERROR_CLIENT, itk::TOOLKIT_ERROR_CODE_SYSTEM),
+            };
+            let id = shard.uuids.next_uuid();
+            let reply = FaultReply {
+                message_id: &shard.uuids.next_uuid(),
+                relates_to: None,
+                code: FaultCode::Client,
+                fault_string: FaultCode::Client.default_string(),
+                error: ErrorInfo {
+                    id: &id,
+                    code,
+                    code_system: system,
+                    text: "the request could not be read",
+                    diagnostic: Some(&text),
+                },
+            };
+            itk::write_fault(out, &reply);
+            return 500;
+        }
+    };
+    let request_id = message
+        .soap
+        .as_ref()
+        .and_then(|s| s.message_id.as_ref())
+        .and_then(|t| t.decoded().ok())
+        .map(|t| t.into_owned());
+    let action = message
+        .soap
+        .as_ref()
+        .and_then(|s| s.action.as_ref())
+        .and_then(|t| t.decoded().ok())
+        .map(|t| t.into_owned())
+        .or_else(|| soap_action.map(str::to_string))
+        .or_else(|| {
+            message
+                .envelope
+                .service
+                .decoded()
+                .ok()
+                .map(|t| t.into_owned())
+        })
+        .unwrap_or_default();
+    let tracking = &message.envelope.tracking_id;
+    let control_id = tracking.offset()..tracking.offset() + tracking.raw().len();
+    let inf_ack = inf_ack_target(shard, &message);
+    let view = ItkView::new(message);
+    let taken = accept(
+        shard,
+        &view,
+        body,
+        Kind::Itk,
+        control_id,
+        Some(&action),
+        origin,
+        decision,
+    )
+    .await;
+    match taken {
+        Taken::Rejected { reason } => {
+            Metrics::bump(&shard.counters().rejected);
+            write_fault(
+                shard,
+                request_id.as_deref(),
+                FaultCode::Client,
+                ERROR_CLIENT,
+                &reason,
+                out,
+            );
+            500
+        }
+        Taken::Queued(_) | Taken::Dropped { .. } | Taken::DeadLettered => {
+            Metrics::bump(&shard.counters().accepted);
+            if let Some(target) = inf_ack {
+                send_inf_ack(shard, origin, &target).await;
+            }
+            let reply = SimpleResponse {
+                message_id: &shard.uuids.next_uuid(),
+                request_action: &action,
+                relates_to: request_id.as_deref().unwrap_or(""),
+                text: "OK",
+                timestamp: None,
+            };
+            itk::write_simple_response(out, &reply);
+            200
+        }
+    }
+}
+
+fn write_fault(
+    shard: &Shard,
+    relates_to: Option<&str>,
+    code: FaultCode,
+    error_code: &str,
+    text: &str,
+    out: &mut Vec<u8>,
+) {
+    let id = shard.uuids.next_uuid();
+    let reply = FaultReply {
+        message_id: &shard.uuids.next_uuid(),
+        relates_to,
+        code,
+        fault_string: code.default_string(),
+        error: ErrorInfo::toolkit(&id, error_code, text),
+    };
+    itk::write_fault(out, &reply);
+}
+
+/// Who gets the infrastructure ACK of an envelope, when it asks for one.
+struct InfAckTarget {
+    endpoint: crate::routes::EndpointId,
+    sender: String,
+    tracking_id_ref: String,
+    service_ref: String,
+}
+
+fn inf_ack_target(shard: &Shard, message: &itk::ItkMessage<'_>) -> Option<InfAckTarget> {
+    let de = &message.envelope;
+    if de.inf_ack_requested() != Some(true) {
+        return None;
+    }
+    let sender = de.sender_address.as_ref()?.uri.decoded().ok()?.into_owned();
+    let endpoint = shard
+        .routing()
+        .table
+        .lookup(Column::ItkAddress, sender.as_bytes())?;
+    Some(InfAckTarget {
+        endpoint,
+        sender,
+        tracking_id_ref: de.tracking_id.decoded().ok()?.into_owned(),
+        service_ref: de.service.decoded().ok()?.into_owned(),
+    })
+}
+
+/// Builds the InfAck (a SOAP request carrying a new Distribution Envelope) and queues it for
+/// the sender's endpoint like any other message.
+async fn send_inf_ack(shard: &Shard, origin: &Origin, target: &InfAckTarget) {
+    let routing = shard.routing();
+    let (Some(endpoint), Some(handle)) = (
+        routing.table.endpoint(target.endpoint),
+        routing.handle(target.endpoint),
+    ) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let timestamp = crate::clock::xml_datetime(now);
+    let tracking_id = shard.uuids.next_uuid();
+    let payload_uuid = shard.uuids.next_uuid();
+    let message_id = shard.uuids.next_uuid();
+    let to = endpoint.address.to_string();
+    let ack = InfAck {
+        tracking_id: &tracking_id,
+        payload_uuid: &payload_uuid,
+        to: Some(&target.sender),
+        audit_identity: ROUTER_IDENTITY,
+        sender: None,
+        timestamp: &timestamp,
+        tracking_id_ref: &target.tracking_id_ref,
+        service_ref: &target.service_ref,
+        result: InfResult::Ok,
+        errors: &[],
+    };
+    let header = itk::RequestHeader {
+        message_id: &message_id,
+        action: itk::SERVICE_INF_ACK,
+        to: &to,
+        from: None,
+        timestamp: None,
+        username: None,
+    };
+    let mut bytes = Vec::new();
+    itk::write_soap_request(&mut bytes, &header, |out| {
+        itk::write_infrastructure_ack(out, &ack)
+    });
+    let control_id = match memchr::memmem::find(&bytes, tracking_id.as_bytes()) {
+        Some(at) => at..at + tracking_id.len(),
+        None => 0..0,
+    };
+    shard.wait_for_room(handle).await;
+    let message = Arc::new(Accepted {
+        seq: shard.next_seq(),
+        kind: Kind::Itk,
+        bytes: bytes.into(),
+        control_id,
+        soap_action: Some(itk::SERVICE_INF_ACK.into()),
+        arrived: now,
+        listener: Arc::clone(&origin.listener),
+        peer: origin.peer,
+    });
+    let delivery = Delivery {
+        message,
+        endpoint: Arc::clone(&handle.name),
+        queued: Arc::clone(&handle.queued),
+    };
+    shard.dispatch(delivery, handle).await;
+}

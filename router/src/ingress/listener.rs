@@ -1,0 +1,143 @@
+//! Listening sockets: one per listener per shard, all bound to the same address with
+//! SO_REUSEPORT so the kernel spreads new connections across the shards.
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use monoio::net::TcpListener;
+use rustls::{ServerConfig, ServerConnection};
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+
+use super::accept::Origin;
+use crate::net::stream::Stream;
+use crate::routes::table::Listener;
+use crate::routes::Protocol;
+use crate::shard::Shard;
+use crate::signal::LocalSignal;
+
+/// A listener's settings and state shared by its connections on one shard.
+pub struct ListenerCtx {
+    pub name: Arc<str>,
+    pub config: Listener,
+    pub tls: Option<Arc<ServerConfig>>,
+    /// Open connections across all shards, against `config.max_connections`.
+    pub open: Arc<AtomicU32>,
+}
+
+impl ListenerCtx {
+    pub fn max_message_bytes(&self) -> usize {
+        usize::try_from(self.config.max_message_bytes).unwrap_or(usize::MAX)
+    }
+}
+
+/// Binds `count` sockets to `addr` with SO_REUSEPORT, one per shard. When `addr` has port 0 the
+/// first socket picks the port and the rest share it.
+pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM,
+            Some(SockProtocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr()?;
+        sockets.push(listener);
+    }
+    Ok(sockets)
+}
+
+/// Accepts connections until `stop` fires, serving each on this shard.
+pub async fn run(
+    shard: Rc<Shard>,
+    ctx: Rc<ListenerCtx>,
+    socket: std::net::TcpListener,
+    stop: Rc<LocalSignal>,
+) {
+    let listener = match TcpListener::from_std(socket) {
+        Ok(listener) => listener,
+        Err(e) => {
+            log::error!(
+                "{}: cannot use its socket on shard {}: {e}",
+                ctx.name,
+                shard.info.index
+            );
+            return;
+        }
+    };
+    let live = Rc::new(Cell::new(0usize));
+    loop {
+        let accepted = monoio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of descriptors or memory: back off briefly rather than spin.
+                log::warn!("{}: accept: {e}", ctx.name);
+                monoio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
+            ctx.open.fetch_sub(1, Ordering::AcqRel);
+            log::warn!(
+                "{}: refusing {peer}: already {} connections",
+                ctx.name,
+                ctx.config.max_connections
+            );
+            drop(tcp);
+            continue;
+        }
+        let stream = match &ctx.tls {
+            Some(config) => match ServerConnection::new(Arc::clone(config)) {
+                Ok(conn) => Stream::tls(tcp, conn),
+                Err(e) => {
+                    ctx.open.fetch_sub(1, Ordering::AcqRel);
+                    log::error!("{}: TLS setup: {e}", ctx.name);
+                    continue;
+                }
+            },
+            None => Stream::Plain(tcp),
+        };
+        let _ = stream.set_nodelay();
+        let origin = Origin {
+            listener: Arc::clone(&ctx.name),
+            peer,
+        };
+        let (shard, ctx2, stop2, live2) = (
+            Rc::clone(&shard),
+            Rc::clone(&ctx),
+            Rc::clone(&stop),
+            Rc::clone(&live),
+        );
+        live.set(live.get() + 1);
+        monoio::spawn(async move {
+            match ctx2.config.protocol {
+                Protocol::Mllp | Protocol::Mllps => {
+                    super::mllp::serve(shard, Rc::clone(&ctx2), stream, origin, stop2).await
+                }
+                Protocol::ItkHttp | Protocol::ItkHttps => {
+                    super::itk::serve(shard, Rc::clone(&ctx2), stream, origin, stop2).await
+                }
+            }
+            ctx2.open.fetch_sub(1, Ordering::AcqRel);
+            live2.set(live2.get() - 1);
+        });
+    }
+    // Connections finish the batch they are reading, answer it, and close on their own (they
+    // watch the same signal); wait for them so shutdown knows every sender was answered.
+    while live.get() > 0 {
+        monoio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,44 @@
+//! ganglion's router: everything between the codecs and the command line.
+//!
+//! Configuration and tools:
+//! - [`routes`]: `routes.toml` and the endpoint directory, parsed with spans, validated as a whole
+//!   and compiled into the immutable `RouteTable` that routes each message.
+//! - [`inspect`]: finds the messages in a file (raw HL7v2, batches, MLLP frames, ITK XML, whole
+//!   HTTP requests) and reports the routing keys the codecs read.
+//! - [`cli`]: the `ganglion` command line (the binary's `main` is one call into it).
+//! - [`charset`]: turns HL7v2 values into text by the message's own character set (MSH-18).
+//!
+//! The daemon, in the order a message meets it:
+//! - [`daemon`]: start-up, the control thread (signals, file watch, admin, reloads), shutdown.
+//! - [`runtime`]: thread-per-core shards on monoio (io_uring or epoll) and the mesh between them.
+//! - [`shard`]: one shard's routing, its endpoints' workers, its end of the mesh.
+//! - [`ingress`]: listeners, MLLP and ITK connections, where "accepted" is decided.
+//! - [`pipeline`]: the accepted message and its deliveries.
+//! - [`egress`]: endpoint workers, connections, replies and their verdicts, backoff.
+//! - [`wal`]: each shard's write-ahead log (segments, group commit, delivery marks, recovery).
+//! - [`deadletter`]: messages given up on, one file each in `<data>/dead-letters/`.
+//!
+//! Parts they share: [`net`] (plain and TLS streams with pooled buffers), [`tls`] (rustls
+//! configurations, a private CA), [`control`] (control-thread commands), [`metrics`],
+//! [`signal`] (shard-local stop signal), [`clock`] (wire-format times), [`ids`] (UUIDs).
+#![forbid(unsafe_code)]
+
+pub mod charset;
+pub mod cli;
+pub mod clock;
+pub mod control;
+pub mod daemon;
+pub mod deadletter;
+pub mod egress;
+pub mod ids;
+pub mod ingress;
+pub mod inspect;
+pub mod metrics;
+pub mod net;
+pub mod pipeline;
+pub mod routes;
+pub mod runtime;
+pub mod shard;
+pub mod signal;
+pub mod tls;
+pub mod wal;

@@ -1,0 +1,53 @@
+//! What flows from ingress to egress: an accepted message and its deliveries.
+//!
+//! A message is copied once, out of the connection's receive buffer into an [`Accepted`], when
+//! it is accepted; every destination then shares it through an `Arc`, so fan-out to N endpoints
+//! costs N small [`Delivery`] values, not N copies. The bytes are exactly those received.
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The family a message belongs to, which decides how it is framed towards an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// ER7 HL7v2; the bytes are the MLLP frame's payload.
+    Hl7v2,
+    /// ITK; the bytes are the HTTP request body (the SOAP envelope).
+    Itk,
+}
+
+/// One message accepted from a sender.
+#[derive(Debug)]
+pub struct Accepted {
+    /// Unique within this run of the router: the shard in the top bits, a counter below.
+    pub seq: u64,
+    pub kind: Kind,
+    pub bytes: Box<[u8]>,
+    /// Where the identifier a reply must quote sits in `bytes`: MSH-10 for HL7v2, the
+    /// Distribution Envelope tracking id for ITK.
+    pub control_id: Range<usize>,
+    /// The `SOAPAction` the sender used (ITK), forwarded unchanged.
+    pub soap_action: Option<Box<str>>,
+    pub arrived: SystemTime,
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+}
+
+impl Accepted {
+    /// The identifier a reply must quote (MSH-10, or the ITK tracking id).
+    pub fn control_id(&self) -> &[u8] {
+        self.bytes.get(self.control_id.clone()).unwrap_or_default()
+    }
+}
+
+/// One message on its way to one endpoint.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Arc<Accepted>,
+    /// The endpoint's name: stable across reloads, unlike its index in a table.
+    pub endpoint: Arc<str>,
+    /// The endpoint's count of messages not yet done, lowered when this one is.
+    pub queued: Arc<AtomicU32>,
+}

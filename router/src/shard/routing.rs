@@ -1,0 +1,127 @@
+//! The routing state a shard works from: the compiled table plus, aligned with its endpoint
+//! ids, what every shard needs to know about each endpoint at run time.
+//!
+//! A new [`Routing`] is built off the hot path on every reload (and at start-up, which is a
+//! reload from nothing) and swapped in whole; a message in flight keeps the `Arc` it started
+//! with, so it is routed and delivered by exactly one table.
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+
+use crate::routes::{EndpointId, RouteTable};
+use crate::tls::config::{client_config, ClientSettings, TlsConfigError};
+
+/// The table in force, with run-time handles for its endpoints and TLS client configurations.
+pub struct Routing {
+    pub table: Arc<RouteTable>,
+    /// Indexed by [`EndpointId::index`].
+    pub endpoints: Box<[EndpointHandle]>,
+    /// One client configuration per TLS profile name, shared by its endpoints so that they
+    /// share one session cache.
+    pub client_tls: HashMap<String, Arc<ClientConfig>>,
+}
+
+/// What any shard may need about an endpoint without asking its owner.
+#[derive(Clone, Debug)]
+pub struct EndpointHandle {
+    pub name: Arc<str>,
+    /// The shard that holds the endpoint's connection and queue.
+    pub owner: usize,
+    /// Messages accepted for the endpoint and not yet done; ingress reads it to apply
+    /// back-pressure, the owner's worker lowers it. Survives reloads with the endpoint's name.
+    pub queued: Arc<AtomicU32>,
+}
+
+impl Routing {
+    /// Routing for `table` on `shards` shards, keeping the queue counters of endpoints that
+    /// `previous` already had (so that back-pressure survives a reload).
+    pub fn build(
+        table: Arc<RouteTable>,
+        shards: usize,
+        previous: Option<&Routing>,
+    ) -> Result<Routing, TlsConfigError> {
+        let old: HashMap<&str, &EndpointHandle> = previous
+            .map(|p| p.endpoints.iter().map(|h| (&*h.name, h)).collect())
+            .unwrap_or_default();
+        let endpoints = table
+            .endpoints()
+            .iter()
+            .map(|e| match old.get(e.name.as_str()) {
+                Some(handle) => EndpointHandle {
+                    owner: owner_of(&e.name, shards),
+                    ..(*handle).clone()
+                },
+                None => EndpointHandle {
+                    name: Arc::from(e.name.as_str()),
+                    owner: owner_of(&e.name, shards),
+                    queued: Arc::new(AtomicU32::new(0)),
+                },
+            })
+            .collect();
+        let mut users: HashMap<&str, usize> = HashMap::new();
+        for endpoint in table.endpoints() {
+            if let Some(profile) = &endpoint.tls {
+                *users.entry(profile.name.as_str()).or_default() += 1;
+            }
+        }
+        let mut client_tls = HashMap::new();
+        for endpoint in table.endpoints() {
+            let Some(profile) = &endpoint.tls else {
+                continue;
+            };
+            if client_tls.contains_key(&profile.name) {
+                continue;
+            }
+            let config = client_config(&ClientSettings {
+                ca: profile.ca.as_deref(),
+                client_cert: profile
+                    .client_cert
+                    .as_ref()
+                    .map(|(c, k)| (c.as_path(), k.as_path())),
+                verify_server_name: profile.verify_server_name,
+                // rustls keeps 256 sessions by default; a directory of 28,000 endpoints needs
+                // one per endpoint or a reconnect storm does full handshakes.
+                session_cache: users.get(profile.name.as_str()).copied().unwrap_or(1),
+            })?;
+            client_tls.insert(profile.name.clone(), config);
+        }
+        Ok(Routing {
+            table,
+            endpoints,
+            client_tls,
+        })
+    }
+
+    pub fn handle(&self, id: EndpointId) -> Option<&EndpointHandle> {
+        self.endpoints.get(id.index())
+    }
+}
+
+/// Which shard owns the endpoint called `name`. A hash of the name rather than its index, so
+/// that a reload that adds or removes other endpoints does not move its connection.
+pub fn owner_of(name: &str, shards: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    (hasher.finish() % shards.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_stable_and_spread() {
+        let mut counts = [0usize; 4];
+        for i in 0..4000 {
+            let name = format!("endpoint-{i}");
+            let owner = owner_of(&name, 4);
+            assert_eq!(owner, owner_of(&name, 4));
+            counts[owner] += 1;
+        }
+        assert!(counts.iter().all(|&n| n > 800), "{counts:?}");
+        assert_eq!(owner_of("x", 0), 0);
+    }
+}
