@@ -2,8 +2,11 @@
 use codecs::mllp::{encode, Decoder, Event};
 use proptest::prelude::*;
 
+/// A frame (Ok) or the head of an oversized one (Err), owned.
+type Decoded = Result<Vec<u8>, Vec<u8>>;
+
 /// Decodes `input` delivered in pieces cut at `cuts`; returns frames (Ok) and oversize heads (Err).
-fn decode_in_pieces(max: usize, input: &[u8], cuts: &[usize]) -> Vec<Result<Vec<u8>, Vec<u8>>> {
+fn decode_in_pieces(max: usize, input: &[u8], cuts: &[usize]) -> Vec<Decoded> {
     let mut dec = Decoder::new(max);
     let mut buf = Vec::new();
     let mut out = Vec::new();

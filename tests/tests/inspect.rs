@@ -346,7 +346,8 @@ fn unreadable_input_is_reported_with_its_offset_and_status_2() {
     assert_eq!(out.len(), 4, "{out:?}");
     assert_eq!(out[0]["control_id"], json!("C1"));
     assert_eq!(out[1]["index"], json!(1));
-    assert_eq!(out[1]["offset"], json!(ADT.len()));
+    // The offset is where the reading failed: just past `MSH|`, where MSH-2 should start.
+    assert_eq!(out[1]["offset"], json!(ADT.len() + 4));
     assert!(out[1]["error"].as_str().is_some_and(|e| !e.is_empty()));
     assert!(out[2]["error"]
         .as_str()

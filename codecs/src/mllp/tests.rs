@@ -1,8 +1,11 @@
 use super::*;
 
+/// A frame (Ok) or the head of an oversized one (Err), owned.
+type Owned = Result<Vec<u8>, Vec<u8>>;
+
 /// Feeds `chunks` one after another through a buffer the way a connection would, and returns
 /// every event (frames as owned bytes, oversized frames as `Err(head)`) plus the skip count.
-fn run(max: usize, chunks: &[&[u8]]) -> (Vec<Result<Vec<u8>, Vec<u8>>>, u64) {
+fn run(max: usize, chunks: &[&[u8]]) -> (Vec<Owned>, u64) {
     let mut dec = Decoder::new(max);
     let mut buf: Vec<u8> = Vec::new();
     let mut out = Vec::new();
