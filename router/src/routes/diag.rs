@@ -243,9 +243,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Sorts diagnostics into reading order: by file, then position; file-level problems first.
-pub fn sort(diags: &mut [Diagnostic]) {
-    diags.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+/// Sorts diagnostics into reading order: the config file's first, then the directory's, each by
+/// position (file-level problems first). Stable, so problems at one place keep their order.
+pub fn sort(config: &Path, diags: &mut [Diagnostic]) {
+    diags.sort_by_key(|d| (d.file != config, d.line, d.col));
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ pub fn read(file: &Path, data: &[u8]) -> Rows {
             };
         }
         Some(Err(e)) => {
-            diags.push(csv_error(file, &e));
+            diags.push(csv_error(file, &e, line_at(e.position())));
             return Rows {
                 diags,
                 ..Rows::default()
@@ -139,7 +139,7 @@ pub fn read(file: &Path, data: &[u8]) -> Rows {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                diags.push(csv_error(file, &e));
+                diags.push(csv_error(file, &e, line_at(e.position())));
                 continue;
             }
         };
@@ -266,10 +266,16 @@ fn without_comments(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-fn csv_error(file: &Path, e: &csv::Error) -> Diagnostic {
-    match e.position() {
-        Some(p) => Diagnostic::line_error(file, p.line(), format!("unreadable CSV: {e}")),
-        None => Diagnostic::file_error(file, format!("unreadable CSV: {e}")),
+fn csv_error(file: &Path, e: &csv::Error, line: u64) -> Diagnostic {
+    // The error's own text repeats a position in csv's counting; ours is in the prefix.
+    let what = match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is not UTF-8 text", err.field() + 1),
+        _ => e.to_string(),
+    };
+    if e.position().is_some() {
+        Diagnostic::line_error(file, line, format!("unreadable CSV: {what}"))
+    } else {
+        Diagnostic::file_error(file, format!("unreadable CSV: {what}"))
     }
 }
 

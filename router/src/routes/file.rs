@@ -156,6 +156,8 @@ pub struct RouteSection {
     pub conditions: Vec<ConditionSpec>,
     pub action: ActionSpec,
     pub cont: bool,
+    /// False when a condition or key of this route was reported bad and left out.
+    pub complete: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

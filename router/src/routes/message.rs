@@ -126,7 +126,8 @@ impl MessageView for ItkView<'_> {
 #[derive(Debug)]
 pub enum ParsedMessage<'a> {
     Hl7v2(Hl7View<'a>),
-    Itk(ItkView<'a>),
+    /// Boxed: the envelope view is several hundred bytes, the HL7v2 view a hundred.
+    Itk(Box<ItkView<'a>>),
 }
 
 impl<'a> ParsedMessage<'a> {
@@ -137,7 +138,7 @@ impl<'a> ParsedMessage<'a> {
                 .map(ParsedMessage::Hl7v2)
                 .map_err(|e| e.to_string()),
             Item::Itk(bytes) => ItkView::parse(bytes)
-                .map(ParsedMessage::Itk)
+                .map(|v| ParsedMessage::Itk(Box::new(v)))
                 .map_err(|e| e.to_string()),
         }
     }

@@ -69,10 +69,13 @@ pub(crate) fn warn(ctx: &mut Ctx<'_>, rules: &[Rule], keys: &[Key], index: &Inde
         }
         cands.sort_unstable();
         cands.dedup();
+        if !b.complete {
+            continue;
+        }
         let shadow = cands
             .iter()
             .filter_map(|&i| rules.get(i as usize))
-            .find(|a| always_decides(a) && covers(a, b, keys));
+            .find(|a| a.complete && always_decides(a) && covers(a, b, keys));
         if let Some(a) = shadow {
             ctx.warning(
                 b.span.clone(),

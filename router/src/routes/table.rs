@@ -74,6 +74,9 @@ pub struct Rule {
     pub(crate) conds: Box<[Cond]>,
     pub(crate) action: Action,
     pub(crate) cont: bool,
+    /// False when some of its conditions were reported bad and left out (only ever seen while
+    /// compiling a file with errors): such a rule takes no part in the "never matches" check.
+    pub(crate) complete: bool,
 }
 
 impl Rule {

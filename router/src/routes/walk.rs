@@ -54,17 +54,22 @@ impl<'s> Ctx<'s> {
         self.push(d)
     }
 
-    /// `routes.toml:12` or `endpoints.csv:40`, to point at an earlier definition.
+    /// `routes.toml:12` or `endpoints.csv:40`, to point at an earlier definition. The file
+    /// name alone is enough: it is one of the two files being loaded.
     pub fn place(&self, loc: &Loc) -> String {
+        let name = |p: &Path| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        };
         match loc {
-            Loc::Toml(span) => format!(
-                "{}:{}",
-                self.idx.file().display(),
-                self.idx.line_of(span.start)
-            ),
+            Loc::Toml(span) => {
+                format!("{}:{}", name(self.idx.file()), self.idx.line_of(span.start))
+            }
             Loc::Csv(line) => {
                 let file = self.csv.as_deref().unwrap_or_else(|| Path::new(""));
-                format!("{}:{line}", file.display())
+                format!("{}:{line}", name(file))
             }
         }
     }
@@ -89,6 +94,9 @@ impl<'s> Ctx<'s> {
         self.diags.iter().any(Diagnostic::is_error)
     }
 }
+
+/// The name of the document's root table in messages.
+pub const TOP_LEVEL: &str = "the top level";
 
 /// `a string`, `an integer`, …: toml's type name with its article, for "found …" messages.
 pub fn type_name(v: &DeValue<'_>) -> &'static str {
@@ -173,8 +181,8 @@ impl<'a, 's> Table<'a, 's> {
                 continue;
             }
             let hint = extra_hint(name).or_else(|| did_you_mean(name, known.iter().copied()));
-            let what = &self.what;
-            let d = ctx.error(k.span(), format!("unknown key `{name}` in {what}"));
+            let place = self.place();
+            let d = ctx.error(k.span(), format!("unknown key `{name}` {place}"));
             d.hint = hint;
         }
     }
@@ -200,12 +208,21 @@ impl<'a, 's> Table<'a, 's> {
             .map(|(k, _)| k.span())
     }
 
+    /// `in [server]`, or `at the top level` for the document itself.
+    pub fn place(&self) -> String {
+        if self.what == TOP_LEVEL {
+            "at the top level".to_owned()
+        } else {
+            format!("in {}", self.what)
+        }
+    }
+
     fn wrong(&self, ctx: &mut Ctx<'_>, key: &str, expected: &str, v: &Spanned<DeValue<'_>>) {
-        let what = &self.what;
+        let place = self.place();
         ctx.error(
             v.span(),
             format!(
-                "`{key}` in {what} must be {expected}, found {}",
+                "`{key}` {place} must be {expected}, found {}",
                 type_name(v.get_ref())
             ),
         );

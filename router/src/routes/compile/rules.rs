@@ -158,6 +158,7 @@ pub(super) fn routes(
             conds: conds.into(),
             action,
             cont: r.cont,
+            complete: r.complete,
         });
     }
     Rules { rules, keys }

@@ -14,7 +14,7 @@ use toml::de::DeTable;
 
 use super::diag::did_you_mean;
 use super::file::{RoutesFile, Unrouted};
-use super::walk::{array_of_tables, Ctx, Table};
+use super::walk::{array_of_tables, Ctx, Table, TOP_LEVEL};
 
 const TOP_KEYS: &[&str] = &[
     "unrouted",
@@ -53,7 +53,7 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
         }
         return None;
     }
-    let root = Table::from_table(root.get_ref(), 0..0, "the top level");
+    let root = Table::from_table(root.get_ref(), 0..0, TOP_LEVEL);
     root.reject_unknown(ctx, TOP_KEYS, |_| None);
     let mut file = RoutesFile::default();
 

@@ -51,6 +51,7 @@ fn looks_like_field_path(key: &str) -> bool {
 }
 
 pub fn route(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, number: usize) -> Option<RouteSection> {
+    let before = ctx.diags.len();
     t.reject_unknown(ctx, ROUTE_KEYS, route_key_hint);
     let name = t
         .str(ctx, "name")
@@ -78,6 +79,8 @@ pub fn route(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, number: usize) -> Option<Rout
             }
         }
     }
+    // A route whose conditions were reported bad stands for less than was written.
+    let complete = ctx.diags.len() == before;
     let action = action(ctx, t);
     let cont = t.bool(ctx, "continue").is_some_and(|b| *b.get_ref());
     let action = action?;
@@ -93,6 +96,7 @@ pub fn route(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, number: usize) -> Option<Rout
         conditions,
         action,
         cont,
+        complete,
     })
 }
 
