@@ -5,7 +5,10 @@
 //! into one segment, as one `pwrite` at the segment's tracked end; on failure the file is cut
 //! back to that end, so no later batch ever follows a half-written record (if even the cut fails,
 //! the log refuses appends until it is reopened). One process at a time holds the directory's
-//! `LOCK` (flock), so an offline tool cannot write beside a running router.
+//! `LOCK` (flock), so an offline tool cannot write beside a running router. `LOCK` also holds the
+//! next sequence number (8 bytes LE, written without fsync whenever the last segment goes), so
+//! record ids keep growing across restarts even when every segment was deleted; nothing depends
+//! on that for correctness, it only keeps ids unambiguous in logs and dead letters.
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -37,7 +40,7 @@ pub fn shard_dir(data_dir: &Path, shard: usize) -> PathBuf {
 pub struct ShardLog {
     dir: Arc<DirHandle>,
     config: WalConfig,
-    _lock: File,
+    lock: File,
     /// Every live segment by first sequence number; the active one, if any, is the last.
     segments: BTreeMap<u64, Segment>,
     active: Option<u64>,
@@ -62,6 +65,14 @@ impl ShardLog {
         fs::create_dir_all(dir).map_err(|e| WalError::io("create", dir, e))?;
         let lock = lock(dir)?;
         let recovered = recover::recover(dir)?;
+        let mut stored = [0u8; 8];
+        let next_seq = match lock.read_exact_at(&mut stored, 0) {
+            Ok(()) => recovered.next_seq.max(u64::from_le_bytes(stored)),
+            Err(_) => recovered.next_seq, // new or short: no high-water mark yet
+        };
+        if recovered.segments.is_empty() {
+            let _ = lock.write_all_at(&next_seq.to_le_bytes(), 0); // best effort, as in reap
+        }
         let handle = File::open(dir).map_err(|e| WalError::io("open", dir, e))?;
         let used = recovered.segments.values().map(Segment::disk_len).sum();
         let log = Self {
@@ -70,10 +81,10 @@ impl ShardLog {
                 path: dir.to_path_buf(),
             }),
             config,
-            _lock: lock,
+            lock,
             segments: recovered.segments,
             active: None,
-            next_seq: recovered.next_seq,
+            next_seq,
             last_appended: None,
             used,
             to_sync: Vec::new(),
@@ -150,6 +161,10 @@ impl ShardLog {
                 self.used = self.used.saturating_sub(seg.disk_len());
                 self.segments.remove(key);
             }
+        }
+        if !done.is_empty() && self.segments.is_empty() {
+            // Best effort (see the module note): a failure only lets ids restart lower.
+            let _ = self.lock.write_all_at(&self.next_seq.to_le_bytes(), 0);
         }
         Ok(done.len())
     }

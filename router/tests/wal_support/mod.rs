@@ -1,0 +1,100 @@
+//! Helpers shared by the `wal_*` integration tests: owned messages that turn into the log's
+//! borrowed records, and a look at the files of a shard directory.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::{Path, PathBuf};
+
+use router::wal::{Appended, Log, NewRecord, OwnedOrigin, PendingRecord, WalError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    pub dests: Vec<String>,
+    pub origin: OwnedOrigin,
+    pub message: Vec<u8>,
+}
+
+impl Msg {
+    /// Message `i`: an HL7v2-looking body padded to `len` bytes, with bytes that text
+    /// handling would spoil (MLLP framing bytes, NUL, invalid UTF-8) at the end.
+    pub fn new(i: u64, dests: &[&str], len: usize) -> Self {
+        let mut message =
+            format!("MSH|^~\\&|SEND|FAC|RECV|FAC|20240101||ADT^A01|CTL{i}|P|2.5\r").into_bytes();
+        message.extend_from_slice(&[0x0B, 0x1C, 0x0D, 0x00, 0xFF, 0xFE]);
+        while message.len() < len {
+            message.push(b'A' + (message.len() % 26) as u8);
+        }
+        Self {
+            dests: dests.iter().map(|d| d.to_string()).collect(),
+            origin: OwnedOrigin {
+                listener: format!("mllp-{}", i % 3),
+                peer: format!("10.0.0.{}:{}", i % 250, 40_000 + i % 1000),
+                arrival_unix_nanos: 1_700_000_000_000_000_000 + i,
+                control_id: format!("CTL{i}"),
+            },
+            message,
+        }
+    }
+
+    /// What replay must hand back for this message when `pending` destinations are left.
+    pub fn pending(&self, id: router::wal::RecordId, pending: &[u16]) -> PendingRecord {
+        PendingRecord {
+            id,
+            destinations: self.dests.clone(),
+            pending: pending.to_vec(),
+            origin: self.origin.clone(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+fn with_records<R>(msgs: &[Msg], f: impl FnOnce(&[NewRecord<'_>]) -> R) -> R {
+    let dests: Vec<Vec<&str>> = msgs
+        .iter()
+        .map(|m| m.dests.iter().map(String::as_str).collect())
+        .collect();
+    let records: Vec<NewRecord<'_>> = msgs
+        .iter()
+        .zip(&dests)
+        .map(|(m, d)| NewRecord {
+            destinations: d,
+            origin: m.origin.as_origin(),
+            message: &m.message,
+        })
+        .collect();
+    f(&records)
+}
+
+pub fn append(log: &mut impl Log, msgs: &[Msg]) -> Result<Appended, WalError> {
+    with_records(msgs, |r| log.append(r))
+}
+
+pub fn append_durably(log: &mut impl Log, msgs: &[Msg]) -> Result<Appended, WalError> {
+    with_records(msgs, |r| log.append_durably(r))
+}
+
+pub fn replay(log: &impl Log) -> Vec<PendingRecord> {
+    log.replay()
+        .map(|r| r.expect("pending record reads back"))
+        .collect()
+}
+
+/// The `.wal` files of a shard directory, in log order.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    files_ending(dir, ".wal")
+}
+
+pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(suffix))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+pub fn quarantined(dir: &Path) -> Vec<PathBuf> {
+    files_ending(&dir.join("quarantine"), "")
+}
