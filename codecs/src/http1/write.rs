@@ -43,6 +43,11 @@ pub fn write_response(
     if !(100..=999).contains(&spec.status) {
         return Err(bad("status"));
     }
+    // RFC 9110 §6.4.1: 1xx, 204 and 304 never have content, nor (1xx, 204) a length.
+    let bodiless = spec.status < 200 || spec.status == 204 || spec.status == 304;
+    if bodiless && !body.is_empty() {
+        return Err(bad("body"));
+    }
     check_field(spec.content_type, "content type")?;
     out.reserve(128 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -51,7 +56,11 @@ pub fn write_response(
     out.extend_from_slice(reason_phrase(spec.status).as_bytes());
     out.extend_from_slice(b"\r\nContent-Type: ");
     out.extend_from_slice(spec.content_type.as_bytes());
-    finish(out, spec.keep_alive, body);
+    if bodiless {
+        connection(out, spec.keep_alive);
+    } else {
+        finish(out, spec.keep_alive, body);
+    }
     Ok(())
 }
 
@@ -128,12 +137,17 @@ pub const fn reason_phrase(status: u16) -> &'static str {
 fn finish(out: &mut Vec<u8>, keep_alive: bool, body: &[u8]) {
     out.extend_from_slice(b"\r\nContent-Length: ");
     push_decimal(out, body.len() as u64);
+    connection(out, keep_alive);
+    out.extend_from_slice(body);
+}
+
+/// The `Connection` field and the blank line that ends the head.
+fn connection(out: &mut Vec<u8>, keep_alive: bool) {
     out.extend_from_slice(if keep_alive {
         &b"\r\nConnection: keep-alive\r\n\r\n"[..]
     } else {
         &b"\r\nConnection: close\r\n\r\n"[..]
     });
-    out.extend_from_slice(body);
 }
 
 const fn bad(field: &'static str) -> HttpError {
@@ -273,7 +287,23 @@ Content-Length: 7\r\nConnection: close\r\n\r\n<soap/>";
             keep_alive: true,
         };
         assert!(write_response(&mut out, &bad_status, b"").is_err());
+        let no_content = ResponseSpec {
+            status: 204,
+            content_type: "text/xml",
+            keep_alive: true,
+        };
+        assert_eq!(
+            write_response(&mut out, &no_content, b"x")
+                .unwrap_err()
+                .kind,
+            HttpErrorKind::BadOutboundValue("body")
+        );
         assert!(out.is_empty());
+        write_response(&mut out, &no_content, b"").unwrap();
+        assert_eq!(
+            out,
+            b"HTTP/1.1 204 No Content\r\nContent-Type: text/xml\r\nConnection: keep-alive\r\n\r\n"
+        );
     }
 
     #[test]
