@@ -30,7 +30,8 @@ use crate::runtime::driver::{Driver, DriverChoice};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards;
 use crate::shard::Routing;
-use crate::tls::config::{server_config, TlsConfigError};
+use crate::routes::file::ClientAuth;
+use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
 pub use reload::ReloadOutcome;
 
 /// How the operator started the daemon.
@@ -149,8 +150,12 @@ fn bind_listeners(
     for listener in table.listeners() {
         let tls = match (&listener.protocol, &listener.cert) {
             (Protocol::Mllps | Protocol::ItkHttps, Some((cert, key))) => {
-                let client_ca = listener.client_ca.as_deref();
-                Some(server_config(cert, key, client_ca)?)
+                let clients = match (listener.client_cert, listener.client_ca.as_deref()) {
+                    (ClientAuth::Required, Some(ca)) => ClientCerts::Required(ca),
+                    (ClientAuth::Optional, Some(ca)) => ClientCerts::Optional(ca),
+                    _ => ClientCerts::NotAsked,
+                };
+                Some(server_config(cert, key, clients)?)
             }
             _ => None,
         };

@@ -1,5 +1,11 @@
-//! Helpers for ganglion's integration tests: where the corpus is, how to run the binary.
+//! Helpers for ganglion's integration tests: the corpus, scratch directories, the router as a
+//! child process, stand-in endpoints and senders over real sockets, and test certificates.
 #![forbid(unsafe_code)]
+
+pub mod endpoint;
+pub mod pki;
+pub mod process;
+pub mod scratch;
 
 use std::path::PathBuf;
 

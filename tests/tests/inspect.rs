@@ -1,16 +1,15 @@
 //! `ganglion inspect` run as a real process on real files: corpus samples (expected values
 //! read from the files by hand) and inputs made here in every shape the command accepts.
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use codecs::mllp::encode;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ganglion-it");
+use tests::scratch::Scratch;
 
 fn inspect(args: &[&Path]) -> (Vec<Value>, Output) {
-    let output = Command::new(BIN)
+    let output = Command::new(env!("CARGO_BIN_EXE_ganglion-it"))
         .arg("inspect")
         .args(args)
         .output()
@@ -24,31 +23,6 @@ fn lines(output: &Output) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect()
-}
-
-/// A scratch directory of this test's own, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("ganglion-inspect-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("make scratch dir");
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).expect("write scratch file");
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 const ADT: &[u8] = b"MSH|^~\\&|PAS|RX8|EPR|RX8|20261125093015||ADT^A01^ADT_A01|C1|P|2.4\rEVN|A01\rPID|1||9449305552^^^NHS\r";
@@ -312,7 +286,7 @@ fn http_requests_plain_and_chunked() {
 
 #[test]
 fn standard_input_is_read_when_no_file_is_named() {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ganglion-it"))
         .arg("inspect")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -340,7 +314,7 @@ fn unreadable_input_is_reported_with_its_offset_and_status_2() {
     let mut bad = ADT.to_vec();
     bad.extend_from_slice(b"MSH|");
     let bad = scratch.file("bad.hl7", &bad);
-    let missing = scratch.0.join("missing.hl7");
+    let missing = scratch.join("missing.hl7");
     let (out, status) = inspect(&[&bad, &missing, &good]);
     assert_eq!(status.status.code(), Some(2));
     assert_eq!(out.len(), 4, "{out:?}");

@@ -41,6 +41,11 @@ enum Command {
 /// Parses the command line, runs the subcommand, and turns its outcome into an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr so that stdout stays machine-readable (inspect's JSON, the listening
+    // lines); RUST_LOG chooses the level, info by default.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_target(false)
+        .init();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),

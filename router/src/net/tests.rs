@@ -10,7 +10,7 @@ use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 use super::pool::{BufferPool, IO_BUFFER};
 use super::stream::Stream;
 use crate::runtime::driver::{build_runtime, Driver, DriverChoice};
-use crate::tls::config::{client_config, server_config, ClientSettings};
+use crate::tls::config::{client_config, server_config, ClientCerts, ClientSettings};
 use crate::tls::pki::Authority;
 
 fn drivers() -> Vec<Driver> {
@@ -58,12 +58,12 @@ impl Pki {
 
     fn server(&self, require_client: bool) -> Arc<ServerConfig> {
         let ca = self.path("ca.crt");
-        server_config(
-            &self.path("server.crt"),
-            &self.path("server.key"),
-            require_client.then_some(ca.as_path()),
-        )
-        .unwrap()
+        let clients = if require_client {
+            ClientCerts::Required(&ca)
+        } else {
+            ClientCerts::NotAsked
+        };
+        server_config(&self.path("server.crt"), &self.path("server.key"), clients).unwrap()
     }
 
     fn client(&self, ca: &str, cert: Option<&str>, verify_name: bool) -> Arc<ClientConfig> {
@@ -285,7 +285,7 @@ fn server_names_are_checked_unless_the_profile_says_not_to() {
 fn configuration_errors_name_the_file() {
     let pki = Pki::new("badfiles");
     let missing = pki.path("missing.crt");
-    let err = server_config(&missing, &pki.path("server.key"), None).unwrap_err();
+    let err = server_config(&missing, &pki.path("server.key"), ClientCerts::NotAsked).unwrap_err();
     assert!(
         err.to_string().starts_with(&missing.display().to_string()),
         "{err}"
@@ -300,6 +300,6 @@ fn configuration_errors_name_the_file() {
     .unwrap_err();
     assert!(err.to_string().contains("holds no certificate"), "{err}");
     let key_as_cert: &Path = &pki.path("server.key");
-    let err = server_config(key_as_cert, &pki.path("server.key"), None).unwrap_err();
+    let err = server_config(key_as_cert, &pki.path("server.key"), ClientCerts::NotAsked).unwrap_err();
     assert!(err.to_string().contains("server.key"), "{err}");
 }

@@ -117,24 +117,37 @@ pub fn client_config(settings: &ClientSettings<'_>) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
-/// A server configuration for a TLS listener; `client_ca` makes client certificates mandatory
-/// and checks them against that bundle.
+/// Whether a TLS listener asks its clients for certificates, and which CA they must chain to.
+#[derive(Debug, Clone, Copy)]
+pub enum ClientCerts<'a> {
+    NotAsked,
+    /// Asked for and checked when given; a client without one is still served.
+    Optional(&'a Path),
+    /// A client without a certificate from this CA is refused during the handshake.
+    Required(&'a Path),
+}
+
+/// A server configuration for a TLS listener.
 pub fn server_config(
     cert: &Path,
     key: &Path,
-    client_ca: Option<&Path>,
+    clients: ClientCerts<'_>,
 ) -> Result<Arc<ServerConfig>, TlsConfigError> {
     let builder =
         ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
-    let builder = match client_ca {
-        Some(ca) => {
+    let builder = match clients {
+        ClientCerts::Optional(ca) | ClientCerts::Required(ca) => {
             let roots = Arc::new(root_store(Some(ca))?);
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
+            let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
+            if matches!(clients, ClientCerts::Optional(_)) {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
                 .build()
                 .map_err(|e| content_error(ca, format!("cannot verify clients with it: {e}")))?;
             builder.with_client_cert_verifier(verifier)
         }
-        None => builder.with_no_client_auth(),
+        ClientCerts::NotAsked => builder.with_no_client_auth(),
     };
     Ok(Arc::new(
         builder.with_single_cert(load_certs(cert)?, load_key(key)?)?,

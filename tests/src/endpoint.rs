@@ -1,0 +1,409 @@
+//! Endpoints that stand in for hospital systems: real sockets, real (optional) TLS, and a
+//! script that says how to answer each message. Everything they receive is recorded.
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use codecs::hl7v2::{self, Ack, AckCode, Message};
+use codecs::{http1, mllp};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+/// How an MLLP endpoint answers the n-th message it receives (counted from 0 over all
+/// connections).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// An ACK with this code and MSA-2 = the message's MSH-10.
+    Ack(AckCode),
+    /// An AA that acknowledges some other message.
+    WrongId,
+    /// Close the connection without answering.
+    Close,
+    /// Say nothing (the sender times out).
+    Silent,
+}
+
+/// How an ITK endpoint answers: HTTP status and body.
+pub type HttpReply = (u16, Vec<u8>);
+
+type Script<R> = Arc<dyn Fn(usize, &[u8]) -> R + Send + Sync>;
+
+/// What an endpoint received, in order.
+#[derive(Clone, Default)]
+pub struct Inbox {
+    messages: Arc<Mutex<Vec<Vec<u8>>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `timeout` until at least `n` messages have arrived.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.len() < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    fn push(&self, message: Vec<u8>) -> usize {
+        let mut all = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        all.push(message);
+        all.len() - 1
+    }
+}
+
+/// A running endpoint; stops when dropped.
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub inbox: Inbox,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Endpoint {
+    /// An MLLP endpoint on a fresh loopback port.
+    pub fn mllp(
+        tls: Option<Arc<ServerConfig>>,
+        script: impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static,
+    ) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind endpoint");
+        Endpoint::mllp_on(listener, tls, script)
+    }
+
+    /// An MLLP endpoint on a socket the test bound (to come up on a known port later).
+    pub fn mllp_on(
+        listener: TcpListener,
+        tls: Option<Arc<ServerConfig>>,
+        script: impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static,
+    ) -> Endpoint {
+        let script: Script<Reply> = Arc::new(script);
+        serve(listener, tls, move |stream, inbox| {
+            let _ = mllp_connection(stream, inbox, &script);
+        })
+    }
+
+    /// An ITK (HTTP) endpoint on a fresh loopback port.
+    pub fn itk(
+        tls: Option<Arc<ServerConfig>>,
+        script: impl Fn(usize, &[u8]) -> HttpReply + Send + Sync + 'static,
+    ) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind endpoint");
+        let script: Script<HttpReply> = Arc::new(script);
+        serve(listener, tls, move |stream, inbox| {
+            let _ = http_connection(stream, inbox, &script);
+        })
+    }
+}
+
+/// A blocking connection, plain or TLS.
+pub trait Conn: Read + Write + Send {}
+impl<T: Read + Write + Send> Conn for T {}
+
+fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    handle: impl Fn(Box<dyn Conn>, &Inbox) + Send + Sync + 'static,
+) -> Endpoint {
+    let addr = listener.local_addr().expect("endpoint address");
+    listener.set_nonblocking(true).expect("nonblocking accept");
+    let inbox = Inbox::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = Arc::new(handle);
+    {
+        let inbox = inbox.clone();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((tcp, _)) => {
+                        inbox.connections.fetch_add(1, Ordering::SeqCst);
+                        let _ = tcp.set_nonblocking(false);
+                        let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
+                        let (inbox, stop, handle, tls) = (
+                            inbox.clone(),
+                            Arc::clone(&stop),
+                            Arc::clone(&handle),
+                            tls.clone(),
+                        );
+                        std::thread::spawn(move || {
+                            let conn: Box<dyn Conn> = match tls {
+                                Some(config) => match ServerConnection::new(config) {
+                                    Ok(server) => Box::new(StreamOwned::new(server, tcp)),
+                                    Err(_) => return,
+                                },
+                                None => Box::new(tcp),
+                            };
+                            let conn: Box<dyn Conn> = Box::new(Stoppable { inner: conn, stop });
+                            handle(conn, &inbox);
+                        });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+    }
+    Endpoint { addr, inbox, stop }
+}
+
+/// A connection whose reads retry on timeout until the endpoint is stopped, so that idle
+/// connections notice a stop without blocking forever.
+struct Stoppable {
+    inner: Box<dyn Conn>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for Stoppable {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(0);
+            }
+            match self.inner.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Write for Stoppable {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn mllp_connection(
+    mut conn: Box<dyn Conn>,
+    inbox: &Inbox,
+    script: &Script<Reply>,
+) -> io::Result<()> {
+    let mut decoder = mllp::Decoder::new(64 * 1024 * 1024);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            let decoded = decoder.decode(&buf);
+            let frame = match decoded.event {
+                Some(mllp::Event::Frame(frame)) => Some(frame.to_vec()),
+                _ => None,
+            };
+            buf.drain(..decoded.consumed);
+            let Some(frame) = frame else { break };
+            let index = inbox.push(frame.clone());
+            match script(index, &frame) {
+                Reply::Ack(code) => conn.write_all(&ack_for(&frame, code, None))?,
+                Reply::WrongId => {
+                    conn.write_all(&ack_for(&frame, AckCode::AA, Some(b"SOMEONE-ELSE")))?
+                }
+                Reply::Close => return Ok(()),
+                Reply::Silent => {}
+            }
+            conn.flush()?;
+        }
+    }
+}
+
+/// An MLLP-framed ACK of `message` with `code`; MSA-2 is its MSH-10 unless `acked` says else.
+pub fn ack_for(message: &[u8], code: AckCode, acked: Option<&[u8]>) -> Vec<u8> {
+    let mut body = Vec::new();
+    let ack = Ack {
+        code,
+        control_id: b"ENDPOINT-ACK",
+        timestamp: b"20261125000000",
+        text: code.is_negative().then_some("endpoint says no"),
+        error: None,
+    };
+    match Message::parse(message) {
+        Ok(parsed) => hl7v2::write_ack(Some(&parsed.msh()), &ack, &mut body),
+        Err(_) => hl7v2::write_ack(None, &ack, &mut body),
+    }
+    if let Some(other) = acked {
+        // Rewrite MSA-2 to name another message.
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if let Some(msa) = text.find("MSA|") {
+            let after = &text[msa + 4..];
+            let code_end = after.find('|').unwrap_or(after.len());
+            let rest = &after[code_end + 1..];
+            let id_end = rest.find(['|', '\r']).unwrap_or(rest.len());
+            body = format!(
+                "{}MSA|{}|{}{}",
+                &text[..msa],
+                &after[..code_end],
+                String::from_utf8_lossy(other),
+                &rest[id_end..]
+            )
+            .into_bytes();
+        }
+    }
+    let mut framed = Vec::new();
+    mllp::encode(&body, &mut framed);
+    framed
+}
+
+fn http_connection(
+    mut conn: Box<dyn Conn>,
+    inbox: &Inbox,
+    script: &Script<HttpReply>,
+) -> io::Result<()> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let limits = http1::Limits::default();
+    loop {
+        let (head_len, framing, keep_alive) = loop {
+            let mut headers = [http1::EMPTY_HEADER; 64];
+            match http1::parse_request(&buf, &mut headers, &limits) {
+                Ok(Some(head)) => break (head.head_len, head.framing, head.keep_alive),
+                Ok(None) => {}
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            let n = conn.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let body_len = match framing {
+            http1::BodyFraming::Length(n) => n as usize,
+            _ => 0,
+        };
+        while buf.len() < head_len + body_len {
+            let n = conn.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        // The whole request, head included, so tests can check headers too.
+        let request = buf[..head_len + body_len].to_vec();
+        buf.drain(..head_len + body_len);
+        let index = inbox.push(request.clone());
+        let (status, body) = script(index, &request[head_len..]);
+        let mut out = Vec::new();
+        let spec = http1::ResponseSpec {
+            status,
+            content_type: "text/xml; charset=utf-8",
+            keep_alive,
+        };
+        http1::write_response(&mut out, &spec, &body)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        conn.write_all(&out)?;
+        conn.flush()?;
+        if !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+/// A sender's MLLP connection to the router.
+pub struct Sender {
+    conn: Box<dyn Conn>,
+    decoder: mllp::Decoder,
+    buf: Vec<u8>,
+}
+
+impl Sender {
+    pub fn connect(addr: SocketAddr) -> io::Result<Sender> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+        Ok(Sender::over(Box::new(tcp)))
+    }
+
+    pub fn over(conn: Box<dyn Conn>) -> Sender {
+        Sender {
+            conn,
+            decoder: mllp::Decoder::new(1 << 20),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes (framing included).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.conn.write_all(bytes)?;
+        self.conn.flush()
+    }
+
+    /// Sends `message` in an MLLP frame.
+    pub fn send(&mut self, message: &[u8]) -> io::Result<()> {
+        let mut framed = Vec::new();
+        mllp::encode(message, &mut framed);
+        self.send_raw(&framed)
+    }
+
+    /// The next ACK's payload.
+    pub fn ack(&mut self) -> io::Result<Vec<u8>> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let decoded = self.decoder.decode(&self.buf);
+            let frame = match decoded.event {
+                Some(mllp::Event::Frame(frame)) => Some(frame.to_vec()),
+                _ => None,
+            };
+            self.buf.drain(..decoded.consumed);
+            if let Some(frame) = frame {
+                return Ok(frame);
+            }
+            let n = self.conn.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Sends `message` and returns its ACK.
+    pub fn exchange(&mut self, message: &[u8]) -> io::Result<Vec<u8>> {
+        self.send(message)?;
+        self.ack()
+    }
+}
+
+/// MSA-1 and MSA-2 of an ACK.
+pub fn msa(ack: &[u8]) -> (String, String) {
+    let parsed = Message::parse(ack).expect("ACK parses");
+    let msa = parsed.segment(b"MSA").expect("ACK has MSA");
+    let field = |n: usize| {
+        String::from_utf8_lossy(msa.field(n).map(|f| f.raw()).unwrap_or_default()).into_owned()
+    };
+    (field(1), field(2))
+}

@@ -1,0 +1,188 @@
+//! The router as a child process: started on a config, its listening addresses read from
+//! its standard output, stopped with SIGTERM (or killed) when the test is done.
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+/// The binary under test: `ganglion-it`, which cargo builds beside the test executables
+/// (`target/<profile>/`) for this package's integration tests.
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    profile_dir.join(format!("ganglion-it{}", std::env::consts::EXE_SUFFIX))
+}
+
+pub struct RouterProcess {
+    child: Child,
+    listeners: HashMap<String, SocketAddr>,
+    log: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+impl RouterProcess {
+    /// Starts `ganglion run --config CONFIG ARGS…` and waits until it has printed the address
+    /// of every listener named in `expect` (the admin address is `admin`).
+    pub fn start(config: &Path, args: &[&str], expect: &[&str]) -> RouterProcess {
+        let mut child = Command::new(bin())
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .arg("--no-watch")
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ganglion");
+        let (send, log) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if send.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut router = RouterProcess {
+            child,
+            listeners: HashMap::new(),
+            log,
+            lines: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !expect
+            .iter()
+            .all(|name| router.listeners.contains_key(*name))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match router.log.recv_timeout(left) {
+                Ok(line) => router.take_line(line),
+                Err(_) => panic!(
+                    "ganglion did not start listening in time; it said:\n{}",
+                    router.lines.join("\n")
+                ),
+            }
+        }
+        router
+    }
+
+    fn take_line(&mut self, line: String) {
+        if let Some(rest) = line.strip_prefix("listening ") {
+            let mut name = None;
+            let mut addr = None;
+            for part in rest.split_whitespace() {
+                if let Some(v) = part.strip_prefix("name=") {
+                    name = Some(v.to_string());
+                }
+                if let Some(v) = part.strip_prefix("addr=") {
+                    addr = v.parse().ok();
+                }
+            }
+            if let (Some(name), Some(addr)) = (name, addr) {
+                self.listeners.insert(name, addr);
+            }
+        }
+        self.lines.push(line);
+    }
+
+    /// Where the listener called `name` listens.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        *self
+            .listeners
+            .get(name)
+            .unwrap_or_else(|| panic!("no listener called {name}"))
+    }
+
+    /// Everything the router has printed so far.
+    pub fn output(&mut self) -> String {
+        while let Ok(line) = self.log.try_recv() {
+            self.take_line(line);
+        }
+        self.lines.join("\n")
+    }
+
+    /// Waits up to `timeout` for a line containing `needle`.
+    pub fn wait_for_output(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        if self.output().contains(needle) {
+            return true;
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.take_line(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to the router.
+    pub fn signal(&self, signal: Signal) {
+        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
+            let _ = kill_process(pid, signal);
+        }
+    }
+
+    /// SIGTERM, then waits (up to `timeout`) for the router to exit.
+    pub fn terminate(mut self, timeout: Duration) -> ExitStatus {
+        self.signal(Signal::TERM);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "ganglion did not stop on SIGTERM; it said:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash, for durability tests.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! `ganglion run` over real sockets: HL7v2 senders over MLLP, stand-in endpoints over MLLP
+//! (plain and TLS), exact bytes on both sides. Runs on the driver named by GANGLION_DRIVER
+//! (`.ci/run` runs the suite once with each).
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use codecs::hl7v2::AckCode;
+use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::pki::TestPki;
+use tests::process::RouterProcess;
+use tests::scratch::Scratch;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn adt(control_id: &str, receiving_facility: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|PAS|RX8|EPR|{receiving_facility}|20261125093015||ADT^A01^ADT_A01|{control_id}|P|2.4\r\
+         EVN|A01|20261125093000\rPID|1||9449305552^^^NHS^NH||O'NEIL^Siobh\u{e1}n||19620314|F\r"
+    )
+    .into_bytes()
+}
+
+/// Writes a routes file: one MLLP listener (`in`), the given endpoints (name → `[[endpoint]]`
+/// body) and routes, two shards, a fast retry base.
+fn config(
+    scratch: &Scratch,
+    listener_extra: &str,
+    endpoints: &[(&str, String)],
+    routes: &str,
+) -> PathBuf {
+    let mut text = format!(
+        "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n{listener_extra}\n",
+        scratch.join("data").display()
+    );
+    for (name, body) in endpoints {
+        text.push_str(&format!("[[endpoint]]\nname = \"{name}\"\n{body}\n"));
+    }
+    text.push_str(routes);
+    scratch.file("routes.toml", text)
+}
+
+fn mllp_endpoint(endpoint: &Endpoint) -> String {
+    format!("protocol = \"mllp\"\naddress = \"{}\"\n", endpoint.addr)
+}
+
+fn start(config: &PathBuf) -> RouterProcess {
+    RouterProcess::start(
+        config,
+        &["--retry-base-ms", "20", "--reply-timeout", "2"],
+        &["in", "admin"],
+    )
+}
+
+fn always(code: AckCode) -> impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static {
+    move |_, _| Reply::Ack(code)
+}
+
+#[test]
+fn routes_by_receiving_facility_with_exact_bytes_and_acks() {
+    let scratch = Scratch::new("route");
+    let rx8 = Endpoint::mllp(None, always(AckCode::AA));
+    let j82 = Endpoint::mllp(None, always(AckCode::AA));
+    let config = config(
+        &scratch,
+        "",
+        &[("rx8", mllp_endpoint(&rx8)), ("j82", mllp_endpoint(&j82))],
+        "[[route]]\nname = \"rx8\"\nhl7.receiving_facility = \"RX8\"\nto = \"rx8\"\n\n\
+         [[route]]\nname = \"j82\"\nhl7.receiving_facility = \"J82001\"\nto = \"j82\"\n",
+    );
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let first = adt("C1", "RX8");
+    let second = adt("C2", "J82001");
+    let ack = sender.exchange(&first).unwrap();
+    assert_eq!(msa(&ack), ("AA".into(), "C1".into()));
+    let text = String::from_utf8_lossy(&ack).into_owned();
+    // Sender and receiver are swapped in the ACK's MSH.
+    assert!(text.starts_with("MSH|^~\\&|EPR|RX8|PAS|RX8|"), "{text}");
+    assert!(text.contains("|ACK^A01^ACK|"), "{text}");
+    assert_eq!(
+        msa(&sender.exchange(&second).unwrap()),
+        ("AA".into(), "C2".into())
+    );
+
+    assert!(rx8.inbox.wait_for(1, WAIT) && j82.inbox.wait_for(1, WAIT));
+    // Forwarded exactly as received, non-ASCII bytes included.
+    assert_eq!(rx8.inbox.messages(), vec![first]);
+    assert_eq!(j82.inbox.messages(), vec![second]);
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn pipelined_messages_are_acked_in_order_and_delivered_in_order() {
+    let scratch = Scratch::new("pipeline");
+    let epr = Endpoint::mllp(None, always(AckCode::AA));
+    let config = config(
+        &scratch,
+        "",
+        &[("epr", mllp_endpoint(&epr))],
+        "[[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+    );
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let messages: Vec<Vec<u8>> = (0..200).map(|i| adt(&format!("P{i}"), "RX8")).collect();
+    let mut burst = Vec::new();
+    for m in &messages {
+        codecs::mllp::encode(m, &mut burst);
+    }
+    sender.send_raw(&burst).unwrap();
+    for i in 0..200 {
+        assert_eq!(msa(&sender.ack().unwrap()), ("AA".into(), format!("P{i}")));
+    }
+    assert!(epr.inbox.wait_for(200, WAIT));
+    assert_eq!(epr.inbox.messages(), messages);
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn fan_out_sends_the_same_bytes_to_every_endpoint() {
+    let scratch = Scratch::new("fanout");
+    let audit = Endpoint::mllp(None, always(AckCode::AA));
+    let epr = Endpoint::mllp(None, always(AckCode::CA));
+    let config = config(
+        &scratch,
+        "",
+        &[("audit", mllp_endpoint(&audit)), ("epr", mllp_endpoint(&epr))],
+        "[[route]]\nname = \"audit\"\nhl7.message_type = \"ADT\"\nto = \"audit\"\ncontinue = true\n\n\
+         [[route]]\nname = \"epr\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+    );
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let message = adt("F1", "RX8");
+    assert_eq!(msa(&sender.exchange(&message).unwrap()).0, "AA");
+    assert!(audit.inbox.wait_for(1, WAIT) && epr.inbox.wait_for(1, WAIT));
+    assert_eq!(audit.inbox.messages(), vec![message.clone()]);
+    assert_eq!(epr.inbox.messages(), vec![message]);
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn concurrent_senders_keep_their_order_at_the_endpoint() {
+    let scratch = Scratch::new("order");
+    let epr = Endpoint::mllp(None, always(AckCode::AA));
+    let config = config(
+        &scratch,
+        "",
+        &[("epr", mllp_endpoint(&epr))],
+        "[[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+    );
+    let router = start(&config);
+    let addr = router.addr("in");
+    const SENDERS: usize = 6;
+    const EACH: usize = 100;
+    let threads: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            std::thread::spawn(move || {
+                // Several connections land on both shards (SO_REUSEPORT spreads them).
+                let mut sender = Sender::connect(addr).unwrap();
+                for i in 0..EACH {
+                    let ack = sender.exchange(&adt(&format!("S{s}-{i}"), "RX8")).unwrap();
+                    assert_eq!(msa(&ack), ("AA".into(), format!("S{s}-{i}")));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(epr.inbox.wait_for(SENDERS * EACH, WAIT));
+    let mut next: HashMap<String, usize> = HashMap::new();
+    for message in epr.inbox.messages() {
+        let id = msh10(&message);
+        let (sender, i) = id.split_once('-').unwrap();
+        let i: usize = i.parse().unwrap();
+        let expected = next.entry(sender.to_string()).or_default();
+        assert_eq!(i, *expected, "sender {sender} out of order");
+        *expected += 1;
+    }
+    assert!(next.values().all(|&n| n == EACH), "{next:?}");
+    assert!(router.terminate(WAIT).success());
+}
+
+fn msh10(message: &[u8]) -> String {
+    let parsed = codecs::hl7v2::Message::parse(message).unwrap();
+    String::from_utf8_lossy(parsed.msh().control_id().unwrap()).into_owned()
+}
+
+#[test]
+fn an_endpoint_that_is_down_gets_the_message_once_it_comes_up() {
+    let scratch = Scratch::new("down");
+    // Reserve a port, then close it: the endpoint is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = config(
+        &scratch,
+        "",
+        &[(
+            "late",
+            format!("protocol = \"mllp\"\naddress = \"{port}\"\n"),
+        )],
+        "[[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"late\"\n",
+    );
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let message = adt("D1", "RX8");
+    // Accepted while the endpoint is down: it is queued, not refused.
+    assert_eq!(msa(&sender.exchange(&message).unwrap()).0, "AA");
+    std::thread::sleep(Duration::from_millis(300));
+    let listener = std::net::TcpListener::bind(port).unwrap();
+    let late = Endpoint::mllp_on(listener, None, always(AckCode::AA));
+    assert!(late.inbox.wait_for(1, WAIT));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(late.inbox.messages(), vec![message]);
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn ae_is_retried_until_aa_and_ar_is_dead_lettered() {
+    let scratch = Scratch::new("retry");
+    // First attempt AE, second AA.
+    let flaky = Endpoint::mllp(None, |n, _| {
+        Reply::Ack(if n == 0 { AckCode::AE } else { AckCode::AA })
+    });
+    let refuser = Endpoint::mllp(None, always(AckCode::AR));
+    let config = config(
+        &scratch,
+        "",
+        &[
+            ("flaky", mllp_endpoint(&flaky)),
+            ("refuser", mllp_endpoint(&refuser)),
+        ],
+        "[[route]]\nname = \"flaky\"\nhl7.receiving_facility = \"FLAKY\"\nto = \"flaky\"\n\n\
+         [[route]]\nname = \"refuser\"\nhl7.receiving_facility = \"NO\"\nto = \"refuser\"\n",
+    );
+    let mut router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let retried = adt("R1", "FLAKY");
+    let refused = adt("R2", "NO");
+    assert_eq!(msa(&sender.exchange(&retried).unwrap()).0, "AA");
+    assert_eq!(msa(&sender.exchange(&refused).unwrap()).0, "AA");
+    assert!(flaky.inbox.wait_for(2, WAIT));
+    assert!(refuser.inbox.wait_for(1, WAIT));
+    assert!(
+        router.wait_for_output("dead letter: message R2 for refuser", WAIT),
+        "{}",
+        router.output()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // AE: sent again (same bytes), then done; AR: never sent again.
+    assert_eq!(flaky.inbox.messages(), vec![retried.clone(), retried]);
+    assert_eq!(refuser.inbox.messages(), vec![refused]);
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn a_reply_for_another_message_is_not_delivery() {
+    let scratch = Scratch::new("wrongid");
+    let confused = Endpoint::mllp(None, |n, _| {
+        if n == 0 {
+            Reply::WrongId
+        } else {
+            Reply::Ack(AckCode::AA)
+        }
+    });
+    let config = config(
+        &scratch,
+        "",
+        &[("confused", mllp_endpoint(&confused))],
+        "[[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"confused\"\n",
+    );
+    let mut router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let message = adt("W1", "RX8");
+    assert_eq!(msa(&sender.exchange(&message).unwrap()).0, "AA");
+    assert!(confused.inbox.wait_for(2, WAIT));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(confused.inbox.messages(), vec![message.clone(), message]);
+    assert!(
+        router
+            .output()
+            .contains("acknowledges \\\"SOMEONE-ELSE\\\"")
+            || router.output().contains("SOMEONE-ELSE")
+    );
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn broken_input_gets_an_answer_and_the_connection_stays_usable() {
+    let scratch = Scratch::new("garbage");
+    let epr = Endpoint::mllp(None, always(AckCode::AA));
+    let config = config(
+        &scratch,
+        "max_message_bytes = 2048\n",
+        &[("epr", mllp_endpoint(&epr))],
+        "[[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+    );
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    // Garbage outside frames is skipped; garbage inside a frame gets AE with where it failed.
+    sender.send_raw(b"\n\nnoise before the frame").unwrap();
+    let ack = sender.exchange(b"this is not HL7").unwrap();
+    assert_eq!(msa(&ack).0, "AE");
+    let text = String::from_utf8_lossy(&ack).into_owned();
+    assert!(text.contains("ERR|"), "{text}");
+    // A frame over the limit gets AR, and the connection still works.
+    let mut big = adt("BIG", "RX8");
+    big.extend(std::iter::repeat_n(b'x', 4096));
+    let ack = sender.exchange(&big).unwrap();
+    assert_eq!(msa(&ack), ("AR".into(), "BIG".into()));
+    assert!(String::from_utf8_lossy(&ack).contains("2048"));
+    let ok = adt("OK1", "RX8");
+    assert_eq!(
+        msa(&sender.exchange(&ok).unwrap()),
+        ("AA".into(), "OK1".into())
+    );
+    // Half a frame, then the sender goes away: nothing is acknowledged or delivered.
+    let mut half = Sender::connect(router.addr("in")).unwrap();
+    half.send_raw(b"\x0bMSH|^~\\&|PAS|RX8|EPR|RX8|2026||ADT^A01|HALF|P|2.4\r")
+        .unwrap();
+    drop(half);
+    assert!(epr.inbox.wait_for(1, WAIT));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(epr.inbox.messages(), vec![ok]);
+    // And the router still serves new senders.
+    let mut again = Sender::connect(router.addr("in")).unwrap();
+    assert_eq!(msa(&again.exchange(&adt("OK2", "RX8")).unwrap()).0, "AA");
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn unrouted_and_rejected_messages_get_ar_with_the_reason() {
+    let scratch = Scratch::new("reject");
+    let epr = Endpoint::mllp(None, always(AckCode::AA));
+    let config = config(
+        &scratch,
+        "",
+        &[("epr", mllp_endpoint(&epr))],
+        "[[route]]\nname = \"tests\"\nhl7.sending_application = \"ZZ*\"\nreject = \"test systems may not send here\"\n\n\
+         [[route]]\nname = \"adt\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+    );
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let from_test = String::from_utf8(adt("T1", "RX8"))
+        .unwrap()
+        .replace("|PAS|", "|ZZTEST|");
+    let ack = sender.exchange(from_test.as_bytes()).unwrap();
+    assert_eq!(msa(&ack), ("AR".into(), "T1".into()));
+    assert!(String::from_utf8_lossy(&ack).contains("test systems may not send here"));
+    let oru = b"MSH|^~\\&|LAB|RX8|EPR|RX8|2026||ORU^R01|U1|P|2.4\rPID|1\r";
+    let ack = sender.exchange(oru).unwrap();
+    assert_eq!(msa(&ack), ("AR".into(), "U1".into()));
+    assert!(String::from_utf8_lossy(&ack).contains("no route"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(epr.inbox.is_empty());
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn tls_on_both_sides_and_mtls_refuses_anonymous_senders() {
+    let scratch = Scratch::new("tls");
+    let pki = TestPki::new();
+    let secure = Endpoint::mllp(Some(pki.server(false)), always(AckCode::AA));
+    let listener = format!(
+        "cert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\nclient_cert = \"required\"\n",
+        pki.toml("server.crt"),
+        pki.toml("server.key"),
+        pki.toml("ca.crt")
+    );
+    let mut text = std::fs::read_to_string(config(
+        &scratch,
+        &listener,
+        &[(
+            "secure",
+            format!(
+                "protocol = \"mllps\"\naddress = \"{}\"\ntls = \"lab\"\n",
+                secure.addr
+            ),
+        )],
+        "[[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"secure\"\n",
+    ))
+    .unwrap();
+    text = text.replace("protocol = \"mllp\"\nbind", "protocol = \"mllps\"\nbind");
+    text.push_str(&format!("\n[tls.lab]\nca = \"{}\"\n", pki.toml("ca.crt")));
+    let config = scratch.file("routes.toml", text);
+    let router = start(&config);
+
+    let connect = |with_cert: bool| -> std::io::Result<Sender> {
+        let tcp = std::net::TcpStream::connect(router.addr("in"))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(pki.client(with_cert), name)
+            .map_err(std::io::Error::other)?;
+        Ok(Sender::over(Box::new(rustls::StreamOwned::new(conn, tcp))))
+    };
+    let mut sender = connect(true).unwrap();
+    let message = adt("TLS1", "RX8");
+    assert_eq!(
+        msa(&sender.exchange(&message).unwrap()),
+        ("AA".into(), "TLS1".into())
+    );
+    assert!(secure.inbox.wait_for(1, WAIT));
+    assert_eq!(secure.inbox.messages(), vec![message]);
+
+    let mut anonymous = connect(false).unwrap();
+    assert!(anonymous.exchange(&adt("TLS2", "RX8")).is_err());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(secure.inbox.len(), 1);
+    assert!(router.terminate(WAIT).success());
+}
