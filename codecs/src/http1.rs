@@ -19,7 +19,9 @@
 
 mod chunked;
 mod error;
+mod framing;
 mod head;
+mod locate;
 mod write;
 
 pub use chunked::{Chunk, ChunkedDecoder, InPlace, MAX_CHUNK_LINE, MAX_TRAILER_BYTES};

@@ -1,11 +1,11 @@
-//! Request and response heads: httparse does the tokenising; this module adds the limits, body
-//! framing (RFC 9112 §6), the keep-alive decision and positioned errors.
-//!
-//! httparse reports what was wrong but not where, so on the (cold) error path [`locate`]
-//! re-scans the head with the same grammar to find the offending byte.
+//! Request and response heads: httparse does the tokenising; this module applies the limits and
+//! puts the head together with its body framing and keep-alive decision (`framing.rs`) and
+//! positioned errors (`locate.rs`).
 
 use super::error::{HttpError, HttpErrorKind};
-use super::{has_token, header, offset_in, soap_action, trim_ows, BodyFraming, Limits, Version};
+use super::framing::{content_length, keep_alive, transfer_framing};
+use super::locate::{from_httparse, locate};
+use super::{header, soap_action, trim_ows, BodyFraming, Limits, Version};
 use httparse::{Header, Status};
 
 /// A parsed request head. Slices borrow the caller's buffer (`'b`) and header storage (`'h`).
@@ -224,216 +224,6 @@ fn version_of(minor: u8, buf: &[u8]) -> Result<Version, HttpError> {
             locate(buf, httparse::Error::Version),
             HttpErrorKind::Malformed("version"),
         )),
-    }
-}
-
-/// HTTP/1.1 persists unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
-fn keep_alive(version: Version, headers: &[Header<'_>]) -> bool {
-    if has_token(headers, "Connection", "close") {
-        return false;
-    }
-    match version {
-        Version::Http11 => true,
-        Version::Http10 => has_token(headers, "Connection", "keep-alive"),
-    }
-}
-
-/// `Some(Chunked)` when the message is chunked, `None` when it has no `Transfer-Encoding`.
-fn transfer_framing(
-    buf: &[u8],
-    headers: &[Header<'_>],
-    version: Version,
-) -> Result<Option<BodyFraming>, HttpError> {
-    let mut first_te = None;
-    let mut chunked = 0usize;
-    for h in headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("Transfer-Encoding"))
-    {
-        let at = offset_in(buf, h.name.as_bytes()).unwrap_or(0);
-        first_te.get_or_insert(at);
-        for coding in h.value.split(|&b| b == b',').map(trim_ows) {
-            if coding.is_empty() {
-                continue;
-            }
-            if !coding.eq_ignore_ascii_case(b"chunked") {
-                return Err(HttpError::new(
-                    at,
-                    HttpErrorKind::UnsupportedTransferEncoding,
-                ));
-            }
-            chunked += 1;
-        }
-    }
-    let Some(at) = first_te else {
-        return Ok(None);
-    };
-    if version == Version::Http10 {
-        return Err(HttpError::new(at, HttpErrorKind::TransferEncodingInHttp10));
-    }
-    if let Some(cl) = headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("Content-Length"))
-    {
-        let at = offset_in(buf, cl.name.as_bytes()).unwrap_or(at);
-        return Err(HttpError::new(at, HttpErrorKind::LengthAndTransferEncoding));
-    }
-    // "chunked" applied twice, or an empty list, is not a framing we can decode.
-    if chunked != 1 {
-        return Err(HttpError::new(
-            at,
-            HttpErrorKind::UnsupportedTransferEncoding,
-        ));
-    }
-    Ok(Some(BodyFraming::Chunked))
-}
-
-/// The agreed `Content-Length`, if any: every field and list element must be the same number.
-fn content_length(
-    buf: &[u8],
-    headers: &[Header<'_>],
-    limits: &Limits,
-) -> Result<Option<u64>, HttpError> {
-    let mut agreed: Option<u64> = None;
-    for h in headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("Content-Length"))
-    {
-        let at = offset_in(buf, h.value).unwrap_or(0);
-        for item in h.value.split(|&b| b == b',').map(trim_ows) {
-            let n =
-                parse_decimal(item).ok_or(HttpError::new(at, HttpErrorKind::BadContentLength))?;
-            if agreed.is_some_and(|a| a != n) {
-                return Err(HttpError::new(at, HttpErrorKind::BadContentLength));
-            }
-            agreed = Some(n);
-        }
-        if agreed.is_some_and(|n| n > limits.max_body) {
-            return Err(HttpError::new(
-                at,
-                HttpErrorKind::BodyTooLarge {
-                    limit: limits.max_body,
-                },
-            ));
-        }
-    }
-    Ok(agreed)
-}
-
-/// 1*DIGIT into a u64, refusing signs, blanks and overflow.
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, &b| {
-        let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
-        acc.checked_mul(10)?.checked_add(u64::from(d))
-    })
-}
-
-fn from_httparse(buf: &[u8], e: httparse::Error, max_headers: usize) -> HttpError {
-    let kind = match e {
-        httparse::Error::TooManyHeaders => HttpErrorKind::TooManyHeaders { limit: max_headers },
-        httparse::Error::HeaderName => HttpErrorKind::Malformed("header name"),
-        httparse::Error::HeaderValue => HttpErrorKind::Malformed("header value"),
-        httparse::Error::NewLine => HttpErrorKind::Malformed("line ending"),
-        httparse::Error::Status => HttpErrorKind::Malformed("status code"),
-        httparse::Error::Token => HttpErrorKind::Malformed("method or token"),
-        httparse::Error::Version => HttpErrorKind::Malformed("version"),
-    };
-    let offset = match e {
-        httparse::Error::TooManyHeaders => header_line_start(buf, max_headers),
-        other => locate(buf, other),
-    };
-    HttpError::new(offset, kind)
-}
-
-/// RFC 9110 tchar.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Field-value octets: HTAB, SP, VCHAR, obs-text.
-fn is_field_byte(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
-}
-
-/// Lines of `buf` as (start offset, line without its CR LF). A final line without LF is
-/// yielded as is.
-fn lines(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        let rest = buf.get(pos..).filter(|r| !r.is_empty())?;
-        let start = pos;
-        let (line, used) = match memchr::memchr(b'\n', rest) {
-            Some(i) => (rest.get(..i).unwrap_or_default(), i + 1),
-            None => (rest, rest.len()),
-        };
-        pos += used;
-        Some((start, line.strip_suffix(b"\r").unwrap_or(line)))
-    })
-}
-
-/// Offset of the first header line past the `n` that fit.
-fn header_line_start(buf: &[u8], n: usize) -> usize {
-    lines(buf)
-        .skip_while(|(_, l)| l.is_empty())
-        .nth(n + 1)
-        .map_or(0, |(at, _)| at)
-}
-
-/// Finds the byte that made httparse fail with `e`; 0 when the re-scan does not pin it down.
-fn locate(buf: &[u8], e: httparse::Error) -> usize {
-    let mut it = lines(buf).skip_while(|(_, l)| l.is_empty());
-    let Some((start, first)) = it.next() else {
-        return 0;
-    };
-    match e {
-        httparse::Error::Token => first
-            .iter()
-            .position(|&b| !is_tchar(b))
-            .map_or(start, |i| start + i),
-        httparse::Error::Version | httparse::Error::Status => {
-            // Request: version after the second space; response: status after the first.
-            let spaces = if first.starts_with(b"HTTP/") { 1 } else { 2 };
-            let field = if e == httparse::Error::Version && spaces == 1 {
-                0
-            } else {
-                first
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &b)| b == b' ')
-                    .nth(spaces - 1)
-                    .map_or(0, |(i, _)| i + 1)
-            };
-            start + field
-        }
-        _ => {
-            for (at, line) in std::iter::once((start, first)).chain(it) {
-                if let Some(i) = line.iter().position(|&b| b == b'\r') {
-                    return at + i;
-                }
-                if at == start {
-                    continue;
-                }
-                if line.is_empty() {
-                    break;
-                }
-                let colon = line.iter().position(|&b| b == b':');
-                let name = line.get(..colon.unwrap_or(line.len())).unwrap_or_default();
-                if let Some(i) = name.iter().position(|&b| !is_tchar(b)) {
-                    return at + i;
-                }
-                let Some(colon) = colon else {
-                    return at + line.len();
-                };
-                let value = line.get(colon + 1..).unwrap_or_default();
-                if let Some(i) = value.iter().position(|&b| !is_field_byte(b)) {
-                    return at + colon + 1 + i;
-                }
-            }
-            0
-        }
     }
 }
 
@@ -669,13 +459,5 @@ Host: 127.0.0.1\r\nContent-type: text/xml\r\nConnection: close\r\n\r\n";
         let e = resp(b"HTTP/1.1 2x0 OK\r\n\r\n").unwrap_err();
         assert_eq!(e.kind, HttpErrorKind::Malformed("status code"));
         assert_eq!(e.offset, 9);
-    }
-
-    #[test]
-    fn decimal_parsing() {
-        assert_eq!(parse_decimal(b"0"), Some(0));
-        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_decimal(b"18446744073709551616"), None);
-        assert_eq!(parse_decimal(b"1a"), None);
     }
 }
