@@ -19,7 +19,8 @@
 //! - `<!DOCTYPE` is refused, so no entity is ever declared or expanded; references other than
 //!   the five predefined entities and character references are errors.
 //! - Errors ([`ItkError`]) carry a byte offset, an element path and, for faults in the
-//!   envelope structure, the ITK DE error code (DE0001–DE0012).
+//!   envelope structure, the ITK DE error code (DE0001–DE0012) for an infrastructure NACK;
+//!   [`ItkError::fault_code`] gives the SOAP fault code otherwise.
 //! - No panics on any input; no I/O, clock or randomness (ids and times are passed in).
 
 mod build;
@@ -107,7 +108,8 @@ pub struct ItkMessage<'a> {
 }
 
 /// Reads an ITK request: a SOAP 1.1 envelope whose Body carries one Distribution Envelope, or
-/// a bare Distribution Envelope. The whole input must be one well-formed UTF-8 XML document.
+/// a bare Distribution Envelope. The input must be one XML document in UTF-8; every value
+/// returned has been checked to be UTF-8 with resolvable references.
 pub fn parse(xml: &[u8]) -> Result<ItkMessage<'_>, ItkError> {
     let mut c = Cursor::new(xml)?;
     let doc = soap::read_document(&mut c)?;

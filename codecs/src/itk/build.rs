@@ -7,6 +7,7 @@
 //! and timestamps are passed in: the codecs read no clock and draw no random numbers. Every
 //! string is XML-escaped, so the output is well-formed whatever the caller passes.
 
+use super::error::{ItkError, ItkErrorKind};
 use super::response::InfResult;
 use super::xml_out::{attribute, element, text};
 use super::{
@@ -84,6 +85,20 @@ impl FaultCode {
         match self {
             Self::MustUnderstand => WSA_MUST_UNDERSTAND_ACTION,
             _ => WSA_FAULT_ACTION,
+        }
+    }
+}
+
+impl ItkError {
+    /// The SOAP fault code a receiver answers a refused request with: VersionMismatch for a
+    /// non-SOAP-1.1 envelope, MustUnderstand for an unprocessed mustUnderstand header, and
+    /// Client for everything else the sender got wrong (DE faults may instead be reported in an
+    /// infrastructure NACK, see [`ItkError::de_code`]).
+    pub fn fault_code(&self) -> FaultCode {
+        match self.kind {
+            ItkErrorKind::SoapVersionMismatch => FaultCode::VersionMismatch,
+            ItkErrorKind::NotUnderstood => FaultCode::MustUnderstand,
+            _ => FaultCode::Client,
         }
     }
 }

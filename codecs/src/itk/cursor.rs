@@ -9,7 +9,9 @@
 //!
 //! The cursor refuses `<!DOCTYPE` (so no entity can ever be declared or expanded), checks every
 //! `&name;` it meets in text against the five predefined entities, and refuses declared
-//! encodings other than UTF-8 (quick-xml is used without its `encoding` feature).
+//! encodings other than UTF-8 (quick-xml is used without its `encoding` feature). Opaque
+//! content (payloads) is checked for tag balance, references and DOCTYPE only: attribute syntax
+//! and namespace prefixes inside it are the payload consumer's business.
 
 use super::error::{DeCode, ItkError, ItkErrorKind};
 use super::text::{self, is_xml_ws, trim, Form, Text};
@@ -46,7 +48,8 @@ impl Ns {
                 u if u == NS_WSU.as_bytes() => Self::Wsu,
                 _ => Self::Other,
             },
-            ResolveResult::Unbound | ResolveResult::Unknown(_) => Self::None,
+            ResolveResult::Unbound => Self::None,
+            ResolveResult::Unknown(_) => Self::Other,
         }
     }
 
@@ -227,8 +230,19 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next event that matters: comments and processing instructions are skipped, as is
-    /// whitespace between elements.
+    /// whitespace between elements. An element with an undeclared prefix is an error.
     pub(crate) fn next(&mut self) -> Result<Ev<'a>, ItkError> {
+        self.next_event(true)
+    }
+
+    /// [`Self::next`] inside opaque content (payloads): an undeclared prefix is not our
+    /// business there, as it is not in the content [`Self::skip`] passes over; the element
+    /// simply matches no known namespace.
+    pub(crate) fn next_opaque(&mut self) -> Result<Ev<'a>, ItkError> {
+        self.next_event(false)
+    }
+
+    fn next_event(&mut self, strict: bool) -> Result<Ev<'a>, ItkError> {
         loop {
             let offset = self.pos();
             let event = match self.reader.read_event() {
@@ -236,8 +250,8 @@ impl<'a> Cursor<'a> {
                 Err(e) => return Err(self.xml_error(&e)),
             };
             match event {
-                Event::Start(start) => return self.open(start, false, offset),
-                Event::Empty(start) => return self.open(start, true, offset),
+                Event::Start(start) => return self.open(start, false, offset, strict),
+                Event::Empty(start) => return self.open(start, true, offset, strict),
                 Event::End(_) => {
                     return Ok(Ev::Close(Close {
                         offset,
@@ -258,9 +272,15 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn open(&self, start: BytesStart<'a>, empty: bool, offset: usize) -> Result<Ev<'a>, ItkError> {
+    fn open(
+        &self,
+        start: BytesStart<'a>,
+        empty: bool,
+        offset: usize,
+        strict: bool,
+    ) -> Result<Ev<'a>, ItkError> {
         let ns = match self.reader.resolve_element(start.name()).0 {
-            ResolveResult::Unknown(_) => {
+            ResolveResult::Unknown(_) if strict => {
                 let kind = ItkErrorKind::Xml("undeclared namespace prefix".into());
                 return Err(self.fail(offset, kind));
             }

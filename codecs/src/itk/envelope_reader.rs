@@ -427,7 +427,7 @@ fn read_payload<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<Payload<'a>, Itk
         // InfrastructureResponse as first element is read for ACK correlation.
         let mut first = true;
         loop {
-            match c.next()? {
+            match c.next_opaque()? {
                 Ev::Open(child) => {
                     if first && child.is(Ns::Itk, "InfrastructureResponse") {
                         infrastructure_response = Some(read_infrastructure_response(c, &child)?);

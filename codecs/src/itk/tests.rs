@@ -583,3 +583,17 @@ fn responses_are_read() {
         ItkErrorKind::UnexpectedRoot
     );
 }
+
+#[test]
+fn payload_content_is_opaque_but_balanced() {
+    let prefixed = PAYLOADS.replace("SGVsbG8=", "<p:x q:a=\"1\"><y/></p:x>");
+    let xml = de(HEADER, &prefixed);
+    let m = parse(xml.as_bytes()).expect("undeclared prefixes inside a payload are not ours");
+    assert_eq!(m.envelope.payloads[1].content, b"<p:x q:a=\"1\"><y/></p:x>");
+    let unbalanced = PAYLOADS.replace("SGVsbG8=", "<x></y>");
+    let xml = de(HEADER, &unbalanced);
+    let e = parse(xml.as_bytes()).unwrap_err();
+    assert!(matches!(e.kind, ItkErrorKind::Xml(_)), "{e}");
+    assert_eq!(e.path, "/DistributionEnvelope/payloads/payload");
+    assert_eq!(&xml.as_bytes()[e.offset..e.offset + 4], b"</y>");
+}

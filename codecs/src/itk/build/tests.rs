@@ -273,3 +273,20 @@ fn ack_without_optional_addresses_still_parses() {
     assert_eq!(r.outcome(), Some(InfResult::Ok));
     assert!(r.errors.is_empty());
 }
+
+#[test]
+fn errors_map_to_fault_codes() {
+    let v12 = parse(b"<e:Envelope xmlns:e=\"http://www.w3.org/2003/05/soap-envelope\"/>");
+    assert_eq!(v12.unwrap_err().fault_code(), FaultCode::VersionMismatch);
+    let junk = parse(b"<x/>").unwrap_err();
+    assert_eq!(junk.fault_code(), FaultCode::Client);
+    let header = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+<soap:Header><l:X xmlns:l=\"urn:l\" soap:mustUnderstand=\"1\"/></soap:Header><soap:Body>\
+<itk:DistributionEnvelope xmlns:itk=\"urn:nhs-itk:ns:201005\"><itk:header service=\"urn:s\" \
+trackingid=\"T\"><itk:manifest count=\"1\"><itk:manifestitem id=\"a\" mimetype=\"m\"/>\
+</itk:manifest></itk:header><itk:payloads count=\"1\"><itk:payload id=\"a\"/></itk:payloads>\
+</itk:DistributionEnvelope></soap:Body></soap:Envelope>";
+    let m = parse(header.as_bytes()).unwrap();
+    let e = m.soap.unwrap().check_strict().unwrap_err();
+    assert_eq!(e.fault_code(), FaultCode::MustUnderstand);
+}
