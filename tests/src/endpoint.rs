@@ -407,3 +407,96 @@ pub fn msa(ack: &[u8]) -> (String, String) {
     };
     (field(1), field(2))
 }
+
+/// A sender's HTTP/1.1 connection to the router (keep-alive).
+pub struct HttpClient {
+    conn: Box<dyn Conn>,
+    buf: Vec<u8>,
+}
+
+/// An HTTP response as the client saw it.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub keep_alive: bool,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl HttpClient {
+    pub fn connect(addr: SocketAddr) -> io::Result<HttpClient> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+        Ok(HttpClient {
+            conn: Box::new(tcp),
+            buf: Vec::new(),
+        })
+    }
+
+    /// POSTs `body` with `SOAPAction: "action"` and returns the response.
+    pub fn post(&mut self, path: &str, action: &str, body: &[u8]) -> io::Result<HttpResponse> {
+        let mut request = Vec::new();
+        let spec = http1::PostSpec {
+            path,
+            host: "ganglion",
+            soap_action: action,
+            content_type: "text/xml; charset=utf-8",
+            keep_alive: true,
+        };
+        http1::write_post(&mut request, &spec, body)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.send_raw(&request)?;
+        self.response()
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.conn.write_all(bytes)?;
+        self.conn.flush()
+    }
+
+    /// Reads the next response (Content-Length framed, as the router sends).
+    pub fn response(&mut self) -> io::Result<HttpResponse> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let parsed = {
+                let mut headers = [http1::EMPTY_HEADER; 64];
+                http1::parse_response(&self.buf, &mut headers, &http1::Limits::default())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+                    .map(|h| (h.status, h.head_len, h.framing, h.keep_alive))
+            };
+            if let Some((status, head_len, framing, keep_alive)) = parsed {
+                let len = match framing {
+                    http1::BodyFraming::Length(n) => n as usize,
+                    _ => 0,
+                };
+                if self.buf.len() >= head_len + len {
+                    let body = self.buf[head_len..head_len + len].to_vec();
+                    self.buf.drain(..head_len + len);
+                    return Ok(HttpResponse {
+                        status,
+                        keep_alive,
+                        body,
+                    });
+                }
+            }
+            let n = self.conn.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// The body of an HTTP request as an endpoint recorded it (head and body together).
+pub fn request_body(request: &[u8]) -> &[u8] {
+    match request.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(at) => &request[at + 4..],
+        None => &[],
+    }
+}

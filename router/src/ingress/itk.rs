@@ -233,7 +233,9 @@ async fn handle(
     out: &mut Vec<u8>,
 ) -> u16 {
     Metrics::bump(&shard.counters().received);
-    let message = match itk::parse(body) {
+    // The Web Services rules (MessageID, Action, To, mustUnderstand, WS-Security shape) and
+    // the schema rules parsing lets through are checked before anything is accepted.
+    let message = match itk::parse(body).and_then(|m| m.check_strict().map(|()| m)) {
         Ok(message) => message,
         Err(error) => {
             Metrics::bump(&shard.counters().unreadable);
@@ -242,17 +244,22 @@ async fn handle(
                 Some(de) => (de, itk::DE_ERROR_CODE_SYSTEM),
                 None => (ERROR_CLIENT, itk::TOOLKIT_ERROR_CODE_SYSTEM),
             };
+            let fault = match error.kind {
+                itk::ItkErrorKind::NotUnderstood => FaultCode::MustUnderstand,
+                itk::ItkErrorKind::SoapVersionMismatch => FaultCode::VersionMismatch,
+                _ => FaultCode::Client,
+            };
             let id = shard.uuids.next_uuid();
             let reply = FaultReply {
                 message_id: &shard.uuids.next_uuid(),
                 relates_to: None,
-                code: FaultCode::Client,
-                fault_string: FaultCode::Client.default_string(),
+                code: fault,
+                fault_string: fault.default_string(),
                 error: ErrorInfo {
                     id: &id,
                     code,
                     code_system: system,
-                    text: "the request could not be read",
+                    text: "the request could not be accepted",
                     diagnostic: Some(&text),
                 },
             };

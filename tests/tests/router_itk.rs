@@ -1,0 +1,268 @@
+//! `ganglion run` with ITK over HTTP/1.1: SOAP requests in, fanned out per address to ITK
+//! endpoints, answered with SimpleMessageResponse or a SOAP fault.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tests::endpoint::{request_body, Endpoint, HttpClient, Inbox};
+use tests::process::RouterProcess;
+use tests::scratch::Scratch;
+
+const WAIT: Duration = Duration::from_secs(20);
+const CDA: &str = "urn:nhs-itk:services:201005:SendCDADocument-v2-0";
+
+fn ok() -> impl Fn(usize, &[u8]) -> (u16, Vec<u8>) + Send + Sync + 'static {
+    |_, _| (200, b"<ok/>".to_vec())
+}
+
+/// A listener `itk`, ITK endpoints looked up by their ITK address, one lookup route.
+fn config(scratch: &Scratch, endpoints: &[(&str, &str, &Endpoint)]) -> PathBuf {
+    let mut text = format!(
+        "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [[listener]]\nname = \"itk\"\nprotocol = \"itk-http\"\nbind = \"127.0.0.1:0\"\n\n",
+        scratch.join("data").display()
+    );
+    for (name, address, endpoint) in endpoints {
+        text.push_str(&format!(
+            "[[endpoint]]\nname = \"{name}\"\nprotocol = \"itk-http\"\naddress = \"http://{}/itk/inbox\"\nitk_address = \"{address}\"\n\n",
+            endpoint.addr
+        ));
+    }
+    text.push_str(&format!(
+        "[[route]]\nname = \"documents\"\nitk.service = \"{CDA}\"\nto = {{ lookup = \"itk.address\" }}\n"
+    ));
+    scratch.file("routes.toml", text)
+}
+
+fn start(config: &PathBuf) -> RouterProcess {
+    RouterProcess::start(
+        config,
+        &["--retry-base-ms", "20", "--reply-timeout", "2"],
+        &["itk", "admin"],
+    )
+}
+
+fn wait_all(inboxes: &[&Inbox], n: usize) -> bool {
+    inboxes.iter().all(|i| i.wait_for(n, WAIT))
+}
+
+#[test]
+fn a_soap_request_is_fanned_out_per_address_and_answered() {
+    let Some(corpus) = tests::corpus() else {
+        return;
+    };
+    // Three addressees (read from the file): BBB:X0912, X0913, X0914.
+    let request =
+        std::fs::read(corpus.join("itk/nhsdigitalmait+TKW-x/src/test/resources/ITK_SOAP.xml"))
+            .unwrap();
+    let scratch = Scratch::new("itk-fanout");
+    let a = Endpoint::itk(None, ok());
+    let b = Endpoint::itk(None, ok());
+    let c = Endpoint::itk(None, ok());
+    let config = config(
+        &scratch,
+        &[
+            ("bbb", "urn:nhs-uk:addressing:ods:BBB:X0912", &a),
+            ("x0913", "urn:nhs-uk:addressing:ods:X0913", &b),
+            ("x0914", "urn:nhs-uk:addressing:ods:X0914", &c),
+        ],
+    );
+    let router = start(&config);
+    let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+    let response = client.post("/syncsoap", CDA, &request).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = response.text();
+    assert!(text.contains("SimpleMessageResponse"), "{text}");
+    assert!(
+        text.contains("<wsa:RelatesTo>D174645D-AD0E-4363-89EE-910A4BEF7201</wsa:RelatesTo>"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("<wsa:Action>{CDA}Response</wsa:Action>")),
+        "{text}"
+    );
+    assert!(wait_all(&[&a.inbox, &b.inbox, &c.inbox], 1));
+    for endpoint in [&a, &b, &c] {
+        let received = endpoint.inbox.messages();
+        assert_eq!(received.len(), 1);
+        // The body is forwarded as received; the POST goes to the endpoint's path with the
+        // sender's SOAPAction.
+        assert_eq!(request_body(&received[0]), &request[..]);
+        let head =
+            String::from_utf8_lossy(&received[0][..received[0].len() - request.len()]).into_owned();
+        assert!(head.starts_with("POST /itk/inbox HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("\"{CDA}\"")), "{head}");
+    }
+    // Keep-alive: the same connection serves the next request.
+    let again = client.post("/syncsoap", CDA, &request).unwrap();
+    assert_eq!(again.status, 200);
+    assert!(wait_all(&[&a.inbox, &b.inbox, &c.inbox], 2));
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn malformed_and_unroutable_requests_get_client_faults() {
+    let Some(corpus) = tests::corpus() else {
+        return;
+    };
+    let scratch = Scratch::new("itk-negative");
+    let sink = Endpoint::itk(None, ok());
+    let config = config(
+        &scratch,
+        &[("x0912", "urn:nhs-uk:addressing:ods:X0912", &sink)],
+    );
+    let router = start(&config);
+    let negatives = corpus
+        .join("itk/UECIT+cdss-tkw/TKW/contrib/ITK_2_01_Test_Messages/111/Negative_111_Templates");
+    let mut faults = 0;
+    let mut files: Vec<_> = std::fs::read_dir(&negatives)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+    {
+        let body = std::fs::read(path).unwrap();
+        let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+        let response = client.post("/syncsoap", CDA, &body).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = response.text();
+        // Every negative sample is answered: a fault, or (for the business-level variants the
+        // transport cannot see) acceptance; never a dropped connection.
+        assert!(
+            response.status == 200 || response.status == 500,
+            "{name}: {}",
+            response.status
+        );
+        if response.status == 500 {
+            faults += 1;
+            assert!(
+                text.contains("<soap:Fault>") && text.contains("ToolkitErrorInfo"),
+                "{name}: {text}"
+            );
+        }
+        // The structural and transport faults named in the file names must be refused.
+        let must_fault = [
+            "DE_EMPPID",
+            "DE_INVMPC",
+            "DE_INVPID",
+            "DE_MISPID",
+            "ER_INVXML",
+            "SO_NOACTN",
+            "SO_NOTOEL",
+        ];
+        if must_fault.iter().any(|p| name.starts_with(p)) {
+            assert_eq!(response.status, 500, "{name} was accepted: {text}");
+        }
+    }
+    assert!(faults >= 8, "{faults} faults");
+
+    // Something that routes nowhere: a service no route takes.
+    let unroutable =
+        std::fs::read(corpus.join("itk/nhsdigitalmait+TKW-x/src/test/resources/ITK_SOAP.xml"))
+            .unwrap();
+    let unroutable = String::from_utf8(unroutable)
+        .unwrap()
+        .replace("SendCDADocument-v2-0", "SendSomethingElse-v1-0");
+    let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+    let response = client
+        .post(
+            "/syncsoap",
+            "urn:nhs-itk:services:201005:SendSomethingElse-v1-0",
+            unroutable.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(response.status, 500);
+    assert!(
+        response.text().contains("soap:Client") && response.text().contains("no route"),
+        "{}",
+        response.text()
+    );
+
+    // A header block the sender says we must understand, and we do not.
+    let must = String::from_utf8(std::fs::read(corpus.join("itk/nhsdigitalmait+TKW-x/src/test/resources/ITK_SOAP.xml")).unwrap())
+        .unwrap()
+        .replacen(
+            "<soap:Header>",
+            "<soap:Header><x:Routing xmlns:x=\"urn:example\" soap:mustUnderstand=\"1\">fast</x:Routing>",
+            1,
+        );
+    let response = client.post("/syncsoap", CDA, must.as_bytes()).unwrap();
+    assert_eq!(response.status, 500);
+    assert!(
+        response.text().contains("soap:MustUnderstand"),
+        "{}",
+        response.text()
+    );
+
+    // Not XML at all, and a GET.
+    let response = client.post("/syncsoap", CDA, b"not xml").unwrap();
+    assert_eq!(response.status, 500);
+    client
+        .send_raw(b"GET /syncsoap HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(client.response().unwrap().status, 405);
+    assert!(sink.inbox.is_empty());
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn endpoint_faults_are_retried_or_refused_by_their_code() {
+    let Some(corpus) = tests::corpus() else {
+        return;
+    };
+    let request =
+        std::fs::read(corpus.join("itk/nhsdigitalmait+TKW-x/src/test/resources/ITK_SOAP.xml"))
+            .unwrap();
+    let scratch = Scratch::new("itk-faults");
+    let fault = |code: &str| {
+        format!(
+            "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><soap:Fault><faultcode>soap:{code}</faultcode><faultstring>no</faultstring></soap:Fault></soap:Body></soap:Envelope>"
+        )
+        .into_bytes()
+    };
+    let server_then_ok = Endpoint::itk(None, move |n, _| {
+        if n == 0 {
+            (500, fault("Server"))
+        } else {
+            (200, b"<ok/>".to_vec())
+        }
+    });
+    let client_fault = Endpoint::itk(None, {
+        let fault = fault("Client");
+        move |_, _| (500, fault.clone())
+    });
+    let http_503_then_ok = Endpoint::itk(None, |n, _| {
+        if n == 0 {
+            (503, Vec::new())
+        } else {
+            (202, Vec::new())
+        }
+    });
+    let config = config(
+        &scratch,
+        &[
+            (
+                "retry",
+                "urn:nhs-uk:addressing:ods:BBB:X0912",
+                &server_then_ok,
+            ),
+            ("refuse", "urn:nhs-uk:addressing:ods:X0913", &client_fault),
+            ("busy", "urn:nhs-uk:addressing:ods:X0914", &http_503_then_ok),
+        ],
+    );
+    let mut router = start(&config);
+    let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+    assert_eq!(client.post("/syncsoap", CDA, &request).unwrap().status, 200);
+    assert!(server_then_ok.inbox.wait_for(2, WAIT));
+    assert!(http_503_then_ok.inbox.wait_for(2, WAIT));
+    assert!(client_fault.inbox.wait_for(1, WAIT));
+    assert!(router.wait_for_output("dead letter", WAIT));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server_then_ok.inbox.len(), 2);
+    assert_eq!(http_503_then_ok.inbox.len(), 2);
+    assert_eq!(client_fault.inbox.len(), 1);
+    assert!(router.terminate(WAIT).success());
+}
