@@ -1,6 +1,6 @@
 //! `ganglion run` with ITK over HTTP/1.1: SOAP requests in, fanned out per address to ITK
 //! endpoints, answered with SimpleMessageResponse or a SOAP fault.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tests::endpoint::{request_body, Endpoint, HttpClient, Inbox};
@@ -33,7 +33,7 @@ fn config(scratch: &Scratch, endpoints: &[(&str, &str, &Endpoint)]) -> PathBuf {
     scratch.file("routes.toml", text)
 }
 
-fn start(config: &PathBuf) -> RouterProcess {
+fn start(config: &Path) -> RouterProcess {
     RouterProcess::start(
         config,
         &["--retry-base-ms", "20", "--reply-timeout", "2"],

@@ -2,7 +2,7 @@
 //! (plain and TLS), exact bytes on both sides. Runs on the driver named by GANGLION_DRIVER
 //! (`.ci/run` runs the suite once with each).
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
@@ -45,7 +45,7 @@ fn mllp_endpoint(endpoint: &Endpoint) -> String {
     format!("protocol = \"mllp\"\naddress = \"{}\"\n", endpoint.addr)
 }
 
-fn start(config: &PathBuf) -> RouterProcess {
+fn start(config: &Path) -> RouterProcess {
     RouterProcess::start(
         config,
         &["--retry-base-ms", "20", "--reply-timeout", "2"],
