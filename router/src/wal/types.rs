@@ -3,9 +3,9 @@
 //! ([`PendingRecord`], owned) and the small receipts in between.
 use std::fmt;
 
-/// A record's place in its shard's log: a sequence number that only grows while the log has
-/// records (it restarts at 0 only when a log is opened with no segments at all). A replicated log
-/// maps it to its stream sequence.
+/// A record's place in its shard's log: a sequence number that grows across restarts (a record
+/// lost in a torn tail was never acknowledged, and its number is given out again). A replicated
+/// log maps it to its stream sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId(pub u64);
 
