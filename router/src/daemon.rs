@@ -21,17 +21,20 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::control::{Command, Control};
+use crate::deadletter::DeadLetterStore;
 use crate::egress::settings::EgressSettings;
 use crate::ingress::listener::{bind_reuseport, ListenerCtx};
 use crate::metrics::Metrics;
+use crate::routes::file::ClientAuth;
 use crate::routes::file::Workers;
 use crate::routes::{self, Diagnostic, Protocol};
 use crate::runtime::driver::{Driver, DriverChoice};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards;
+use crate::shard::durable::Durability;
 use crate::shard::Routing;
-use crate::routes::file::ClientAuth;
 use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
+use crate::wal::WalConfig;
 pub use reload::ReloadOutcome;
 
 /// How the operator started the daemon.
@@ -45,6 +48,10 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Reload when the config file changes.
     pub watch: bool,
+    /// Store every message before acknowledging it (the default). Off only for measuring
+    /// what durability costs: then an ACK means "queued in memory".
+    pub durable: bool,
+    pub wal: WalConfig,
     pub egress: EgressSettings,
 }
 
@@ -86,13 +93,47 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     }
     let table = Arc::new(table);
     let routing = Arc::new(Routing::build(Arc::clone(&table), workers, None)?);
+    let data_dir = table.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(io_error(format!("data directory {}", data_dir.display())))?;
+    let dead_letters = Arc::new(
+        DeadLetterStore::open(&data_dir)
+            .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
+    );
+    let marks = Arc::new(Mesh::new(workers, 64 * 1024));
+    let mut logs = Vec::with_capacity(workers);
+    for shard in 0..workers {
+        if !options.durable {
+            logs.push(None);
+            continue;
+        }
+        let (log, reports) = Durability::open(
+            &data_dir,
+            shard,
+            workers,
+            options.wal.clone(),
+            Arc::clone(&marks),
+        )
+        .map_err(|e| {
+            io_error(format!("write-ahead log of shard {shard}"))(io::Error::other(e.to_string()))
+        })?;
+        for (number, report) in reports {
+            report_recovery(number, &report);
+        }
+        logs.push(Some(log));
+    }
+    if !options.durable {
+        log::warn!("durability is off: messages are acknowledged before they are on disk");
+    }
     let sockets = bind_listeners(&table, workers)?;
     let metrics = Metrics::new(workers);
     let mesh = Arc::new(Mesh::new(workers, 64 * 1024));
     let control = Control::new(workers);
     let ingress_open = Arc::new(AtomicU32::new(workers as u32));
-    let slots: Arc<Mutex<Vec<Option<ShardSockets>>>> =
-        Arc::new(Mutex::new(sockets.into_iter().map(Some).collect()));
+    type Slot = Option<(ShardSockets, Option<Durability>)>;
+    let slots: Arc<Mutex<Vec<Slot>>> = Arc::new(Mutex::new(
+        sockets.into_iter().zip(logs).map(Some).collect(),
+    ));
     let context = shard_main::Context {
         routing: Arc::clone(&routing),
         mesh,
@@ -100,15 +141,16 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         metrics: Arc::clone(&metrics),
         settings: options.egress,
         grace: options.grace,
+        dead_letters,
         ingress_open,
     };
     let handles = shards::spawn(workers, driver, true, move |info| {
-        let sockets = slots
+        let (sockets, log) = slots
             .lock()
             .ok()
             .and_then(|mut all| all.get_mut(info.index).and_then(Option::take))
             .unwrap_or_default();
-        shard_main::run(info, context.clone(), sockets)
+        shard_main::run(info, context.clone(), sockets, log)
     })
     .map_err(io_error("starting shards"))?;
     log::info!("ganglion running with {workers} shard(s)");
@@ -139,6 +181,16 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     }
     log::info!("ganglion stopped");
     Ok(())
+}
+
+/// Says what recovery found in a log: nothing, a torn tail cut off, or damage quarantined.
+fn report_recovery(log: u16, report: &crate::wal::Recovery) {
+    if report.damage.is_empty() {
+        return;
+    }
+    for damage in &report.damage {
+        log::error!("write-ahead log {log}: {damage}");
+    }
 }
 
 /// Binds every listener once per shard and prints where each listens (port 0 picks one).

@@ -9,6 +9,8 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use crate::shard::durable::RecordRef;
+
 /// The family a message belongs to, which decides how it is framed towards an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -50,4 +52,7 @@ pub struct Delivery {
     pub endpoint: Arc<str>,
     /// The endpoint's count of messages not yet done, lowered when this one is.
     pub queued: Arc<AtomicU32>,
+    /// Where the message is in the write-ahead log, to mark this destination done; `None`
+    /// when the router runs without durability.
+    pub record: Option<RecordRef>,
 }

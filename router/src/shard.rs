@@ -4,6 +4,7 @@
 //! other shards reach it only through the mesh. Endpoint workers are created on the first
 //! message for an endpoint (or at start-up when pre-warmed) and live until a reload removes the
 //! endpoint and its queue has drained.
+pub mod durable;
 pub mod routing;
 
 use std::cell::{Cell, RefCell};
@@ -14,13 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::egress::settings::EgressSettings;
-use crate::egress::worker::{Outcomes, Worker};
+use crate::egress::worker::{GiveUp, Outcomes, Worker};
 use crate::ids::Uuids;
 use crate::metrics::Metrics;
 use crate::net::pool::{BufferPool, IO_BUFFER};
 use crate::pipeline::{Accepted, Delivery};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
+use durable::Durability;
 pub use routing::{EndpointHandle, Routing};
 
 /// How often a sender held back by a full queue looks again. Back-pressure is the slow path:
@@ -36,6 +38,8 @@ pub struct Shard {
     pub settings: EgressSettings,
     outcomes: Rc<dyn Outcomes>,
     pub metrics: Arc<Metrics>,
+    /// The shard's write-ahead log; `None` only when durability was turned off (benchmarks).
+    pub durability: Option<Rc<Durability>>,
     pub uuids: Uuids,
     seq: Cell<u64>,
     /// Shards sent to since the last [`Shard::flush`].
@@ -50,6 +54,7 @@ impl Shard {
         settings: EgressSettings,
         outcomes: Rc<dyn Outcomes>,
         metrics: Arc<Metrics>,
+        durability: Option<Rc<Durability>>,
     ) -> Rc<Shard> {
         Rc::new(Shard {
             info,
@@ -60,6 +65,7 @@ impl Shard {
             settings,
             outcomes,
             metrics,
+            durability,
             uuids: Uuids::new(info.index),
             seq: Cell::new(0),
             touched: RefCell::new(Vec::new()),
@@ -156,8 +162,12 @@ impl Shard {
                     // The endpoint vanished in a reload between routing and delivery; the
                     // message was accepted, so it must not be lost.
                     delivery.queued.fetch_sub(1, Ordering::AcqRel);
-                    self.outcomes
-                        .dead_letter(&delivery, "endpoint removed from the directory");
+                    self.outcomes.dead_letter(
+                        &delivery,
+                        GiveUp::Unroutable,
+                        "endpoint removed from the directory",
+                        None,
+                    );
                     return;
                 }
             },
@@ -200,15 +210,26 @@ impl Shard {
         }
     }
 
+    /// Gives up on a delivery that cannot reach its endpoint (it no longer exists).
+    pub fn dead_letter(&self, delivery: &Delivery, detail: &str) {
+        self.outcomes
+            .dead_letter(delivery, GiveUp::Unroutable, detail, None);
+    }
+
     /// Keeps a message that no rule routes, when the policy says to keep such messages.
     pub fn dead_letter_unrouted(&self, message: &Arc<Accepted>) {
         let delivery = Delivery {
             message: Arc::clone(message),
             endpoint: Arc::from("(unrouted)"),
             queued: Arc::new(AtomicU32::new(0)),
+            record: None,
         };
-        self.outcomes
-            .dead_letter(&delivery, "no route for this message");
+        self.outcomes.dead_letter(
+            &delivery,
+            GiveUp::Unroutable,
+            "no route for this message",
+            None,
+        );
     }
 
     /// This shard's counters.

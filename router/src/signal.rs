@@ -77,3 +77,46 @@ mod tests {
         assert_eq!(woke, 3);
     }
 }
+
+/// A re-armable notification for the tasks of one shard: waiters wake on every
+/// [`LocalNotify::notify`] after they began waiting.
+#[derive(Default)]
+pub struct LocalNotify {
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl LocalNotify {
+    pub fn new() -> LocalNotify {
+        LocalNotify::default()
+    }
+
+    /// The current generation; pass it to [`LocalNotify::changed`].
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    /// Wakes every waiter.
+    pub fn notify(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        for waker in self.waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Completes once [`LocalNotify::notify`] has been called since `seen` was read.
+    pub async fn changed(&self, seen: u64) {
+        poll_fn(|cx| {
+            if self.generation.get() != seen {
+                Poll::Ready(())
+            } else {
+                let mut waiters = self.waiters.borrow_mut();
+                if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiters.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}

@@ -186,3 +186,27 @@ impl Drop for RouterProcess {
         }
     }
 }
+
+/// Runs `ganglion ARGS…` to completion (for the offline commands) and returns its output.
+pub fn ganglion(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run ganglion")
+}
+
+/// The dead letters in `data_dir`, as `ganglion dead-letters list --json` reports them.
+pub fn dead_letters(data_dir: &Path) -> Vec<serde_json::Value> {
+    let output = ganglion(&[
+        "dead-letters",
+        "list",
+        "--data-dir",
+        &data_dir.display().to_string(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::pki::TestPki;
-use tests::process::RouterProcess;
+use tests::process::{dead_letters, ganglion, RouterProcess};
 use tests::scratch::Scratch;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -245,15 +245,31 @@ fn ae_is_retried_until_aa_and_ar_is_dead_lettered() {
     assert!(flaky.inbox.wait_for(2, WAIT));
     assert!(refuser.inbox.wait_for(1, WAIT));
     assert!(
-        router.wait_for_output("dead letter: message R2 for refuser", WAIT),
+        router.wait_for_output("message R2 for refuser", WAIT),
         "{}",
         router.output()
     );
     std::thread::sleep(Duration::from_millis(500));
     // AE: sent again (same bytes), then done; AR: never sent again.
     assert_eq!(flaky.inbox.messages(), vec![retried.clone(), retried]);
-    assert_eq!(refuser.inbox.messages(), vec![refused]);
+    assert_eq!(refuser.inbox.messages(), vec![refused.clone()]);
     assert!(router.terminate(WAIT).success());
+    // The refused message is in the dead-letter store with the endpoint's reply beside it.
+    let letters = dead_letters(&scratch.join("data"));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["endpoint"], "refuser");
+    assert_eq!(letters[0]["reason"], "rejected");
+    assert_eq!(letters[0]["control_id"], "R2");
+    let id = letters[0]["id"].as_str().unwrap();
+    let shown = ganglion(&[
+        "dead-letters",
+        "show",
+        id,
+        "--data-dir",
+        &scratch.join("data").display().to_string(),
+        "--raw",
+    ]);
+    assert_eq!(shown.stdout, refused);
 }
 
 #[test]

@@ -30,6 +30,14 @@ pub struct Args {
     /// Milliseconds before the first retry of a failed delivery (later ones back off from it).
     #[arg(long, default_value_t = 100)]
     pub retry_base_ms: u64,
+    /// For measurements only: acknowledge messages once queued in memory, without the
+    /// write-ahead log. A crash then loses what was acknowledged and not yet delivered.
+    #[arg(long)]
+    pub no_durability: bool,
+    /// Disk budget of each shard's write-ahead log, in MiB; past it, senders are told
+    /// "cannot accept now".
+    #[arg(long, default_value_t = 4096)]
+    pub wal_budget_mib: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -40,6 +48,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         workers: args.workers,
         grace: Duration::from_secs(args.grace),
         watch: !args.no_watch,
+        durable: !args.no_durability,
+        wal: crate::wal::WalConfig {
+            budget_bytes: args.wal_budget_mib.saturating_mul(1 << 20),
+            ..crate::wal::WalConfig::default()
+        },
         egress: EgressSettings {
             reply_timeout: Duration::from_secs(args.reply_timeout),
             backoff: crate::egress::backoff::BackoffPolicy {

@@ -1,28 +1,85 @@
-//! What a shard does when a delivery ends: count it, log it, and keep dead letters.
+//! What a shard does when a delivery ends: count it, log it, keep dead letters, and mark the
+//! destination done in the write-ahead log.
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::egress::worker::Outcomes;
+use crate::deadletter::{DeadLetterStore, NewDeadLetter, Reason, Source};
+use crate::egress::worker::{GiveUp, Outcomes};
+use crate::ingress::accept::unix_nanos;
 use crate::metrics::Metrics;
-use crate::pipeline::Delivery;
+use crate::pipeline::{Delivery, Kind};
+use crate::shard::durable::Durability;
+use crate::wal::Origin;
 
 pub struct ShardOutcomes {
     pub shard: usize,
     pub metrics: Arc<Metrics>,
+    pub durability: Option<Rc<Durability>>,
+    pub dead_letters: Arc<DeadLetterStore>,
+}
+
+impl ShardOutcomes {
+    fn mark(&self, delivery: &Delivery) {
+        if let (Some(durability), Some(record)) = (&self.durability, delivery.record) {
+            durability.mark(record);
+        }
+    }
 }
 
 impl Outcomes for ShardOutcomes {
-    fn delivered(&self, _delivery: &Delivery) {
+    fn delivered(&self, delivery: &Delivery) {
         Metrics::bump(&self.metrics.shard(self.shard).delivered);
+        self.mark(delivery);
     }
 
-    fn dead_letter(&self, delivery: &Delivery, reason: &str) {
-        Metrics::bump(&self.metrics.shard(self.shard).dead_lettered);
-        log::error!(
-            "dead letter: message {} for {}: {reason}",
-            String::from_utf8_lossy(delivery.message.control_id()),
-            delivery.endpoint
-        );
+    fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>) {
+        let message = &delivery.message;
+        let reason = match (why, message.kind) {
+            (GiveUp::Refused, Kind::Hl7v2) => Reason::Rejected,
+            (GiveUp::Refused, Kind::Itk) => Reason::ClientFault,
+            (GiveUp::RetriesExhausted, _) => Reason::RetriesExhausted,
+            (GiveUp::Unroutable, _) => Reason::Other,
+        };
+        let control_id = String::from_utf8_lossy(message.control_id()).into_owned();
+        let peer = message.peer.to_string();
+        // Writing a dead letter fsyncs; it happens only when an endpoint refuses a message or
+        // retries run out, which is rare enough to do on the shard.
+        let letter = NewDeadLetter {
+            time_unix_nanos: unix_nanos(SystemTime::now()),
+            endpoint: &delivery.endpoint,
+            reason,
+            detail,
+            reply,
+            source: delivery.record.map(|r| Source {
+                shard: u32::from(r.log),
+                record: r.id,
+            }),
+            origin: Origin {
+                listener: &message.listener,
+                peer: &peer,
+                arrival_unix_nanos: unix_nanos(message.arrived),
+                control_id: &control_id,
+            },
+            message: &message.bytes,
+        };
+        match self.dead_letters.add(&letter) {
+            Ok(id) => {
+                Metrics::bump(&self.metrics.shard(self.shard).dead_lettered);
+                log::warn!(
+                    "dead letter {id}: message {control_id} for {}: {detail}",
+                    delivery.endpoint
+                );
+                self.mark(delivery);
+            }
+            // Not marked done: the message stays pending in the log and is tried again after
+            // a restart, rather than being lost.
+            Err(e) => log::error!(
+                "message {control_id} for {} could not be stored as a dead letter ({e}); \
+                 it stays in the log: {detail}",
+                delivery.endpoint
+            ),
+        }
     }
 
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration) {

@@ -1,20 +1,24 @@
 //! The life of one shard: start its inbox and listeners, obey the control thread, drain.
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::outcomes::ShardOutcomes;
 use super::ShardSockets;
 use crate::control::{Command, Control};
+use crate::deadletter::DeadLetterStore;
 use crate::egress::settings::EgressSettings;
 use crate::ingress::listener;
 use crate::metrics::Metrics;
-use crate::pipeline::Delivery;
+use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
+use crate::shard::durable::Durability;
 use crate::shard::{Routing, Shard};
 use crate::signal::LocalSignal;
+use crate::wal::PendingRecord;
 
 /// Everything every shard starts from; cloned into each.
 #[derive(Clone)]
@@ -25,15 +29,24 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub settings: EgressSettings,
     pub grace: Duration,
+    pub dead_letters: Arc<DeadLetterStore>,
     /// Shards still accepting connections; shutdown drains only once this reaches zero, so
     /// no shard stops while another may still hand it work.
     pub ingress_open: Arc<AtomicU32>,
 }
 
-pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
+pub async fn run(
+    info: ShardInfo,
+    context: Context,
+    sockets: ShardSockets,
+    durability: Option<Durability>,
+) {
+    let durability = durability.map(Rc::new);
     let outcomes = Rc::new(ShardOutcomes {
         shard: info.index,
         metrics: Arc::clone(&context.metrics),
+        durability: durability.clone(),
+        dead_letters: Arc::clone(&context.dead_letters),
     });
     let shard = Shard::new(
         info,
@@ -42,8 +55,16 @@ pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
         context.settings,
         outcomes,
         Arc::clone(&context.metrics),
+        durability.clone(),
     );
     monoio::spawn(Rc::clone(&shard).run_inbox());
+    if let Some(durability) = &durability {
+        let committer = Rc::clone(durability);
+        monoio::spawn(async move { committer.run_committer().await });
+        let marks = Rc::clone(durability);
+        monoio::spawn(async move { marks.run_marks().await });
+        replay(&shard, durability).await;
+    }
     let stop = Rc::new(LocalSignal::new());
     let listeners: Vec<_> = sockets
         .into_iter()
@@ -84,6 +105,102 @@ pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
     }
 }
 
+/// Hands every message the log holds for an undelivered destination back to its endpoint, in
+/// log order, before any new message is accepted.
+async fn replay(shard: &Shard, durability: &Durability) {
+    let pending = durability.pending();
+    if pending.is_empty() {
+        return;
+    }
+    let routing = shard.routing();
+    let mut count = 0usize;
+    for (log, record) in pending {
+        let message = Arc::new(recovered_message(shard, &record));
+        for (destination, name) in record.pending_destinations() {
+            let reference = RecordRef {
+                log,
+                id: record.id,
+                destination,
+            };
+            match routing
+                .table
+                .endpoint_id(name)
+                .and_then(|id| routing.handle(id))
+            {
+                Some(handle) => {
+                    let delivery = Delivery {
+                        message: Arc::clone(&message),
+                        endpoint: Arc::clone(&handle.name),
+                        queued: Arc::clone(&handle.queued),
+                        record: Some(reference),
+                    };
+                    shard.dispatch(delivery, handle).await;
+                    count += 1;
+                }
+                None => {
+                    let delivery = Delivery {
+                        message: Arc::clone(&message),
+                        endpoint: Arc::from(name),
+                        queued: Arc::new(AtomicU32::new(0)),
+                        record: Some(reference),
+                    };
+                    shard.dead_letter(&delivery, "its endpoint is no longer in the configuration");
+                }
+            }
+        }
+    }
+    shard.flush();
+    log::info!(
+        "shard {}: replaying {count} undelivered message(s) from the log",
+        shard.info.index
+    );
+}
+
+/// An accepted message rebuilt from its log record.
+fn recovered_message(shard: &Shard, record: &PendingRecord) -> Accepted {
+    let bytes: Box<[u8]> = record.message.clone().into();
+    let (kind, control_id, soap_action) = describe(&bytes);
+    Accepted {
+        seq: shard.next_seq(),
+        kind,
+        control_id,
+        soap_action,
+        arrived: UNIX_EPOCH + Duration::from_nanos(record.origin.arrival_unix_nanos),
+        listener: Arc::from(record.origin.listener.as_str()),
+        peer: record
+            .origin
+            .peer
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+        bytes,
+    }
+}
+
+/// Kind, control-id position and SOAPAction of stored message bytes, read again.
+fn describe(bytes: &[u8]) -> (Kind, std::ops::Range<usize>, Option<Box<str>>) {
+    if let Ok(message) = codecs::itk::parse(bytes) {
+        let tracking = message.envelope.tracking_id;
+        let action = message
+            .soap
+            .as_ref()
+            .and_then(|s| s.action)
+            .unwrap_or(message.envelope.service)
+            .decoded()
+            .ok()
+            .map(|a| a.into_owned().into_boxed_str());
+        let at = tracking.offset();
+        return (Kind::Itk, at..at + tracking.raw().len(), action);
+    }
+    let control_id = codecs::hl7v2::Message::parse(bytes)
+        .ok()
+        .and_then(|m| {
+            let id = m.msh().control_id()?;
+            m.offset_of(id).map(|at| at..at + id.len())
+        })
+        .unwrap_or(0..0);
+    (Kind::Hl7v2, control_id, None)
+}
+
 /// Waits until every shard has stopped accepting and every queued message is delivered, or
 /// the grace period is over; messages still queued then are logged (the durable log keeps
 /// them for the next start once it is in place).
@@ -113,4 +230,10 @@ async fn drain(shard: &Shard, context: &Context) {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
     shard.stop_workers();
+    if let Some(durability) = &shard.durability {
+        // Marks from other shards' last deliveries may still be on their way; a mark lost
+        // here only means a message is delivered again after the restart.
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        durability.flush_marks();
+    }
 }

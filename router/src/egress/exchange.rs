@@ -16,20 +16,28 @@ use crate::routes::Endpoint;
 /// Largest reply we wait for; an endpoint that sends more is broken.
 const MAX_REPLY: usize = 1024 * 1024;
 
-/// Sends `message` to `endpoint` and returns what the reply means, and whether the connection
-/// may carry the next message. An `Err` is a transport failure (the connection is no longer
-/// usable); a reply we cannot make sense of is a [`Verdict::Retry`].
+/// The outcome of one attempt that got a reply.
+#[derive(Debug)]
+pub struct Attempt {
+    pub verdict: Verdict,
+    /// Whether the connection may carry the next message.
+    pub keep: bool,
+    /// The endpoint's reply, kept only when it refused the message (for the dead-letter store).
+    pub reply: Option<Vec<u8>>,
+}
+
+/// Sends `message` to `endpoint` and returns what the reply means. An `Err` is a transport
+/// failure (the connection is no longer usable); a reply we cannot make sense of is a
+/// [`Verdict::Retry`].
 pub async fn exchange(
     stream: &mut Stream,
     endpoint: &Endpoint,
     message: &Accepted,
     reply_timeout: Duration,
     pool: &BufferPool,
-) -> io::Result<(Verdict, bool)> {
+) -> io::Result<Attempt> {
     match message.kind {
-        Kind::Hl7v2 => hl7v2_exchange(stream, message, reply_timeout, pool)
-            .await
-            .map(|verdict| (verdict, true)),
+        Kind::Hl7v2 => hl7v2_exchange(stream, message, reply_timeout, pool).await,
         Kind::Itk => super::itk::exchange(stream, endpoint, message, reply_timeout, pool).await,
     }
 }
@@ -39,7 +47,7 @@ async fn hl7v2_exchange(
     message: &Accepted,
     reply_timeout: Duration,
     pool: &BufferPool,
-) -> io::Result<Verdict> {
+) -> io::Result<Attempt> {
     let mut frame = pool.take();
     mllp::encode(&message.bytes, &mut frame);
     stream.write_pooled(frame, pool).await?;
@@ -47,7 +55,7 @@ async fn hl7v2_exchange(
     let deadline = monoio::time::Instant::now() + reply_timeout;
     let mut decoder = mllp::Decoder::new(MAX_REPLY);
     let mut reply = pool.take();
-    let verdict = loop {
+    let attempt = loop {
         match read_more(stream, &mut reply, deadline, pool).await {
             Ok(()) => {}
             Err(e) => {
@@ -58,9 +66,21 @@ async fn hl7v2_exchange(
         // One frame is the whole reply; bytes before it (noise) are dropped as they come.
         let decoded = decoder.decode(&reply);
         match decoded.event {
-            Some(mllp::Event::Frame(frame)) => break hl7v2_reply(frame, message.control_id()),
+            Some(mllp::Event::Frame(frame)) => {
+                let verdict = hl7v2_reply(frame, message.control_id());
+                let reply = matches!(verdict, Verdict::Refused(_)).then(|| frame.to_vec());
+                break Attempt {
+                    verdict,
+                    keep: true,
+                    reply,
+                };
+            }
             Some(mllp::Event::TooLarge { .. }) => {
-                break Verdict::Retry(format!("reply larger than {MAX_REPLY} bytes"))
+                break Attempt {
+                    verdict: Verdict::Retry(format!("reply larger than {MAX_REPLY} bytes")),
+                    keep: false,
+                    reply: None,
+                }
             }
             None => {
                 reply.drain(..decoded.consumed);
@@ -68,7 +88,7 @@ async fn hl7v2_exchange(
         }
     };
     pool.give(reply);
-    Ok(verdict)
+    Ok(attempt)
 }
 
 /// Waits (until `deadline`) for bytes and appends them to `buf`. The wait holds no buffer of

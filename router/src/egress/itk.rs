@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use codecs::{http1, itk};
 
-use super::exchange::read_more;
+use super::exchange::{read_more, Attempt};
 use super::verdict::Verdict;
 use crate::net::pool::BufferPool;
 use crate::net::stream::Stream;
@@ -26,7 +26,7 @@ pub async fn exchange(
     message: &Accepted,
     reply_timeout: Duration,
     pool: &BufferPool,
-) -> io::Result<(Verdict, bool)> {
+) -> io::Result<Attempt> {
     let mut request = pool.take();
     let host = format!("{}:{}", endpoint.address.host, endpoint.address.port);
     let spec = http1::PostSpec {
@@ -40,10 +40,11 @@ pub async fn exchange(
         pool.give(request);
         // Nothing was sent: the request cannot be written (a SOAPAction with a control
         // character, say), and it never will be.
-        return Ok((
-            Verdict::Refused(format!("cannot write the request: {e}")),
-            true,
-        ));
+        return Ok(Attempt {
+            verdict: Verdict::Refused(format!("cannot write the request: {e}")),
+            keep: true,
+            reply: None,
+        });
     }
     stream.write_pooled(request, pool).await?;
 
@@ -59,7 +60,7 @@ async fn read_response(
     buf: &mut Vec<u8>,
     deadline: monoio::time::Instant,
     pool: &BufferPool,
-) -> io::Result<(Verdict, bool)> {
+) -> io::Result<Attempt> {
     let limits = http1::Limits {
         max_body: MAX_RESPONSE,
         ..http1::Limits::default()
@@ -74,10 +75,11 @@ async fn read_response(
                     continue;
                 }
                 Err(e) => {
-                    return Ok((
-                        Verdict::Retry(format!("unreadable HTTP response: {e}")),
-                        false,
-                    ))
+                    return Ok(Attempt {
+                        verdict: Verdict::Retry(format!("unreadable HTTP response: {e}")),
+                        keep: false,
+                        reply: None,
+                    })
                 }
             }
         };
@@ -122,7 +124,13 @@ async fn read_response(
             }
         };
         let keep = keep_alive && framing != http1::BodyFraming::UntilClose;
-        return Ok((judge(status, &body), keep));
+        let verdict = judge(status, &body);
+        let reply = matches!(verdict, Verdict::Refused(_)).then_some(body);
+        return Ok(Attempt {
+            verdict,
+            keep,
+            reply,
+        });
     }
 }
 

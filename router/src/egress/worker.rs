@@ -25,13 +25,24 @@ use crate::net::stream::Stream;
 use crate::pipeline::Delivery;
 use crate::routes::Endpoint;
 
+/// Why a message is given up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// The endpoint refused it (AR/CR, a SOAP client fault, a 4xx).
+    Refused,
+    /// It kept failing in ways that might have passed, for longer than the retry budget.
+    RetriesExhausted,
+    /// Nothing routes it (the `unrouted = "dead-letter"` policy), or its endpoint is gone.
+    Unroutable,
+}
+
 /// Where the worker reports what became of each message.
 pub trait Outcomes {
     /// The endpoint has the message.
     fn delivered(&self, delivery: &Delivery);
-    /// The endpoint refused the message, or it kept failing past the retry budget; it must be
-    /// kept in the dead-letter store with the reason (and the endpoint's reply, if any).
-    fn dead_letter(&self, delivery: &Delivery, reason: &str);
+    /// The message is given up on; it must be kept in the dead-letter store with the reason
+    /// and the endpoint's reply, if any, before its destination is marked done.
+    fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>);
     /// An attempt failed and will be retried; for logs and metrics.
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration);
 }
@@ -156,6 +167,7 @@ impl Worker {
                     }
                 }
             }
+            let mut reply = None;
             let verdict = match stream.as_mut() {
                 None => Verdict::Retry(unreachable.unwrap_or_default()),
                 Some(open) => {
@@ -168,11 +180,12 @@ impl Worker {
                     )
                     .await
                     {
-                        Ok((verdict, keep)) => {
-                            if !keep {
+                        Ok(attempt) => {
+                            if !attempt.keep {
                                 stream = None;
                             }
-                            verdict
+                            reply = attempt.reply;
+                            attempt.verdict
                         }
                         Err(e) => Verdict::Retry(format!("connection lost: {e}")),
                     }
@@ -189,7 +202,7 @@ impl Worker {
                     backoff.succeed();
                     first_failure = None;
                     self.finish();
-                    outcomes.dead_letter(&delivery, &reason);
+                    outcomes.dead_letter(&delivery, GiveUp::Refused, &reason, reply.as_deref());
                 }
                 Verdict::Retry(reason) => {
                     // The reply (or its absence) leaves the stream in an unknown state: a late
@@ -201,7 +214,7 @@ impl Worker {
                         first_failure = None;
                         self.finish();
                         let why = format!("gave up after {:?}: {reason}", settings.retry_for);
-                        outcomes.dead_letter(&delivery, &why);
+                        outcomes.dead_letter(&delivery, GiveUp::RetriesExhausted, &why, None);
                         continue;
                     }
                     let wait = backoff.fail();

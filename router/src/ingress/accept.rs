@@ -1,27 +1,46 @@
-//! Taking a message for delivery: route it, wait for room, hand it to its endpoints' owners.
+//! Taking messages for delivery: route each, then make the batch durable, then hand it to the
+//! endpoints' owners.
 //!
-//! This is the one place where "accepted" is decided for both protocols. Until a message is
-//! accepted here its sender has been told nothing; once it is, the sender may be acknowledged.
+//! This is the one place where "accepted" is decided for both protocols. [`plan`] routes a
+//! message and waits while its endpoints' queues are full (which stops the caller reading from
+//! its sender); [`commit`] writes every planned message of a batch to the shard's log with one
+//! write, waits for the group commit, and only then dispatches them. A sender is acknowledged
+//! only after `commit` returned `Ok`; when it returns `Err`, nothing of the batch was delivered
+//! or acknowledged and each sender is told "cannot accept now".
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::pipeline::{Accepted, Delivery, Kind};
-use crate::routes::{Decision, MessageView, Outcome, Unrouted};
-use crate::shard::Shard;
+use smallvec::SmallVec;
 
-/// What became of a message at ingress.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Taken {
-    /// Queued for these many endpoints.
-    Queued(usize),
+use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
+use crate::routes::{Decision, EndpointId, MessageView, Outcome, Unrouted};
+use crate::shard::durable::NotDurable;
+use crate::shard::{Routing, Shard};
+use crate::wal::{NewRecord, Origin as WalOrigin};
+
+/// What routing decided for one message of a batch.
+pub enum Plan {
+    /// To be stored and delivered to these endpoints (of `routing`'s table).
+    Deliver {
+        message: Arc<Accepted>,
+        endpoints: SmallVec<[EndpointId; 4]>,
+        routing: Arc<Routing>,
+    },
+    /// Nothing routes it and the policy keeps such messages as dead letters.
+    DeadLetter { message: Arc<Accepted> },
     /// A rule said to drop it: accepted and forwarded nowhere.
     Dropped { rule: String },
     /// Refused: by a rule (with its reason) or because nothing routes it.
     Rejected { reason: String },
-    /// Nothing routes it and the policy keeps such messages as dead letters.
-    DeadLettered,
+}
+
+impl Plan {
+    /// Whether the sender is told its message was accepted (once the batch is committed).
+    pub fn accepts(&self) -> bool {
+        !matches!(self, Plan::Rejected { .. })
+    }
 }
 
 /// Where a message came from, for its record and for logs.
@@ -31,28 +50,32 @@ pub struct Origin {
     pub peer: SocketAddr,
 }
 
-/// Routes `view` (parsed from `bytes`) and queues it for every endpoint chosen. Waits while
-/// any of those endpoints' queues is full, which stops the caller reading from its sender.
-#[allow(clippy::too_many_arguments)]
-pub async fn accept(
+/// A message as it arrived, before routing.
+pub struct Incoming<'a> {
+    pub bytes: &'a [u8],
+    pub kind: Kind,
+    pub control_id: Range<usize>,
+    pub soap_action: Option<&'a str>,
+}
+
+/// Routes `view` (parsed from `incoming.bytes`); waits while any chosen endpoint's queue is
+/// full.
+pub async fn plan(
     shard: &Shard,
     view: &impl MessageView,
-    bytes: &[u8],
-    kind: Kind,
-    control_id: Range<usize>,
-    soap_action: Option<&str>,
+    incoming: Incoming<'_>,
     origin: &Origin,
     decision: &mut Decision,
-) -> Taken {
+) -> Plan {
     let routing = shard.routing();
     routing.table.route(view, decision);
     let make = || {
         Arc::new(Accepted {
             seq: shard.next_seq(),
-            kind,
-            bytes: bytes.into(),
-            control_id: control_id.clone(),
-            soap_action: soap_action.map(Into::into),
+            kind: incoming.kind,
+            bytes: incoming.bytes.into(),
+            control_id: incoming.control_id.clone(),
+            soap_action: incoming.soap_action.map(Into::into),
             arrived: SystemTime::now(),
             listener: Arc::clone(&origin.listener),
             peer: origin.peer,
@@ -65,41 +88,138 @@ pub async fn accept(
                     shard.wait_for_room(handle).await;
                 }
             }
-            let message = make();
-            let mut queued = 0;
-            for &id in &decision.endpoints {
-                let Some(handle) = routing.handle(id) else {
-                    continue;
-                };
-                let delivery = Delivery {
-                    message: Arc::clone(&message),
-                    endpoint: Arc::clone(&handle.name),
-                    queued: Arc::clone(&handle.queued),
-                };
-                shard.dispatch(delivery, handle).await;
-                queued += 1;
+            Plan::Deliver {
+                message: make(),
+                endpoints: decision.endpoints.iter().copied().collect(),
+                routing,
             }
-            Taken::Queued(queued)
         }
-        Outcome::Drop(rule) => Taken::Dropped {
+        Outcome::Drop(rule) => Plan::Dropped {
             rule: routing
                 .table
                 .rule(rule)
                 .map_or_else(|| "?".to_string(), |r| r.name().to_string()),
         },
-        Outcome::Reject(rule) => Taken::Rejected {
+        Outcome::Reject(rule) => Plan::Rejected {
             reason: routing
                 .table
                 .reject_reason(rule)
                 .unwrap_or("rejected by routing rule")
                 .to_string(),
         },
-        Outcome::Unrouted(Unrouted::Reject) => Taken::Rejected {
+        Outcome::Unrouted(Unrouted::Reject) => Plan::Rejected {
             reason: "no route for this message".to_string(),
         },
-        Outcome::Unrouted(Unrouted::DeadLetter) => {
-            shard.dead_letter_unrouted(&make());
-            Taken::DeadLettered
+        Outcome::Unrouted(Unrouted::DeadLetter) => Plan::DeadLetter { message: make() },
+    }
+}
+
+/// Stores every accepted message of the batch durably, then hands them to their endpoints.
+/// `Err`: none of them is stored or delivered; their senders must not be acknowledged.
+pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
+    let deliveries = plans.iter().filter(|p| matches!(p, Plan::Deliver { .. }));
+    let refs = match &shard.durability {
+        Some(durability) => {
+            let mut names: Vec<Vec<&str>> = Vec::new();
+            let mut texts: Vec<(String, String)> = Vec::new();
+            for plan in deliveries.clone() {
+                if let Plan::Deliver {
+                    message,
+                    endpoints,
+                    routing,
+                } = plan
+                {
+                    names.push(
+                        endpoints
+                            .iter()
+                            .filter_map(|&id| routing.handle(id).map(|h| &*h.name))
+                            .collect(),
+                    );
+                    texts.push((
+                        message.peer.to_string(),
+                        String::from_utf8_lossy(message.control_id()).into_owned(),
+                    ));
+                }
+            }
+            let records: Vec<NewRecord<'_>> = deliveries
+                .clone()
+                .zip(names.iter().zip(&texts))
+                .filter_map(|(plan, (names, (peer, control_id)))| match plan {
+                    Plan::Deliver { message, .. } => Some(NewRecord {
+                        destinations: names,
+                        origin: WalOrigin {
+                            listener: &message.listener,
+                            peer,
+                            arrival_unix_nanos: unix_nanos(message.arrived),
+                            control_id,
+                        },
+                        message: &message.bytes,
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if records.is_empty() {
+                None
+            } else {
+                let needed: u64 = records
+                    .iter()
+                    .map(|r| crate::wal::encoded_len(r).unwrap_or(u64::MAX))
+                    .fold(0, u64::saturating_add);
+                if durability.would_exceed_budget(needed) {
+                    return Err(NotDurable(
+                        "the write-ahead log is at its disk budget".to_string(),
+                    ));
+                }
+                let last = durability.append(&records)?;
+                if let Some(last) = last {
+                    durability.wait_durable(last).await?;
+                }
+                // Ids were given in batch order, ending at `last`.
+                last.map(|last| (durability.log_number(), last.0 + 1 - records.len() as u64))
+            }
+        }
+        None => None,
+    };
+    let mut next_id = refs.map(|(_, first)| first);
+    for plan in plans {
+        match plan {
+            Plan::Deliver {
+                message,
+                endpoints,
+                routing,
+            } => {
+                let id = next_id;
+                next_id = next_id.map(|n| n + 1);
+                for (destination, &endpoint) in endpoints.iter().enumerate() {
+                    let Some(handle) = routing.handle(endpoint) else {
+                        continue;
+                    };
+                    let record = match (refs, id) {
+                        (Some((log, _)), Some(id)) => Some(RecordRef {
+                            log,
+                            id: crate::wal::RecordId(id),
+                            destination: destination as u16,
+                        }),
+                        _ => None,
+                    };
+                    let delivery = Delivery {
+                        message: Arc::clone(message),
+                        endpoint: Arc::clone(&handle.name),
+                        queued: Arc::clone(&handle.queued),
+                        record,
+                    };
+                    shard.dispatch(delivery, handle).await;
+                }
+            }
+            Plan::DeadLetter { message } => shard.dead_letter_unrouted(message),
+            Plan::Dropped { .. } | Plan::Rejected { .. } => {}
         }
     }
+    Ok(())
+}
+
+/// Nanoseconds since the Unix epoch (0 for a clock set before 1970).
+pub fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -13,14 +13,15 @@ use std::time::{Duration, SystemTime};
 use codecs::http1;
 use codecs::itk::{self, ErrorInfo, FaultCode, FaultReply, InfAck, InfResult, SimpleResponse};
 
-use super::accept::{accept, Origin, Taken};
+use super::accept::{self, Incoming, Origin, Plan};
 use super::listener::ListenerCtx;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
-use crate::pipeline::{Accepted, Delivery, Kind};
+use crate::pipeline::{Accepted, Kind};
 use crate::routes::keys::Column;
 use crate::routes::message::ItkView;
 use crate::routes::Decision;
+use crate::shard::durable::NotDurable;
 use crate::shard::Shard;
 use crate::signal::LocalSignal;
 
@@ -29,6 +30,8 @@ pub const ROUTER_IDENTITY: &str = "urn:nhs-uk:identity:ganglion";
 
 /// Toolkit error code for a request we cannot process (malformed, unroutable).
 const ERROR_CLIENT: &str = "1000";
+/// Toolkit error code for a failure on our side (the message could not be stored).
+const ERROR_SERVER: &str = "2100";
 
 /// Serves one sender until it closes, asks to close, goes idle, or breaks the protocol.
 pub async fn serve(
@@ -293,46 +296,54 @@ async fn handle(
     let control_id = tracking.offset()..tracking.offset() + tracking.raw().len();
     let inf_ack = inf_ack_target(shard, &message);
     let view = ItkView::new(message);
-    let taken = accept(
-        shard,
-        &view,
-        body,
-        Kind::Itk,
+    let incoming = Incoming {
+        bytes: body,
+        kind: Kind::Itk,
         control_id,
-        Some(&action),
-        origin,
-        decision,
-    )
-    .await;
-    match taken {
-        Taken::Rejected { reason } => {
-            Metrics::bump(&shard.counters().rejected);
-            write_fault(
-                shard,
-                request_id.as_deref(),
-                FaultCode::Client,
-                ERROR_CLIENT,
-                &reason,
-                out,
-            );
-            500
-        }
-        Taken::Queued(_) | Taken::Dropped { .. } | Taken::DeadLettered => {
-            Metrics::bump(&shard.counters().accepted);
-            if let Some(target) = inf_ack {
-                send_inf_ack(shard, origin, &target).await;
-            }
-            let reply = SimpleResponse {
-                message_id: &shard.uuids.next_uuid(),
-                request_action: &action,
-                relates_to: request_id.as_deref().unwrap_or(""),
-                text: "OK",
-                timestamp: None,
-            };
-            itk::write_simple_response(out, &reply);
-            200
+        soap_action: Some(&action),
+    };
+    let plan = accept::plan(shard, &view, incoming, origin, decision).await;
+    if let Plan::Rejected { reason } = &plan {
+        Metrics::bump(&shard.counters().rejected);
+        write_fault(
+            shard,
+            request_id.as_deref(),
+            FaultCode::Client,
+            ERROR_CLIENT,
+            reason,
+            out,
+        );
+        return 500;
+    }
+    // The InfAck is stored and committed with the message it acknowledges, so that both or
+    // neither survive a crash.
+    let mut plans = vec![plan];
+    if let Some(target) = inf_ack {
+        if let Some(ack) = inf_ack_plan(shard, origin, &target).await {
+            plans.push(ack);
         }
     }
+    if let Err(NotDurable(why)) = accept::commit(shard, &plans).await {
+        write_fault(
+            shard,
+            request_id.as_deref(),
+            FaultCode::Server,
+            ERROR_SERVER,
+            &why,
+            out,
+        );
+        return 500;
+    }
+    Metrics::bump(&shard.counters().accepted);
+    let reply = SimpleResponse {
+        message_id: &shard.uuids.next_uuid(),
+        request_action: &action,
+        relates_to: request_id.as_deref().unwrap_or(""),
+        text: "OK",
+        timestamp: None,
+    };
+    itk::write_simple_response(out, &reply);
+    200
 }
 
 fn write_fault(
@@ -380,16 +391,12 @@ fn inf_ack_target(shard: &Shard, message: &itk::ItkMessage<'_>) -> Option<InfAck
     })
 }
 
-/// Builds the InfAck (a SOAP request carrying a new Distribution Envelope) and queues it for
+/// The InfAck (a SOAP request carrying a new Distribution Envelope), planned for delivery to
 /// the sender's endpoint like any other message.
-async fn send_inf_ack(shard: &Shard, origin: &Origin, target: &InfAckTarget) {
+async fn inf_ack_plan(shard: &Shard, origin: &Origin, target: &InfAckTarget) -> Option<Plan> {
     let routing = shard.routing();
-    let (Some(endpoint), Some(handle)) = (
-        routing.table.endpoint(target.endpoint),
-        routing.handle(target.endpoint),
-    ) else {
-        return;
-    };
+    let endpoint = routing.table.endpoint(target.endpoint)?;
+    let handle = routing.handle(target.endpoint)?;
     let now = SystemTime::now();
     let timestamp = crate::clock::xml_datetime(now);
     let tracking_id = shard.uuids.next_uuid();
@@ -435,10 +442,9 @@ async fn send_inf_ack(shard: &Shard, origin: &Origin, target: &InfAckTarget) {
         listener: Arc::clone(&origin.listener),
         peer: origin.peer,
     });
-    let delivery = Delivery {
+    Some(Plan::Deliver {
         message,
-        endpoint: Arc::clone(&handle.name),
-        queued: Arc::clone(&handle.queued),
-    };
-    shard.dispatch(delivery, handle).await;
+        endpoints: std::iter::once(target.endpoint).collect(),
+        routing,
+    })
 }

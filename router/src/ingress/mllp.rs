@@ -12,10 +12,12 @@
 use std::rc::Rc;
 use std::time::SystemTime;
 
-use codecs::hl7v2::{AckError, Message};
+use std::ops::Range;
+
+use codecs::hl7v2::{AckError, Message, ParseError};
 use codecs::mllp;
 
-use super::accept::{accept, Origin, Taken};
+use super::accept::{self, Incoming, Origin, Plan};
 use super::answer::{write_hl7v2_ack, Answer, APPLICATION_ERROR};
 use super::listener::ListenerCtx;
 use crate::metrics::Metrics;
@@ -23,6 +25,7 @@ use crate::net::stream::Stream;
 use crate::pipeline::Kind;
 use crate::routes::message::Hl7View;
 use crate::routes::Decision;
+use crate::shard::durable::NotDurable;
 use crate::shard::Shard;
 use crate::signal::LocalSignal;
 
@@ -52,6 +55,8 @@ pub async fn serve(
     let mut decoder = mllp::Decoder::new(listener.max_message_bytes());
     let mut input: Vec<u8> = Vec::new();
     let mut decision = Decision::default();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut plans: Vec<Plan> = Vec::new();
     loop {
         match wait_for_input(&mut stream, &listener, &stop).await {
             Wake::Input => {}
@@ -83,43 +88,37 @@ pub async fn serve(
                 return;
             }
         }
-        let mut acks = shard.pool.take();
         let mut at = 0;
         loop {
             let decoded = decoder.decode(&input[at..]);
             let consumed = decoded.consumed;
-            match decoded.event {
+            let entry = match decoded.event {
                 Some(mllp::Event::Frame(frame)) => {
-                    handle_frame(&shard, &origin, frame, &mut decision, &mut acks).await;
+                    let start = at + consumed - 2 - frame.len();
+                    let range = start..start + frame.len();
+                    route_frame(&shard, &origin, frame, range, &mut decision, &mut plans).await
                 }
                 Some(mllp::Event::TooLarge { head }) => {
-                    let reason = format!(
-                        "message longer than this listener's limit of {} bytes",
-                        decoder.max_frame()
-                    );
-                    let parsed = Message::parse(head).ok();
-                    let msh = parsed.as_ref().map(Message::msh);
-                    let answer = Answer::Rejected {
-                        reason: &reason,
-                        code: TOO_LONG,
-                    };
-                    let id = ack_id(&shard);
-                    write_hl7v2_ack(
-                        msh.as_ref(),
-                        head,
-                        answer,
-                        &id,
-                        SystemTime::now(),
-                        &mut acks,
-                    );
+                    let start = at + consumed - head.len();
+                    Entry::TooLarge(start..start + head.len())
                 }
                 None => {
                     at += consumed;
                     break;
                 }
-            }
+            };
+            entries.push(entry);
             at += consumed;
         }
+        // One write to the log and one group commit for everything this read brought.
+        let committed = accept::commit(&shard, &plans).await;
+        let mut acks = shard.pool.take();
+        for entry in entries.drain(..) {
+            write_answer(
+                &shard, &listener, &input, entry, &plans, &committed, &mut acks,
+            );
+        }
+        plans.clear();
         input.drain(..at);
         shard.flush();
         if acks.is_empty() {
@@ -156,34 +155,37 @@ async fn wait_for_input(stream: &mut Stream, listener: &ListenerCtx, stop: &Loca
     }
 }
 
-async fn handle_frame(
+/// One frame of a batch, as far as ingress got with it before the batch is committed. Ranges
+/// are into the connection's input buffer, which is not touched until the batch is answered.
+enum Entry {
+    /// Parsed and routed: `plans[plan]`.
+    Planned { frame: Range<usize>, plan: usize },
+    /// Could not be read.
+    Unreadable {
+        frame: Range<usize>,
+        error: ParseError,
+    },
+    /// Over the size limit; only its head was kept.
+    TooLarge(Range<usize>),
+}
+
+async fn route_frame(
     shard: &Shard,
     origin: &Origin,
     frame: &[u8],
+    range: Range<usize>,
     decision: &mut Decision,
-    acks: &mut Vec<u8>,
-) {
-    let now = SystemTime::now();
-    let id = ack_id(shard);
+    plans: &mut Vec<Plan>,
+) -> Entry {
     Metrics::bump(&shard.counters().received);
     let parsed = Message::parse(frame).and_then(|m| m.validate().map(|()| m));
     let message = match parsed {
         Ok(message) => message,
-        Err(err) => {
-            let text = err.to_string();
-            let error = AckError::from_parse_error(&err, &text);
-            let salvage = Message::parse(frame).ok();
-            let msh = salvage.as_ref().map(Message::msh);
-            write_hl7v2_ack(
-                msh.as_ref(),
-                frame,
-                Answer::Unreadable(error),
-                &id,
-                now,
-                acks,
-            );
-            Metrics::bump(&shard.counters().unreadable);
-            return;
+        Err(error) => {
+            return Entry::Unreadable {
+                frame: range,
+                error,
+            }
         }
     };
     let msh = message.msh();
@@ -192,38 +194,95 @@ async fn handle_frame(
         .and_then(|c| message.offset_of(c).map(|at| at..at + c.len()))
         .unwrap_or(0..0);
     let view = Hl7View::new(message);
-    let taken = accept(
-        shard,
-        &view,
-        frame,
-        Kind::Hl7v2,
+    let incoming = Incoming {
+        bytes: frame,
+        kind: Kind::Hl7v2,
         control_id,
-        None,
-        origin,
-        decision,
-    )
-    .await;
-    let counters = shard.counters();
-    Metrics::bump(match taken {
-        Taken::Rejected { .. } => &counters.rejected,
-        _ => &counters.accepted,
-    });
-    let answer = match &taken {
-        Taken::Queued(_) | Taken::DeadLettered => Answer::Accepted,
-        Taken::Dropped { rule } => {
-            log::info!(
-                "{}: message {} dropped by rule {rule}",
-                origin.listener,
-                String::from_utf8_lossy(msh.control_id().unwrap_or_default())
-            );
-            Answer::Accepted
-        }
-        Taken::Rejected { reason } => Answer::Rejected {
-            reason,
-            code: APPLICATION_ERROR,
-        },
+        soap_action: None,
     };
-    write_hl7v2_ack(Some(&msh), frame, answer, &id, now, acks);
+    let plan = accept::plan(shard, &view, incoming, origin, decision).await;
+    if let Plan::Dropped { rule } = &plan {
+        log::info!(
+            "{}: message {} dropped by rule {rule}",
+            origin.listener,
+            String::from_utf8_lossy(msh.control_id().unwrap_or_default())
+        );
+    }
+    plans.push(plan);
+    Entry::Planned {
+        frame: range,
+        plan: plans.len() - 1,
+    }
+}
+
+/// Appends the ACK (if any) for one frame of a committed batch.
+fn write_answer(
+    shard: &Shard,
+    listener: &ListenerCtx,
+    input: &[u8],
+    entry: Entry,
+    plans: &[Plan],
+    committed: &Result<(), NotDurable>,
+    acks: &mut Vec<u8>,
+) {
+    let now = SystemTime::now();
+    let id = ack_id(shard);
+    let counters = shard.counters();
+    let too_long;
+    let (frame, answer) = match &entry {
+        Entry::Planned { frame, plan } => {
+            let answer = match (plans.get(*plan), committed) {
+                (Some(Plan::Rejected { reason }), _) => {
+                    Metrics::bump(&counters.rejected);
+                    Answer::Rejected {
+                        reason,
+                        code: APPLICATION_ERROR,
+                    }
+                }
+                (_, Err(NotDurable(why))) => Answer::NotNow { reason: why },
+                _ => {
+                    Metrics::bump(&counters.accepted);
+                    Answer::Accepted
+                }
+            };
+            (frame.clone(), answer)
+        }
+        Entry::Unreadable { frame, error } => {
+            Metrics::bump(&counters.unreadable);
+            let text = error.to_string();
+            let bytes = input.get(frame.clone()).unwrap_or_default();
+            let salvage = Message::parse(bytes).ok();
+            let msh = salvage.as_ref().map(Message::msh);
+            let error = AckError::from_parse_error(error, &text);
+            write_hl7v2_ack(
+                msh.as_ref(),
+                bytes,
+                Answer::Unreadable(error),
+                &id,
+                now,
+                acks,
+            );
+            return;
+        }
+        Entry::TooLarge(head) => {
+            Metrics::bump(&counters.rejected);
+            too_long = format!(
+                "message longer than this listener's limit of {} bytes",
+                listener.max_message_bytes()
+            );
+            (
+                head.clone(),
+                Answer::Rejected {
+                    reason: &too_long,
+                    code: TOO_LONG,
+                },
+            )
+        }
+    };
+    let bytes = input.get(frame).unwrap_or_default();
+    let parsed = Message::parse(bytes).ok();
+    let msh = parsed.as_ref().map(Message::msh);
+    write_hl7v2_ack(msh.as_ref(), bytes, answer, &id, now, acks);
 }
 
 /// MSH-10 for an ACK we send: unique within this run, and telling which shard sent it.

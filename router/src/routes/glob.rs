@@ -42,6 +42,11 @@ impl Glob {
         &self.text
     }
 
+    /// The literal bytes before the first `*`: every value the glob matches starts with them.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
     /// True when the glob is `*`, `**`, …: it matches every value.
     pub fn is_universal(&self) -> bool {
         self.prefix.is_empty() && self.suffix.is_empty() && self.middles.is_empty()

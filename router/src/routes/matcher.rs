@@ -20,7 +20,7 @@ use super::endpoint::EndpointId;
 use super::file::Unrouted;
 use super::keys::{Key, MessageView};
 use super::pattern::Pattern;
-use super::table::{Action, Lookup, RouteTable, Rule, RuleId, Target};
+use super::table::{Action, KeyId, Lookup, RouteTable, Rule, RuleId, Target};
 
 /// The endpoints a message goes to; inline up to four.
 pub type Endpoints = SmallVec<[EndpointId; 4]>;
@@ -113,10 +113,65 @@ fn holds(key: &Key, pattern: &Pattern, msg: &impl MessageView) -> bool {
     accepted != pattern.is_negated()
 }
 
+/// How many keys (by [`KeyId`], the first interned) get their value cached per message.
+const CACHED_KEYS: usize = 16;
+
+enum Slot<'m> {
+    Unread,
+    Read(Option<Cow<'m, [u8]>>),
+}
+
+/// The values of single-valued keys already read from one message. Scan-list rules often test
+/// the same key (a glob on the sending application in every rule), and reading a value out of
+/// the message costs several times more than testing it. A fixed array on the stack: no
+/// allocation, and keys past the first sixteen are simply read each time.
+struct Cache<'m> {
+    slots: [Slot<'m>; CACHED_KEYS],
+}
+
+impl<'m> Cache<'m> {
+    fn new() -> Self {
+        Cache {
+            slots: [const { Slot::Unread }; CACHED_KEYS],
+        }
+    }
+
+    /// The value of a single-valued key (`None` when absent), read once.
+    fn get<M: MessageView>(&mut self, msg: &'m M, kid: KeyId, key: &Key) -> Option<&[u8]> {
+        match self.slots.get_mut(usize::from(kid.0)) {
+            Some(slot) => {
+                if let Slot::Unread = slot {
+                    *slot = Slot::Read(msg.value(key, 0));
+                }
+                match slot {
+                    Slot::Read(Some(v)) => Some(v),
+                    _ => None,
+                }
+            }
+            None => None,
+        }
+    }
+
+    fn holds<M: MessageView>(
+        &mut self,
+        msg: &'m M,
+        kid: KeyId,
+        key: &Key,
+        pattern: &Pattern,
+    ) -> bool {
+        if key.is_multi() || usize::from(kid.0) >= CACHED_KEYS {
+            return holds(key, pattern, msg);
+        }
+        let accepted = pattern.accepts(self.get(msg, kid, key).unwrap_or_default());
+        accepted != pattern.is_negated()
+    }
+}
+
 impl RouteTable {
     /// Routes `msg`, writing the result into `out` (cleared first).
-    pub fn route(&self, msg: &impl MessageView, out: &mut Decision) {
+    pub fn route<M: MessageView>(&self, msg: &M, out: &mut Decision) {
         out.clear();
+        let mut cache = Cache::new();
         let ki = self.index.for_kind(msg.kind());
         let mut lists: SmallVec<[&[u32]; 8]> = SmallVec::new();
         if !ki.scan.is_empty() {
@@ -124,19 +179,19 @@ impl RouteTable {
         }
         for k in &ki.keys {
             let Some(key) = self.key(k.key) else { continue };
+            if !key.is_multi() && usize::from(k.key.0) < CACHED_KEYS {
+                let v = cache.get(msg, k.key, key).unwrap_or_default();
+                k.probe(v, |l| lists.push(l));
+                continue;
+            }
             let mut nth = 0;
             loop {
                 match msg.value(key, nth) {
-                    Some(v) => {
-                        if let Some(l) = k.by_value.get(&*v) {
-                            lists.push(l);
-                        }
-                    }
+                    Some(v) => k.probe(&v, |l| lists.push(l)),
                     None => {
+                        // An absent key is tested as the empty string.
                         if nth == 0 {
-                            if let Some(l) = k.by_value.get(&b""[..]) {
-                                lists.push(l);
-                            }
+                            k.probe(b"", |l| lists.push(l));
                         }
                         break;
                     }
@@ -165,7 +220,7 @@ impl RouteTable {
             }
             let id = RuleId(best);
             let Some(rule) = self.rule(id) else { break };
-            if let Step::Done = self.try_rule(rule, id, msg, out, &mut |_, _| {}) {
+            if let Step::Done = self.try_rule(rule, id, msg, &mut cache, out, &mut |_, _| {}) {
                 return;
             }
         }
@@ -174,8 +229,9 @@ impl RouteTable {
 
     /// Routes `msg` by trying every rule in order, with the reason each one before the decision
     /// did not hold.
-    pub fn explain(&self, msg: &impl MessageView) -> Explanation {
+    pub fn explain<M: MessageView>(&self, msg: &M) -> Explanation {
         let mut out = Decision::default();
+        let mut cache = Cache::new();
         let mut skipped = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             let id = RuleId(u32::try_from(i).unwrap_or(u32::MAX));
@@ -184,7 +240,7 @@ impl RouteTable {
                 continue;
             }
             let mut miss = None;
-            let step = self.try_rule(rule, id, msg, &mut out, &mut |l, v| {
+            let step = self.try_rule(rule, id, msg, &mut cache, &mut out, &mut |l, v| {
                 miss = Some(lookup_miss(l, v));
             });
             match step {
@@ -224,11 +280,12 @@ impl RouteTable {
         };
     }
 
-    fn try_rule(
+    fn try_rule<'m, M: MessageView>(
         &self,
         rule: &Rule,
         id: RuleId,
-        msg: &impl MessageView,
+        msg: &'m M,
+        cache: &mut Cache<'m>,
         out: &mut Decision,
         on_miss: &mut dyn FnMut(Lookup, Option<&[u8]>),
     ) -> Step {
@@ -237,7 +294,7 @@ impl RouteTable {
         }
         for c in rule.conds.iter() {
             match self.key(c.key) {
-                Some(key) if holds(key, &c.pattern, msg) => {}
+                Some(key) if cache.holds(msg, c.key, key, &c.pattern) => {}
                 _ => return Step::NoMatch,
             }
         }

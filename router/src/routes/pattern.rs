@@ -95,6 +95,24 @@ impl Pattern {
         }))
     }
 
+    /// What the rule index may file the rule under: for a plain (not negated) pattern whose
+    /// alternatives are all exact values or globs with a literal prefix, each alternative as
+    /// `(is_prefix, bytes)`. A value the pattern accepts equals one exact value or starts with
+    /// one prefix.
+    pub fn anchors(&self) -> Option<impl Iterator<Item = (bool, &[u8])> + '_> {
+        let ok = !self.negated
+            && self.alts.iter().all(|a| match a {
+                Alt::Exact(_) => true,
+                Alt::Glob(g) => !g.prefix().is_empty(),
+            });
+        ok.then(|| {
+            self.alts.iter().map(|a| match a {
+                Alt::Exact(e) => (false, &**e),
+                Alt::Glob(g) => (true, g.prefix()),
+            })
+        })
+    }
+
     /// True when the pattern accepts every value (`"*"` among plain alternatives).
     pub fn is_universal(&self) -> bool {
         !self.negated

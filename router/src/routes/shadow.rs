@@ -43,14 +43,18 @@ fn covers(a: &Rule, b: &Rule, keys: &[Key]) -> bool {
 fn candidates(ki: &KindIndex, b: &Rule, below: u32, out: &mut Vec<u32>) {
     out.extend(ki.scan.iter().copied().take_while(|&r| r < below));
     for c in b.conds.iter() {
-        let Some(mut values) = c.pattern.exact_values() else {
+        // An anchored rule that covers `b` accepts every value `b` does, so it is filed under
+        // `b`'s first exact value (or a prefix of it), or under the same glob prefix.
+        let Some(mut anchors) = c.pattern.anchors() else {
             continue;
         };
-        let Some(first) = values.next() else { continue };
+        let Some((_, first)) = anchors.next() else {
+            continue;
+        };
         if let Some(k) = ki.keys.iter().find(|k| k.key == c.key) {
-            if let Some(list) = k.by_value.get(first) {
-                out.extend(list.iter().copied().take_while(|&r| r < below));
-            }
+            k.probe(first, |list| {
+                out.extend(list.iter().copied().take_while(|&r| r < below))
+            });
         }
     }
 }
