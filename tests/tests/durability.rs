@@ -1,0 +1,218 @@
+//! Crash safety over real sockets: senders stream messages, the router is killed with SIGKILL
+//! at a seeded random moment, restarted on the same data directory, and every message that was
+//! acknowledged must reach its endpoint, in order per sender and endpoint. Duplicates are
+//! allowed (delivery is at-least-once), counted and reported.
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use codecs::hl7v2::{AckCode, Message};
+use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::process::RouterProcess;
+use tests::scratch::Scratch;
+
+const FACILITIES: [&str; 3] = ["EAST", "WEST", "NORTH"];
+
+fn message(sender: usize, i: usize) -> Vec<u8> {
+    let facility = FACILITIES[(sender + i) % FACILITIES.len()];
+    format!(
+        "MSH|^~\\&|PAS|RX8|EPR|{facility}|20261125093015||ADT^A08^ADT_A01|S{sender}-{i}|P|2.4\r\
+         EVN|A08|20261125093000\rPID|1||{i}^^^NHS^NH||TEST^PATIENT\r"
+    )
+    .into_bytes()
+}
+
+fn control_id(message: &[u8]) -> String {
+    let parsed = Message::parse(message).expect("endpoint received HL7");
+    String::from_utf8_lossy(parsed.msh().control_id().unwrap_or_default()).into_owned()
+}
+
+fn config(scratch: &Scratch, endpoints: &[Endpoint]) -> PathBuf {
+    let mut text = format!(
+        "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n",
+        scratch.join("data").display()
+    );
+    for (facility, endpoint) in FACILITIES.iter().zip(endpoints) {
+        text.push_str(&format!(
+            "[[endpoint]]\nname = \"{facility}\"\nprotocol = \"mllp\"\naddress = \"{}\"\n\n\
+             [[route]]\nname = \"{facility}\"\nhl7.receiving_facility = \"{facility}\"\nto = \"{facility}\"\n\n",
+            endpoint.addr
+        ));
+    }
+    scratch.file("routes.toml", text)
+}
+
+fn start(config: &Path) -> RouterProcess {
+    RouterProcess::start(
+        config,
+        &[
+            "--retry-base-ms",
+            "20",
+            "--reply-timeout",
+            "2",
+            "--grace",
+            "1",
+        ],
+        &["in", "admin"],
+    )
+}
+
+/// xorshift64*, seeded: the kill moment of each run is repeatable.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+fn crash_and_recover(seed: u64) {
+    let scratch = Scratch::new(&format!("crash-{seed}"));
+    let endpoints: Vec<Endpoint> = (0..FACILITIES.len())
+        .map(|_| Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA)))
+        .collect();
+    let config = config(&scratch, &endpoints);
+    let router = start(&config);
+    let addr = router.addr("in");
+
+    const SENDERS: usize = 4;
+    const LIMIT: usize = 5_000;
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let Ok(mut sender) = Sender::connect(addr) else {
+                    return;
+                };
+                for i in 0..LIMIT {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    match sender.exchange(&message(s, i)) {
+                        Ok(ack) => {
+                            let (code, id) = msa(&ack);
+                            assert_eq!(code, "AA", "S{s}-{i}");
+                            assert_eq!(id, format!("S{s}-{i}"));
+                            acked.lock().unwrap().insert(id);
+                        }
+                        // The router died: whatever was not acknowledged is the sender's to
+                        // send again, and this test does not count it.
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let kill_after = Duration::from_millis(300 + next(&mut state) % 1200);
+    std::thread::sleep(kill_after);
+    router.kill();
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        !acked.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
+
+    let restarted = start(&config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let arrived = || -> HashSet<String> {
+        endpoints
+            .iter()
+            .flat_map(|e| e.inbox.messages())
+            .map(|m| control_id(&m))
+            .collect()
+    };
+    while !acked.is_subset(&arrived()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = arrived();
+    let lost: Vec<_> = acked.difference(&got).collect();
+    assert!(
+        lost.is_empty(),
+        "seed {seed}: {} acknowledged message(s) lost: {lost:?}",
+        lost.len()
+    );
+
+    // Order per endpoint and sender: first arrivals in the order they were sent.
+    let mut duplicates = 0;
+    for (facility, endpoint) in FACILITIES.iter().zip(&endpoints) {
+        let mut seen = HashSet::new();
+        let mut last: HashMap<usize, usize> = HashMap::new();
+        for message in endpoint.inbox.messages() {
+            let id = control_id(&message);
+            if !seen.insert(id.clone()) {
+                duplicates += 1;
+                continue;
+            }
+            let (sender, i) = id[1..].split_once('-').unwrap();
+            let (sender, i): (usize, usize) = (sender.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(
+                FACILITIES[(sender + i) % FACILITIES.len()],
+                *facility,
+                "{id} misrouted"
+            );
+            if let Some(&before) = last.get(&sender) {
+                assert!(
+                    i > before,
+                    "seed {seed}: {facility} got {id} after S{sender}-{before}"
+                );
+            }
+            last.insert(sender, i);
+        }
+    }
+    println!(
+        "seed {seed}: killed after {kill_after:?}; {} acknowledged, all delivered; {duplicates} duplicate(s)",
+        acked.len()
+    );
+    assert!(restarted.terminate(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn kill_9_loses_no_acknowledged_message() {
+    for seed in [1, 2, 3] {
+        crash_and_recover(seed);
+    }
+}
+
+#[test]
+fn messages_for_an_endpoint_still_down_after_a_restart_wait_and_then_flow() {
+    let scratch = Scratch::new("restart-down");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = format!(
+        "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+         [[endpoint]]\nname = \"late\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n\n\
+         [[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"late\"\n",
+        scratch.join("data").display()
+    );
+    let config = scratch.file("routes.toml", text);
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let sent: Vec<Vec<u8>> = (0..20).map(|i| message(0, i * 3)).collect();
+    for m in &sent {
+        assert_eq!(msa(&sender.exchange(m).unwrap()).0, "AA");
+    }
+    // Stopped (cleanly) while the endpoint is still down: the messages stay in the log.
+    assert!(router.terminate(Duration::from_secs(30)).success());
+    let restarted = start(&config);
+    std::thread::sleep(Duration::from_millis(500));
+    let late = Endpoint::mllp_on(std::net::TcpListener::bind(port).unwrap(), None, |_, _| {
+        Reply::Ack(AckCode::AA)
+    });
+    assert!(late.inbox.wait_for(20, Duration::from_secs(30)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(late.inbox.messages(), sent);
+    assert!(restarted.terminate(Duration::from_secs(20)).success());
+}
