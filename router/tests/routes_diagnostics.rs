@@ -204,6 +204,18 @@ fn listener_sizes_and_durations() {
 }
 
 #[test]
+fn listener_value_types() {
+    errors(
+        "[[listener]]\nname = \"a\"\nprotocol = \"mllp\"\nbind = \"pas.local:1\"\nmax_message_bytes = true\nidle_timeout = [5]\n",
+        &[
+            "routes.toml:4:8: error: `bind` in [[listener]] \"a\" is not an IP address and port: \"pas.local:1\"",
+            "routes.toml:5:21: error: `max_message_bytes` in [[listener]] \"a\" must be a size, found a boolean",
+            "routes.toml:6:16: error: `idle_timeout` in [[listener]] \"a\" must be a duration, found an array",
+        ],
+    );
+}
+
+#[test]
 fn listener_duplicates() {
     errors(
         "[[listener]]\nname = \"a\"\nprotocol = \"mllp\"\nbind = \"0.0.0.0:1\"\n[[listener]]\nname = \"a\"\nprotocol = \"mllp\"\nbind = \"0.0.0.0:1\"\n",

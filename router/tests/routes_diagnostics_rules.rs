@@ -150,6 +150,14 @@ fn action_values() {
 }
 
 #[test]
+fn reject_that_is_not_a_reason() {
+    errors(
+        &with_ep("[[route]]\nname = \"r\"\nreject = true\n"),
+        &["routes.toml:7:10: error: `reject` in [[route]] \"r\" must be a string, found a boolean"],
+    );
+}
+
+#[test]
 fn continue_needs_to() {
     errors(
         &with_ep("[[route]]\nname = \"r\"\nreject = \"no\"\ncontinue = true\n"),
@@ -287,5 +295,53 @@ fn test_expectation_values() {
             "routes.toml:10:8: error: `drop = false` says nothing; write what the message must get",
             "routes.toml:13:14: error: unknown endpoint or group `nobody`",
         ],
+    );
+}
+
+// ---- running [[test]] cases (what `ganglion check` does after a clean load) ----
+
+/// Loads `toml` (plus files) and runs its tests: the failures, as short strings.
+fn test_failures(files: &[(&str, &[u8])]) -> Vec<String> {
+    let dir = routes_common::folder(files);
+    let table = match router::routes::load(&dir.join("routes.toml")) {
+        Ok((t, _)) => t,
+        Err(d) => panic!("config does not load: {d:#?}"),
+    };
+    let got = router::routes::testcase::run_tests(&table)
+        .iter()
+        .map(|d| routes_common::short(d, &dir))
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    got
+}
+
+#[test]
+fn test_cases_that_fail() {
+    let toml = with_ep(
+        "[[route]]\nname = \"adt\"\nhl7.message_type = \"ADT\"\nto = \"pas\"\n\
+         [[test]]\nname = \"rejected\"\nmessage = \"MSH|^~\\\\&|A|B|C|D|1||ADT^A01|1|P|2.4\"\nreject = true\n\
+         [[test]]\nname = \"empty\"\nmessage = \"\"\ndrop = true\n\
+         [[test]]\nname = \"not hl7\"\nmessage = \"hello\"\ndrop = true\n\
+         [[test]]\nname = \"two\"\nfile = \"two.hl7\"\nto = \"pas\"\n",
+    );
+    let two = b"MSH|^~\\&|A|B|C|D|1||ADT^A01|1|P|2.4\rMSH|^~\\&|A|B|C|D|1||ORU^R01|2|P|2.4\r";
+    let got = test_failures(&[("routes.toml", toml.as_bytes()), ("two.hl7", two)]);
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert_eq!(
+        got[0],
+        "routes.toml:9:1: error: test `rejected` failed: expected a rejection, got delivery to pas by route `adt` (line 5)"
+    );
+    assert_eq!(
+        got[1],
+        "routes.toml:13:1: error: test `empty`: the message is empty"
+    );
+    assert!(
+        got[2].starts_with("routes.toml:17:1: error: test `not hl7`: the message cannot be read: "),
+        "{}",
+        got[2]
+    );
+    assert_eq!(
+        got[3],
+        "routes.toml:21:1: error: test `two` failed (message 2 of 2): expected delivery to pas, got no matching route (unrouted = \"reject\")"
     );
 }

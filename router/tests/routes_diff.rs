@@ -1,0 +1,153 @@
+//! `routes::diff`: what a reload changes. Endpoints are paired by name and compared by identity
+//! (protocol, address, server name, TLS profile); rules by what the operator wrote.
+mod routes_common;
+
+use router::routes::{diff, load, RouteTable, TableDiff};
+use routes_common::folder;
+
+const TLS: &str = "[tls.nhs]\nverify_server_name = true\n[directory]\nfile = \"e.csv\"\n";
+const CSV: &str = "id,protocol,address,tls,hl7_facility\n\
+a,mllp,a.local:1,,FA\n\
+b,mllps,b.local:2,nhs,FB\n\
+c,mllps,c.local:3,nhs,FC\n";
+const ROUTES: &str = "[[route]]\nname = \"adt\"\nhl7.message_type = \"ADT\"\nto = \"a\"\n\
+[[route]]\nname = \"rest\"\nto = { lookup = \"hl7.receiving_facility\" }\n";
+
+fn table(toml: &str, csv: &str) -> RouteTable {
+    let dir = folder(&[("routes.toml", toml.as_bytes()), ("e.csv", csv.as_bytes())]);
+    let result = load(&dir.join("routes.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok((t, _)) => t,
+        Err(d) => panic!("config does not load: {d:#?}"),
+    }
+}
+
+/// The diff as endpoint names, for readable assertions.
+fn names(old: Option<&RouteTable>, new: &RouteTable, d: &TableDiff) -> [Vec<String>; 4] {
+    let name = |t: Option<&RouteTable>, id| {
+        t.and_then(|t| t.endpoint(id))
+            .map(|e| e.name.clone())
+            .unwrap_or_default()
+    };
+    [
+        d.added.iter().map(|&id| name(Some(new), id)).collect(),
+        d.removed.iter().map(|&id| name(old, id)).collect(),
+        d.changed
+            .iter()
+            .map(|&(_, id)| name(Some(new), id))
+            .collect(),
+        d.unchanged
+            .iter()
+            .map(|&(_, id)| name(Some(new), id))
+            .collect(),
+    ]
+}
+
+fn v(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn start_up_is_a_diff_from_nothing() {
+    let new = table(&format!("{TLS}{ROUTES}"), CSV);
+    let d = diff(None, &new);
+    assert_eq!(
+        names(None, &new, &d),
+        [v(&["a", "b", "c"]), v(&[]), v(&[]), v(&[])]
+    );
+    assert!(d.rules_changed);
+}
+
+#[test]
+fn the_same_files_change_nothing() {
+    let old = table(&format!("{TLS}{ROUTES}"), CSV);
+    let new = table(&format!("{TLS}{ROUTES}"), CSV);
+    let d = diff(Some(&old), &new);
+    assert_eq!(
+        names(Some(&old), &new, &d),
+        [v(&[]), v(&[]), v(&[]), v(&["a", "b", "c"])]
+    );
+    assert!(!d.rules_changed);
+    assert!(d.is_empty());
+}
+
+#[test]
+fn endpoints_added_removed_and_changed() {
+    let old = table(&format!("{TLS}{ROUTES}"), CSV);
+    // b moves to another port; c is gone; d is new; a is untouched.
+    let csv = "id,protocol,address,tls,hl7_facility\na,mllp,a.local:1,,FA\nb,mllps,b.local:20,nhs,FB\nd,mllp,d.local:4,,FD\n";
+    let new = table(&format!("{TLS}{ROUTES}"), csv);
+    let d = diff(Some(&old), &new);
+    assert_eq!(
+        names(Some(&old), &new, &d),
+        [v(&["d"]), v(&["c"]), v(&["b"]), v(&["a"])]
+    );
+    // The directory's lookup contents changed, so decisions can differ.
+    assert!(d.rules_changed);
+}
+
+#[test]
+fn a_changed_tls_profile_changes_its_endpoints_only() {
+    let old = table(&format!("{TLS}{ROUTES}"), CSV);
+    let new = table(&format!("{}{ROUTES}", TLS.replace("true", "false")), CSV);
+    let d = diff(Some(&old), &new);
+    assert_eq!(
+        names(Some(&old), &new, &d),
+        [v(&[]), v(&[]), v(&["b", "c"]), v(&["a"])]
+    );
+    assert!(!d.rules_changed);
+}
+
+#[test]
+fn a_new_directory_order_keeps_connections_and_rules() {
+    let old = table(&format!("{TLS}{ROUTES}"), CSV);
+    let csv = "id,protocol,address,tls,hl7_facility\nc,mllps,c.local:3,nhs,FC\nb,mllps,b.local:2,nhs,FB\na,mllp,a.local:1,,FA\n";
+    let new = table(&format!("{TLS}{ROUTES}"), csv);
+    let d = diff(Some(&old), &new);
+    assert_eq!(
+        names(Some(&old), &new, &d),
+        [v(&[]), v(&[]), v(&[]), v(&["c", "b", "a"])]
+    );
+    // Ids differ between the tables; the pairs map old ids to new ones.
+    let pairs: Vec<(String, String)> = d
+        .unchanged
+        .iter()
+        .map(|&(o, n)| {
+            let on = old.endpoint(o).map(|e| e.name.clone()).unwrap_or_default();
+            let nn = new.endpoint(n).map(|e| e.name.clone()).unwrap_or_default();
+            (on, nn)
+        })
+        .collect();
+    assert!(pairs.iter().all(|(a, b)| a == b), "{pairs:?}");
+    assert!(!d.rules_changed);
+}
+
+#[test]
+fn rule_changes_are_seen() {
+    let old = table(&format!("{TLS}{ROUTES}"), CSV);
+    let cases = [
+        // Another target.
+        format!("{TLS}{}", ROUTES.replace("to = \"a\"", "to = \"b\"")),
+        // Another value.
+        format!("{TLS}{}", ROUTES.replace("\"ADT\"", "\"ORU\"")),
+        // The same rules in another order.
+        format!(
+            "{TLS}[[route]]\nname = \"rest\"\nto = {{ lookup = \"hl7.receiving_facility\" }}\n\
+             [[route]]\nname = \"adt\"\nhl7.message_type = \"ADT\"\nto = \"a\"\n"
+        ),
+        // `continue` added.
+        format!(
+            "{TLS}{}",
+            ROUTES.replace("to = \"a\"\n", "to = \"a\"\ncontinue = true\n")
+        ),
+        // The unrouted policy.
+        format!("unrouted = \"dead-letter\"\n{TLS}{ROUTES}"),
+    ];
+    for toml in cases {
+        let new = table(&toml, CSV);
+        let d = diff(Some(&old), &new);
+        assert!(d.rules_changed, "not seen as a rule change:\n{toml}");
+        assert_eq!(d.unchanged.len(), 3);
+    }
+}
