@@ -10,9 +10,10 @@
 //! Parts: [`diag`] (diagnostics), [`walk`] (the schema walk over toml's spanned tree),
 //! [`parse`], [`file`], [`directory`] (the CSV), [`address`], [`endpoint`], [`keys`] (what a
 //! route can test, and the [`MessageView`] trait the matcher reads messages through),
-//! [`glob`], [`pattern`], [`compile`], [`table`], [`index`], [`matcher`] (`route` and
-//! `explain`), [`shadow`] (the "can never match" warning), [`diff`] (what a reload changes),
-//! [`message`] (views over parsed HL7v2 and ITK messages) and [`testcase`] (`[[test]]`).
+//! [`glob`], [`pattern`], [`compile`], [`table`], [`index`], [`matcher`] (`route`),
+//! [`explain`] (the same decision, with reasons), [`shadow`] (the "can never match" warning),
+//! [`diff`] (what a reload changes), [`message`] (views over parsed HL7v2 and ITK messages)
+//! and [`testcase`] (`[[test]]`).
 //!
 //! Invariants: a [`RouteTable`] exists only if compilation found no error; it is immutable and
 //! `Send + Sync`, meant to be shared as an `Arc<RouteTable>` that a reload swaps and a message in
@@ -24,6 +25,7 @@ pub mod diag;
 pub mod diff;
 pub mod directory;
 pub mod endpoint;
+pub mod explain;
 pub mod file;
 pub mod glob;
 mod index;
@@ -43,10 +45,11 @@ use std::sync::Arc;
 pub use diag::{Diagnostic, Severity};
 pub use diff::{diff, TableDiff};
 pub use endpoint::{Endpoint, EndpointId, EndpointIdentity, Protocol, TlsProfile};
+pub use explain::{Explanation, Skip};
 pub use file::Unrouted;
 pub use keys::{Key, MessageKind, MessageView};
 pub use load::{load, load_str};
-pub use matcher::{Decision, Endpoints, Explanation, Outcome, Skip};
+pub use matcher::{Decision, Endpoints, Outcome};
 pub use message::ParsedMessage;
 pub use table::{Action, RouteTable, Rule, RuleId, Target};
 
