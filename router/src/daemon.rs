@@ -29,8 +29,9 @@ use crate::routes::file::ClientAuth;
 use crate::routes::file::Workers;
 use crate::routes::{self, Diagnostic, Protocol};
 use crate::runtime::driver::{Driver, DriverChoice};
+use crate::runtime::fdtable;
 use crate::runtime::mesh::Mesh;
-use crate::runtime::shards;
+use crate::runtime::shards::{self, ShardOptions};
 use crate::shard::durable::Durability;
 use crate::shard::Routing;
 use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
@@ -48,6 +49,9 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Reload when the config file changes.
     pub watch: bool,
+    /// Give each shard its own descriptor table (the default): the open-files limit then
+    /// applies per shard, not to the whole process.
+    pub private_fds: bool,
     /// Store every message before acknowledging it (the default). Off only for measuring
     /// what durability costs: then an ACK means "queued in memory".
     pub durable: bool,
@@ -144,7 +148,17 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         dead_letters,
         ingress_open,
     };
-    let handles = shards::spawn(workers, driver, true, move |info| {
+    // The signal pipe must exist before the shards split their descriptor tables: a signal
+    // may be handled on any thread, and its handler writes to the pipe by number.
+    let signals = Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(io_error("signal handlers"))?;
+    let open_files = fdtable::raise_open_files_limit();
+    check_open_files(open_files, workers, table.endpoints().len());
+    let shard_options = ShardOptions {
+        driver,
+        pin: true,
+        private_fds: options.private_fds,
+    };
+    let handles = shards::spawn(workers, shard_options, move |info| {
         let (sockets, log) = slots
             .lock()
             .ok()
@@ -167,7 +181,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         routing,
         Arc::clone(&control),
     );
-    control_loop(&options, &mut reloader, &admin)?;
+    control_loop(&options, signals, &mut reloader, &admin);
 
     for shard in 0..control.shards() {
         control.send(shard, Command::Shutdown);
@@ -181,6 +195,22 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     }
     log::info!("ganglion stopped");
     Ok(())
+}
+
+/// Says clearly when the open-files limit cannot hold a connection to every endpoint.
+fn check_open_files(limit: u64, shards: usize, endpoints: usize) {
+    // Each shard has its own descriptor table, each under the limit; keep a margin for
+    // listeners, senders' connections, log segments and the runtime's own descriptors.
+    let per_shard_need = endpoints.div_ceil(shards.max(1)) as u64 + 1024;
+    if limit < per_shard_need {
+        log::warn!(
+            "the open-files limit is {limit} per shard, but {endpoints} endpoints over {shards} \
+             shard(s) need about {per_shard_need} each: raise LimitNOFILE (or the hard limit), \
+             or run more shards; connections past the limit will fail"
+        );
+    } else {
+        log::info!("open-files limit: {limit} per shard ({shards} descriptor tables)");
+    }
 }
 
 /// Says what recovery found in a log: nothing, a torn tail cut off, or damage quarantined.
@@ -244,11 +274,10 @@ fn bind_listeners(
 /// Signals, the config-file watch and admin requests, until told to stop.
 fn control_loop(
     options: &RunOptions,
+    mut signals: Signals,
     reloader: &mut reload::Reloader,
     admin: &admin::Admin,
-) -> Result<(), RunError> {
-    let mut signals =
-        Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(io_error("signal handlers"))?;
+) {
     let mut seen = modified(&options.config);
     let mut last_check = Instant::now();
     loop {
@@ -260,7 +289,7 @@ fn control_loop(
                 }
                 _ => {
                     log::info!("signal {signal}: shutting down");
-                    return Ok(());
+                    return;
                 }
             }
         }

@@ -21,7 +21,7 @@
 //! Parts they share: [`net`] (plain and TLS streams with pooled buffers), [`tls`] (rustls
 //! configurations, a private CA), [`control`] (control-thread commands), [`metrics`],
 //! [`signal`] (shard-local stop signal), [`clock`] (wire-format times), [`ids`] (UUIDs).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod charset;
 pub mod cli;

@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         grace: Duration::from_secs(args.grace),
         watch: !args.no_watch,
         durable: !args.no_durability,
+        private_fds: true,
         wal: crate::wal::WalConfig {
             budget_bytes: args.wal_budget_mib.saturating_mul(1 << 20),
             ..crate::wal::WalConfig::default()

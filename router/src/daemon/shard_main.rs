@@ -59,6 +59,9 @@ pub async fn run(
     );
     monoio::spawn(Rc::clone(&shard).run_inbox());
     if let Some(durability) = &durability {
+        if let Err(e) = durability.start() {
+            log::error!("shard {}: cannot start its fsync thread: {e}", info.index);
+        }
         let committer = Rc::clone(durability);
         monoio::spawn(async move { committer.run_committer().await });
         let marks = Rc::clone(durability);

@@ -23,12 +23,22 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Starts `count` shard threads named `ganglion-shard-N`, pinned to cores when `pin` is set,
-/// and runs `main(info)` on each shard's runtime until it returns.
+/// How shard threads are set up.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardOptions {
+    pub driver: Driver,
+    /// Pin shard N to core N (modulo the cores there are).
+    pub pin: bool,
+    /// Give each shard its own descriptor table once every runtime exists (see
+    /// [`super::fdtable`]).
+    pub private_fds: bool,
+}
+
+/// Starts `count` shard threads named `ganglion-shard-N` and runs `main(info)` on each shard's
+/// runtime until it returns.
 pub fn spawn<F, Fut>(
     count: usize,
-    driver: Driver,
-    pin: bool,
+    options: ShardOptions,
     main: F,
 ) -> io::Result<Vec<JoinHandle<io::Result<()>>>>
 where
@@ -46,17 +56,21 @@ where
         let handle = std::thread::Builder::new()
             .name(format!("ganglion-shard-{index}"))
             .spawn(move || {
-                if pin {
+                if options.pin {
                     // Pinning is an optimisation: a host that forbids it still routes.
                     let _ = monoio::utils::bind_to_cpu_set([index % cores]);
                 }
-                let runtime = build_runtime(driver);
+                let runtime = build_runtime(options.driver);
+                // Every runtime (and its wake descriptor) exists before any table is split.
                 ready.wait();
                 let mut runtime = runtime?;
+                if options.private_fds {
+                    super::fdtable::take_private_table()?;
+                }
                 runtime.block_on(main(ShardInfo {
                     index,
                     count,
-                    driver,
+                    driver: options.driver,
                 }));
                 Ok(())
             })?;
@@ -75,7 +89,12 @@ mod tests {
     fn every_shard_runs_once_with_its_index() {
         let seen = Arc::new(AtomicUsize::new(0));
         let seen2 = Arc::clone(&seen);
-        let handles = spawn(3, Driver::Epoll, false, move |info| {
+        let options = ShardOptions {
+            driver: Driver::Epoll,
+            pin: false,
+            private_fds: false,
+        };
+        let handles = spawn(3, options, move |info| {
             let seen = Arc::clone(&seen2);
             async move {
                 assert_eq!(info.count, 3);
@@ -87,5 +106,54 @@ mod tests {
             h.join().unwrap().unwrap();
         }
         assert_eq!(seen.load(Ordering::SeqCst), 0b111);
+    }
+
+    /// Shards with private descriptor tables still wake each other through the mesh, on both
+    /// drivers (the pitfall: a table split before every runtime existed loses wake-ups).
+    #[test]
+    fn private_tables_keep_cross_shard_wakeups() {
+        use crate::runtime::driver::DriverChoice;
+        use crate::runtime::mesh::Mesh;
+        let mut drivers = vec![Driver::Epoll];
+        if DriverChoice::Uring.resolve().is_ok() {
+            drivers.push(Driver::Uring);
+        }
+        for driver in drivers {
+            let mesh = Arc::new(Mesh::new(2, 16));
+            let got = Arc::new(AtomicUsize::new(0));
+            let (mesh2, got2) = (Arc::clone(&mesh), Arc::clone(&got));
+            let options = ShardOptions {
+                driver,
+                pin: false,
+                private_fds: true,
+            };
+            let handles = spawn(2, options, move |info| {
+                let (mesh, got) = (Arc::clone(&mesh2), Arc::clone(&got2));
+                async move {
+                    if info.index == 0 {
+                        for round in 0..200usize {
+                            // Let the receiver fall asleep between rounds so each wake counts.
+                            monoio::time::sleep(std::time::Duration::from_micros(200)).await;
+                            while mesh.try_send(0, 1, round).is_err() {
+                                monoio::time::sleep(std::time::Duration::from_micros(50)).await;
+                            }
+                            mesh.notify(1);
+                        }
+                    } else {
+                        let mut out = Vec::new();
+                        while out.len() < 200 {
+                            mesh.wait(1).await;
+                            mesh.drain(1, &mut out);
+                        }
+                        got.store(out.len(), Ordering::SeqCst);
+                    }
+                }
+            })
+            .unwrap();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+            assert_eq!(got.load(Ordering::SeqCst), 200, "{driver}");
+        }
     }
 }

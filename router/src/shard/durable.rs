@@ -63,6 +63,8 @@ pub struct Durability {
     failed: RefCell<Option<String>>,
     progress: LocalNotify,
     jobs: mpsc::Sender<Commit>,
+    /// Taken by [`Durability::start`].
+    receive: RefCell<Option<mpsc::Receiver<Commit>>>,
     done: Arc<Done>,
     marks: Arc<Mesh<RecordRef>>,
     /// Marks for this shard's logs made on this shard, and marks the mesh had no room for.
@@ -117,19 +119,6 @@ impl Durability {
             result: Mutex::new(None),
             waker: AtomicWaker::new(),
         });
-        let thread_done = Arc::clone(&done);
-        std::thread::Builder::new()
-            .name(format!("ganglion-fsync-{shard}"))
-            .spawn(move || {
-                for commit in receive {
-                    let result = commit.run();
-                    if let Ok(mut slot) = thread_done.result.lock() {
-                        *slot = Some(result);
-                    }
-                    thread_done.waker.wake();
-                }
-            })
-            .map_err(|e| WalError::io("start the fsync thread for", data_dir, e))?;
         Ok((
             Durability {
                 shard,
@@ -141,6 +130,7 @@ impl Durability {
                 failed: RefCell::new(None),
                 progress: LocalNotify::new(),
                 jobs,
+                receive: RefCell::new(Some(receive)),
                 done,
                 marks,
                 local_marks: RefCell::new(Vec::new()),
@@ -148,6 +138,28 @@ impl Durability {
             },
             reports,
         ))
+    }
+
+    /// Starts the fsync thread. Called on the shard's own thread, after it took its private
+    /// descriptor table: the thread then shares that table, so the segment files the shard
+    /// creates later are the files it syncs.
+    pub fn start(&self) -> std::io::Result<()> {
+        let Some(receive) = self.receive.borrow_mut().take() else {
+            return Ok(());
+        };
+        let done = Arc::clone(&self.done);
+        std::thread::Builder::new()
+            .name(format!("ganglion-fsync-{}", self.shard))
+            .spawn(move || {
+                for commit in receive {
+                    let result = commit.run();
+                    if let Ok(mut slot) = done.result.lock() {
+                        *slot = Some(result);
+                    }
+                    done.waker.wake();
+                }
+            })?;
+        Ok(())
     }
 
     /// This shard's log number, for the [`RecordRef`]s of what it appends.
