@@ -43,7 +43,7 @@ pub fn raise_open_files_limit() -> u64 {
     if let Some(hard) = limit.maximum {
         if limit.current.is_none_or(|soft| soft < hard) {
             limit.current = Some(hard);
-            let _ = setrlimit(Resource::Nofile, limit.clone());
+            let _ = setrlimit(Resource::Nofile, limit);
         }
     }
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
