@@ -6,12 +6,17 @@
 //! proven"). Comparing every pair of 10,000 rules would be 50 million checks, so the candidates
 //! for `a` are taken from the rule index: a rule anchored on an exact value can shadow `b` only
 //! if `b` tests that same value, so `b`'s own exact values find them; rules on the scan list are
-//! few and are all checked.
+//! few and are all checked. At most `MAX_CANDIDATES` earlier rules are checked per rule, so a
+//! file with thousands of rules on one shared value still loads in linear time: the warning is
+//! a help, never a promise that every unreachable route is found.
 use super::index::{Index, KindIndex};
 use super::keys::{Key, MessageKind};
 use super::pattern::Pattern;
 use super::table::{Action, Cond, Rule, Target};
 use super::walk::Ctx;
+
+/// Most earlier rules checked against each rule, so that a reload stays fast on any file.
+const MAX_CANDIDATES: usize = 2_000;
 
 fn always_decides(a: &Rule) -> bool {
     !a.cont
@@ -41,7 +46,13 @@ fn covers(a: &Rule, b: &Rule, keys: &[Key]) -> bool {
 
 /// Earlier rules that might cover `b`, from one kind's index; ascending, possibly repeated.
 fn candidates(ki: &KindIndex, b: &Rule, below: u32, out: &mut Vec<u32>) {
-    out.extend(ki.scan.iter().copied().take_while(|&r| r < below));
+    out.extend(
+        ki.scan
+            .iter()
+            .copied()
+            .take_while(|&r| r < below)
+            .take(MAX_CANDIDATES),
+    );
     for c in b.conds.iter() {
         // An anchored rule that covers `b` accepts every value `b` does, so it is filed under
         // `b`'s first exact value (or a prefix of it), or under the same glob prefix.
@@ -53,7 +64,12 @@ fn candidates(ki: &KindIndex, b: &Rule, below: u32, out: &mut Vec<u32>) {
         };
         if let Some(k) = ki.keys.iter().find(|k| k.key == c.key) {
             k.probe(first, |list| {
-                out.extend(list.iter().copied().take_while(|&r| r < below))
+                out.extend(
+                    list.iter()
+                        .copied()
+                        .take_while(|&r| r < below)
+                        .take(MAX_CANDIDATES),
+                )
             });
         }
     }
@@ -73,6 +89,9 @@ pub(crate) fn warn(ctx: &mut Ctx<'_>, rules: &[Rule], keys: &[Key], index: &Inde
         }
         cands.sort_unstable();
         cands.dedup();
+        // Thousands of rules on one shared value would make this quadratic; the earliest
+        // candidates are kept, which is where broad rules sit in a sensible file.
+        cands.truncate(MAX_CANDIDATES);
         if !b.complete {
             continue;
         }
