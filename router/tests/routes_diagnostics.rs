@@ -98,6 +98,17 @@ fn single_brackets_for_an_array_of_tables() {
 }
 
 #[test]
+fn arrays_of_tables_that_hold_other_things() {
+    errors(
+        "route = [1, { drop = true }]\nlistener = 3\n",
+        &[
+            "routes.toml:1:10: error: `route` must hold tables, found an integer",
+            "routes.toml:2:12: error: `listener` must be written as [[listener]] tables, found an integer",
+        ],
+    );
+}
+
+#[test]
 fn section_that_is_not_a_table() {
     errors(
         "server = 3\n",

@@ -93,6 +93,14 @@ fn unknown_hl7_and_itk_keys() {
 }
 
 #[test]
+fn conditions_that_are_not_a_table() {
+    errors(
+        &with_ep("[[route]]\nhl7 = \"ADT\"\nto = \"pas\"\n"),
+        &["routes.toml:6:7: error: the hl7 conditions of [[route]] #1 must be a table, found a string"],
+    );
+}
+
+#[test]
 fn bad_field_path() {
     errors(
         &with_ep("[[route]]\nhl7.\"PID-x\" = \"NHS\"\nto = \"pas\"\n"),
