@@ -35,7 +35,11 @@ const ITK: &[u8] = br#"<itk:DistributionEnvelope xmlns:itk="urn:nhs-itk:ns:20100
 
 #[test]
 fn routing_a_parsed_message_allocates_nothing() {
-    let _profiler = dhat::Profiler::builder().testing().build();
+    // A failed dhat assertion writes its profile: into the temp dir, not the source tree.
+    let _profiler = dhat::Profiler::builder()
+        .testing()
+        .file_name(std::env::temp_dir().join("ganglion-routes-alloc-dhat.json"))
+        .build();
     let dir = std::env::temp_dir().join(format!("ganglion-routes-alloc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("the temp dir is writable");
     std::fs::write(dir.join("endpoints.csv"), CSV).expect("the temp dir is writable");
