@@ -16,6 +16,10 @@ pub struct ShardCounters {
     pub delivered: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub retries: AtomicU64,
+    pub connections_opened: AtomicU64,
+    pub connections_closed: AtomicU64,
+    pub tls_handshakes_full: AtomicU64,
+    pub tls_handshakes_resumed: AtomicU64,
 }
 
 /// The counters of every shard.
@@ -50,7 +54,7 @@ impl Metrics {
                 .map(|s| pick(s).load(Ordering::Relaxed))
                 .sum()
         };
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 10] = [
             (
                 "received",
                 "Messages read from senders.",
@@ -86,6 +90,21 @@ impl Metrics {
                 "Failed delivery attempts that will be retried.",
                 sum(|s| &s.retries),
             ),
+            (
+                "egress_connects",
+                "Connections opened to endpoints.",
+                sum(|s| &s.connections_opened),
+            ),
+            (
+                "tls_handshakes_full",
+                "Full TLS handshakes with endpoints.",
+                sum(|s| &s.tls_handshakes_full),
+            ),
+            (
+                "tls_handshakes_resumed",
+                "TLS handshakes with endpoints that resumed a session.",
+                sum(|s| &s.tls_handshakes_resumed),
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
@@ -93,6 +112,13 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE ganglion_{name}_total counter");
             let _ = writeln!(out, "ganglion_{name}_total {value}");
         }
+        let open = sum(|s| &s.connections_opened).saturating_sub(sum(|s| &s.connections_closed));
+        let _ = writeln!(
+            out,
+            "# HELP ganglion_egress_connections Connections to endpoints open now."
+        );
+        let _ = writeln!(out, "# TYPE ganglion_egress_connections gauge");
+        let _ = writeln!(out, "ganglion_egress_connections {open}");
         let _ = writeln!(
             out,
             "# HELP ganglion_queued Deliveries accepted and not yet done."

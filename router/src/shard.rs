@@ -14,16 +14,47 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::egress::gate::ConnectGate;
 use crate::egress::settings::EgressSettings;
-use crate::egress::worker::{GiveUp, Outcomes, Worker};
+use crate::egress::worker::{ConnectionCounters, GiveUp, Outcomes, Worker, WorkerContext};
 use crate::ids::Uuids;
 use crate::metrics::Metrics;
 use crate::net::pool::{BufferPool, IO_BUFFER};
+use crate::net::stream::Stream;
 use crate::pipeline::{Accepted, Delivery};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use durable::Durability;
 pub use routing::{EndpointHandle, Routing};
+
+/// Handshakes a shard runs at once, and connections it starts per second: enough to pre-warm
+/// 14,000 endpoints in a few seconds without starving the traffic the shard already carries.
+const CONCURRENT_HANDSHAKES: usize = 64;
+const CONNECTS_PER_SECOND: u32 = 5_000;
+
+/// Connection counts for `/metrics`.
+struct ShardConnections {
+    metrics: Arc<Metrics>,
+    shard: usize,
+}
+
+impl ConnectionCounters for ShardConnections {
+    fn connection_opened(&self, stream: &Stream) {
+        let counters = self.metrics.shard(self.shard);
+        Metrics::bump(&counters.connections_opened);
+        if stream.tls_state().is_some() {
+            Metrics::bump(if stream.resumed() {
+                &counters.tls_handshakes_resumed
+            } else {
+                &counters.tls_handshakes_full
+            });
+        }
+    }
+
+    fn connection_closed(&self) {
+        Metrics::bump(&self.metrics.shard(self.shard).connections_closed);
+    }
+}
 
 /// How often a sender held back by a full queue looks again. Back-pressure is the slow path:
 /// polling it keeps the fast path free of cross-shard bookkeeping.
@@ -37,6 +68,7 @@ pub struct Shard {
     workers: RefCell<HashMap<Arc<str>, Rc<Worker>>>,
     pub settings: EgressSettings,
     outcomes: Rc<dyn Outcomes>,
+    workers_context: WorkerContext,
     pub metrics: Arc<Metrics>,
     /// The shard's write-ahead log; `None` only when durability was turned off (benchmarks).
     pub durability: Option<Rc<Durability>>,
@@ -56,11 +88,23 @@ impl Shard {
         metrics: Arc<Metrics>,
         durability: Option<Rc<Durability>>,
     ) -> Rc<Shard> {
+        let pool = Rc::new(BufferPool::new(IO_BUFFER, 64));
+        let workers_context = WorkerContext {
+            settings,
+            pool: Rc::clone(&pool),
+            outcomes: Rc::clone(&outcomes),
+            gate: ConnectGate::new(CONCURRENT_HANDSHAKES, CONNECTS_PER_SECOND),
+            counters: Rc::new(ShardConnections {
+                metrics: Arc::clone(&metrics),
+                shard: info.index,
+            }),
+        };
         Rc::new(Shard {
+            workers_context,
             info,
             routing: RefCell::new(routing),
             mesh,
-            pool: Rc::new(BufferPool::new(IO_BUFFER, 64)),
+            pool,
             workers: RefCell::new(HashMap::new()),
             settings,
             outcomes,
@@ -100,6 +144,34 @@ impl Shard {
         });
         drop(workers);
         *self.routing.borrow_mut() = routing;
+        self.prewarm();
+    }
+
+    /// Starts a worker for every endpoint this shard owns that wants its connection open
+    /// before the first message (`prewarm`); the connect gate spreads the handshakes out.
+    pub fn prewarm(&self) {
+        let routing = self.routing();
+        let mut started = 0;
+        for (endpoint, handle) in routing
+            .table
+            .endpoints()
+            .iter()
+            .zip(routing.endpoints.iter())
+        {
+            if endpoint.prewarm
+                && handle.owner == self.info.index
+                && !self.workers.borrow().contains_key(&handle.name)
+                && self.start_worker(&endpoint.name).is_some()
+            {
+                started += 1;
+            }
+        }
+        if started > 0 {
+            log::info!(
+                "shard {}: pre-warming {started} endpoint connection(s)",
+                self.info.index
+            );
+        }
     }
 
     /// A number unique to this message within this run of the router.
@@ -188,12 +260,7 @@ impl Shard {
             .borrow_mut()
             .insert(Arc::clone(worker.name()), Rc::clone(&worker));
         let seed = (self.info.index as u64) << 32 ^ u64::from(id.index() as u32);
-        monoio::spawn(Rc::clone(&worker).run(
-            self.settings,
-            Rc::clone(&self.pool),
-            Rc::clone(&self.outcomes),
-            seed,
-        ));
+        monoio::spawn(Rc::clone(&worker).run(self.workers_context.clone(), seed));
         Some(worker)
     }
 

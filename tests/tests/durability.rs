@@ -51,6 +51,8 @@ fn start(config: &Path) -> RouterProcess {
         &[
             "--retry-base-ms",
             "20",
+            "--breaker-cooldown-ms",
+            "200",
             "--reply-timeout",
             "2",
             "--grace",

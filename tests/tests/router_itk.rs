@@ -36,7 +36,14 @@ fn config(scratch: &Scratch, endpoints: &[(&str, &str, &Endpoint)]) -> PathBuf {
 fn start(config: &Path) -> RouterProcess {
     RouterProcess::start(
         config,
-        &["--retry-base-ms", "20", "--reply-timeout", "2"],
+        &[
+            "--retry-base-ms",
+            "20",
+            "--breaker-cooldown-ms",
+            "200",
+            "--reply-timeout",
+            "2",
+        ],
         &["itk", "admin"],
     )
 }

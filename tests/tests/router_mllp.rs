@@ -48,7 +48,14 @@ fn mllp_endpoint(endpoint: &Endpoint) -> String {
 fn start(config: &Path) -> RouterProcess {
     RouterProcess::start(
         config,
-        &["--retry-base-ms", "20", "--reply-timeout", "2"],
+        &[
+            "--retry-base-ms",
+            "20",
+            "--breaker-cooldown-ms",
+            "200",
+            "--reply-timeout",
+            "2",
+        ],
         &["in", "admin"],
     )
 }

@@ -73,7 +73,8 @@ struct ErrorLine<'a> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let table = match routes::load(&args.config) {
         Ok((table, mut warnings)) => {
-            print_diagnostics(&args.config, &mut warnings, args.json)?;
+            // Warnings go to stderr even with --json: stdout holds one explanation per line.
+            print_diagnostics(&args.config, &mut warnings, false)?;
             table
         }
         Err(mut diags) => {

@@ -30,6 +30,9 @@ pub struct Args {
     /// Milliseconds before the first retry of a failed delivery (later ones back off from it).
     #[arg(long, default_value_t = 100)]
     pub retry_base_ms: u64,
+    /// Milliseconds an endpoint is left alone after repeated failures before one probe.
+    #[arg(long, default_value_t = 30_000)]
+    pub breaker_cooldown_ms: u64,
     /// For measurements only: acknowledge messages once queued in memory, without the
     /// write-ahead log. A crash then loses what was acknowledged and not yet delivered.
     #[arg(long)]
@@ -60,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 base: Duration::from_millis(args.retry_base_ms),
                 ..defaults.backoff
             },
+            breaker_cooldown: Duration::from_millis(args.breaker_cooldown_ms),
             ..defaults
         },
     };

@@ -68,6 +68,7 @@ pub async fn run(
         monoio::spawn(async move { marks.run_marks().await });
         replay(&shard, durability).await;
     }
+    shard.prewarm();
     let stop = Rc::new(LocalSignal::new());
     let listeners: Vec<_> = sockets
         .into_iter()

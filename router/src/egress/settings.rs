@@ -13,6 +13,9 @@ pub struct EgressSettings {
     pub backoff: BackoffPolicy,
     /// How long a message may keep failing before it goes to the dead-letter store.
     pub retry_for: Duration,
+    /// How long an endpoint whose circuit opened (after repeated failures) is left alone
+    /// before one probe.
+    pub breaker_cooldown: Duration,
     /// Messages accepted for one endpoint and not yet done; past this, ingress stops reading
     /// from the senders concerned until the endpoint catches up.
     pub queue_limit: u32,
@@ -25,6 +28,7 @@ impl Default for EgressSettings {
             reply_timeout: Duration::from_secs(30),
             backoff: BackoffPolicy::default(),
             retry_for: Duration::from_secs(24 * 3600),
+            breaker_cooldown: Duration::from_secs(30),
             queue_limit: 10_000,
         }
     }

@@ -18,10 +18,11 @@ use rustls::ClientConfig;
 use super::backoff::Backoff;
 use super::connect::connect;
 use super::exchange::exchange;
+use super::gate::ConnectGate;
 use super::settings::EgressSettings;
 use super::verdict::Verdict;
 use crate::net::pool::BufferPool;
-use crate::net::stream::Stream;
+use crate::net::stream::{Stream, Unsolicited};
 use crate::pipeline::Delivery;
 use crate::routes::Endpoint;
 
@@ -62,11 +63,77 @@ pub struct Worker {
     /// Set when the definition changed: the open connection goes to the old address.
     reconnect: Cell<bool>,
     stopping: Cell<bool>,
+    /// Keep a connection open even with nothing to send.
+    prewarm: Cell<bool>,
+}
+
+/// What every worker of a shard shares.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub settings: EgressSettings,
+    pub pool: Rc<BufferPool>,
+    pub outcomes: Rc<dyn Outcomes>,
+    pub gate: Rc<ConnectGate>,
+    pub counters: Rc<dyn ConnectionCounters>,
+}
+
+/// Counts connections for metrics.
+pub trait ConnectionCounters {
+    fn connection_opened(&self, stream: &Stream);
+    fn connection_closed(&self);
+}
+
+/// One worker's connection and failure state.
+struct Link {
+    stream: Option<Stream>,
+    backoff: Backoff,
+    tls_error_logged: bool,
+    circuit_open: bool,
+}
+
+/// Consecutive failures after which the circuit opens: the endpoint is left alone for a
+/// cool-down, then tried once.
+const BREAKER_THRESHOLD: u32 = 5;
+
+impl Link {
+    fn drop_stream(&mut self, ctx: &WorkerContext) {
+        if self.stream.take().is_some() {
+            ctx.counters.connection_closed();
+        }
+    }
+
+    fn succeeded(&mut self, name: &str) {
+        self.backoff.succeed();
+        if std::mem::replace(&mut self.circuit_open, false) {
+            log::info!("endpoint {name}: reachable again; circuit closed");
+        }
+    }
+
+    /// Records a failure; returns how long to wait before the next try.
+    fn failed(&mut self, name: &str, ctx: &WorkerContext) -> Duration {
+        let wait = self.backoff.fail();
+        if self.backoff.failures() < BREAKER_THRESHOLD {
+            return wait;
+        }
+        if !std::mem::replace(&mut self.circuit_open, true) {
+            log::warn!(
+                "endpoint {name}: {} failures in a row; circuit open, probing every {:?} or so",
+                self.backoff.failures(),
+                ctx.settings.breaker_cooldown
+            );
+        }
+        // A jittered cool-down (half to the whole of it), so endpoints that failed together
+        // are not probed together.
+        let half = ctx.settings.breaker_cooldown / 2;
+        half + wait.min(half)
+    }
 }
 
 impl Worker {
     pub fn new(endpoint: Arc<Endpoint>, tls: Option<Arc<ClientConfig>>) -> Rc<Worker> {
+        let prewarm = endpoint.prewarm;
         Rc::new(Worker {
+            prewarm: Cell::new(prewarm),
             name: Arc::from(endpoint.name.as_str()),
             target: RefCell::new(Target { endpoint, tls }),
             queue: RefCell::new(VecDeque::new()),
@@ -100,9 +167,13 @@ impl Worker {
     /// Takes a changed definition (address, TLS) into use from the next attempt on.
     pub fn update(&self, endpoint: Arc<Endpoint>, tls: Option<Arc<ClientConfig>>) {
         let changed = endpoint.identity() != self.target.borrow().endpoint.identity();
+        self.prewarm.set(endpoint.prewarm);
         *self.target.borrow_mut() = Target { endpoint, tls };
         if changed {
             self.reconnect.set(true);
+            if let Some(waker) = self.waker.take() {
+                waker.wake();
+            }
         }
     }
 
@@ -114,10 +185,11 @@ impl Worker {
         }
     }
 
-    /// Waits for work; `false` when asked to stop and nothing is left.
+    /// Waits for work; `false` when asked to stop and nothing is left. Also returns when the
+    /// definition changed, so that an idle pre-warmed worker reconnects to the new address.
     async fn next(&self) -> bool {
         poll_fn(|cx| {
-            if !self.queue.borrow().is_empty() {
+            if !self.queue.borrow().is_empty() || self.reconnect.get() {
                 Poll::Ready(true)
             } else if self.stopping.get() {
                 Poll::Ready(false)
@@ -130,59 +202,49 @@ impl Worker {
     }
 
     /// Delivers until stopped. Runs as one task on the owner shard.
-    pub async fn run(
-        self: Rc<Self>,
-        settings: EgressSettings,
-        pool: Rc<BufferPool>,
-        outcomes: Rc<dyn Outcomes>,
-        seed: u64,
-    ) {
-        let mut backoff = Backoff::new(settings.backoff, seed);
-        let mut stream: Option<Stream> = None;
+    pub async fn run(self: Rc<Self>, ctx: WorkerContext, seed: u64) {
+        let mut link = Link {
+            stream: None,
+            backoff: Backoff::new(ctx.settings.backoff, seed),
+            tls_error_logged: false,
+            circuit_open: false,
+        };
         let mut first_failure: Option<Instant> = None;
-        let mut tls_error_logged = false;
-        while self.next().await {
+        loop {
+            if self.reconnect.replace(false) {
+                link.drop_stream(&ctx);
+            }
+            if self.queue.borrow().is_empty() {
+                if self.stopping.get() {
+                    break;
+                }
+                self.idle(&mut link, &ctx).await;
+                continue;
+            }
             let Some(delivery) = self.queue.borrow().front().cloned() else {
                 continue;
             };
-            if self.reconnect.replace(false) {
-                stream = None;
-            }
-            let (endpoint, tls) = {
-                let target = self.target.borrow();
-                (Arc::clone(&target.endpoint), target.tls.clone())
+            let endpoint = Arc::clone(&self.target.borrow().endpoint);
+            let unreachable = match link.stream {
+                Some(_) => None,
+                None => self.open(&mut link, &ctx).await.err(),
             };
-            let mut unreachable = None;
-            if stream.is_none() {
-                match connect(&endpoint, tls.as_ref(), settings.connect_timeout, &pool).await {
-                    Ok(fresh) => {
-                        tls_error_logged = false;
-                        stream = Some(fresh);
-                    }
-                    Err(e) => {
-                        if e.is_tls() && !std::mem::replace(&mut tls_error_logged, true) {
-                            log::warn!("endpoint {}: {e}", self.name);
-                        }
-                        unreachable = Some(e.to_string());
-                    }
-                }
-            }
             let mut reply = None;
-            let verdict = match stream.as_mut() {
+            let verdict = match link.stream.as_mut() {
                 None => Verdict::Retry(unreachable.unwrap_or_default()),
                 Some(open) => {
-                    match exchange(
+                    let result = exchange(
                         open,
                         &endpoint,
                         &delivery.message,
-                        settings.reply_timeout,
-                        &pool,
+                        ctx.settings.reply_timeout,
+                        &ctx.pool,
                     )
-                    .await
-                    {
+                    .await;
+                    match result {
                         Ok(attempt) => {
                             if !attempt.keep {
-                                stream = None;
+                                link.drop_stream(&ctx);
                             }
                             reply = attempt.reply;
                             attempt.verdict
@@ -193,38 +255,116 @@ impl Worker {
             };
             match verdict {
                 Verdict::Delivered => {
-                    backoff.succeed();
+                    link.succeeded(&self.name);
                     first_failure = None;
                     self.finish();
-                    outcomes.delivered(&delivery);
+                    ctx.outcomes.delivered(&delivery);
                 }
                 Verdict::Refused(reason) => {
-                    backoff.succeed();
+                    link.succeeded(&self.name);
                     first_failure = None;
                     self.finish();
-                    outcomes.dead_letter(&delivery, GiveUp::Refused, &reason, reply.as_deref());
+                    ctx.outcomes
+                        .dead_letter(&delivery, GiveUp::Refused, &reason, reply.as_deref());
                 }
                 Verdict::Retry(reason) => {
                     // The reply (or its absence) leaves the stream in an unknown state: a late
                     // ACK for this message must not be read as the ACK of the next one.
-                    stream = None;
+                    link.drop_stream(&ctx);
                     let since = *first_failure.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= settings.retry_for {
-                        backoff.succeed();
+                    if since.elapsed() >= ctx.settings.retry_for {
+                        link.succeeded(&self.name);
                         first_failure = None;
                         self.finish();
-                        let why = format!("gave up after {:?}: {reason}", settings.retry_for);
-                        outcomes.dead_letter(&delivery, GiveUp::RetriesExhausted, &why, None);
+                        let why = format!("gave up after {:?}: {reason}", ctx.settings.retry_for);
+                        ctx.outcomes
+                            .dead_letter(&delivery, GiveUp::RetriesExhausted, &why, None);
                         continue;
                     }
-                    let wait = backoff.fail();
-                    outcomes.retrying(&delivery, &reason, wait);
+                    let wait = link.failed(&self.name, &ctx);
+                    ctx.outcomes.retrying(&delivery, &reason, wait);
                     monoio::time::sleep(wait).await;
                 }
             }
         }
-        if let Some(mut open) = stream {
-            let _ = open.shutdown(&pool).await;
+        if let Some(mut open) = link.stream.take() {
+            let _ = open.shutdown(&ctx.pool).await;
+            ctx.counters.connection_closed();
+        }
+    }
+
+    /// Nothing to send: keep (or, when pre-warmed, make) the connection, watch it for the
+    /// endpoint closing it, and return when work arrives or the worker is asked to stop.
+    async fn idle(&self, link: &mut Link, ctx: &WorkerContext) {
+        if link.stream.is_none() && self.prewarm.get() && !self.stopping.get() {
+            if let Err(e) = self.open(link, ctx).await {
+                let wait = link.failed(&self.name, ctx);
+                log::debug!(
+                    "endpoint {}: pre-warm: {e}; next try in {wait:?}",
+                    self.name
+                );
+                monoio::select! {
+                    _ = monoio::time::sleep(wait) => {},
+                    _ = self.next() => {},
+                }
+                return;
+            }
+        }
+        let Some(open) = link.stream.as_mut() else {
+            self.next().await;
+            return;
+        };
+        let closed = monoio::select! {
+            _ = self.next() => false,
+            ready = open.readable() => ready.is_err() || {
+                match open.take_unsolicited(&ctx.pool).await {
+                    Ok(Unsolicited::Nothing) => false,
+                    Ok(Unsolicited::Data(n)) => {
+                        log::debug!("endpoint {}: {n} unsolicited bytes ignored", self.name);
+                        false
+                    }
+                    Ok(Unsolicited::Closed) | Err(_) => true,
+                }
+            },
+        };
+        if closed {
+            log::debug!("endpoint {}: closed the idle connection", self.name);
+            link.drop_stream(ctx);
+            if self.prewarm.get() {
+                // Do not reconnect in a tight loop to an endpoint that closes at once.
+                monoio::time::sleep(link.backoff.fail()).await;
+            }
+        }
+    }
+
+    /// Opens the connection, through the shard's connect gate.
+    async fn open(&self, link: &mut Link, ctx: &WorkerContext) -> Result<(), String> {
+        let (endpoint, tls) = {
+            let target = self.target.borrow();
+            (Arc::clone(&target.endpoint), target.tls.clone())
+        };
+        let _pass = ctx.gate.enter().await;
+        match connect(
+            &endpoint,
+            tls.as_ref(),
+            ctx.settings.connect_timeout,
+            &ctx.pool,
+        )
+        .await
+        {
+            Ok(fresh) => {
+                link.tls_error_logged = false;
+                ctx.counters.connection_opened(&fresh);
+                link.stream = Some(fresh);
+                Ok(())
+            }
+            Err(e) => {
+                // A certificate problem does not go away by retrying: say it once.
+                if e.is_tls() && !std::mem::replace(&mut link.tls_error_logged, true) {
+                    log::warn!("endpoint {}: {e}", self.name);
+                }
+                Err(e.to_string())
+            }
         }
     }
 

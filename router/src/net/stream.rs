@@ -23,6 +23,17 @@ pub enum Stream {
     Tls(Box<TlsStream>),
 }
 
+/// What [`Stream::take_unsolicited`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsolicited {
+    /// The peer closed the connection.
+    Closed,
+    /// Bytes nobody asked for (discarded).
+    Data(usize),
+    /// Only protocol housekeeping.
+    Nothing,
+}
+
 /// TLS state next to its socket.
 pub struct TlsStream {
     tcp: TcpStream,
@@ -52,6 +63,14 @@ impl Stream {
             Stream::Plain(tcp) => tcp,
             Stream::Tls(tls) => &tls.tcp,
         }
+    }
+
+    /// True when the TLS handshake resumed an earlier session.
+    pub fn resumed(&self) -> bool {
+        matches!(
+            self.tls_state().and_then(|c| c.handshake_kind()),
+            Some(rustls::HandshakeKind::Resumed)
+        )
     }
 
     /// The TLS connection, for inspecting the peer's certificates or the resumption state.
@@ -90,6 +109,44 @@ impl Stream {
             tls.flush(pool).await?;
         }
         Ok(())
+    }
+
+    /// After [`Stream::readable`] fired on a connection that is not waiting for a reply: reads
+    /// once and says what came. A peer that closes an idle connection is seen here, and so is
+    /// TLS housekeeping (session tickets, key updates), which is consumed and ignored.
+    pub async fn take_unsolicited(&mut self, pool: &BufferPool) -> io::Result<Unsolicited> {
+        match self {
+            Stream::Plain(tcp) => {
+                let scratch = pool.take();
+                let (result, scratch) = tcp.read(scratch).await;
+                pool.give(scratch);
+                Ok(match result? {
+                    0 => Unsolicited::Closed,
+                    n => Unsolicited::Data(n),
+                })
+            }
+            Stream::Tls(tls) => {
+                let before = tls.spill.len();
+                if tls.read_tls(pool).await? == 0 {
+                    return Ok(Unsolicited::Closed);
+                }
+                tls.spill_plaintext();
+                let n = tls.spill.len() - before;
+                tls.spill = Vec::new();
+                if tls
+                    .tls
+                    .process_new_packets()
+                    .is_ok_and(|s| s.peer_has_closed())
+                {
+                    return Ok(Unsolicited::Closed);
+                }
+                Ok(if n > 0 {
+                    Unsolicited::Data(n)
+                } else {
+                    Unsolicited::Nothing
+                })
+            }
+        }
     }
 
     /// Reads what arrives next and appends it to `buf`; `Ok(0)` means the peer closed.
