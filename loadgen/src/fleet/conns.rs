@@ -1,0 +1,324 @@
+//! The fleet loop's state: accepted connections in a slab (tokens carry a generation so a
+//! late event for a reused slot is ignored), answers held back for slow endpoints, and the
+//! watchers of the report stream.
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+use codecs::{http1, mllp};
+
+use super::answer::{self, Behaviour, Outcome};
+use super::report;
+use crate::directory::{Proto, Row};
+use crate::net::{Conn, Got};
+use crate::poll::{Flags, Poller, READ, READ_WRITE};
+use crate::rng::Rng;
+
+pub const LISTENER: u64 = 0;
+pub const CONN: u64 = 1;
+pub const CONTROL: u64 = 2;
+pub const TIMER: u64 = 3;
+pub const WATCHER: u64 = 4;
+
+/// Report bytes kept for watchers that are slow or absent before the oldest are dropped.
+const MAX_REPORT_BACKLOG: usize = 64 << 20;
+
+pub fn token(kind: u64, index: usize) -> u64 {
+    (kind << 56) | index as u64
+}
+
+pub fn conn_token(slot: usize, gen: u32) -> u64 {
+    (CONN << 56) | (u64::from(gen) << 32) | slot as u64
+}
+
+pub fn split(token: u64) -> (u64, usize) {
+    (token >> 56, (token & 0xFFFF_FFFF) as usize)
+}
+
+pub struct EConn {
+    conn: Conn,
+    gen: u32,
+    proto: Proto,
+    decoder: mllp::Decoder,
+    /// Answers held back for a slow endpoint, in order: (due, bytes, close after sending).
+    held: VecDeque<(u64, Vec<u8>, bool)>,
+    established: bool,
+    writing: bool,
+}
+
+pub struct Watcher {
+    tcp: TcpStream,
+    out: Vec<u8>,
+    sent: usize,
+}
+
+pub struct State {
+    pub rows: Vec<Row>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub behaviour: Behaviour,
+    pub rng: Rng,
+    pub slab: Vec<Option<EConn>>,
+    pub free: Vec<usize>,
+    pub later: BinaryHeap<Reverse<(u64, usize, u32)>>,
+    pub report: Vec<u8>,
+    pub watchers: Vec<Option<Watcher>>,
+    pub accepted: u64,
+    pub open: u64,
+    pub established: u64,
+}
+
+impl State {
+    pub fn accept(&mut self, poller: &mut Poller, listener: &TcpListener, endpoint: usize) {
+        while let Ok((tcp, _)) = listener.accept() {
+            if tcp.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let _ = tcp.set_nodelay(true);
+            let conn = match &self.tls {
+                Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                    Ok(s) => Conn::tls(tcp, rustls::Connection::Server(s)),
+                    Err(_) => continue,
+                },
+                None => Conn::plain(tcp),
+            };
+            let proto = self.rows.get(endpoint).map(|r| r.proto).unwrap_or(Proto::Mllp);
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.slab.push(None);
+                self.slab.len() - 1
+            });
+            let gen = self.accepted as u32;
+            if poller.add(&conn.tcp, conn_token(slot, gen), READ).is_err() {
+                self.free.push(slot);
+                continue;
+            }
+            self.accepted += 1;
+            self.open += 1;
+            let established = !conn.is_tls();
+            if established {
+                self.established += 1;
+            }
+            self.slab[slot] = Some(EConn {
+                conn,
+                gen,
+                proto,
+                decoder: mllp::Decoder::new(64 << 20),
+                held: VecDeque::new(),
+                established,
+                writing: false,
+            });
+        }
+    }
+
+    fn close(&mut self, poller: &mut Poller, slot: usize) {
+        if let Some(Some(c)) = self.slab.get_mut(slot).map(Option::take) {
+            poller.delete(&c.conn.tcp);
+            self.open = self.open.saturating_sub(1);
+            if c.established {
+                self.established = self.established.saturating_sub(1);
+            }
+            self.free.push(slot);
+        }
+    }
+
+    pub fn conn_event(&mut self, poller: &mut Poller, token: u64, flags: Flags, now: u64) {
+        let slot = (token & 0xFFFF_FFFF) as usize;
+        let gen = ((token >> 32) & 0xFF_FFFF) as u32;
+        let Some(Some(c)) = self.slab.get_mut(slot) else {
+            return;
+        };
+        if c.gen & 0xFF_FFFF != gen {
+            return;
+        }
+        let mut closed = false;
+        if flags.intersects(Flags::IN | Flags::RDHUP | Flags::HUP | Flags::ERR) {
+            match c.conn.read() {
+                Ok(Got::Open) => {}
+                Ok(Got::Closed) | Err(_) => closed = true,
+            }
+            if !c.established && !c.conn.is_handshaking() {
+                c.established = true;
+                self.established += 1;
+            }
+            if self.serve(slot, now) {
+                closed = true;
+            }
+        }
+        if closed {
+            self.close(poller, slot);
+            return;
+        }
+        self.flush(poller, slot);
+    }
+
+    /// Answers every whole message in the connection's input; `true` to close it.
+    fn serve(&mut self, slot: usize, now: u64) -> bool {
+        let Some(Some(c)) = self.slab.get_mut(slot) else {
+            return true;
+        };
+        let mut out = Vec::new();
+        loop {
+            out.clear();
+            let (consumed, id, keep_alive, body_range) = match c.proto {
+                Proto::Mllp => {
+                    let decoded = c.decoder.decode(&c.conn.input);
+                    match decoded.event {
+                        Some(mllp::Event::Frame(frame)) => {
+                            let range = decoded.consumed - 2 - frame.len()..decoded.consumed - 2;
+                            (decoded.consumed, None, true, range)
+                        }
+                        Some(mllp::Event::TooLarge { .. }) => return true,
+                        None => {
+                            c.conn.input.drain(..decoded.consumed);
+                            return false;
+                        }
+                    }
+                }
+                Proto::Itk => {
+                    let mut headers = [http1::EMPTY_HEADER; 32];
+                    let head = match http1::parse_request(&c.conn.input, &mut headers, &http1::Limits::default()) {
+                        Ok(Some(h)) => (h.head_len, h.framing, h.keep_alive),
+                        Ok(None) => return false,
+                        Err(_) => return true,
+                    };
+                    let len = match head.1 {
+                        http1::BodyFraming::Length(n) => n as usize,
+                        http1::BodyFraming::None => 0,
+                        _ => return true,
+                    };
+                    if c.conn.input.len() < head.0 + len {
+                        return false;
+                    }
+                    let body = &c.conn.input[head.0..head.0 + len];
+                    let id = crate::gen::itk::tracking_id(body).map(<[u8]>::to_vec);
+                    (head.0 + len, id, head.2, head.0..head.0 + len)
+                }
+            };
+            let (outcome, delay) = self.behaviour.decide(&mut self.rng);
+            let body = &c.conn.input[body_range];
+            let id = match c.proto {
+                Proto::Mllp => answer::hl7_ack(body, outcome, &mut out),
+                Proto::Itk => {
+                    answer::itk_response(body, outcome, keep_alive, &mut out);
+                    id.unwrap_or_default()
+                }
+            };
+            report::write_arrival(&mut self.report, now, outcome.letter(), &id);
+            c.conn.input.drain(..consumed);
+            if outcome == Outcome::Drop {
+                return true;
+            }
+            let close = !keep_alive;
+            if delay > 0 || !c.held.is_empty() {
+                let due = now + delay;
+                c.held.push_back((due, out.clone(), close));
+                self.later.push(Reverse((due, slot, c.gen)));
+            } else {
+                c.conn.queue(&out);
+                if close {
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, poller: &mut Poller, slot: usize) {
+        let Some(Some(c)) = self.slab.get_mut(slot) else {
+            return;
+        };
+        let failed = c.conn.flush().is_err();
+        let want = c.conn.wants_write();
+        if failed {
+            self.close(poller, slot);
+            return;
+        }
+        if want != c.writing {
+            c.writing = want;
+            let flags = if want { READ_WRITE } else { READ };
+            let _ = poller.modify(&c.conn.tcp, conn_token(slot, c.gen), flags);
+        }
+    }
+
+    /// Sends held answers that are due.
+    pub fn release_due(&mut self, poller: &mut Poller, now: u64) {
+        while let Some(Reverse((due, slot, gen))) = self.later.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.later.pop();
+            let mut close = false;
+            match self.slab.get_mut(slot) {
+                Some(Some(c)) if c.gen == gen => {
+                    while let Some((d, _, _)) = c.held.front() {
+                        if *d > now {
+                            break;
+                        }
+                        if let Some((_, bytes, cl)) = c.held.pop_front() {
+                            c.conn.queue(&bytes);
+                            close |= cl;
+                        }
+                    }
+                }
+                _ => continue,
+            }
+            self.flush(poller, slot);
+            if close {
+                self.close(poller, slot);
+            }
+        }
+    }
+
+    pub fn accept_watchers(&mut self, poller: &mut Poller, control: &TcpListener) {
+        while let Ok((tcp, _)) = control.accept() {
+            if tcp.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let index = self.watchers.len();
+            if poller.add(&tcp, super::conns::token(WATCHER, index), READ).is_ok() {
+                self.watchers.push(Some(Watcher {
+                    tcp,
+                    out: Vec::new(),
+                    sent: 0,
+                }));
+            }
+        }
+    }
+
+    /// A watcher said something or closed; we only listen for the close.
+    pub fn watcher_event(&mut self, poller: &mut Poller, index: usize) {
+        let mut buf = [0u8; 512];
+        let gone = match self.watchers.get_mut(index) {
+            Some(Some(w)) => matches!(std::io::Read::read(&mut w.tcp, &mut buf), Ok(0)),
+            _ => false,
+        };
+        if gone {
+            if let Some(Some(w)) = self.watchers.get_mut(index).map(Option::take) {
+                poller.delete(&w.tcp);
+            }
+        }
+    }
+
+    /// Hands the report lines gathered this turn to every watcher.
+    pub fn publish(&mut self, _poller: &mut Poller) {
+        for w in self.watchers.iter_mut().flatten() {
+            if w.out.len() - w.sent + self.report.len() <= MAX_REPORT_BACKLOG {
+                w.out.extend_from_slice(&self.report);
+            }
+            while w.sent < w.out.len() {
+                match w.tcp.write(&w.out[w.sent..]) {
+                    Ok(n) if n > 0 => w.sent += n,
+                    _ => break,
+                }
+            }
+            if w.sent == w.out.len() {
+                w.out.clear();
+                w.sent = 0;
+            } else if w.sent > 1 << 20 {
+                w.out.drain(..w.sent);
+                w.sent = 0;
+            }
+        }
+        self.report.clear();
+    }
+}

@@ -1,0 +1,25 @@
+//! ganglion's load generator, as a library so that its tests and the `loadgen` binary share it.
+//!
+//! Parts: [`gen`] makes seeded, realistic HL7v2 and ITK traffic; [`fleet`] stands up endpoints
+//! that answer like hospital systems and report every arrival; [`drive`] sends open-loop traffic
+//! (every message has an intended send time and latency is measured from it); [`relay`] is the
+//! bare forwarder that gives the ceiling; [`proof`] puts them together around `ganglion run`
+//! and writes the headroom report. [`poll`], [`clock`] and [`sys`] are the small shared pieces
+//! (epoll and timerfd, the monotonic clock shared by processes, descriptor limits and /proc).
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod directory;
+pub mod drive;
+pub mod fleet;
+pub mod gen;
+pub mod ids;
+pub mod net;
+pub mod pki;
+pub mod poll;
+pub mod proof;
+pub mod relay;
+pub mod rng;
+pub mod stats;
+pub mod sys;
+pub mod units;

@@ -1,0 +1,416 @@
+//! `loadgen`: endpoint fleets, the open-loop driver, the bare relay and the headroom proof.
+//! loadgen/README.md ("For performance engineers") describes every option.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use loadgen::directory;
+use loadgen::drive::observer::Observer;
+use loadgen::drive::schedule::Arrivals;
+use loadgen::drive::{self, DriveConfig, Targets};
+use loadgen::fleet::{Behaviour, Fleet, FleetConfig};
+use loadgen::gen::{Generator, Mix};
+use loadgen::pki::Pki;
+use loadgen::proof::{self, ProofConfig, Slo};
+use loadgen::units::{parse_duration, parse_rate};
+
+#[derive(Parser)]
+#[command(name = "loadgen", about = "Load generator and headroom proof for ganglion", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stand up N endpoints on loopback and write the directory the router reads.
+    Endpoints(EndpointsArgs),
+    /// Send open-loop traffic to a router and measure it.
+    Drive(DriveArgs),
+    /// The bare relay: the ceiling ganglion is measured against.
+    Relay(RelayArgs),
+    /// Endpoints + ganglion + driver: hold the target rate, find the highest sustainable one.
+    Proof(ProofArgs),
+}
+
+/// `mllp:9,itk:1` → weights.
+fn parse_protocols(text: &str) -> Result<(u32, u32), String> {
+    let (mut m, mut i) = (0, 0);
+    for part in text.split(',') {
+        let (name, w) = match part.split_once([':', '=']) {
+            Some((n, w)) => (n.trim(), w.trim().parse::<u32>().map_err(|_| format!("bad weight in {part:?}"))?),
+            None => (part.trim(), 1),
+        };
+        match name {
+            "mllp" => m = w,
+            "itk" => i = w,
+            _ => return Err(format!("unknown protocol {name:?} (mllp, itk)")),
+        }
+    }
+    if m + i == 0 {
+        return Err("no protocol".into());
+    }
+    Ok((m, i))
+}
+
+#[derive(clap::Args)]
+struct EndpointsArgs {
+    /// Number of endpoints.
+    #[arg(long, default_value_t = 100)]
+    count: usize,
+    /// Index of the first endpoint (fleets split over processes take disjoint ranges).
+    #[arg(long, default_value_t = 0)]
+    first: usize,
+    /// Serve TLS (mutual: clients must show a certificate from the CA).
+    #[arg(long)]
+    tls: bool,
+    /// Use the CA and certificates in this folder (made by an earlier run); implies --tls.
+    #[arg(long)]
+    pki: Option<PathBuf>,
+    /// Protocols and their weights: `mllp`, `mllp,itk`, `mllp:9,itk:1`.
+    #[arg(long, default_value = "mllp:9,itk:1", value_parser = parse_protocols)]
+    protocols: (u32, u32),
+    /// Fraction of messages answered AE (ITK: Server fault); the router should retry them.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Fraction answered AR (ITK: Client fault); the router should dead-letter them.
+    #[arg(long, default_value_t = 0.0)]
+    reject_rate: f64,
+    /// Fraction whose connection is dropped instead of answered.
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    /// Delay before answering (see --slow-rate).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    delay: Duration,
+    /// Fraction of answers delayed by --delay (all of them when --delay is set and this is not).
+    #[arg(long)]
+    slow_rate: Option<f64>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Port for every endpoint (each has its own address); 0 picks one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Where the report stream of arrivals listens.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    control: SocketAddr,
+    /// Write the endpoint directory (the router's CSV) here.
+    #[arg(long, default_value = "endpoints.csv")]
+    directory: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct DriveArgs {
+    /// The router's MLLP listener.
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// The router's ITK (HTTP) listener.
+    #[arg(long)]
+    itk_target: Option<SocketAddr>,
+    /// The endpoint directory to address messages across (as `loadgen endpoints` wrote it).
+    #[arg(long, default_value = "endpoints.csv")]
+    directory: PathBuf,
+    /// Control addresses of `loadgen endpoints` processes, to measure delivery and losses.
+    #[arg(long, value_delimiter = ',')]
+    observe: Vec<SocketAddr>,
+    /// Messages per second.
+    #[arg(long, value_parser = parse_rate, default_value = "3200")]
+    rate: f64,
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// Connections per protocol.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Message kinds and weights (`realistic`, `hl7`, or `adt-a01=10,oru-r01=30,itk=5`).
+    #[arg(long, default_value = "realistic", value_parser = Mix::parse)]
+    mix: Mix,
+    /// Arrival process: poisson or uniform.
+    #[arg(long, default_value = "poisson")]
+    arrivals: Arrivals,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long to wait for answers and deliveries after the last send.
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    drain: Duration,
+    /// Write the run's figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct RelayArgs {
+    #[arg(long, default_value = "endpoints.csv")]
+    directory: PathBuf,
+    /// CA and client certificate folder, for TLS endpoints.
+    #[arg(long)]
+    pki: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    itk_listen: SocketAddr,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(clap::Args)]
+struct ProofArgs {
+    #[arg(long, default_value_t = 28_000)]
+    endpoints: usize,
+    /// The target rate, held for --duration.
+    #[arg(long, value_parser = parse_rate, default_value = "3200")]
+    rate: f64,
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    duration: Duration,
+    /// Length of each step of the ramp (default: a sixth of --duration, 5 to 10 s).
+    #[arg(long, value_parser = parse_duration)]
+    step_duration: Option<Duration>,
+    /// Each ramp step offers this many times the last.
+    #[arg(long, default_value_t = 1.5)]
+    step_factor: f64,
+    /// Do not offer more than this.
+    #[arg(long, value_parser = parse_rate, default_value = "200k")]
+    max_rate: f64,
+    /// Bisection steps between the last rate that held and the first that did not.
+    #[arg(long, default_value_t = 2)]
+    refine: usize,
+    /// The objective: p99 ACK latency at most this.
+    #[arg(long, value_parser = parse_duration, default_value = "10ms")]
+    slo_p99: Duration,
+    /// The objective: at most this fraction of messages may fail.
+    #[arg(long, default_value_t = 0.0001)]
+    slo_errors: f64,
+    /// Plain TCP to the endpoints instead of TLS.
+    #[arg(long)]
+    plain: bool,
+    /// Run ganglion with --no-durability (ACK before the disk; for comparison only).
+    #[arg(long)]
+    no_durability: bool,
+    #[arg(long, default_value = "realistic", value_parser = Mix::parse)]
+    mix: Mix,
+    /// Endpoint protocols and weights.
+    #[arg(long, default_value = "mllp:9,itk:1", value_parser = parse_protocols)]
+    protocols: (u32, u32),
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Sender connections per protocol.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    #[arg(long, default_value = "poisson")]
+    arrivals: Arrivals,
+    /// Also measure the bare relay in the same run: `relay`.
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Threads of the bare relay.
+    #[arg(long, default_value_t = 2)]
+    relay_threads: usize,
+    /// The ganglion binary (default: build it with cargo and use target/release/ganglion).
+    #[arg(long)]
+    ganglion: Option<PathBuf>,
+    /// Do not run cargo; use the binary found.
+    #[arg(long)]
+    no_build: bool,
+    /// Use the debug build of ganglion (tests only: far slower).
+    #[arg(long)]
+    debug_router: bool,
+    /// ganglion's shard count (default: its own, one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Endpoint fleet processes (default: enough for the descriptor limit, at least 2 from 1,000).
+    #[arg(long)]
+    fleet_procs: Option<usize>,
+    /// Work directory (certificates, config, WAL); default target/loadgen/proof-<pid>.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Keep the work directory (logs of every process are there).
+    #[arg(long)]
+    keep: bool,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
+    stop
+}
+
+fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
+    loadgen::sys::raise_nofile();
+    let pki = match (&args.pki, args.tls) {
+        (Some(dir), _) => Some(Pki::open(dir)),
+        (None, true) => {
+            let dir = args.directory.with_extension("pki");
+            eprintln!("making a CA and certificates in {}", dir.display());
+            Some(Pki::create(&dir)?)
+        }
+        (None, false) => None,
+    };
+    let behaviour = Behaviour {
+        error: args.error_rate,
+        reject: args.reject_rate,
+        drop: args.drop_rate,
+        slow: args.slow_rate.unwrap_or(if args.delay.is_zero() { 0.0 } else { 1.0 }),
+        delay_ns: args.delay.as_nanos() as u64,
+    };
+    let fleet = Fleet::bind(FleetConfig {
+        first: args.first,
+        count: args.count,
+        protocols: args.protocols,
+        tls: pki,
+        behaviour,
+        seed: args.seed,
+        port: args.port,
+        control: args.control,
+    })?;
+    directory::write(&args.directory, &fleet.rows, true)
+        .with_context(|| format!("writing {}", args.directory.display()))?;
+    println!("control addr={}", fleet.control_addr);
+    println!("ready endpoints={} directory={}", fleet.rows.len(), args.directory.display());
+    let stop = stop_flag();
+    fleet.run(&stop)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
+    let rows = directory::read(&args.directory).with_context(|| format!("reading {}", args.directory.display()))?;
+    anyhow::ensure!(!rows.is_empty(), "{} lists no loadgen endpoint", args.directory.display());
+    let targets = Targets::new(&rows);
+    let generator = Generator::new(args.seed, &args.mix);
+    let mut observer = Observer::connect(&args.observe)?;
+    let config = DriveConfig {
+        mllp: args.target,
+        itk: args.itk_target,
+        rate: args.rate,
+        duration: args.duration,
+        connections: args.connections,
+        mix: args.mix,
+        seed: args.seed,
+        arrivals: args.arrivals,
+        tag: (std::process::id() << 8) & 0x7FFF_FF00,
+        drain: args.drain,
+        progress: Some(format!("[drive {:.0}/s]", args.rate)),
+    };
+    let stop = stop_flag();
+    let stats = drive::run(&config, &generator, &targets, &mut observer, &stop)?;
+    let step = proof::Step {
+        system: proof::System::Ganglion,
+        slo_met: stats.lost == 0,
+        stats,
+        subject_cores: 0.0,
+        driver_cores: 0.0,
+        fleet_cores: 0.0,
+    };
+    println!("{}", proof::report::header());
+    println!("{}", proof::report::step_line(&step));
+    if !step.stats.errors.is_empty() {
+        println!("errors: {:?}", step.stats.errors);
+    }
+    if args.observe.is_empty() {
+        println!("(no --observe: deliveries and losses were not measured)");
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&proof::report::step_json(&step))?)?;
+    }
+    Ok(if step.stats.lost == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn relay_cmd(args: RelayArgs) -> anyhow::Result<ExitCode> {
+    loadgen::sys::raise_nofile();
+    let rows = directory::read(&args.directory).with_context(|| format!("reading {}", args.directory.display()))?;
+    let stop = stop_flag();
+    loadgen::relay::run(
+        loadgen::relay::RelayConfig {
+            rows,
+            tls: args.pki.as_deref().map(Pki::open),
+            threads: args.threads,
+            mllp: args.listen,
+            itk: args.itk_listen,
+        },
+        stop,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
+    let baseline_relay = match args.baseline.as_deref() {
+        None => false,
+        Some("relay") => true,
+        Some(other) => anyhow::bail!("unknown baseline {other:?}: the only one is `relay`"),
+    };
+    let step_duration = args
+        .step_duration
+        .unwrap_or_else(|| (args.duration / 6).clamp(Duration::from_secs(5), Duration::from_secs(10)));
+    let config = ProofConfig {
+        endpoints: args.endpoints,
+        rate: args.rate,
+        duration: args.duration,
+        step_duration,
+        step_factor: args.step_factor.max(1.05),
+        max_rate: args.max_rate,
+        slo: Slo {
+            p99_us: args.slo_p99.as_micros() as u64,
+            max_error_ratio: args.slo_errors,
+        },
+        tls: !args.plain,
+        durable: !args.no_durability,
+        mix: args.mix,
+        protocols: args.protocols,
+        seed: args.seed,
+        connections: args.connections,
+        arrivals: args.arrivals,
+        baseline_relay,
+        relay_threads: args.relay_threads,
+        ganglion: args.ganglion,
+        build: !args.no_build,
+        release: !args.debug_router,
+        workers: args.workers,
+        fleet_procs: args.fleet_procs,
+        workdir: args.workdir,
+        keep: args.keep,
+        json: args.json,
+        svg: args.svg,
+        progress: !args.quiet,
+        refine: args.refine,
+    };
+    let stop = stop_flag();
+    let report = proof::run(&config, &stop)?;
+    print!("{}", report.text());
+    if !report.target_held {
+        eprintln!("FAILED: the target rate was not held");
+    }
+    if report.lost_total > 0 {
+        eprintln!("FAILED: {} acknowledged messages were never delivered", report.lost_total);
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Endpoints(a) => endpoints(a),
+        Command::Drive(a) => drive_cmd(a),
+        Command::Relay(a) => relay_cmd(a),
+        Command::Proof(a) => proof_cmd(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

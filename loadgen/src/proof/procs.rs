@@ -1,0 +1,186 @@
+//! The child processes of a proof: endpoint fleets (`loadgen endpoints`), the router
+//! (`ganglion run`) and the bare relay (`loadgen relay`). Each announces itself on standard
+//! output (`listening name=… addr=…`, `control addr=…`, `ready …`); those lines are collected
+//! by a reader thread, and everything else a child prints goes to a log file in the work
+//! directory. Children are stopped with SIGTERM (then killed) by id, never by name.
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rustix::process::{kill_process, Pid, Signal};
+
+pub struct ChildProc {
+    pub name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// `name=` → `addr=` of every `listening` line, and `control` for a fleet's control address.
+    pub addrs: HashMap<String, SocketAddr>,
+    pub said: Vec<String>,
+}
+
+impl ChildProc {
+    /// Starts `program args…`, standard error to `log`.
+    pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> anyhow::Result<ChildProc> {
+        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let (send, lines) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if send.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(ChildProc {
+            name: name.to_string(),
+            child,
+            lines,
+            addrs: HashMap::new(),
+            said: Vec::new(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn take(&mut self, line: String) {
+        let mut name = None;
+        let mut addr = None;
+        for part in line.split_whitespace() {
+            if let Some(v) = part.strip_prefix("name=") {
+                name = Some(v.to_string());
+            }
+            if let Some(v) = part.strip_prefix("addr=") {
+                addr = v.parse().ok();
+            }
+        }
+        if line.starts_with("control ") {
+            name = Some("control".into());
+        }
+        if let (Some(name), Some(addr)) = (name, addr) {
+            self.addrs.insert(name, addr);
+        }
+        self.said.push(line);
+    }
+
+    /// Waits until a line starting with `prefix` (or every name in `names` has an address).
+    pub fn wait_for(&mut self, prefix: &str, names: &[&str], timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if names.iter().all(|n| self.addrs.contains_key(*n))
+                && (prefix.is_empty() || self.said.iter().any(|l| l.starts_with(prefix)))
+            {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!("{} exited ({status}) before it was ready; it said: {}", self.name, self.said.join(" | "));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("{} was not ready in {timeout:?}; it said: {}", self.name, self.said.join(" | "));
+            }
+            if let Ok(line) = self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
+                self.take(line);
+            }
+        }
+    }
+
+    pub fn addr(&self, name: &str) -> anyhow::Result<SocketAddr> {
+        self.addrs
+            .get(name)
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("{} announced no {name} address", self.name))
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; returns whether it stopped by itself.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
+            let _ = kill_process(pid, Signal::TERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The workspace this loadgen was built from.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The `ganglion` binary to test: `explicit` when given; else built (release, or the debug
+/// profile when `release` is false) with cargo (`$CARGO`, else `cargo` on the PATH) and taken
+/// from the target directory this loadgen runs from, or the workspace's.
+pub fn find_ganglion(explicit: Option<&Path>, release: bool, build: bool) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        anyhow::ensure!(p.is_file(), "{} does not exist", p.display());
+        return Ok(p.to_path_buf());
+    }
+    let profile = if release { "release" } else { "debug" };
+    // Beside our own executable when we run from target/<profile>/ (or its deps/ folder).
+    let exe = std::env::current_exe().ok();
+    let mut candidates = Vec::new();
+    if let Some(dir) = exe.as_deref().and_then(Path::parent) {
+        let dir = if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir };
+        if dir.ends_with(profile) {
+            candidates.push(dir.join("ganglion"));
+        }
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    candidates.push(target.join(profile).join("ganglion"));
+    if build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build").arg("-p").arg("router").arg("--bin").arg("ganglion");
+        if release {
+            cmd.arg("--release");
+        }
+        cmd.arg("--manifest-path").arg(workspace().join("Cargo.toml"));
+        eprintln!("building ganglion ({profile}) …");
+        let status = cmd.status().context("running cargo to build ganglion")?;
+        anyhow::ensure!(status.success(), "cargo could not build ganglion ({status})");
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow::anyhow!("no {profile} ganglion binary found; build it with `cargo build --release -p router --bin ganglion` or pass --ganglion PATH"))
+}

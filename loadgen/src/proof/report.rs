@@ -1,0 +1,311 @@
+//! The proof's report: steps with their percentiles and how the cores were shared, the
+//! verdict on the target, the highest sustainable rate and the headroom, as text for people
+//! and as JSON for tools.
+use serde_json::{json, Value};
+
+use crate::stats::{Percentiles, RunStats};
+use crate::units::fmt_us;
+
+use super::ProofConfig;
+
+/// The Spine's national rate that the headroom is measured against.
+pub const SPINE_RATE: f64 = 3200.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum System {
+    Ganglion,
+    Relay,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Ganglion => "ganglion",
+            System::Relay => "relay",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub system: System,
+    pub stats: RunStats,
+    pub slo_met: bool,
+    /// Cores used by the system under test (router or relay) during the step.
+    pub subject_cores: f64,
+    /// Cores used by loadgen itself (the driver process).
+    pub driver_cores: f64,
+    /// Cores used by the endpoint fleet processes.
+    pub fleet_cores: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub target_rate: f64,
+    pub endpoints: usize,
+    pub tls: bool,
+    pub durable: bool,
+    pub cores: usize,
+    pub slo_p99_us: u64,
+    pub max_error_ratio: f64,
+    pub mix: String,
+    pub seed: u64,
+    pub steps: Vec<Step>,
+    pub egress_connections: u64,
+    pub relay_connections: Option<u64>,
+    pub router_rss_bytes: u64,
+    pub router_rss_after_bytes: u64,
+    pub router_peak_rss_bytes: u64,
+    pub target_held: bool,
+    pub max_sustainable_rate: f64,
+    pub relay_max_sustainable_rate: Option<f64>,
+    pub lost_total: u64,
+}
+
+fn pct_json(p: &Percentiles) -> Value {
+    json!({"p50": p.p50, "p90": p.p90, "p99": p.p99, "p999": p.p999, "max": p.max})
+}
+
+pub fn step_json(s: &Step) -> Value {
+    let st = &s.stats;
+    json!({
+        "offered_rate": st.offered_rate,
+        "achieved_rate": (st.achieved_rate() * 10.0).round() / 10.0,
+        "duration_s": st.duration_s,
+        "sent": st.sent,
+        "acked": st.acked,
+        "delivered": st.delivered,
+        "lost": st.lost,
+        "duplicates": st.duplicates,
+        "refused_by_endpoint": st.refused_by_endpoint,
+        "errors": st.error_count(),
+        "errors_by_kind": st.errors,
+        "ack_latency_us": pct_json(&st.ack.percentiles()),
+        "delivery_latency_us": pct_json(&st.delivery.percentiles()),
+        "send_lag_us": pct_json(&st.send_lag.percentiles()),
+        "cpu_cores": {"subject": round2(s.subject_cores), "loadgen": round2(s.driver_cores), "endpoints": round2(s.fleet_cores)},
+        "slo_met": s.slo_met,
+    })
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+impl Report {
+    pub fn new(config: &ProofConfig) -> Report {
+        Report {
+            target_rate: config.rate,
+            endpoints: config.endpoints,
+            tls: config.tls,
+            durable: config.durable,
+            cores: crate::sys::cores(),
+            slo_p99_us: config.slo.p99_us,
+            max_error_ratio: config.slo.max_error_ratio,
+            mix: config.mix.describe(),
+            seed: config.seed,
+            steps: Vec::new(),
+            egress_connections: 0,
+            relay_connections: None,
+            router_rss_bytes: 0,
+            router_rss_after_bytes: 0,
+            router_peak_rss_bytes: 0,
+            target_held: false,
+            max_sustainable_rate: 0.0,
+            relay_max_sustainable_rate: None,
+            lost_total: 0,
+        }
+    }
+
+    pub fn steps_of(&self, system: System) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(move |s| s.system == system)
+    }
+
+    fn max_rate(&self, system: System) -> f64 {
+        self.steps_of(system)
+            .filter(|s| s.slo_met)
+            .map(|s| s.stats.offered_rate)
+            .fold(0.0, f64::max)
+    }
+
+    /// Computes the verdicts once every step is in.
+    pub fn finish(&mut self) {
+        let target = self.target_rate;
+        let held = self
+            .steps_of(System::Ganglion)
+            .next()
+            .is_some_and(|s| s.slo_met && s.stats.offered_rate >= target);
+        self.target_held = held;
+        self.max_sustainable_rate = self.max_rate(System::Ganglion);
+        if self.steps_of(System::Relay).next().is_some() {
+            self.relay_max_sustainable_rate = Some(self.max_rate(System::Relay));
+        }
+        self.lost_total = self.steps_of(System::Ganglion).map(|s| s.stats.lost).sum();
+    }
+
+    pub fn headroom(&self) -> f64 {
+        self.max_sustainable_rate / SPINE_RATE
+    }
+
+    /// Whether the run passes: the target held and nothing ACKed was lost.
+    pub fn passed(&self) -> bool {
+        self.target_held && self.lost_total == 0
+    }
+
+    pub fn json(&self) -> Value {
+        let ganglion: Vec<Value> = self.steps_of(System::Ganglion).map(step_json).collect();
+        let mut v = json!({
+            "target_rate": self.target_rate,
+            "endpoints": self.endpoints,
+            "tls": self.tls,
+            "durable": self.durable,
+            "cores": self.cores,
+            "slo": {"p99_ack_latency_us": self.slo_p99_us, "max_error_ratio": self.max_error_ratio, "lost": 0},
+            "mix": self.mix,
+            "seed": self.seed,
+            "target_held": self.target_held,
+            "steps": ganglion,
+            "max_sustainable_rate": self.max_sustainable_rate,
+            "headroom": round2(self.headroom()),
+            "egress_connections": self.egress_connections,
+            "router_rss_bytes": self.router_rss_bytes,
+            "router_rss_after_bytes": self.router_rss_after_bytes,
+            "router_peak_rss_bytes": self.router_peak_rss_bytes,
+        });
+        if let Some(relay_max) = self.relay_max_sustainable_rate {
+            let steps: Vec<Value> = self.steps_of(System::Relay).map(step_json).collect();
+            v["baseline"] = json!({
+                "system": "relay",
+                "connections": self.relay_connections,
+                "steps": steps,
+                "max_sustainable_rate": relay_max,
+                "ganglion_fraction": if relay_max > 0.0 { round2(self.max_sustainable_rate / relay_max) } else { 0.0 },
+            });
+        }
+        v
+    }
+
+    /// The report as a person reads it.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let push = |out: &mut String, s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        push(
+            &mut out,
+            format!(
+                "ganglion headroom proof: {} endpoints, {}, {}, {} cores shared by router and load generator",
+                self.endpoints,
+                if self.tls { "TLS with client certificates" } else { "plain TCP" },
+                if self.durable { "durable (ACK after fsync)" } else { "NOT durable" },
+                self.cores
+            ),
+        );
+        push(
+            &mut out,
+            format!(
+                "objective per step: p99 ACK latency <= {}, nothing lost, errors <= {:.3} %; mix {}",
+                fmt_us(self.slo_p99_us),
+                self.max_error_ratio * 100.0,
+                self.mix
+            ),
+        );
+        push(&mut out, String::new());
+        if let Some(first) = self.steps_of(System::Ganglion).next() {
+            let p = first.stats.ack.percentiles();
+            push(
+                &mut out,
+                format!(
+                    "target {:.0} msgs/s for {:.0} s: {} (p99 ACK {}, {} lost, {} errors)",
+                    self.target_rate,
+                    first.stats.duration_s,
+                    if self.target_held { "HELD" } else { "NOT HELD" },
+                    fmt_us(p.p99),
+                    first.stats.lost,
+                    first.stats.error_count()
+                ),
+            );
+        }
+        push(
+            &mut out,
+            format!(
+                "highest sustainable rate: {:.0} msgs/s; headroom {:.1}x the Spine's {:.0} msgs/s",
+                self.max_sustainable_rate,
+                self.headroom(),
+                SPINE_RATE
+            ),
+        );
+        if let Some(relay) = self.relay_max_sustainable_rate {
+            push(
+                &mut out,
+                format!(
+                    "bare relay (same run, same traffic): {relay:.0} msgs/s; ganglion reaches {:.0} % of it",
+                    if relay > 0.0 { 100.0 * self.max_sustainable_rate / relay } else { 0.0 }
+                ),
+            );
+        }
+        push(
+            &mut out,
+            format!(
+                "egress connections established at start: {}/{}; router memory {} MiB at start, {} MiB at the end, peak {} MiB",
+                self.egress_connections,
+                self.endpoints,
+                self.router_rss_bytes >> 20,
+                self.router_rss_after_bytes >> 20,
+                self.router_peak_rss_bytes >> 20
+            ),
+        );
+        push(&mut out, String::new());
+        push(&mut out, header());
+        for s in &self.steps {
+            push(&mut out, step_line(s));
+        }
+        push(&mut out, String::new());
+        push(
+            &mut out,
+            "latencies are measured from each message's intended send time (open loop); cores: \
+             system under test / loadgen driver / endpoint fleet"
+                .to_string(),
+        );
+        out
+    }
+}
+
+pub fn header() -> String {
+    format!(
+        "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>5} {:>5} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>14} | SLO",
+        "system", "offered", "achieved", "sent", "acked", "deliver", "lost", "dups", "errs",
+        "ack p50", "p90", "p99", "p99.9", "max", "dlv p50", "dlv p99", "cores s/d/f"
+    )
+}
+
+/// One row of the table.
+pub fn step_line(s: &Step) -> String {
+    let st = &s.stats;
+    let a = st.ack.percentiles();
+    let d = st.delivery.percentiles();
+    format!(
+        "{:<8} {:>8.0} {:>8.0} {:>8} {:>8} {:>8} {:>4} {:>5} {:>5} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>4.2}/{:.2}/{:.2} | {}",
+        s.system.name(),
+        st.offered_rate,
+        st.achieved_rate(),
+        st.sent,
+        st.acked,
+        st.delivered,
+        st.lost,
+        st.duplicates,
+        st.error_count(),
+        fmt_us(a.p50),
+        fmt_us(a.p90),
+        fmt_us(a.p99),
+        fmt_us(a.p999),
+        fmt_us(a.max),
+        fmt_us(d.p50),
+        fmt_us(d.p99),
+        s.subject_cores,
+        s.driver_cores,
+        s.fleet_cores,
+        if s.slo_met { "met" } else { "BROKEN" }
+    )
+}
