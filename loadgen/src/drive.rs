@@ -73,8 +73,16 @@ pub struct Targets {
 impl Targets {
     pub fn new(rows: &[Row]) -> Targets {
         Targets {
-            hl7: rows.iter().filter(|r| r.proto == Proto::Mllp).map(Row::facility).collect(),
-            itk: rows.iter().filter(|r| r.proto == Proto::Itk).map(Row::itk_address).collect(),
+            hl7: rows
+                .iter()
+                .filter(|r| r.proto == Proto::Mllp)
+                .map(Row::facility)
+                .collect(),
+            itk: rows
+                .iter()
+                .filter(|r| r.proto == Proto::Itk)
+                .map(Row::itk_address)
+                .collect(),
         }
     }
 
@@ -100,9 +108,17 @@ pub fn run(
     stop: &AtomicBool,
 ) -> anyhow::Result<RunStats> {
     let mix = targets.usable(&config.mix);
-    anyhow::ensure!(!mix.weights.is_empty(), "no endpoint can take any kind in the mix");
+    anyhow::ensure!(
+        !mix.weights.is_empty(),
+        "no endpoint can take any kind in the mix"
+    );
     let duration_ns = config.duration.as_nanos() as u64;
-    let offsets = schedule::offsets(config.rate, duration_ns, config.arrivals, config.seed ^ u64::from(config.tag));
+    let offsets = schedule::offsets(
+        config.rate,
+        duration_ns,
+        config.arrivals,
+        config.seed ^ u64::from(config.tag),
+    );
     let n = offsets.len();
     let mut slots = vec![Slot::default(); n];
     let mut stats = RunStats {
@@ -116,12 +132,16 @@ pub fn run(
     let mut senders: Vec<Sender> = Vec::new();
     let conns = config.connections.max(1);
     if mix.has_hl7() {
-        let addr = config.mllp.ok_or_else(|| anyhow::anyhow!("the mix has HL7v2 but no MLLP target was given"))?;
+        let addr = config
+            .mllp
+            .ok_or_else(|| anyhow::anyhow!("the mix has HL7v2 but no MLLP target was given"))?;
         senders.extend((0..conns).map(|_| Sender::new(addr, Wire::Mllp)));
     }
     let first_itk = senders.len();
     if mix.has(Kind::Itk) {
-        let addr = config.itk.ok_or_else(|| anyhow::anyhow!("the mix has ITK but no ITK target was given"))?;
+        let addr = config
+            .itk
+            .ok_or_else(|| anyhow::anyhow!("the mix has ITK but no ITK target was given"))?;
         senders.extend((0..conns).map(|_| Sender::new(addr, Wire::Http)));
     }
     for (i, s) in senders.iter_mut().enumerate() {
@@ -168,7 +188,14 @@ pub fn run(
             framed.clear();
             let index = if kind.is_itk() {
                 let address = rng.pick(&targets.itk).map(String::as_str).unwrap_or("");
-                Generator::write(template, kind, Dest::Itk { address }, config.tag, seq, &mut body);
+                Generator::write(
+                    template,
+                    kind,
+                    Dest::Itk { address },
+                    config.tag,
+                    seq,
+                    &mut body,
+                );
                 let action = between(&body, b"<wsa:Action>", b"</wsa:Action>").unwrap_or("");
                 let spec = http1::PostSpec {
                     path: crate::directory::ITK_PATH,
@@ -182,12 +209,24 @@ pub fn run(
                 first_itk + rr_itk % conns
             } else {
                 let facility = rng.pick(&targets.hl7).map(String::as_str).unwrap_or("");
-                Generator::write(template, kind, Dest::Hl7 { application: "", facility }, config.tag, seq, &mut body);
+                Generator::write(
+                    template,
+                    kind,
+                    Dest::Hl7 {
+                        application: "",
+                        facility,
+                    },
+                    config.tag,
+                    seq,
+                    &mut body,
+                );
                 mllp::encode(&body, &mut framed);
                 rr_hl7 += 1;
                 rr_hl7 % conns
             };
-            let Some(s) = senders.get_mut(index) else { continue };
+            let Some(s) = senders.get_mut(index) else {
+                continue;
+            };
             if s.conn.is_none() && now >= s.retry_at {
                 match sender::connect(s.addr) {
                     Ok(conn) => {
@@ -242,7 +281,8 @@ pub fn run(
                     let Some((tag, seq)) = crate::ids::parse(id) else {
                         return;
                     };
-                    let Some(slot) = slots.get_mut(seq as usize).filter(|_| tag == config.tag) else {
+                    let Some(slot) = slots.get_mut(seq as usize).filter(|_| tag == config.tag)
+                    else {
                         stale += 1;
                         return;
                     };
@@ -255,7 +295,9 @@ pub fn run(
                         b'A' if !slot.accepted => {
                             slot.accepted = true;
                             stats.delivered += 1;
-                            stats.delivery.record_ns(at.saturating_sub(start + offsets[seq as usize]));
+                            stats
+                                .delivery
+                                .record_ns(at.saturating_sub(start + offsets[seq as usize]));
                         }
                         b'R' => slot.refused = true,
                         _ => {}
@@ -270,12 +312,16 @@ pub fn run(
                 continue;
             }
             let index = token as usize;
-            let Some(s) = senders.get_mut(index) else { continue };
+            let Some(s) = senders.get_mut(index) else {
+                continue;
+            };
             if flags.contains(crate::poll::Flags::OUT) {
                 dirty.push(index);
             }
             let open = s.receive(config.tag, |seq, answer| {
-                let Some(slot) = slots.get_mut(seq as usize) else { return };
+                let Some(slot) = slots.get_mut(seq as usize) else {
+                    return;
+                };
                 if slot.answered {
                     return;
                 }
@@ -328,7 +374,9 @@ pub fn run(
         }
     }
     if stale > 0 {
-        stats.errors.insert("late arrivals of earlier runs (ignored)".into(), 0);
+        stats
+            .errors
+            .insert("late arrivals of earlier runs (ignored)".into(), 0);
     }
     stats.ack_span_s = (last_ack.saturating_sub(start)) as f64 / 1e9;
     for s in &mut senders {
@@ -343,13 +391,19 @@ pub fn run(
 }
 
 fn flush(senders: &mut [Sender], poller: &mut Poller, index: usize) {
-    let Some(s) = senders.get_mut(index) else { return };
+    let Some(s) = senders.get_mut(index) else {
+        return;
+    };
     let Some(conn) = s.conn.as_mut() else { return };
     let _ = conn.flush();
     let want = conn.wants_write();
     if want != s.writing {
         s.writing = want;
-        let _ = poller.modify(&conn.tcp, index as u64, if want { READ_WRITE } else { READ });
+        let _ = poller.modify(
+            &conn.tcp,
+            index as u64,
+            if want { READ_WRITE } else { READ },
+        );
     }
 }
 

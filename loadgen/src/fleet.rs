@@ -10,8 +10,8 @@ pub mod answer;
 mod conns;
 pub mod report;
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,7 +32,12 @@ pub const MAX_PER_PROCESS: usize = 8_000;
 /// routed to `lo`, so nothing needs setting up).
 pub fn addr_for(index: usize) -> Ipv4Addr {
     let i = index as u32;
-    Ipv4Addr::new(127, (1 + i / 62_500) as u8, ((i / 250) % 250) as u8, (1 + i % 250) as u8)
+    Ipv4Addr::new(
+        127,
+        (1 + i / 62_500) as u8,
+        ((i / 250) % 250) as u8,
+        (1 + i % 250) as u8,
+    )
 }
 
 /// Which protocol endpoint `index` speaks, given `mllp:itk` weights.

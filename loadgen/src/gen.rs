@@ -220,12 +220,23 @@ impl Generator {
     }
 
     /// Writes one whole message (no MLLP framing, no HTTP head) into `out`.
-    pub fn write(template: &Template, kind: Kind, dest: Dest<'_>, tag: u32, seq: u64, out: &mut Vec<u8>) {
+    pub fn write(
+        template: &Template,
+        kind: Kind,
+        dest: Dest<'_>,
+        tag: u32,
+        seq: u64,
+        out: &mut Vec<u8>,
+    ) {
         match (kind, dest) {
             (Kind::Itk, Dest::Itk { address }) => itk::write(template, address, tag, seq, out),
-            (_, Dest::Hl7 { application, facility }) => {
-                hl7::write(template, application, facility, tag, seq, out)
-            }
+            (
+                _,
+                Dest::Hl7 {
+                    application,
+                    facility,
+                },
+            ) => hl7::write(template, application, facility, tag, seq, out),
             // A mismatch is a caller's bug; writing the template with empty values keeps the
             // run going and the router will answer it as unroutable.
             (_, _) => hl7::write(template, "", "", tag, seq, out),

@@ -23,7 +23,11 @@ use loadgen::proof::{self, ProofConfig, Slo};
 use loadgen::units::{parse_duration, parse_rate};
 
 #[derive(Parser)]
-#[command(name = "loadgen", about = "Load generator and headroom proof for ganglion", version)]
+#[command(
+    name = "loadgen",
+    about = "Load generator and headroom proof for ganglion",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,7 +50,12 @@ fn parse_protocols(text: &str) -> Result<(u32, u32), String> {
     let (mut m, mut i) = (0, 0);
     for part in text.split(',') {
         let (name, w) = match part.split_once([':', '=']) {
-            Some((n, w)) => (n.trim(), w.trim().parse::<u32>().map_err(|_| format!("bad weight in {part:?}"))?),
+            Some((n, w)) => (
+                n.trim(),
+                w.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("bad weight in {part:?}"))?,
+            ),
             None => (part.trim(), 1),
         };
         match name {
@@ -263,7 +272,9 @@ fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
         error: args.error_rate,
         reject: args.reject_rate,
         drop: args.drop_rate,
-        slow: args.slow_rate.unwrap_or(if args.delay.is_zero() { 0.0 } else { 1.0 }),
+        slow: args
+            .slow_rate
+            .unwrap_or(if args.delay.is_zero() { 0.0 } else { 1.0 }),
         delay_ns: args.delay.as_nanos() as u64,
     };
     let fleet = Fleet::bind(FleetConfig {
@@ -279,15 +290,24 @@ fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
     directory::write(&args.directory, &fleet.rows, true)
         .with_context(|| format!("writing {}", args.directory.display()))?;
     println!("control addr={}", fleet.control_addr);
-    println!("ready endpoints={} directory={}", fleet.rows.len(), args.directory.display());
+    println!(
+        "ready endpoints={} directory={}",
+        fleet.rows.len(),
+        args.directory.display()
+    );
     let stop = stop_flag();
     fleet.run(&stop)?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
-    let rows = directory::read(&args.directory).with_context(|| format!("reading {}", args.directory.display()))?;
-    anyhow::ensure!(!rows.is_empty(), "{} lists no loadgen endpoint", args.directory.display());
+    let rows = directory::read(&args.directory)
+        .with_context(|| format!("reading {}", args.directory.display()))?;
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "{} lists no loadgen endpoint",
+        args.directory.display()
+    );
     let targets = Targets::new(&rows);
     let generator = Generator::new(args.seed, &args.mix);
     let mut observer = Observer::connect(&args.observe)?;
@@ -323,14 +343,22 @@ fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
         println!("(no --observe: deliveries and losses were not measured)");
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&proof::report::step_json(&step))?)?;
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&proof::report::step_json(&step))?,
+        )?;
     }
-    Ok(if step.stats.lost == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if step.stats.lost == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn relay_cmd(args: RelayArgs) -> anyhow::Result<ExitCode> {
     loadgen::sys::raise_nofile();
-    let rows = directory::read(&args.directory).with_context(|| format!("reading {}", args.directory.display()))?;
+    let rows = directory::read(&args.directory)
+        .with_context(|| format!("reading {}", args.directory.display()))?;
     let stop = stop_flag();
     loadgen::relay::run(
         loadgen::relay::RelayConfig {
@@ -351,9 +379,9 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         Some("relay") => true,
         Some(other) => anyhow::bail!("unknown baseline {other:?}: the only one is `relay`"),
     };
-    let step_duration = args
-        .step_duration
-        .unwrap_or_else(|| (args.duration / 6).clamp(Duration::from_secs(5), Duration::from_secs(10)));
+    let step_duration = args.step_duration.unwrap_or_else(|| {
+        (args.duration / 6).clamp(Duration::from_secs(5), Duration::from_secs(10))
+    });
     let config = ProofConfig {
         endpoints: args.endpoints,
         rate: args.rate,
@@ -375,6 +403,7 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         baseline_relay,
         relay_threads: args.relay_threads,
         ganglion: args.ganglion,
+        loadgen: None,
         build: !args.no_build,
         release: !args.debug_router,
         workers: args.workers,
@@ -393,9 +422,16 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         eprintln!("FAILED: the target rate was not held");
     }
     if report.lost_total > 0 {
-        eprintln!("FAILED: {} acknowledged messages were never delivered", report.lost_total);
+        eprintln!(
+            "FAILED: {} acknowledged messages were never delivered",
+            report.lost_total
+        );
     }
-    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn main() -> ExitCode {

@@ -24,7 +24,8 @@ impl Pki {
         ca.write_cert(&dir.join("ca.crt"))?;
         ca.issue_server(&[SERVER_NAME.to_string(), "127.0.0.1".to_string()])?
             .write(dir, "endpoint")?;
-        ca.issue_client("router.loadgen.test")?.write(dir, "client")?;
+        ca.issue_client("router.loadgen.test")?
+            .write(dir, "client")?;
         Ok(Pki {
             dir: dir.to_path_buf(),
         })

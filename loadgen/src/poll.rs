@@ -81,7 +81,10 @@ impl Timer {
             TimerfdClockId::Monotonic,
             TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
         )?;
-        Ok(Timer { fd, armed_for: None })
+        Ok(Timer {
+            fd,
+            armed_for: None,
+        })
     }
 
     pub fn fd(&self) -> &OwnedFd {

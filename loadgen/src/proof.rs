@@ -60,6 +60,8 @@ pub struct ProofConfig {
     pub baseline_relay: bool,
     pub relay_threads: usize,
     pub ganglion: Option<PathBuf>,
+    /// The loadgen binary that runs fleets and the relay (default: this executable).
+    pub loadgen: Option<PathBuf>,
     pub build: bool,
     pub release: bool,
     pub workers: Option<usize>,
@@ -101,13 +103,29 @@ fn wait_established(observer: &mut Observer, want: u64, what: &str, timeout: Dur
     }
 }
 
+fn loadgen_exe(config: &ProofConfig) -> anyhow::Result<PathBuf> {
+    match &config.loadgen {
+        Some(p) => Ok(p.clone()),
+        None => Ok(std::env::current_exe()?),
+    }
+}
+
 /// Starts the fleets: `count` endpoints over enough processes for the descriptor limit.
-pub fn start_fleet(config: &ProofConfig, workdir: &Path, pki: Option<&Pki>) -> anyhow::Result<Fleet> {
-    let exe = std::env::current_exe()?;
+pub fn start_fleet(
+    config: &ProofConfig,
+    workdir: &Path,
+    pki: Option<&Pki>,
+) -> anyhow::Result<Fleet> {
+    let exe = loadgen_exe(config)?;
     let per = crate::fleet::MAX_PER_PROCESS;
     let procs_wanted = config
         .fleet_procs
-        .unwrap_or_else(|| config.endpoints.div_ceil(per).max(if config.endpoints >= 1000 { 2 } else { 1 }))
+        .unwrap_or_else(|| {
+            config
+                .endpoints
+                .div_ceil(per)
+                .max(if config.endpoints >= 1000 { 2 } else { 1 })
+        })
         .max(config.endpoints.div_ceil(per))
         .max(1);
     let mut procs = Vec::new();
@@ -132,7 +150,12 @@ pub fn start_fleet(config: &ProofConfig, workdir: &Path, pki: Option<&Pki>) -> a
             args.push("--pki".into());
             args.push(pki.dir.display().to_string());
         }
-        let mut child = ChildProc::spawn(&format!("fleet {k}"), &exe, &args, &workdir.join(format!("fleet-{k}.log")))?;
+        let mut child = ChildProc::spawn(
+            &format!("fleet {k}"),
+            &exe,
+            &args,
+            &workdir.join(format!("fleet-{k}.log")),
+        )?;
         child.wait_for("ready", &["control"], Duration::from_secs(120))?;
         procs.push(child);
         first += count;
@@ -143,7 +166,10 @@ pub fn start_fleet(config: &ProofConfig, workdir: &Path, pki: Option<&Pki>) -> a
     }
     let directory = workdir.join("endpoints.csv");
     directory::write(&directory, &rows, true)?;
-    let addrs: Vec<SocketAddr> = procs.iter().map(|p| p.addr("control")).collect::<Result<_, _>>()?;
+    let addrs: Vec<SocketAddr> = procs
+        .iter()
+        .map(|p| p.addr("control"))
+        .collect::<Result<_, _>>()?;
     let observer = Observer::connect(&addrs)?;
     Ok(Fleet {
         procs,
@@ -188,11 +214,21 @@ struct Subject {
     itk: Option<SocketAddr>,
 }
 
-fn start_ganglion(config: &ProofConfig, workdir: &Path, pki: Option<&Pki>, fleet: &Fleet) -> anyhow::Result<Subject> {
+fn start_ganglion(
+    config: &ProofConfig,
+    workdir: &Path,
+    pki: Option<&Pki>,
+    fleet: &Fleet,
+) -> anyhow::Result<Subject> {
     let bin = procs::find_ganglion(config.ganglion.as_deref(), config.release, config.build)?;
     let routes = workdir.join("routes.toml");
     std::fs::write(&routes, routes_toml(workdir, pki, &fleet.directory))?;
-    let mut args = vec!["run".to_string(), "--config".into(), routes.display().to_string(), "--no-watch".into()];
+    let mut args = vec![
+        "run".to_string(),
+        "--config".into(),
+        routes.display().to_string(),
+        "--no-watch".into(),
+    ];
     if !config.durable {
         args.push("--no-durability".into());
     }
@@ -210,8 +246,13 @@ fn start_ganglion(config: &ProofConfig, workdir: &Path, pki: Option<&Pki>, fleet
     })
 }
 
-fn start_relay(config: &ProofConfig, workdir: &Path, pki: Option<&Pki>, fleet: &Fleet) -> anyhow::Result<Subject> {
-    let exe = std::env::current_exe()?;
+fn start_relay(
+    config: &ProofConfig,
+    workdir: &Path,
+    pki: Option<&Pki>,
+    fleet: &Fleet,
+) -> anyhow::Result<Subject> {
+    let exe = loadgen_exe(config)?;
     let mut args = vec![
         "relay".to_string(),
         "--directory".into(),
@@ -235,7 +276,11 @@ fn start_relay(config: &ProofConfig, workdir: &Path, pki: Option<&Pki>, fleet: &
 
 /// CPU seconds of the fleet processes.
 fn fleet_cpu(fleet: &Fleet) -> f64 {
-    fleet.procs.iter().filter_map(|p| crate::sys::cpu_seconds(p.pid())).sum()
+    fleet
+        .procs
+        .iter()
+        .filter_map(|p| crate::sys::cpu_seconds(p.pid()))
+        .sum()
 }
 
 /// Runs one step against `subject` and measures who used the cores.
@@ -252,7 +297,14 @@ fn step(
     stop: &AtomicBool,
 ) -> anyhow::Result<Step> {
     let run_tag = (config.seed as u32).wrapping_mul(0x9E37) & 0x00FF_FFFF;
-    let tag = (run_tag << 8) | ((index as u32 + if subject.kind == System::Relay { 128 } else { 0 }) & 0xFF);
+    let tag = (run_tag << 8)
+        | ((index as u32
+            + if subject.kind == System::Relay {
+                128
+            } else {
+                0
+            })
+            & 0xFF);
     let drive = DriveConfig {
         mllp: Some(subject.mllp),
         itk: subject.itk,
@@ -264,15 +316,25 @@ fn step(
         arrivals: config.arrivals,
         tag,
         drain: Duration::from_secs(15),
-        progress: config.progress.then(|| format!("[{} {:.0}/s]", subject.kind.name(), rate)),
+        progress: config
+            .progress
+            .then(|| format!("[{} {:.0}/s]", subject.kind.name(), rate)),
     };
     let me = std::process::id();
     let pid = subject.proc_.pid();
     let wall = Instant::now();
-    let cpu0 = (crate::sys::cpu_seconds(pid), crate::sys::cpu_seconds(me), fleet_cpu(fleet));
+    let cpu0 = (
+        crate::sys::cpu_seconds(pid),
+        crate::sys::cpu_seconds(me),
+        fleet_cpu(fleet),
+    );
     let stats = drive::run(&drive, generator, targets, &mut fleet.observer, stop)?;
     let secs = wall.elapsed().as_secs_f64().max(1e-9);
-    let cpu1 = (crate::sys::cpu_seconds(pid), crate::sys::cpu_seconds(me), fleet_cpu(fleet));
+    let cpu1 = (
+        crate::sys::cpu_seconds(pid),
+        crate::sys::cpu_seconds(me),
+        fleet_cpu(fleet),
+    );
     let subject_cores = match (cpu0.0, cpu1.0) {
         (Some(a), Some(b)) => (b - a) / secs,
         _ => 0.0,
@@ -301,9 +363,23 @@ fn ramp(
     let say = |s: &Step| {
         eprintln!("{}", report::step_line(s));
     };
-    let first = step(config, subject, fleet, generator, targets, config.rate, config.duration, 0, stop)?;
+    let first = step(
+        config,
+        subject,
+        fleet,
+        generator,
+        targets,
+        config.rate,
+        config.duration,
+        0,
+        stop,
+    )?;
     say(&first);
-    let mut good = if first.slo_met { Some(config.rate) } else { None };
+    let mut good = if first.slo_met {
+        Some(config.rate)
+    } else {
+        None
+    };
     let mut bad = None;
     steps.push(first);
     let mut rate = config.rate;
@@ -313,7 +389,17 @@ fn ramp(
             break;
         }
         settle(fleet);
-        let s = step(config, subject, fleet, generator, targets, rate, config.step_duration, steps.len(), stop)?;
+        let s = step(
+            config,
+            subject,
+            fleet,
+            generator,
+            targets,
+            rate,
+            config.step_duration,
+            steps.len(),
+            stop,
+        )?;
         say(&s);
         if s.slo_met {
             good = Some(rate);
@@ -333,7 +419,17 @@ fn ramp(
                 break;
             }
             settle(fleet);
-            let s = step(config, subject, fleet, generator, targets, mid, config.step_duration, steps.len(), stop)?;
+            let s = step(
+                config,
+                subject,
+                fleet,
+                generator,
+                targets,
+                mid,
+                config.step_duration,
+                steps.len(),
+                stop,
+            )?;
             say(&s);
             if s.slo_met {
                 lo = mid;
@@ -360,14 +456,20 @@ pub fn run(config: &ProofConfig, stop: &AtomicBool) -> anyhow::Result<Report> {
     let nofile = crate::sys::raise_nofile();
     let workdir = match &config.workdir {
         Some(d) => d.clone(),
-        None => procs::workspace().join("target").join("loadgen").join(format!("proof-{}", std::process::id())),
+        None => procs::workspace()
+            .join("target")
+            .join("loadgen")
+            .join(format!("proof-{}", std::process::id())),
     };
     if workdir.exists() {
         std::fs::remove_dir_all(&workdir).ok();
     }
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
     if crate::sys::is_tmpfs(&workdir) {
-        eprintln!("warning: {} is on tmpfs: fsync costs nothing there, durability figures flatter", workdir.display());
+        eprintln!(
+            "warning: {} is on tmpfs: fsync costs nothing there, durability figures flatter",
+            workdir.display()
+        );
     }
     let result = run_in(config, &workdir, nofile, stop);
     if !config.keep {
@@ -378,12 +480,25 @@ pub fn run(config: &ProofConfig, stop: &AtomicBool) -> anyhow::Result<Report> {
     result
 }
 
-fn run_in(config: &ProofConfig, workdir: &Path, nofile: u64, stop: &AtomicBool) -> anyhow::Result<Report> {
-    let pki = if config.tls { Some(Pki::create(&workdir.join("pki"))?) } else { None };
+fn run_in(
+    config: &ProofConfig,
+    workdir: &Path,
+    nofile: u64,
+    stop: &AtomicBool,
+) -> anyhow::Result<Report> {
+    let pki = if config.tls {
+        Some(Pki::create(&workdir.join("pki"))?)
+    } else {
+        None
+    };
     eprintln!(
         "starting {} endpoints ({}, open-files limit {nofile}) …",
         config.endpoints,
-        if config.tls { "TLS, client certificates" } else { "plain TCP" }
+        if config.tls {
+            "TLS, client certificates"
+        } else {
+            "plain TCP"
+        }
     );
     let mut fleet = start_fleet(config, workdir, pki.as_ref())?;
     let targets = Targets::new(&fleet.rows);
@@ -393,14 +508,21 @@ fn run_in(config: &ProofConfig, workdir: &Path, nofile: u64, stop: &AtomicBool) 
     // ganglion
     let subject = start_ganglion(config, workdir, pki.as_ref(), &fleet)?;
     let timeout = Duration::from_secs(60 + config.endpoints as u64 / 200);
-    let established = wait_established(&mut fleet.observer, config.endpoints as u64, "prewarm", timeout);
+    let established = wait_established(
+        &mut fleet.observer,
+        config.endpoints as u64,
+        "prewarm",
+        timeout,
+    );
     eprintln!();
     report.egress_connections = established;
     report.router_rss_bytes = crate::sys::status_bytes(subject.proc_.pid(), "VmRSS").unwrap_or(0);
     let mut subject = subject;
     let steps = ramp(config, &subject, &mut fleet, &generator, &targets, stop);
-    report.router_peak_rss_bytes = crate::sys::status_bytes(subject.proc_.pid(), "VmHWM").unwrap_or(0);
-    report.router_rss_after_bytes = crate::sys::status_bytes(subject.proc_.pid(), "VmRSS").unwrap_or(0);
+    report.router_peak_rss_bytes =
+        crate::sys::status_bytes(subject.proc_.pid(), "VmHWM").unwrap_or(0);
+    report.router_rss_after_bytes =
+        crate::sys::status_bytes(subject.proc_.pid(), "VmRSS").unwrap_or(0);
     if !subject.proc_.stop(Duration::from_secs(20)) {
         eprintln!("ganglion did not stop on SIGTERM within 20 s; killed");
     }
@@ -414,7 +536,12 @@ fn run_in(config: &ProofConfig, workdir: &Path, nofile: u64, stop: &AtomicBool) 
             std::thread::sleep(Duration::from_millis(100));
         }
         let mut relay = start_relay(config, workdir, pki.as_ref(), &fleet)?;
-        let n = wait_established(&mut fleet.observer, config.endpoints as u64, "relay connections", timeout);
+        let n = wait_established(
+            &mut fleet.observer,
+            config.endpoints as u64,
+            "relay connections",
+            timeout,
+        );
         eprintln!();
         report.relay_connections = Some(n);
         let steps = ramp(config, &relay, &mut fleet, &generator, &targets, stop);
@@ -430,7 +557,8 @@ fn run_in(config: &ProofConfig, workdir: &Path, nofile: u64, stop: &AtomicBool) 
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &config.svg {
-        std::fs::write(path, svg::plot(&report)).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, svg::plot(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(report)
 }

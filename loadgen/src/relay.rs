@@ -28,7 +28,11 @@ use crate::pki::Pki;
 /// Work passed between relay threads.
 pub enum Cmd {
     /// Forward `bytes` to endpoint `endpoint`; answer goes back to `from`.
-    Forward { endpoint: usize, from: Origin, bytes: Vec<u8> },
+    Forward {
+        endpoint: usize,
+        from: Origin,
+        bytes: Vec<u8>,
+    },
     /// An endpoint's answer for a sender of this thread.
     Reply { to: Origin, bytes: Vec<u8> },
 }
@@ -113,7 +117,10 @@ pub fn run(config: RelayConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let itk_addr = first_itk.local_addr()?;
     let mut listeners = vec![(first_mllp, first_itk)];
     for _ in 1..threads {
-        listeners.push((reuseport_listener(mllp_addr)?, reuseport_listener(itk_addr)?));
+        listeners.push((
+            reuseport_listener(mllp_addr)?,
+            reuseport_listener(itk_addr)?,
+        ));
     }
     let ready = Arc::new(std::sync::Barrier::new(threads + 1));
     let mut handles = Vec::new();

@@ -102,8 +102,11 @@ impl Sender {
             Wire::Http => loop {
                 let parsed = {
                     let mut headers = [http1::EMPTY_HEADER; 32];
-                    match http1::parse_response(&conn.input, &mut headers, &http1::Limits::default())
-                    {
+                    match http1::parse_response(
+                        &conn.input,
+                        &mut headers,
+                        &http1::Limits::default(),
+                    ) {
                         Ok(Some(h)) => Some((h.status, h.head_len, h.framing)),
                         Ok(None) => None,
                         Err(_) => return false,

@@ -83,7 +83,11 @@ impl State {
                 },
                 None => Conn::plain(tcp),
             };
-            let proto = self.rows.get(endpoint).map(|r| r.proto).unwrap_or(Proto::Mllp);
+            let proto = self
+                .rows
+                .get(endpoint)
+                .map(|r| r.proto)
+                .unwrap_or(Proto::Mllp);
             let slot = self.free.pop().unwrap_or_else(|| {
                 self.slab.push(None);
                 self.slab.len() - 1
@@ -177,7 +181,11 @@ impl State {
                 }
                 Proto::Itk => {
                     let mut headers = [http1::EMPTY_HEADER; 32];
-                    let head = match http1::parse_request(&c.conn.input, &mut headers, &http1::Limits::default()) {
+                    let head = match http1::parse_request(
+                        &c.conn.input,
+                        &mut headers,
+                        &http1::Limits::default(),
+                    ) {
                         Ok(Some(h)) => (h.head_len, h.framing, h.keep_alive),
                         Ok(None) => return false,
                         Err(_) => return true,
@@ -275,7 +283,10 @@ impl State {
                 continue;
             }
             let index = self.watchers.len();
-            if poller.add(&tcp, super::conns::token(WATCHER, index), READ).is_ok() {
+            if poller
+                .add(&tcp, super::conns::token(WATCHER, index), READ)
+                .is_ok()
+            {
                 self.watchers.push(Some(Watcher {
                     tcp,
                     out: Vec::new(),

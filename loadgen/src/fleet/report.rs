@@ -67,7 +67,10 @@ mod tests {
         let mut out = Vec::new();
         write_arrival(&mut out, 12345, b'A', b"000000AB000000000005");
         write_stats(&mut out, 3, 2, 1);
-        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&[u8]> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         assert_eq!(
             parse(lines[0]),
             Some(Line::Arrival {

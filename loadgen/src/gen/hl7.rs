@@ -7,8 +7,22 @@ use crate::ids;
 use crate::rng::Rng;
 
 const FAMILY: &[&str] = &[
-    "SMITH", "O'NEIL", "JONES", "MÜLLER", "NOWAK", "Ó SÚILLEABHÁIN", "NGUYEN", "ØSTERGAARD",
-    "GARCÍA", "PATEL", "KOWALCZYK", "WILLIAMS", "ZHANG", "DUBOIS", "KHAN", "ŁUKASIEWICZ",
+    "SMITH",
+    "O'NEIL",
+    "JONES",
+    "MÜLLER",
+    "NOWAK",
+    "Ó SÚILLEABHÁIN",
+    "NGUYEN",
+    "ØSTERGAARD",
+    "GARCÍA",
+    "PATEL",
+    "KOWALCZYK",
+    "WILLIAMS",
+    "ZHANG",
+    "DUBOIS",
+    "KHAN",
+    "ŁUKASIEWICZ",
 ];
 const GIVEN: &[&str] = &[
     "Siobhán", "Zoë", "Mary", "Anil", "José", "Łukasz", "Aoife", "Björn", "Chloé", "Mohammed",
@@ -54,7 +68,10 @@ fn nhs_number(rng: &mut Rng) -> String {
 fn name(rng: &mut Rng) -> String {
     let family = rng.pick(FAMILY).copied().unwrap_or("SMITH");
     let given = rng.pick(GIVEN).copied().unwrap_or("Mary");
-    format!("{family}^{given}^^^{}", if rng.chance(0.5) { "Ms" } else { "Mr" })
+    format!(
+        "{family}^{given}^^^{}",
+        if rng.chance(0.5) { "Ms" } else { "Mr" }
+    )
 }
 
 fn pid(rng: &mut Rng) -> String {
@@ -240,7 +257,14 @@ pub fn template(kind: Kind, rng: &mut Rng, variant: usize) -> Template {
 }
 
 /// head, MSH-5, `|`, MSH-6, middle, MSH-10, tail.
-pub fn write(t: &Template, application: &str, facility: &str, tag: u32, seq: u64, out: &mut Vec<u8>) {
+pub fn write(
+    t: &Template,
+    application: &str,
+    facility: &str,
+    tag: u32,
+    seq: u64,
+    out: &mut Vec<u8>,
+) {
     let part = |i: usize| t.parts.get(i).map(Vec::as_slice).unwrap_or_default();
     out.extend_from_slice(part(0));
     out.extend_from_slice(application.as_bytes());

@@ -96,7 +96,13 @@ pub fn template(rng: &mut Rng, variant: usize) -> Template {
          <itk:payloads count=\"1\"><itk:payload id=\"{payload_id}\">{content}</itk:payload></itk:payloads></itk:DistributionEnvelope></soap:Body></soap:Envelope>"
     );
     Template {
-        parts: vec![p0.into_bytes(), p1.into_bytes(), p2.into_bytes(), p3.into_bytes(), p4.into_bytes()],
+        parts: vec![
+            p0.into_bytes(),
+            p1.into_bytes(),
+            p2.into_bytes(),
+            p3.into_bytes(),
+            p4.into_bytes(),
+        ],
     }
 }
 

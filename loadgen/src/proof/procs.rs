@@ -25,8 +25,14 @@ pub struct ChildProc {
 
 impl ChildProc {
     /// Starts `program args…`, standard error to `log`.
-    pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> anyhow::Result<ChildProc> {
-        let log_file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+    ) -> anyhow::Result<ChildProc> {
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -78,7 +84,12 @@ impl ChildProc {
     }
 
     /// Waits until a line starting with `prefix` (or every name in `names` has an address).
-    pub fn wait_for(&mut self, prefix: &str, names: &[&str], timeout: Duration) -> anyhow::Result<()> {
+    pub fn wait_for(
+        &mut self,
+        prefix: &str,
+        names: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if names.iter().all(|n| self.addrs.contains_key(*n))
@@ -87,13 +98,24 @@ impl ChildProc {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                bail!("{} exited ({status}) before it was ready; it said: {}", self.name, self.said.join(" | "));
+                bail!(
+                    "{} exited ({status}) before it was ready; it said: {}",
+                    self.name,
+                    self.said.join(" | ")
+                );
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                bail!("{} was not ready in {timeout:?}; it said: {}", self.name, self.said.join(" | "));
+                bail!(
+                    "{} was not ready in {timeout:?}; it said: {}",
+                    self.name,
+                    self.said.join(" | ")
+                );
             }
-            if let Ok(line) = self.lines.recv_timeout(left.min(Duration::from_millis(200))) {
+            if let Ok(line) = self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
                 self.take(line);
             }
         }
@@ -148,7 +170,11 @@ pub fn workspace() -> PathBuf {
 /// The `ganglion` binary to test: `explicit` when given; else built (release, or the debug
 /// profile when `release` is false) with cargo (`$CARGO`, else `cargo` on the PATH) and taken
 /// from the target directory this loadgen runs from, or the workspace's.
-pub fn find_ganglion(explicit: Option<&Path>, release: bool, build: bool) -> anyhow::Result<PathBuf> {
+pub fn find_ganglion(
+    explicit: Option<&Path>,
+    release: bool,
+    build: bool,
+) -> anyhow::Result<PathBuf> {
     if let Some(p) = explicit {
         anyhow::ensure!(p.is_file(), "{} does not exist", p.display());
         return Ok(p.to_path_buf());
@@ -158,7 +184,11 @@ pub fn find_ganglion(explicit: Option<&Path>, release: bool, build: bool) -> any
     let exe = std::env::current_exe().ok();
     let mut candidates = Vec::new();
     if let Some(dir) = exe.as_deref().and_then(Path::parent) {
-        let dir = if dir.ends_with("deps") { dir.parent().unwrap_or(dir) } else { dir };
+        let dir = if dir.ends_with("deps") {
+            dir.parent().unwrap_or(dir)
+        } else {
+            dir
+        };
         if dir.ends_with(profile) {
             candidates.push(dir.join("ganglion"));
         }
@@ -170,14 +200,22 @@ pub fn find_ganglion(explicit: Option<&Path>, release: bool, build: bool) -> any
     if build {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.arg("build").arg("-p").arg("router").arg("--bin").arg("ganglion");
+        cmd.arg("build")
+            .arg("-p")
+            .arg("router")
+            .arg("--bin")
+            .arg("ganglion");
         if release {
             cmd.arg("--release");
         }
-        cmd.arg("--manifest-path").arg(workspace().join("Cargo.toml"));
+        cmd.arg("--manifest-path")
+            .arg(workspace().join("Cargo.toml"));
         eprintln!("building ganglion ({profile}) …");
         let status = cmd.status().context("running cargo to build ganglion")?;
-        anyhow::ensure!(status.success(), "cargo could not build ganglion ({status})");
+        anyhow::ensure!(
+            status.success(),
+            "cargo could not build ganglion ({status})"
+        );
     }
     candidates
         .into_iter()

@@ -33,7 +33,9 @@ impl Axes {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn nice_step(max: f64) -> f64 {
@@ -56,14 +58,31 @@ fn fmt_latency(us: f64) -> String {
     }
 }
 
-fn series(out: &mut String, axes: &Axes, steps: &[&Step], pick: fn(&Step) -> u64, color: &str, dash: &str, width: f64) {
+fn series(
+    out: &mut String,
+    axes: &Axes,
+    steps: &[&Step],
+    pick: fn(&Step) -> u64,
+    color: &str,
+    dash: &str,
+    width: f64,
+) {
     let mut pts: Vec<(f64, f64, bool)> = steps
         .iter()
-        .map(|s| (axes.x(s.stats.offered_rate), axes.y(pick(s) as f64), s.slo_met))
+        .map(|s| {
+            (
+                axes.x(s.stats.offered_rate),
+                axes.y(pick(s) as f64),
+                s.slo_met,
+            )
+        })
         .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     if pts.len() > 1 {
-        let d: Vec<String> = pts.iter().map(|(x, y, _)| format!("{x:.1},{y:.1}")).collect();
+        let d: Vec<String> = pts
+            .iter()
+            .map(|(x, y, _)| format!("{x:.1},{y:.1}"))
+            .collect();
         let _ = writeln!(
             out,
             r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="{width}" stroke-dasharray="{dash}"/>"#,
@@ -90,7 +109,13 @@ pub fn plot(report: &Report) -> String {
         * 1.08;
     let y_hi = all
         .iter()
-        .map(|s| s.stats.ack.percentiles().p999.max(s.stats.ack.percentiles().p99) as f64)
+        .map(|s| {
+            s.stats
+                .ack
+                .percentiles()
+                .p999
+                .max(s.stats.ack.percentiles().p99) as f64
+        })
         .fold(report.slo_p99_us as f64 * 2.0, f64::max);
     let y_lo = all
         .iter()
@@ -112,21 +137,41 @@ pub fn plot(report: &Report) -> String {
         "ganglion: ACK latency against offered load ({} endpoints, {}, {})",
         report.endpoints,
         if report.tls { "TLS" } else { "plain TCP" },
-        if report.durable { "durable" } else { "not durable" }
+        if report.durable {
+            "durable"
+        } else {
+            "not durable"
+        }
     );
-    let _ = writeln!(out, r#"<text x="{LEFT}" y="28" font-size="17" font-weight="bold">{}</text>"#, esc(&title));
+    let _ = writeln!(
+        out,
+        r#"<text x="{LEFT}" y="28" font-size="17" font-weight="bold">{}</text>"#,
+        esc(&title)
+    );
     let verdict = format!(
         "target {:.0}/s {}; highest sustainable {:.0}/s = {:.1}x headroom{}",
         report.target_rate,
-        if report.target_held { "held" } else { "NOT held" },
+        if report.target_held {
+            "held"
+        } else {
+            "NOT held"
+        },
         report.max_sustainable_rate,
         report.headroom(),
         match report.relay_max_sustainable_rate {
-            Some(r) if r > 0.0 => format!("; bare relay {:.0}/s (ganglion {:.0} % of it)", r, 100.0 * report.max_sustainable_rate / r),
+            Some(r) if r > 0.0 => format!(
+                "; bare relay {:.0}/s (ganglion {:.0} % of it)",
+                r,
+                100.0 * report.max_sustainable_rate / r
+            ),
             _ => String::new(),
         }
     );
-    let _ = writeln!(out, r##"<text x="{LEFT}" y="50" fill="#333">{}</text>"##, esc(&verdict));
+    let _ = writeln!(
+        out,
+        r##"<text x="{LEFT}" y="50" fill="#333">{}</text>"##,
+        esc(&verdict)
+    );
 
     // Grid and axes.
     let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
@@ -134,20 +179,50 @@ pub fn plot(report: &Report) -> String {
     let mut r = 0.0;
     while r <= axes.x_max {
         let x = axes.x(r);
-        let _ = writeln!(out, r##"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{y1}" stroke="#eee"/>"##);
-        let label = if r >= 1000.0 { format!("{}k", r / 1000.0) } else { format!("{r:.0}") };
-        let _ = writeln!(out, r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#, y1 + 18.0);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{y1}" stroke="#eee"/>"##
+        );
+        let label = if r >= 1000.0 {
+            format!("{}k", r / 1000.0)
+        } else {
+            format!("{r:.0}")
+        };
+        let _ = writeln!(
+            out,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{label}</text>"#,
+            y1 + 18.0
+        );
         r += step;
     }
     let mut decade = axes.y_min;
     while decade <= axes.y_max * 1.001 {
         let y = axes.y(decade);
-        let _ = writeln!(out, r##"<line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#ddd"/>"##);
-        let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, x0 - 8.0, y + 4.0, fmt_latency(decade));
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#ddd"/>"##
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            x0 - 8.0,
+            y + 4.0,
+            fmt_latency(decade)
+        );
         decade *= 10.0;
     }
-    let _ = writeln!(out, r##"<rect x="{x0}" y="{y0}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##, x1 - x0, y1 - y0);
-    let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">offered rate (messages per second)</text>"#, (x0 + x1) / 2.0, H - 22.0);
+    let _ = writeln!(
+        out,
+        r##"<rect x="{x0}" y="{y0}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
+        x1 - x0,
+        y1 - y0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">offered rate (messages per second)</text>"#,
+        (x0 + x1) / 2.0,
+        H - 22.0
+    );
     let _ = writeln!(
         out,
         r#"<text x="22" y="{:.1}" text-anchor="middle" transform="rotate(-90 22 {:.1})">ACK latency (log scale)</text>"#,
@@ -157,10 +232,21 @@ pub fn plot(report: &Report) -> String {
 
     // The Spine rate and the objective.
     let xs = axes.x(SPINE_RATE);
-    let _ = writeln!(out, r##"<line x1="{xs:.1}" y1="{y0}" x2="{xs:.1}" y2="{y1}" stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4"/>"##);
-    let _ = writeln!(out, r##"<text x="{:.1}" y="{:.1}" fill="#c0392b">Spine rate 3,200/s</text>"##, xs + 6.0, y0 + 16.0);
+    let _ = writeln!(
+        out,
+        r##"<line x1="{xs:.1}" y1="{y0}" x2="{xs:.1}" y2="{y1}" stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4"/>"##
+    );
+    let _ = writeln!(
+        out,
+        r##"<text x="{:.1}" y="{:.1}" fill="#c0392b">Spine rate 3,200/s</text>"##,
+        xs + 6.0,
+        y0 + 16.0
+    );
     let ys = axes.y(report.slo_p99_us as f64);
-    let _ = writeln!(out, r##"<line x1="{x0}" y1="{ys:.1}" x2="{x1}" y2="{ys:.1}" stroke="#e67e22" stroke-width="2" stroke-dasharray="2 4"/>"##);
+    let _ = writeln!(
+        out,
+        r##"<line x1="{x0}" y1="{ys:.1}" x2="{x1}" y2="{ys:.1}" stroke="#e67e22" stroke-width="2" stroke-dasharray="2 4"/>"##
+    );
     let _ = writeln!(
         out,
         r##"<text x="{:.1}" y="{:.1}" fill="#e67e22" text-anchor="end">objective: p99 ≤ {}</text>"##,
@@ -189,15 +275,42 @@ pub fn plot(report: &Report) -> String {
     let lx = W - RIGHT + 20.0;
     for (i, (name, color, dash)) in legend.iter().enumerate() {
         let y = TOP + 10.0 + i as f64 * 24.0;
-        let _ = writeln!(out, r#"<line x1="{lx}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{color}" stroke-width="2.5" stroke-dasharray="{dash}"/>"#, lx + 30.0);
-        let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}">{name}</text>"#, lx + 38.0, y + 4.0);
+        let _ = writeln!(
+            out,
+            r#"<line x1="{lx}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{color}" stroke-width="2.5" stroke-dasharray="{dash}"/>"#,
+            lx + 30.0
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}">{name}</text>"#,
+            lx + 38.0,
+            y + 4.0
+        );
     }
     let y = TOP + 10.0 + legend.len() as f64 * 24.0 + 12.0;
-    let _ = writeln!(out, r##"<circle cx="{:.1}" cy="{y:.1}" r="4.5" fill="#555" stroke="#555" stroke-width="2"/>"##, lx + 15.0);
-    let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}">objective met</text>"#, lx + 38.0, y + 4.0);
+    let _ = writeln!(
+        out,
+        r##"<circle cx="{:.1}" cy="{y:.1}" r="4.5" fill="#555" stroke="#555" stroke-width="2"/>"##,
+        lx + 15.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}">objective met</text>"#,
+        lx + 38.0,
+        y + 4.0
+    );
     let y = y + 24.0;
-    let _ = writeln!(out, r##"<circle cx="{:.1}" cy="{y:.1}" r="4.5" fill="white" stroke="#555" stroke-width="2"/>"##, lx + 15.0);
-    let _ = writeln!(out, r#"<text x="{:.1}" y="{:.1}">objective broken</text>"#, lx + 38.0, y + 4.0);
+    let _ = writeln!(
+        out,
+        r##"<circle cx="{:.1}" cy="{y:.1}" r="4.5" fill="white" stroke="#555" stroke-width="2"/>"##,
+        lx + 15.0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}">objective broken</text>"#,
+        lx + 38.0,
+        y + 4.0
+    );
     out.push_str("</svg>\n");
     out
 }

@@ -131,18 +131,30 @@ impl Worker {
     }
 
     fn connect(&mut self, local: usize) {
-        let Some(e) = self.endpoints.get_mut(local) else { return };
-        let Some(row) = self.keys.rows.iter().find(|r| r.index == e.index).or_else(|| self.keys.rows.get(e.index)) else {
+        let Some(e) = self.endpoints.get_mut(local) else {
             return;
         };
-        let Ok(tcp) = TcpStream::connect(row.addr) else { return };
+        let Some(row) = self
+            .keys
+            .rows
+            .iter()
+            .find(|r| r.index == e.index)
+            .or_else(|| self.keys.rows.get(e.index))
+        else {
+            return;
+        };
+        let Ok(tcp) = TcpStream::connect(row.addr) else {
+            return;
+        };
         let _ = tcp.set_nodelay(true);
         if tcp.set_nonblocking(true).is_err() {
             return;
         }
         let conn = match (&self.tls, row.tls) {
             (Some(config), true) => {
-                let Ok(name) = rustls::pki_types::ServerName::try_from(SERVER_NAME) else { return };
+                let Ok(name) = rustls::pki_types::ServerName::try_from(SERVER_NAME) else {
+                    return;
+                };
                 match rustls::ClientConnection::new(Arc::clone(config), name) {
                     Ok(c) => Conn::tls(tcp, rustls::Connection::Client(c)),
                     Err(_) => return,
@@ -150,7 +162,11 @@ impl Worker {
             }
             _ => Conn::plain(tcp),
         };
-        if self.poller.add(&conn.tcp, ENDPOINT | local as u64, READ_WRITE).is_ok() {
+        if self
+            .poller
+            .add(&conn.tcp, ENDPOINT | local as u64, READ_WRITE)
+            .is_ok()
+        {
             e.conn = Some(conn);
             e.writing = true;
             e.decoder = mllp::Decoder::new(16 << 20);
@@ -179,7 +195,9 @@ impl Worker {
     fn accept(&mut self, http: bool) {
         loop {
             let listener = if http { &self.itk } else { &self.mllp };
-            let Ok((tcp, _)) = listener.accept() else { return };
+            let Ok((tcp, _)) = listener.accept() else {
+                return;
+            };
             let _ = tcp.set_nodelay(true);
             if tcp.set_nonblocking(true).is_err() {
                 continue;
@@ -190,7 +208,11 @@ impl Worker {
             });
             self.gens = self.gens.wrapping_add(1);
             let gen = self.gens & 0xFF_FFFF;
-            if self.poller.add(&tcp, SENDER | (u64::from(gen) << 32) | slot as u64, READ).is_err() {
+            if self
+                .poller
+                .add(&tcp, SENDER | (u64::from(gen) << 32) | slot as u64, READ)
+                .is_err()
+            {
                 self.free.push(slot);
                 continue;
             }
@@ -208,7 +230,9 @@ impl Worker {
     }
 
     fn take_inbox(&mut self) {
-        let Some(inbox) = self.inboxes.get(self.me) else { return };
+        let Some(inbox) = self.inboxes.get(self.me) else {
+            return;
+        };
         let mut buf = [0u8; 8];
         let _ = rustix::io::read(&inbox.wake, &mut buf);
         inbox.notified.store(false, Ordering::SeqCst);
@@ -218,7 +242,11 @@ impl Worker {
         };
         for cmd in cmds {
             match cmd {
-                Cmd::Forward { endpoint, from, bytes } => self.enqueue(endpoint, from, bytes),
+                Cmd::Forward {
+                    endpoint,
+                    from,
+                    bytes,
+                } => self.enqueue(endpoint, from, bytes),
                 Cmd::Reply { to, bytes } => self.reply(to, bytes),
             }
         }
@@ -230,7 +258,9 @@ impl Worker {
             if cmds.is_empty() {
                 continue;
             }
-            let Some(inbox) = self.inboxes.get(t) else { continue };
+            let Some(inbox) = self.inboxes.get(t) else {
+                continue;
+            };
             match inbox.queue.lock() {
                 Ok(mut q) => q.append(cmds),
                 Err(p) => p.into_inner().append(cmds),
@@ -244,7 +274,9 @@ impl Worker {
     fn sender_event(&mut self, token: u64) {
         let slot = (token & 0xFFFF_FFFF) as usize;
         let gen = ((token >> 32) & 0xFF_FFFF) as u32;
-        let Some(Some(s)) = self.senders.get_mut(slot) else { return };
+        let Some(Some(s)) = self.senders.get_mut(slot) else {
+            return;
+        };
         if s.gen != gen {
             return;
         }
@@ -252,10 +284,19 @@ impl Worker {
         let mut jobs: Vec<(Option<usize>, Origin, Vec<u8>)> = Vec::new();
         let me = self.me;
         loop {
-            let origin = Origin { thread: me, slot, gen, order: s.next_order };
+            let origin = Origin {
+                thread: me,
+                slot,
+                gen,
+                order: s.next_order,
+            };
             if s.http {
                 let mut headers = [http1::EMPTY_HEADER; 32];
-                let (head_len, framing) = match http1::parse_request(&s.conn.input, &mut headers, &http1::Limits::default()) {
+                let (head_len, framing) = match http1::parse_request(
+                    &s.conn.input,
+                    &mut headers,
+                    &http1::Limits::default(),
+                ) {
                     Ok(Some(h)) => (h.head_len, h.framing),
                     _ => break,
                 };
@@ -316,13 +357,19 @@ impl Worker {
         if owner == self.me {
             self.enqueue(endpoint, from, bytes);
         } else if let Some(out) = self.outbox.get_mut(owner) {
-            out.push(Cmd::Forward { endpoint, from, bytes });
+            out.push(Cmd::Forward {
+                endpoint,
+                from,
+                bytes,
+            });
         }
     }
 
     fn enqueue(&mut self, endpoint: usize, from: Origin, bytes: Vec<u8>) {
         let local = endpoint / self.threads;
-        let Some(e) = self.endpoints.get_mut(local) else { return };
+        let Some(e) = self.endpoints.get_mut(local) else {
+            return;
+        };
         e.queue.push_back((from, bytes));
         if e.in_flight.is_none() {
             self.dispatch(local);
@@ -334,19 +381,25 @@ impl Worker {
         if self.endpoints.get(local).is_some_and(|e| e.conn.is_none()) {
             self.connect(local);
         }
-        let Some(e) = self.endpoints.get_mut(local) else { return };
+        let Some(e) = self.endpoints.get_mut(local) else {
+            return;
+        };
         if e.in_flight.is_some() {
             return;
         }
         let Some(conn) = e.conn.as_mut() else { return };
-        let Some((from, bytes)) = e.queue.pop_front() else { return };
+        let Some((from, bytes)) = e.queue.pop_front() else {
+            return;
+        };
         conn.queue(&bytes);
         e.in_flight = Some(from);
         self.dirty_e.push(local);
     }
 
     fn endpoint_event(&mut self, local: usize, flags: Flags) {
-        let Some(e) = self.endpoints.get_mut(local) else { return };
+        let Some(e) = self.endpoints.get_mut(local) else {
+            return;
+        };
         let Some(conn) = e.conn.as_mut() else { return };
         if flags.contains(Flags::OUT) {
             self.dirty_e.push(local);
@@ -355,7 +408,9 @@ impl Worker {
         let mut answer = None;
         if e.http {
             let mut headers = [http1::EMPTY_HEADER; 32];
-            if let Ok(Some(h)) = http1::parse_response(&conn.input, &mut headers, &http1::Limits::default()) {
+            if let Ok(Some(h)) =
+                http1::parse_response(&conn.input, &mut headers, &http1::Limits::default())
+            {
                 let len = match h.framing {
                     http1::BodyFraming::Length(n) => n as usize,
                     _ => 0,
@@ -413,7 +468,9 @@ impl Worker {
             self.send_reply(to, bytes);
             return;
         }
-        let Some(Some(s)) = self.senders.get_mut(to.slot) else { return };
+        let Some(Some(s)) = self.senders.get_mut(to.slot) else {
+            return;
+        };
         if s.gen != to.gen {
             return;
         }
@@ -433,26 +490,38 @@ impl Worker {
 
     fn flush_dirty(&mut self) {
         for slot in std::mem::take(&mut self.dirty_s) {
-            let Some(Some(s)) = self.senders.get_mut(slot) else { continue };
+            let Some(Some(s)) = self.senders.get_mut(slot) else {
+                continue;
+            };
             let _ = s.conn.flush();
             let want = s.conn.wants_write();
             if want != s.writing {
                 s.writing = want;
                 let token = SENDER | (u64::from(s.gen) << 32) | slot as u64;
-                let _ = self.poller.modify(&s.conn.tcp, token, if want { READ_WRITE } else { READ });
+                let _ =
+                    self.poller
+                        .modify(&s.conn.tcp, token, if want { READ_WRITE } else { READ });
             }
         }
         let mut dirty = std::mem::take(&mut self.dirty_e);
         dirty.sort_unstable();
         dirty.dedup();
         for local in dirty {
-            let Some(e) = self.endpoints.get_mut(local) else { continue };
-            let Some(conn) = e.conn.as_mut() else { continue };
+            let Some(e) = self.endpoints.get_mut(local) else {
+                continue;
+            };
+            let Some(conn) = e.conn.as_mut() else {
+                continue;
+            };
             let _ = conn.flush();
             let want = conn.wants_write() || conn.is_handshaking();
             if want != e.writing {
                 e.writing = want;
-                let _ = self.poller.modify(&conn.tcp, ENDPOINT | local as u64, if want { READ_WRITE } else { READ });
+                let _ = self.poller.modify(
+                    &conn.tcp,
+                    ENDPOINT | local as u64,
+                    if want { READ_WRITE } else { READ },
+                );
             }
         }
     }
@@ -463,7 +532,9 @@ fn unroutable(origin: Origin, bytes: &[u8]) -> Vec<u8> {
     let _ = origin;
     if bytes.first() == Some(&mllp::START) {
         let mut out = Vec::new();
-        let frame = bytes.get(1..bytes.len().saturating_sub(2)).unwrap_or_default();
+        let frame = bytes
+            .get(1..bytes.len().saturating_sub(2))
+            .unwrap_or_default();
         crate::fleet::answer::hl7_ack(frame, crate::fleet::answer::Outcome::Reject, &mut out);
         out
     } else {
