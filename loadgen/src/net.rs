@@ -5,6 +5,11 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
+thread_local! {
+    /// One read buffer per thread: zeroing 64 KiB on every read showed in profiles.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+}
+
 /// Most bytes taken from one socket per readiness event, so that one busy peer cannot starve
 /// the others in the same loop.
 const READ_BUDGET: usize = 512 * 1024;
@@ -72,11 +77,17 @@ impl Conn {
 
     /// Reads what the socket has (within a budget) into `input`.
     pub fn read(&mut self) -> io::Result<Got> {
-        let mut chunk = [0u8; 64 * 1024];
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.read_with(&mut scratch)
+        })
+    }
+
+    fn read_with(&mut self, chunk: &mut [u8]) -> io::Result<Got> {
         let mut taken = 0;
         match &mut self.tls {
             None => loop {
-                match self.tcp.read(&mut chunk) {
+                match self.tcp.read(chunk) {
                     Ok(0) => return Ok(Got::Closed),
                     Ok(n) => {
                         self.input.extend_from_slice(&chunk[..n]);
@@ -107,7 +118,7 @@ impl Conn {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
                 loop {
-                    match tls.reader().read(&mut chunk) {
+                    match tls.reader().read(chunk) {
                         Ok(0) => return Ok(Got::Closed),
                         Ok(n) => self.input.extend_from_slice(&chunk[..n]),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
