@@ -247,6 +247,10 @@ struct ProofArgs {
     /// No live progress line.
     #[arg(long)]
     quiet: bool,
+    /// What makes the exit status non-zero: `target` (the target rate not held, or anything
+    /// ACKed lost) or `lost` (only losses: for CI on shared machines, where latency is noise).
+    #[arg(long, default_value = "target")]
+    gate: String,
 }
 
 fn stop_flag() -> Arc<AtomicBool> {
@@ -414,6 +418,11 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         svg: args.svg,
         progress: !args.quiet,
         refine: args.refine,
+    };
+    let losses_only = match args.gate.as_str() {
+        "target" => false,
+        "lost" => true,
+        other => anyhow::bail!("--gate must be target or lost, not {other:?}"),
     };
     let stop = stop_flag();
     let report = proof::run(&config, &stop)?;
