@@ -32,7 +32,6 @@ use crate::runtime::driver::{Driver, DriverChoice};
 use crate::runtime::fdtable;
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::{self, ShardOptions};
-use crate::shard::durable::Durability;
 use crate::shard::Routing;
 use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
 use crate::wal::WalConfig;
@@ -105,27 +104,6 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
     );
     let marks = Arc::new(Mesh::new(workers, 64 * 1024));
-    let mut logs = Vec::with_capacity(workers);
-    for shard in 0..workers {
-        if !options.durable {
-            logs.push(None);
-            continue;
-        }
-        let (log, reports) = Durability::open(
-            &data_dir,
-            shard,
-            workers,
-            options.wal.clone(),
-            Arc::clone(&marks),
-        )
-        .map_err(|e| {
-            io_error(format!("write-ahead log of shard {shard}"))(io::Error::other(e.to_string()))
-        })?;
-        for (number, report) in reports {
-            report_recovery(number, &report);
-        }
-        logs.push(Some(log));
-    }
     if !options.durable {
         log::warn!("durability is off: messages are acknowledged before they are on disk");
     }
@@ -134,10 +112,9 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     let mesh = Arc::new(Mesh::new(workers, 64 * 1024));
     let control = Control::new(workers);
     let ingress_open = Arc::new(AtomicU32::new(workers as u32));
-    type Slot = Option<(ShardSockets, Option<Durability>)>;
-    let slots: Arc<Mutex<Vec<Slot>>> = Arc::new(Mutex::new(
-        sockets.into_iter().zip(logs).map(Some).collect(),
-    ));
+    let slots: Arc<Mutex<Vec<Option<ShardSockets>>>> =
+        Arc::new(Mutex::new(sockets.into_iter().map(Some).collect()));
+    let (ready, started) = std::sync::mpsc::channel();
     let context = shard_main::Context {
         routing: Arc::clone(&routing),
         mesh,
@@ -147,6 +124,12 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         grace: options.grace,
         dead_letters,
         ingress_open,
+        wal: options.durable.then(|| shard_main::WalSpec {
+            data_dir: data_dir.clone(),
+            config: options.wal.clone(),
+            marks,
+        }),
+        ready,
     };
     // The signal pipe must exist before the shards split their descriptor tables: a signal
     // may be handled on any thread, and its handler writes to the pipe by number.
@@ -159,14 +142,36 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         private_fds: options.private_fds,
     };
     let handles = shards::spawn(workers, shard_options, move |info| {
-        let (sockets, log) = slots
+        let sockets = slots
             .lock()
             .ok()
             .and_then(|mut all| all.get_mut(info.index).and_then(Option::take))
             .unwrap_or_default();
-        shard_main::run(info, context.clone(), sockets, log)
+        shard_main::run(info, context.clone(), sockets)
     })
     .map_err(io_error("starting shards"))?;
+    // Each shard opens its own log (inside its own descriptor table); wait until all have,
+    // and give up cleanly if one cannot.
+    let mut failure = None;
+    for _ in 0..workers {
+        match started.recv_timeout(Duration::from_secs(300)) {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => failure = Some(why),
+            Err(_) => failure = Some("a shard did not start in time".to_string()),
+        }
+    }
+    if let Some(why) = failure {
+        for shard in 0..control.shards() {
+            control.send(shard, Command::Shutdown);
+        }
+        for handle in handles {
+            let _ = handle.join();
+        }
+        return Err(RunError::Io {
+            what: "starting the shards".to_string(),
+            source: io::Error::other(why),
+        });
+    }
     log::info!("ganglion running with {workers} shard(s)");
 
     let admin = admin::start(
@@ -210,16 +215,6 @@ fn check_open_files(limit: u64, shards: usize, endpoints: usize) {
         );
     } else {
         log::info!("open-files limit: {limit} per shard ({shards} descriptor tables)");
-    }
-}
-
-/// Says what recovery found in a log: nothing, a torn tail cut off, or damage quarantined.
-fn report_recovery(log: u16, report: &crate::wal::Recovery) {
-    if report.damage.is_empty() {
-        return;
-    }
-    for damage in &report.damage {
-        log::error!("write-ahead log {log}: {damage}");
     }
 }
 

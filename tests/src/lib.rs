@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod endpoint;
+pub mod fleet;
 pub mod pki;
 pub mod process;
 pub mod scratch;

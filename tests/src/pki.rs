@@ -16,10 +16,17 @@ pub struct TestPki {
 impl TestPki {
     /// `ca.crt`; `server.{crt,key}` for 127.0.0.1 and `localhost`; `client.{crt,key}`.
     pub fn new() -> TestPki {
+        TestPki::with_server_names(&[])
+    }
+
+    /// As [`TestPki::new`], with the server certificate also valid for `names`.
+    pub fn with_server_names(names: &[&str]) -> TestPki {
         let dir = Scratch::new("pki");
         let ca = Authority::new("ganglion test CA").expect("CA");
         ca.write_cert(&dir.join("ca.crt")).expect("write CA");
-        ca.issue_server(&["127.0.0.1".to_string(), "localhost".to_string()])
+        let mut all = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        all.extend(names.iter().map(|n| n.to_string()));
+        ca.issue_server(&all)
             .expect("server cert")
             .write(dir.path(), "server")
             .expect("write server cert");

@@ -1,7 +1,9 @@
 //! The life of one shard: start its inbox and listeners, obey the control thread, drain.
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -18,7 +20,7 @@ use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
 use crate::shard::{Routing, Shard};
 use crate::signal::LocalSignal;
-use crate::wal::PendingRecord;
+use crate::wal::{PendingRecord, WalConfig};
 
 /// Everything every shard starts from; cloned into each.
 #[derive(Clone)]
@@ -33,15 +35,53 @@ pub struct Context {
     /// Shards still accepting connections; shutdown drains only once this reaches zero, so
     /// no shard stops while another may still hand it work.
     pub ingress_open: Arc<AtomicU32>,
+    /// Where and how the shards keep their logs; `None` without durability.
+    pub wal: Option<WalSpec>,
+    /// Each shard says here whether it started (its log opened).
+    pub ready: mpsc::Sender<Result<(), String>>,
 }
 
-pub async fn run(
-    info: ShardInfo,
-    context: Context,
-    sockets: ShardSockets,
-    durability: Option<Durability>,
-) {
-    let durability = durability.map(Rc::new);
+/// What a shard needs to open its write-ahead log.
+#[derive(Clone)]
+pub struct WalSpec {
+    pub data_dir: PathBuf,
+    pub config: WalConfig,
+    pub marks: Arc<Mesh<RecordRef>>,
+}
+
+/// Opens the shard's log on its own thread, inside its own descriptor table, so that the files
+/// are in no other table (a deleted segment must not stay open elsewhere and keep its space).
+fn open_log(info: ShardInfo, spec: &WalSpec) -> Result<Durability, String> {
+    let (log, reports) = Durability::open(
+        &spec.data_dir,
+        info.index,
+        info.count,
+        spec.config.clone(),
+        Arc::clone(&spec.marks),
+    )
+    .map_err(|e| format!("shard {}: write-ahead log: {e}", info.index))?;
+    for (number, report) in reports {
+        for damage in &report.damage {
+            log::error!("write-ahead log {number}: {damage}");
+        }
+    }
+    Ok(log)
+}
+
+pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
+    let durability = match context
+        .wal
+        .as_ref()
+        .map(|spec| open_log(info, spec))
+        .transpose()
+    {
+        Ok(log) => log.map(Rc::new),
+        Err(why) => {
+            let _ = context.ready.send(Err(why));
+            return;
+        }
+    };
+    let _ = context.ready.send(Ok(()));
     let outcomes = Rc::new(ShardOutcomes {
         shard: info.index,
         metrics: Arc::clone(&context.metrics),

@@ -48,10 +48,14 @@ where
     let count = count.max(1);
     let cores = available_cores();
     let ready = Arc::new(Barrier::new(count));
+    // The spawner waits too: nothing it opens after `spawn` returns may leak into a shard's
+    // copy of the table (a socket held open there would never close).
+    let split = Arc::new(Barrier::new(count + 1));
     let main = Arc::new(main);
     let mut handles = Vec::with_capacity(count);
     for index in 0..count {
         let ready = Arc::clone(&ready);
+        let split = Arc::clone(&split);
         let main = Arc::clone(&main);
         let handle = std::thread::Builder::new()
             .name(format!("ganglion-shard-{index}"))
@@ -63,10 +67,14 @@ where
                 let runtime = build_runtime(options.driver);
                 // Every runtime (and its wake descriptor) exists before any table is split.
                 ready.wait();
+                let private = if options.private_fds {
+                    super::fdtable::take_private_table()
+                } else {
+                    Ok(())
+                };
+                split.wait();
                 let mut runtime = runtime?;
-                if options.private_fds {
-                    super::fdtable::take_private_table()?;
-                }
+                private?;
                 runtime.block_on(main(ShardInfo {
                     index,
                     count,
@@ -76,6 +84,7 @@ where
             })?;
         handles.push(handle);
     }
+    split.wait();
     Ok(handles)
 }
 

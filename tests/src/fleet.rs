@@ -1,0 +1,207 @@
+//! Thousands of MLLP endpoints on one thread: a monoio runtime with a listener per endpoint on
+//! its own loopback address (127.0.x.y), TLS optional, answering AA with MSA-2 = MSH-10 and
+//! recording what each received. Endpoints can be taken down (connections dropped, new ones
+//! refused) and brought back, to test churn.
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use codecs::hl7v2::{AckCode, Message};
+use codecs::mllp;
+use monoio::net::TcpListener;
+use router::net::pool::{BufferPool, IO_BUFFER};
+use router::net::stream::Stream;
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::endpoint::ack_for;
+
+/// What one endpoint saw.
+#[derive(Default)]
+pub struct Seen {
+    /// MSH-10 of every message, in arrival order.
+    pub control_ids: Mutex<Vec<String>>,
+    pub connections: AtomicUsize,
+    pub down: AtomicBool,
+}
+
+pub struct Fleet {
+    pub addrs: Vec<SocketAddr>,
+    pub seen: Arc<Vec<Seen>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The loopback address of endpoint `i`: spread over 127.0.0.0/8 as a real directory of many
+/// hosts would be.
+pub fn address_of(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        1 + (i / 250) as u8,
+        1 + (i % 250) as u8,
+    ))
+}
+
+impl Fleet {
+    /// Starts `count` endpoints (TLS when `tls` is given).
+    pub fn start(count: usize, tls: Option<Arc<ServerConfig>>) -> Fleet {
+        router::runtime::fdtable::raise_open_files_limit();
+        let listeners: Vec<std::net::TcpListener> = (0..count)
+            .map(|i| {
+                let listener =
+                    std::net::TcpListener::bind((address_of(i), 0)).expect("bind endpoint");
+                listener.set_nonblocking(true).expect("nonblocking");
+                listener
+            })
+            .collect();
+        let addrs = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("address"))
+            .collect();
+        let seen: Arc<Vec<Seen>> = Arc::new((0..count).map(|_| Seen::default()).collect());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (Arc::clone(&seen), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let driver = router::runtime::driver::DriverChoice::Auto
+                .resolve()
+                .expect("a driver");
+            let mut runtime = router::runtime::driver::build_runtime(driver).expect("runtime");
+            runtime.block_on(async move {
+                let pool = Rc::new(BufferPool::new(IO_BUFFER, 256));
+                for (i, listener) in listeners.into_iter().enumerate() {
+                    let listener = TcpListener::from_std(listener).expect("monoio listener");
+                    monoio::spawn(serve(
+                        listener,
+                        i,
+                        Arc::clone(&seen2),
+                        tls.clone(),
+                        Rc::clone(&pool),
+                    ));
+                }
+                while !stop2.load(Ordering::SeqCst) {
+                    monoio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        });
+        Fleet {
+            addrs,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Connections accepted so far, over every endpoint.
+    pub fn connections(&self) -> usize {
+        self.seen
+            .iter()
+            .map(|s| s.connections.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// Messages received so far, over every endpoint.
+    pub fn received(&self) -> usize {
+        self.seen
+            .iter()
+            .map(|s| s.control_ids.lock().map(|v| v.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// Takes endpoint `i` down (its connections close, new ones are refused) or brings it back.
+    pub fn set_down(&self, i: usize, down: bool) {
+        if let Some(seen) = self.seen.get(i) {
+            seen.down.store(down, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    i: usize,
+    seen: Arc<Vec<Seen>>,
+    tls: Option<Arc<ServerConfig>>,
+    pool: Rc<BufferPool>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        if seen[i].down.load(Ordering::SeqCst) {
+            drop(tcp);
+            continue;
+        }
+        seen[i].connections.fetch_add(1, Ordering::SeqCst);
+        let stream = match &tls {
+            Some(config) => match ServerConnection::new(Arc::clone(config)) {
+                Ok(conn) => Stream::tls(tcp, conn),
+                Err(_) => continue,
+            },
+            None => Stream::Plain(tcp),
+        };
+        monoio::spawn(connection(stream, i, Arc::clone(&seen), Rc::clone(&pool)));
+    }
+}
+
+async fn connection(mut stream: Stream, i: usize, seen: Arc<Vec<Seen>>, pool: Rc<BufferPool>) {
+    if stream.handshake(&pool).await.is_err() {
+        return;
+    }
+    let mut decoder = mllp::Decoder::new(1 << 20);
+    let mut input = Vec::new();
+    loop {
+        // Wake now and then to notice being taken down.
+        match monoio::time::timeout(Duration::from_millis(50), stream.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                if seen[i].down.load(Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            }
+        }
+        if seen[i].down.load(Ordering::SeqCst) {
+            return;
+        }
+        match stream.read_into(&mut input, &pool).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut at = 0;
+        let mut acks = Vec::new();
+        loop {
+            let decoded = decoder.decode(&input[at..]);
+            at += decoded.consumed;
+            match decoded.event {
+                Some(mllp::Event::Frame(frame)) => {
+                    if let Ok(message) = Message::parse(frame) {
+                        let id =
+                            String::from_utf8_lossy(message.msh().control_id().unwrap_or_default())
+                                .into_owned();
+                        if let Ok(mut ids) = seen[i].control_ids.lock() {
+                            ids.push(id);
+                        }
+                    }
+                    acks.extend_from_slice(&ack_for(frame, AckCode::AA, None));
+                }
+                Some(mllp::Event::TooLarge { .. }) => {}
+                None => break,
+            }
+        }
+        input.drain(..at);
+        if !acks.is_empty() && stream.write_all(&acks, &pool).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Thousands of TLS endpoints on loopback, spread over 127.0.x.y: the router pre-warms a
+//! verified TLS connection to every one, routes a message to each through a directory lookup,
+//! each arrives once; then a tenth of them restart while traffic flows, nothing is lost and the
+//! others keep their connections.
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tests::endpoint::{msa, Sender};
+use tests::fleet::Fleet;
+use tests::pki::TestPki;
+use tests::process::RouterProcess;
+use tests::scratch::Scratch;
+
+const ENDPOINTS: usize = 3_000;
+
+fn metric(admin: SocketAddr, name: &str) -> u64 {
+    let Ok(mut stream) = TcpStream::connect(admin) else {
+        return 0;
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn adt(i: usize, n: usize) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|PAS|RX8|EPR|F{i}|20261125093015||ADT^A08^ADT_A01|M{i}-{n}|P|2.4\rPID|1||{i}^^^NHS\r"
+    )
+    .into_bytes()
+}
+
+fn config(scratch: &Scratch, pki: &TestPki, fleet: &Fleet) -> std::path::PathBuf {
+    let mut csv = String::from("id,protocol,address,server_name,tls,ods,itk_address,hl7_application,hl7_facility,prewarm\n");
+    for (i, addr) in fleet.addrs.iter().enumerate() {
+        csv.push_str(&format!(
+            "ep{i},mllps,{addr},endpoint.test,fleet,,,,F{i},true\n"
+        ));
+    }
+    scratch.file("endpoints.csv", csv);
+    let text = format!(
+        "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+         [tls.fleet]\nca = \"{}\"\n\n[directory]\nfile = \"endpoints.csv\"\n\n\
+         [[route]]\nname = \"by facility\"\nhl7.message_type = \"ADT\"\nto = {{ lookup = \"hl7.receiving_facility\" }}\n",
+        scratch.join("data").display(),
+        pki.toml("ca.crt"),
+    );
+    scratch.file("routes.toml", text)
+}
+
+fn start(config: &Path) -> RouterProcess {
+    RouterProcess::start(
+        config,
+        &[
+            "--retry-base-ms",
+            "20",
+            "--breaker-cooldown-ms",
+            "200",
+            "--reply-timeout",
+            "5",
+            "--grace",
+            "1",
+        ],
+        &["in", "admin"],
+    )
+}
+
+#[test]
+fn thousands_of_prewarmed_tls_endpoints_each_get_their_message_once() {
+    let scratch = Scratch::new("many");
+    let pki = TestPki::with_server_names(&["endpoint.test"]);
+    let fleet = Fleet::start(ENDPOINTS, Some(pki.server(false)));
+    let config = config(&scratch, &pki, &fleet);
+    let router = start(&config);
+    let admin = router.addr("admin");
+
+    // Pre-warm: every endpoint gets its verified TLS connection before any message.
+    wait_until("every endpoint connected", Duration::from_secs(120), || {
+        metric(admin, "ganglion_egress_connections") as usize == ENDPOINTS
+    });
+    assert_eq!(fleet.connections(), ENDPOINTS);
+    assert_eq!(
+        metric(admin, "ganglion_tls_handshakes_full_total")
+            + metric(admin, "ganglion_tls_handshakes_resumed_total"),
+        ENDPOINTS as u64
+    );
+
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let mut burst = Vec::new();
+    for i in 0..ENDPOINTS {
+        codecs::mllp::encode(&adt(i, 0), &mut burst);
+    }
+    sender.send_raw(&burst).unwrap();
+    for i in 0..ENDPOINTS {
+        assert_eq!(
+            msa(&sender.ack().unwrap()),
+            ("AA".into(), format!("M{i}-0"))
+        );
+    }
+    wait_until("every message delivered", Duration::from_secs(120), || {
+        fleet.received() >= ENDPOINTS
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for (i, seen) in fleet.seen.iter().enumerate() {
+        assert_eq!(
+            *seen.control_ids.lock().unwrap(),
+            vec![format!("M{i}-0")],
+            "endpoint {i}"
+        );
+    }
+    // The messages went over the pre-warmed connections: none was opened for them.
+    assert_eq!(fleet.connections(), ENDPOINTS);
+
+    // Churn: a tenth restart while traffic flows.
+    let churned: Vec<usize> = (0..ENDPOINTS).step_by(10).collect();
+    for &i in &churned {
+        fleet.set_down(i, true);
+    }
+    for round in 1..=3 {
+        let mut burst = Vec::new();
+        for i in 0..ENDPOINTS {
+            codecs::mllp::encode(&adt(i, round), &mut burst);
+        }
+        sender.send_raw(&burst).unwrap();
+        for i in 0..ENDPOINTS {
+            assert_eq!(msa(&sender.ack().unwrap()).0, "AA", "M{i}-{round}");
+        }
+        if round == 2 {
+            for &i in &churned {
+                fleet.set_down(i, false);
+            }
+        }
+    }
+    wait_until(
+        "every message after churn",
+        Duration::from_secs(120),
+        || {
+            fleet
+                .seen
+                .iter()
+                .all(|s| s.control_ids.lock().unwrap().len() >= 4)
+        },
+    );
+    for (i, seen) in fleet.seen.iter().enumerate() {
+        let ids = seen.control_ids.lock().unwrap().clone();
+        let mut first: Vec<String> = Vec::new();
+        for id in ids {
+            if !first.contains(&id) {
+                first.push(id);
+            }
+        }
+        let expected: Vec<String> = (0..=3).map(|n| format!("M{i}-{n}")).collect();
+        assert_eq!(first, expected, "endpoint {i}: lost or out of order");
+        let connections = seen.connections.load(std::sync::atomic::Ordering::SeqCst);
+        if i % 10 != 0 {
+            assert_eq!(connections, 1, "endpoint {i} was disturbed");
+        } else {
+            assert!(connections >= 2, "endpoint {i} should have reconnected");
+        }
+    }
+    assert!(router.terminate(Duration::from_secs(30)).success());
+}
