@@ -32,11 +32,18 @@ impl RouterProcess {
     /// Starts `ganglion run --config CONFIG ARGS…` and waits until it has printed the address
     /// of every listener named in `expect` (the admin address is `admin`).
     pub fn start(config: &Path, args: &[&str], expect: &[&str]) -> RouterProcess {
+        let mut all = vec!["--no-watch"];
+        all.extend_from_slice(args);
+        RouterProcess::start_watching(config, &all, expect)
+    }
+
+    /// As [`RouterProcess::start`], without `--no-watch`: the router reloads when the file
+    /// changes.
+    pub fn start_watching(config: &Path, args: &[&str], expect: &[&str]) -> RouterProcess {
         let mut child = Command::new(bin())
             .arg("run")
             .arg("--config")
             .arg(config)
-            .arg("--no-watch")
             .args(args)
             .env(
                 "RUST_LOG",
@@ -118,6 +125,23 @@ impl RouterProcess {
             self.take_line(line);
         }
         self.lines.join("\n")
+    }
+
+    /// How many lines so far contain `needle`.
+    pub fn count_output(&mut self, needle: &str) -> usize {
+        self.output().lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits up to `timeout` until at least `n` lines contain `needle`.
+    pub fn wait_for_count(&mut self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.count_output(needle) < n {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 
     /// Waits up to `timeout` for a line containing `needle`.
