@@ -111,8 +111,11 @@ pub struct ItkMessage<'a> {
 /// a bare Distribution Envelope. The input must be one XML document in UTF-8; every value
 /// returned has been checked to be UTF-8 with resolvable references.
 pub fn parse(xml: &[u8]) -> Result<ItkMessage<'_>, ItkError> {
-    let mut c = Cursor::new(xml)?;
-    let doc = soap::read_document(&mut c)?;
+    cursor::read(xml, read_request)
+}
+
+pub(crate) fn read_request<'a>(c: &mut Cursor<'a>) -> Result<ItkMessage<'a>, ItkError> {
+    let doc = soap::read_document(c)?;
     let offset = match doc.body {
         Body::Envelope(envelope) => {
             return Ok(ItkMessage {
@@ -134,8 +137,11 @@ pub fn parse(xml: &[u8]) -> Result<ItkMessage<'_>, ItkError> {
 
 /// Reads a SOAP response from an ITK endpoint.
 pub fn parse_response(xml: &[u8]) -> Result<SoapResponse<'_>, ItkError> {
-    let mut c = Cursor::new(xml)?;
-    let doc = soap::read_document(&mut c)?;
+    cursor::read(xml, read_response)
+}
+
+pub(crate) fn read_response<'a>(c: &mut Cursor<'a>) -> Result<SoapResponse<'a>, ItkError> {
+    let doc = soap::read_document(c)?;
     let Some(header) = doc.soap else {
         return Err(ItkError {
             offset: 0,
@@ -154,5 +160,7 @@ pub fn parse_response(xml: &[u8]) -> Result<SoapResponse<'_>, ItkError> {
     Ok(SoapResponse { header, body })
 }
 
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod tests;

@@ -36,12 +36,24 @@ pub fn is_absolute_uri(b: &[u8]) -> bool {
         && scheme
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
-    scheme_ok
-        && !rest.is_empty()
-        && rest
-            .iter()
-            .all(|&c| c > b' ' && c != 0x7f && !b"<>\"{}|\\^`".contains(&c))
+    scheme_ok && !rest.is_empty() && rest.iter().all(|&c| URI_REST[usize::from(c)])
 }
+
+/// Bytes an absolute URI may hold after its scheme: no whitespace or controls, none of
+/// `<>"{}|\^` and backquote. A table, as this runs on every address of every message.
+const URI_REST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0x21;
+    while c < 256 {
+        t[c] = c != 0x7f
+            && !matches!(
+                c as u8,
+                b'<' | b'>' | b'"' | b'{' | b'}' | b'|' | b'\\' | b'^' | b'`'
+            );
+        c += 1;
+    }
+    t
+};
 
 /// An XML NCName, as xs:ID and xs:IDREF need (ASCII rules; any non-ASCII byte is accepted as
 /// a name character).
@@ -253,6 +265,14 @@ mod tests {
         assert!(!is_absolute_uri(b"1urn:x"));
         assert!(!is_absolute_uri(b"urn:a b"));
         assert!(!is_absolute_uri(b"__TO_URI__"));
+    }
+
+    #[test]
+    fn absolute_uris_refuse_exactly_whitespace_controls_and_unsafe_characters() {
+        for c in 0..=255u8 {
+            let refused = c <= b' ' || c == 0x7f || b"<>\"{}|\\^`".contains(&c);
+            assert_eq!(is_absolute_uri(&[b'u', b':', c]), !refused, "{c:#04x}");
+        }
     }
 
     #[test]

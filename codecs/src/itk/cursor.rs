@@ -1,5 +1,8 @@
-//! The event pump under every ITK reader: quick-xml's borrowed, namespace-aware `NsReader` over
-//! the input slice, plus the element path for error messages.
+//! The event pump under every ITK reader: tokens from the input slice (`source.rs`: a fast
+//! tokenizer, `lexer.rs`, with quick-xml's `Reader` as the reference that reads again whenever
+//! the fast reading fails — see [`read`]), namespace scopes (`scope.rs`, resolved to [`Ns`] once
+//! per element), and the element path for error messages (static names; a `String` is built
+//! only when an error is reported).
 //!
 //! Element readers are small recursive-descent functions: each is handed an opened [`Elem`] and
 //! must consume it to its end, with [`Cursor::children`], [`Cursor::text`] or
@@ -9,18 +12,24 @@
 //!
 //! The cursor refuses `<!DOCTYPE` (so no entity can ever be declared or expanded), checks every
 //! `&name;` it meets in text against the five predefined entities, and refuses declared
-//! encodings other than UTF-8 (quick-xml is used without its `encoding` feature). Opaque
+//! encodings other than UTF-8 (input is read as UTF-8 bytes, never transcoded). Opaque
 //! content (payloads) is checked for tag balance, references and DOCTYPE only: attribute syntax
 //! and namespace prefixes inside it are the payload consumer's business.
 
 use super::error::{DeCode, ItkError, ItkErrorKind};
-use super::text::{self, is_xml_ws, trim, Form, Text};
+use super::text::{self, trim, Form, Text};
 use super::{NS_ITK, NS_SOAP11, NS_WSA_2004, NS_WSA_2005, NS_WSSE, NS_WSU};
-use quick_xml::events::{BytesDecl, BytesRef, BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use lexer::Tok;
+use scope::{Resolved, Scopes};
+use source::{Failure, Source};
+use tag::Tag;
 
 mod attrs;
+mod lexer;
+mod scope;
+mod source;
+mod stack;
+mod tag;
 
 /// The namespaces ITK messages use, by URI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,19 +46,16 @@ pub(crate) enum Ns {
 }
 
 impl Ns {
-    fn of(r: &ResolveResult<'_>) -> Self {
-        match r {
-            ResolveResult::Bound(ns) => match ns.as_ref() {
-                u if u == NS_ITK.as_bytes() => Self::Itk,
-                u if u == NS_SOAP11.as_bytes() => Self::Soap11,
-                u if u == NS_WSA_2005.as_bytes() => Self::Wsa2005,
-                u if u == NS_WSA_2004.as_bytes() => Self::Wsa2004,
-                u if u == NS_WSSE.as_bytes() => Self::Wsse,
-                u if u == NS_WSU.as_bytes() => Self::Wsu,
-                _ => Self::Other,
-            },
-            ResolveResult::Unbound => Self::None,
-            ResolveResult::Unknown(_) => Self::Other,
+    /// The namespace a (non-empty) URI names.
+    fn of_uri(uri: &[u8]) -> Self {
+        match uri {
+            u if u == NS_ITK.as_bytes() => Self::Itk,
+            u if u == NS_SOAP11.as_bytes() => Self::Soap11,
+            u if u == NS_WSA_2005.as_bytes() => Self::Wsa2005,
+            u if u == NS_WSA_2004.as_bytes() => Self::Wsa2004,
+            u if u == NS_WSSE.as_bytes() => Self::Wsse,
+            u if u == NS_WSU.as_bytes() => Self::Wsu,
+            _ => Self::Other,
         }
     }
 
@@ -59,10 +65,19 @@ impl Ns {
     }
 }
 
+/// Byte equality, inline: the names compared on every element are a few bytes long, where a
+/// call to `memcmp` costs more than the comparison.
+#[inline(always)]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// An element just opened (`<x ...>` or `<x .../>`).
 pub(crate) struct Elem<'a> {
     pub ns: Ns,
-    pub start: BytesStart<'a>,
+    /// The local name (after the prefix).
+    local: &'a [u8],
+    pub tag: Tag<'a>,
     /// `<x/>`: there is no content and no end tag to consume.
     pub empty: bool,
     /// Offset of the `<`.
@@ -71,13 +86,13 @@ pub(crate) struct Elem<'a> {
     pub content: usize,
 }
 
-impl Elem<'_> {
-    pub(crate) fn local(&self) -> &[u8] {
-        self.start.local_name().into_inner()
+impl<'a> Elem<'a> {
+    pub(crate) const fn local(&self) -> &'a [u8] {
+        self.local
     }
 
     pub(crate) fn is(&self, ns: Ns, local: &str) -> bool {
-        self.ns == ns && self.local() == local.as_bytes()
+        self.ns == ns && same(self.local(), local.as_bytes())
     }
 }
 
@@ -100,34 +115,53 @@ const MAX_PATH: usize = 16;
 
 pub(crate) struct Cursor<'a> {
     input: &'a [u8],
-    reader: NsReader<&'a [u8]>,
+    source: Source<'a>,
+    scopes: Scopes<'a>,
     path: [(&'static str, Option<DeCode>); MAX_PATH],
     depth: usize,
 }
 
+/// Runs `read` over `input` with the fast tokenizer and, if that fails for any reason, again
+/// with quick-xml's reader. The fast tokenizer yields quick-xml's tokens wherever it does not
+/// give up, so a success is the same either way; failures always come from the second run,
+/// which keeps every error's offset, path, DE code and message as quick-xml's reading gives
+/// them. A failing message is read twice; well-formed traffic once, fast.
+pub(crate) fn read<'a, T>(
+    input: &'a [u8],
+    read: impl Fn(&mut Cursor<'a>) -> Result<T, ItkError>,
+) -> Result<T, ItkError> {
+    // Input is read as UTF-8 bytes; UTF-16 would come out as garbage names, so say what it
+    // is instead.
+    if input.starts_with(&[0xFF, 0xFE]) || input.starts_with(&[0xFE, 0xFF]) {
+        return Err(ItkError::new(
+            0,
+            ItkErrorKind::UnsupportedEncoding("UTF-16".into()),
+        ));
+    }
+    if let Ok(v) = read(&mut Cursor::new(input, false)) {
+        return Ok(v);
+    }
+    read(&mut Cursor::new(input, true))
+}
+
+/// `read` over `input` with the fast tokenizer, then with quick-xml: for tests comparing them.
+#[cfg(test)]
+pub(crate) fn read_both<'a, T>(
+    input: &'a [u8],
+    read: impl Fn(&mut Cursor<'a>) -> Result<T, ItkError>,
+) -> [Result<T, ItkError>; 2] {
+    [false, true].map(|exact| read(&mut Cursor::new(input, exact)))
+}
+
 impl<'a> Cursor<'a> {
-    pub(crate) fn new(input: &'a [u8]) -> Result<Self, ItkError> {
-        // Without the `encoding` feature quick-xml reads bytes as UTF-8; UTF-16 would come out
-        // as garbage names, so say what it is instead.
-        if input.starts_with(&[0xFF, 0xFE]) || input.starts_with(&[0xFE, 0xFF]) {
-            return Err(ItkError::new(
-                0,
-                ItkErrorKind::UnsupportedEncoding("UTF-16".into()),
-            ));
-        }
-        let mut reader = NsReader::from_reader(input);
-        let config = reader.config_mut();
-        config.trim_text(false);
-        config.expand_empty_elements = false;
-        config.check_end_names = true;
-        config.check_comments = true;
-        config.allow_unmatched_ends = false;
-        Ok(Self {
+    fn new(input: &'a [u8], exact: bool) -> Self {
+        Self {
             input,
-            reader,
+            source: Source::new(input, exact),
+            scopes: Scopes::new(),
             path: [("", None); MAX_PATH],
             depth: 0,
-        })
+        }
     }
 
     pub(crate) const fn input(&self) -> &'a [u8] {
@@ -136,7 +170,12 @@ impl<'a> Cursor<'a> {
 
     /// Current reading position: just after the last event returned.
     pub(crate) fn pos(&self) -> usize {
-        usize::try_from(self.reader.buffer_position()).unwrap_or(usize::MAX)
+        self.source.pos()
+    }
+
+    /// The fast tokenizer's failure, never shown: [`read`] reads again with quick-xml.
+    fn gave_up(offset: usize) -> ItkError {
+        ItkError::new(offset, ItkErrorKind::Xml("fast reader gave up".into()))
     }
 
     /// Enters a known element (for error paths and DE codes).
@@ -224,9 +263,36 @@ impl<'a> Cursor<'a> {
         e
     }
 
-    fn xml_error(&self, e: &quick_xml::Error) -> ItkError {
-        let at = usize::try_from(self.reader.error_position()).unwrap_or(usize::MAX);
-        self.fail(at, ItkErrorKind::Xml(e.to_string()))
+    /// The next token, with namespace scopes kept in step (what quick-xml's `NsReader` does on
+    /// every event, without its per-element attribute parsing).
+    #[inline(always)]
+    fn read_token(&mut self) -> Result<Tok<'a>, ItkError> {
+        self.scopes.pop_pending();
+        let tok = match self.source.next(self.input) {
+            Ok(tok) => tok,
+            Err(Failure::Bail) => return Err(Self::gave_up(self.pos())),
+            Err(Failure::Xml(e, at)) => return Err(self.fail(at, ItkErrorKind::Xml(e.to_string()))),
+        };
+        let scoped = match &tok {
+            Tok::Start(tag) => self.scopes.open(tag, self.source.attrs_of(tag.at)),
+            Tok::Empty(tag) => {
+                self.scopes.close();
+                self.scopes.open(tag, self.source.attrs_of(tag.at))
+            }
+            Tok::End => {
+                self.scopes.close();
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        match scoped {
+            Ok(()) => Ok(tok),
+            Err(e) => {
+                let at = self.source.error_position();
+                let e = quick_xml::Error::Namespace(e);
+                Err(self.fail(at, ItkErrorKind::Xml(e.to_string())))
+            }
+        }
     }
 
     /// The next event that matters: comments and processing instructions are skipped, as is
@@ -244,59 +310,57 @@ impl<'a> Cursor<'a> {
 
     fn next_event(&mut self, strict: bool) -> Result<Ev<'a>, ItkError> {
         loop {
-            let offset = self.pos();
-            let event = match self.reader.read_event() {
-                Ok(event) => event,
-                Err(e) => return Err(self.xml_error(&e)),
-            };
-            match event {
-                Event::Start(start) => return self.open(start, false, offset, strict),
-                Event::Empty(start) => return self.open(start, true, offset, strict),
-                Event::End(_) => {
+            let tok = self.read_token()?;
+            let offset = self.source.start();
+            match tok {
+                Tok::Start(tag) => return self.open(tag, false, offset, strict),
+                Tok::Empty(tag) => return self.open(tag, true, offset, strict),
+                Tok::End => {
                     return Ok(Ev::Close(Close {
                         offset,
                         end: self.pos(),
                     }))
                 }
-                Event::Text(t) if t.iter().all(|&b| is_xml_ws(b)) => {}
-                Event::Text(_) | Event::CData(_) => return Ok(Ev::Text(offset)),
-                Event::GeneralRef(r) => {
-                    self.check_ref(&r, offset)?;
+                Tok::Text { blank: true } | Tok::Skip => {}
+                Tok::Text { .. } | Tok::CData => return Ok(Ev::Text(offset)),
+                Tok::Ref(name) => {
+                    self.check_ref(name, offset)?;
                     return Ok(Ev::Text(offset));
                 }
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Decl(d) => self.check_decl(&d, offset)?,
-                Event::DocType(_) => return Err(self.fail(offset, ItkErrorKind::DtdRefused)),
-                Event::Eof => return Ok(Ev::Eof),
+                Tok::Decl(content) => self.check_decl(content, offset)?,
+                Tok::DocType => return Err(self.fail(offset, ItkErrorKind::DtdRefused)),
+                Tok::Eof => return Ok(Ev::Eof),
             }
         }
     }
 
     fn open(
         &self,
-        start: BytesStart<'a>,
+        tag: Tag<'a>,
         empty: bool,
         offset: usize,
         strict: bool,
     ) -> Result<Ev<'a>, ItkError> {
-        let ns = match self.reader.resolve_element(start.name()).0 {
-            ResolveResult::Unknown(_) if strict => {
+        let (prefix, local) = scope::split(tag.name());
+        let ns = match self.scopes.resolve_prefix(prefix, true) {
+            Resolved::Ns(ns) => ns,
+            Resolved::Unknown if strict => {
                 let kind = ItkErrorKind::Xml("undeclared namespace prefix".into());
                 return Err(self.fail(offset, kind));
             }
-            known => Ns::of(&known),
+            Resolved::Unknown => Ns::Other,
         };
         Ok(Ev::Open(Elem {
             ns,
-            start,
+            local,
+            tag,
             empty,
             offset,
             content: self.pos(),
         }))
     }
 
-    fn check_ref(&self, r: &BytesRef<'_>, offset: usize) -> Result<(), ItkError> {
-        let name: &[u8] = r;
+    fn check_ref(&self, name: &[u8], offset: usize) -> Result<(), ItkError> {
         let ok = match name {
             b"lt" | b"gt" | b"amp" | b"quot" | b"apos" => true,
             [b'#', num @ ..] => std::str::from_utf8(num)
@@ -315,7 +379,8 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn check_decl(&self, d: &BytesDecl<'_>, offset: usize) -> Result<(), ItkError> {
+    /// `content` is what lies between `<?` and `?>`.
+    fn check_decl(&self, content: &[u8], offset: usize) -> Result<(), ItkError> {
         // Only a UTF-8 byte order mark may precede the declaration.
         if offset > 3 {
             return Err(self.fail(
@@ -323,7 +388,18 @@ impl<'a> Cursor<'a> {
                 ItkErrorKind::Xml("XML declaration not at the start".into()),
             ));
         }
-        let Some(Ok(enc)) = d.encoding() else {
+        // As quick-xml's `BytesDecl::encoding`: the first `encoding` attribute, unless the
+        // attributes before it are malformed.
+        let decl = Tag {
+            raw: content,
+            at: 0,
+            name_len: 3,
+        };
+        let enc = decl
+            .attrs_unchecked()
+            .map_while(Result::ok)
+            .find(|a| a.key == b"encoding");
+        let Some(enc) = enc.map(|a| a.value) else {
             return Ok(());
         };
         let utf8 = [&b"utf-8"[..], b"utf8", b"us-ascii", b"ascii"]
@@ -333,7 +409,7 @@ impl<'a> Cursor<'a> {
         if utf8 || self.input.is_ascii() {
             Ok(())
         } else {
-            let name = String::from_utf8_lossy(&enc).into_owned();
+            let name = String::from_utf8_lossy(enc).into_owned();
             Err(self.fail(offset, ItkErrorKind::UnsupportedEncoding(name)))
         }
     }
@@ -348,14 +424,11 @@ impl<'a> Cursor<'a> {
         }
         let mut depth = 1usize;
         loop {
-            let offset = self.pos();
-            let event = match self.reader.read_event() {
-                Ok(event) => event,
-                Err(err) => return Err(self.xml_error(&err)),
-            };
-            match event {
-                Event::Start(_) => depth += 1,
-                Event::End(_) => {
+            let tok = self.read_token()?;
+            let offset = self.source.start();
+            match tok {
+                Tok::Start(_) => depth += 1,
+                Tok::End => {
                     depth -= 1;
                     if depth == 0 {
                         return Ok(Close {
@@ -364,15 +437,11 @@ impl<'a> Cursor<'a> {
                         });
                     }
                 }
-                Event::GeneralRef(r) => self.check_ref(&r, offset)?,
-                Event::DocType(_) => return Err(self.fail(offset, ItkErrorKind::DtdRefused)),
-                Event::Decl(d) => self.check_decl(&d, offset)?,
-                Event::Eof => return Err(self.fail(offset, ItkErrorKind::Truncated)),
-                Event::Empty(_)
-                | Event::Text(_)
-                | Event::CData(_)
-                | Event::Comment(_)
-                | Event::PI(_) => {}
+                Tok::Ref(name) => self.check_ref(name, offset)?,
+                Tok::DocType => return Err(self.fail(offset, ItkErrorKind::DtdRefused)),
+                Tok::Decl(content) => self.check_decl(content, offset)?,
+                Tok::Eof => return Err(self.fail(offset, ItkErrorKind::Truncated)),
+                Tok::Empty(_) | Tok::Text { .. } | Tok::CData | Tok::Skip => {}
             }
         }
     }
@@ -421,7 +490,10 @@ impl<'a> Cursor<'a> {
                     let raw = self.input.get(e.content..close.offset).unwrap_or_default();
                     let (raw, cut) = trim(raw);
                     let offset = e.content + cut;
-                    text::validate(raw, offset, Form::Content).map_err(|x| self.place(x, None))?;
+                    if !text::is_plain(raw) {
+                        text::validate(raw, offset, Form::Content)
+                            .map_err(|x| self.place(x, None))?;
+                    }
                     return Ok(Text::new(raw, offset, Form::Content));
                 }
                 Ev::Eof => return Err(self.fail(self.pos(), ItkErrorKind::Truncated)),

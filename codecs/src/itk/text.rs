@@ -61,6 +61,11 @@ impl<'a> Text<'a> {
     /// Whether the decoded value equals `s`, without allocating when the raw bytes hold no
     /// escapes.
     pub fn eq_str(&self, s: &str) -> bool {
+        // Decoding never lengthens a value (every escape is longer than what it stands for),
+        // so a shorter one cannot match: the usual answer when a key is tried against a list.
+        if self.raw.len() < s.len() {
+            return false;
+        }
         if needs_decoding(self.raw, self.form) {
             self.decoded().is_ok_and(|d| d == s)
         } else {
@@ -84,10 +89,26 @@ impl fmt::Debug for Text<'_> {
     }
 }
 
+/// Whether `raw` holds anything [`Text::decoded`] would change. Folded without an early exit,
+/// as values are short and nearly always clean, so it compiles to a vector loop.
 fn needs_decoding(raw: &[u8], form: Form) -> bool {
-    raw.iter().any(|&b| match form {
-        Form::Attribute => matches!(b, b'&' | b'\r' | b'\n' | b'\t'),
-        Form::Content => matches!(b, b'&' | b'\r' | b'<'),
+    match form {
+        Form::Attribute => raw.iter().fold(false, |any, &b| {
+            any | (b == b'&') | (b == b'\r') | (b == b'\n') | (b == b'\t')
+        }),
+        Form::Content => raw.iter().fold(false, |any, &b| {
+            any | (b == b'&') | (b == b'\r') | (b == b'<')
+        }),
+    }
+}
+
+/// Whether `raw` is printable ASCII without `&` or `<`: UTF-8 with nothing to decode in either
+/// form and nothing an attribute may not hold, so [`validate`] has nothing to do. True of
+/// nearly every URI, id and code. Written without an early exit so it compiles to a vector
+/// loop.
+pub(crate) fn is_plain(raw: &[u8]) -> bool {
+    !raw.iter().fold(false, |odd, &b| {
+        odd | !(0x20..0x80).contains(&b) | (b == b'&') | (b == b'<')
     })
 }
 
@@ -308,6 +329,26 @@ mod tests {
     }
 
     #[test]
+    fn decoding_never_lengthens_so_eq_str_can_reject_short_values() {
+        for raw in [
+            "a&amp;b",
+            "&#x10FFFF;&#65;&lt;",
+            "a\r\nb\rc",
+            "x<![CDATA[\r\n]]>y<!-- c --><?p?>",
+            "\t\n",
+        ] {
+            for t in [content(raw), attr(raw)] {
+                if let Ok(d) = t.decoded() {
+                    assert!(d.len() <= raw.len(), "{raw:?}");
+                    assert!(t.eq_str(&d), "{raw:?}");
+                }
+            }
+        }
+        assert!(!content("ab").eq_str("abc"));
+        assert!(content("a&amp;b").eq_str("a&b"));
+    }
+
+    #[test]
     fn attribute_whitespace_is_normalised_but_char_refs_are_kept() {
         let t = attr("a\tb\nc\r\nd&#10;e");
         assert_eq!(t.decoded().unwrap(), "a b c d\ne");
@@ -319,6 +360,24 @@ mod tests {
         let e = t.decoded().unwrap_err();
         assert_eq!((e.offset, e.kind), (102, ItkErrorKind::InvalidUtf8));
         assert!(!t.eq_str("ab"));
+    }
+
+    #[test]
+    fn byte_classes_match_the_rules() {
+        for b in 0..=255u8 {
+            let one = [b];
+            let attr = matches!(b, b'&' | b'\r' | b'\n' | b'\t');
+            let content = matches!(b, b'&' | b'\r' | b'<');
+            assert_eq!(needs_decoding(&one, Form::Attribute), attr, "{b:#04x}");
+            assert_eq!(needs_decoding(&one, Form::Content), content, "{b:#04x}");
+            let plain = (0x20..0x80).contains(&b) && b != b'&' && b != b'<';
+            assert_eq!(is_plain(&one), plain, "{b:#04x}");
+            // Whatever is plain validates as it stands, in either form.
+            if plain {
+                assert!(validate(&one, 0, Form::Attribute).is_ok());
+                assert!(validate(&one, 0, Form::Content).is_ok());
+            }
+        }
     }
 
     #[test]

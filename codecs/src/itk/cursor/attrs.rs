@@ -1,13 +1,14 @@
-//! Attribute access for the cursor: values as slices of the input (quick-xml lends them from
-//! the start tag; the same bytes are found in the input to keep the input's lifetime without
-//! copying), checked for references once, and the SOAP `mustUnderstand` flag.
+//! Attribute access for the cursor: values as slices of the input, checked for references once
+//! (a byte-class pass decides when there is nothing to check), and the SOAP `mustUnderstand`
+//! flag. Attributes are split by [`super::tag::Attrs`], which gives quick-xml's attributes
+//! and errors without allocating.
 
-use super::{Cursor, Elem};
+use super::scope::{split, Resolved};
+use super::tag::Attr;
+use super::{same, Cursor, Elem, Ns};
 use crate::itk::error::{ItkError, ItkErrorKind};
 use crate::itk::text::{self, trim, Form, Text};
-use crate::itk::NS_SOAP11;
 use quick_xml::events::attributes::AttrError;
-use quick_xml::name::ResolveResult;
 
 impl<'a> Cursor<'a> {
     /// The unqualified attributes `names` of `e`, as trimmed, checked slices of the input.
@@ -18,31 +19,55 @@ impl<'a> Cursor<'a> {
         names: [&'static str; N],
     ) -> Result<[Option<Text<'a>>; N], ItkError> {
         let mut out = [None; N];
-        for attr in e.start.attributes() {
+        if let Some(spans) = self.source.attrs_of(e.tag.at) {
+            for span in spans {
+                let part = |(from, to): (usize, usize)| e.tag.raw.get(from..to).unwrap_or_default();
+                let attr = Attr {
+                    key: part(span.key),
+                    value: part(span.value),
+                    value_at: span.value.0,
+                };
+                self.keep_attr(e.tag.at, attr, &names, &mut out)?;
+            }
+            return Ok(out);
+        }
+        for attr in e.tag.attrs() {
             let attr = attr.map_err(|err| self.attr_error(e, &err))?;
-            if attr.key.prefix().is_some() || attr.key.as_namespace_binding().is_some() {
-                continue;
-            }
-            let local = attr.key.local_name();
-            let Some(i) = names.iter().position(|n| n.as_bytes() == local.as_ref()) else {
-                continue;
-            };
-            let name = names.get(i).copied().unwrap_or("");
-            let text = self.attr_text(e, &attr.value, name)?;
-            if let Some(slot) = out.get_mut(i) {
-                *slot = Some(text);
-            }
+            self.keep_attr(e.tag.at, attr, &names, &mut out)?;
         }
         Ok(out)
     }
 
-    fn attr_text(&self, e: &Elem<'a>, value: &[u8], name: &str) -> Result<Text<'a>, ItkError> {
-        // quick-xml hands out attribute values borrowed from the start tag, which borrows the
-        // input: find the same bytes in the input to keep the `'a` lifetime without copying.
-        let Some((raw, offset)) = self.rebase(value) else {
-            let kind = ItkErrorKind::Xml("attribute value not borrowed from input".into());
-            return Err(self.fail_attr(e.offset, name, kind));
+    /// Stores `attr` of the tag at `at` in `out`, checked, when it is one of `names`.
+    fn keep_attr<const N: usize>(
+        &self,
+        at: usize,
+        attr: Attr<'a>,
+        names: &[&'static str; N],
+        out: &mut [Option<Text<'a>>; N],
+    ) -> Result<(), ItkError> {
+        // Prefixed attributes and `xmlns` (a namespace declaration) are not ours.
+        if split(attr.key).0.is_some() || attr.key == b"xmlns" {
+            return Ok(());
+        }
+        let Some(i) = names.iter().position(|n| same(n.as_bytes(), attr.key)) else {
+            return Ok(());
         };
+        let name = names.get(i).copied().unwrap_or("");
+        let text = self.attr_text(attr.value, at + attr.value_at, name)?;
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Some(text);
+        }
+        Ok(())
+    }
+
+    /// Checks the value `raw` of attribute `name`, found at `offset` in the input.
+    fn attr_text(&self, raw: &'a [u8], offset: usize, name: &str) -> Result<Text<'a>, ItkError> {
+        if text::is_plain(raw) {
+            // Nothing below can fail on it.
+            let (raw, cut) = trim(raw);
+            return Ok(Text::new(raw, offset + cut, Form::Attribute));
+        }
         if let Some(lt) = memchr::memchr(b'<', raw) {
             let kind = ItkErrorKind::Xml("'<' in attribute value".into());
             return Err(self.fail_attr(offset + lt, name, kind));
@@ -53,35 +78,23 @@ impl<'a> Cursor<'a> {
         Ok(Text::new(raw, offset, Form::Attribute))
     }
 
-    /// `part` as the same bytes of the input, with their offset, when it points into it.
-    fn rebase(&self, part: &[u8]) -> Option<(&'a [u8], usize)> {
-        let off = (part.as_ptr() as usize).checked_sub(self.input.as_ptr() as usize)?;
-        let raw = self.input.get(off..off.checked_add(part.len())?)?;
-        Some((raw, off))
-    }
-
     /// The raw qualified name of `e` as a slice of the input.
     pub(crate) fn name_text(&self, e: &Elem<'a>) -> Text<'a> {
-        let name = e.start.name();
-        match self.rebase(name.as_ref()) {
-            Some((raw, offset)) => Text::new(raw, offset, Form::Attribute),
-            None => Text::new(&[], e.offset, Form::Attribute),
-        }
+        Text::new(e.tag.name(), e.tag.at, Form::Attribute)
     }
 
     /// Whether `e` carries `soap:mustUnderstand` (or an unprefixed `mustUnderstand`, as TKW's
     /// negative tests write it) set to `1` or `true`.
     pub(crate) fn must_understand(&self, e: &Elem<'a>) -> Result<bool, ItkError> {
-        for attr in e.start.attributes() {
+        for attr in e.tag.attrs() {
             let attr = attr.map_err(|err| self.attr_error(e, &err))?;
-            let (ns, local) = self.reader.resolve_attribute(attr.key);
-            let soap = match ns {
-                ResolveResult::Unbound => true,
-                ResolveResult::Bound(uri) => uri.as_ref() == NS_SOAP11.as_bytes(),
-                ResolveResult::Unknown(_) => false,
-            };
-            if soap && local.as_ref() == b"mustUnderstand" {
-                let (v, _) = trim(&attr.value);
+            let (prefix, local) = split(attr.key);
+            let soap = matches!(
+                self.scopes.resolve_prefix(prefix, false),
+                Resolved::Ns(Ns::None | Ns::Soap11)
+            );
+            if soap && local == b"mustUnderstand" {
+                let (v, _) = trim(attr.value);
                 if v == b"1" || v == b"true" {
                     return Ok(true);
                 }
