@@ -73,6 +73,8 @@ pub struct ProofConfig {
     pub progress: bool,
     /// Bisection steps after the ramp first fails.
     pub refine: usize,
+    /// Times a step that broke the objective (without losses) is run again.
+    pub retries: usize,
 }
 
 /// The fleet processes and what the driver needs of them.
@@ -350,6 +352,47 @@ fn step(
     })
 }
 
+/// Runs one rate, and again (up to `config.retries` times) when it broke the objective by
+/// latency or errors alone: on a machine shared with other work a single step can be spoiled
+/// by someone else's burst. A loss is never retried: it is a fault, not noise. Every attempt is
+/// kept in `steps`; the rate holds when any attempt met the objective.
+#[allow(clippy::too_many_arguments)]
+fn attempt(
+    config: &ProofConfig,
+    subject: &Subject,
+    fleet: &mut Fleet,
+    generator: &Generator,
+    targets: &Targets,
+    rate: f64,
+    duration: Duration,
+    steps: &mut Vec<Step>,
+    stop: &AtomicBool,
+) -> anyhow::Result<bool> {
+    for try_ in 0..=config.retries {
+        if try_ > 0 || !steps.is_empty() {
+            settle(fleet);
+        }
+        let s = step(
+            config,
+            subject,
+            fleet,
+            generator,
+            targets,
+            rate,
+            duration,
+            steps.len(),
+            stop,
+        )?;
+        eprintln!("{}", report::step_line(&s));
+        let (met, lost) = (s.slo_met, s.stats.lost);
+        steps.push(s);
+        if met || lost > 0 || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(met);
+        }
+    }
+    Ok(false)
+}
+
 /// The target step, then the ramp; returns the steps in order.
 fn ramp(
     config: &ProofConfig,
@@ -360,53 +403,26 @@ fn ramp(
     stop: &AtomicBool,
 ) -> anyhow::Result<Vec<Step>> {
     let mut steps = Vec::new();
-    let say = |s: &Step| {
-        eprintln!("{}", report::step_line(s));
-    };
-    let first = step(
-        config,
-        subject,
-        fleet,
-        generator,
-        targets,
-        config.rate,
-        config.duration,
-        0,
-        stop,
+    let (rate0, dur0) = (config.rate, config.duration);
+    let held = attempt(
+        config, subject, fleet, generator, targets, rate0, dur0, &mut steps, stop,
     )?;
-    say(&first);
-    let mut good = if first.slo_met {
-        Some(config.rate)
-    } else {
-        None
-    };
+    let mut good = held.then_some(config.rate);
     let mut bad = None;
-    steps.push(first);
     let mut rate = config.rate;
     while bad.is_none() && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         rate *= config.step_factor;
         if rate > config.max_rate {
             break;
         }
-        settle(fleet);
-        let s = step(
-            config,
-            subject,
-            fleet,
-            generator,
-            targets,
-            rate,
-            config.step_duration,
-            steps.len(),
-            stop,
-        )?;
-        say(&s);
-        if s.slo_met {
+        let d = config.step_duration;
+        if attempt(
+            config, subject, fleet, generator, targets, rate, d, &mut steps, stop,
+        )? {
             good = Some(rate);
         } else {
             bad = Some(rate);
         }
-        steps.push(s);
     }
     // Narrow the gap between the last rate that held and the first that did not.
     if let (Some(mut lo), Some(mut hi)) = (good, bad) {
@@ -418,25 +434,14 @@ fn ramp(
             if mid <= lo || mid >= hi {
                 break;
             }
-            settle(fleet);
-            let s = step(
-                config,
-                subject,
-                fleet,
-                generator,
-                targets,
-                mid,
-                config.step_duration,
-                steps.len(),
-                stop,
-            )?;
-            say(&s);
-            if s.slo_met {
+            let d = config.step_duration;
+            if attempt(
+                config, subject, fleet, generator, targets, mid, d, &mut steps, stop,
+            )? {
                 lo = mid;
             } else {
                 hi = mid;
             }
-            steps.push(s);
         }
     }
     Ok(steps)

@@ -47,6 +47,7 @@ fn a_small_proof_through_ganglion_loses_nothing() {
         svg: Some(workdir.with_extension("svg")),
         progress: false,
         refine: 0,
+        retries: 0,
     };
     let report = proof::run(&config, &AtomicBool::new(false)).unwrap();
     let text = report.text();

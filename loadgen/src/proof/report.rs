@@ -130,11 +130,12 @@ impl Report {
 
     /// Computes the verdicts once every step is in.
     pub fn finish(&mut self) {
+        // Step 0 and its retries are the steps at the target rate before any other rate.
         let target = self.target_rate;
         let held = self
             .steps_of(System::Ganglion)
-            .next()
-            .is_some_and(|s| s.slo_met && s.stats.offered_rate >= target);
+            .take_while(|s| s.stats.offered_rate == target)
+            .any(|s| s.slo_met);
         self.target_held = held;
         self.max_sustainable_rate = self.max_rate(System::Ganglion);
         if self.steps_of(System::Relay).next().is_some() {
@@ -212,7 +213,13 @@ impl Report {
             ),
         );
         push(&mut out, String::new());
-        if let Some(first) = self.steps_of(System::Ganglion).next() {
+        let target = self.target_rate;
+        let first = self
+            .steps_of(System::Ganglion)
+            .take_while(|s| s.stats.offered_rate == target)
+            .find(|s| s.slo_met)
+            .or_else(|| self.steps_of(System::Ganglion).next());
+        if let Some(first) = first {
             let p = first.stats.ack.percentiles();
             push(
                 &mut out,
