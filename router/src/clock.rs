@@ -44,6 +44,22 @@ pub fn xml_datetime(now: SystemTime) -> String {
     )
 }
 
+/// `2026-11-25T12:33:27.123456789Z` from Unix nanoseconds, for stored times shown to people.
+pub fn rfc3339_nanos(unix_nanos: u64) -> String {
+    let time = UNIX_EPOCH + std::time::Duration::from_nanos(unix_nanos);
+    let c = civil(time);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.minute,
+        c.second,
+        unix_nanos % 1_000_000_000
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -74,5 +90,15 @@ mod tests {
         assert_eq!(hl7_timestamp(at(1_795_599_015)), "20261125093015+0000");
         assert_eq!(hl7_timestamp(at(951_782_400)), "20000229000000+0000");
         assert_eq!(xml_datetime(at(1_795_599_015)), "2026-11-25T09:30:15Z");
+        assert_eq!(rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
+        // 2000-02-29 12:34:56.5 UTC (leap day of a century leap year).
+        assert_eq!(
+            rfc3339_nanos(951_827_696_500_000_000),
+            "2000-02-29T12:34:56.500000000Z"
+        );
+        assert_eq!(
+            rfc3339_nanos(1_735_689_599_000_000_000),
+            "2024-12-31T23:59:59.000000000Z"
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
 
+use crate::deadletter::DeadLetter;
 use crate::shard::Routing;
 
 /// One instruction for a shard.
@@ -26,6 +27,11 @@ pub enum Command {
     /// Stop accepting, answer what was read, deliver what is queued (within the grace
     /// period), then stop.
     Shutdown,
+    /// Store this dead letter's message in the log again and deliver it to its endpoint.
+    Replay {
+        letter: Box<DeadLetter>,
+        reply: Sender<Result<(), String>>,
+    },
 }
 
 struct Mailbox {

@@ -21,7 +21,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::control::{Command, Control};
-use crate::deadletter::DeadLetterStore;
+use crate::deadletter::{DeadLetterId, DeadLetterStore};
 use crate::egress::settings::EgressSettings;
 use crate::ingress::listener::{bind_reuseport, ListenerCtx};
 use crate::metrics::Metrics;
@@ -35,6 +35,7 @@ use crate::runtime::shards::{self, ShardOptions};
 use crate::shard::Routing;
 use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
 use crate::wal::WalConfig;
+use admin::AdminRequest;
 pub use reload::ReloadOutcome;
 
 /// How the operator started the daemon.
@@ -122,7 +123,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         metrics: Arc::clone(&metrics),
         settings: options.egress,
         grace: options.grace,
-        dead_letters,
+        dead_letters: Arc::clone(&dead_letters),
         ingress_open,
         wal: options.durable.then(|| shard_main::WalSpec {
             data_dir: data_dir.clone(),
@@ -178,6 +179,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         table.server().admin,
         Arc::clone(&metrics),
         Arc::clone(&routing),
+        Arc::clone(&dead_letters),
     )
     .map_err(io_error(format!("admin address {}", table.server().admin)))?;
     let mut reloader = reload::Reloader::new(
@@ -186,7 +188,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         routing,
         Arc::clone(&control),
     );
-    control_loop(&options, signals, &mut reloader, &admin);
+    control_loop(&options, signals, &mut reloader, &admin, &dead_letters);
 
     for shard in 0..control.shards() {
         control.send(shard, Command::Shutdown);
@@ -272,6 +274,7 @@ fn control_loop(
     mut signals: Signals,
     reloader: &mut reload::Reloader,
     admin: &admin::Admin,
+    dead_letters: &DeadLetterStore,
 ) {
     let mut seen = modified(&options.config);
     let mut last_check = Instant::now();
@@ -289,7 +292,14 @@ fn control_loop(
             }
         }
         while let Some(request) = admin.next_request() {
-            request.answer(reload(reloader, admin));
+            match request {
+                AdminRequest::Reload(reply) => {
+                    let _ = reply.send(reload(reloader, admin));
+                }
+                AdminRequest::Replay { id, reply } => {
+                    let _ = reply.send(replay(&id, reloader.control(), dead_letters));
+                }
+            }
         }
         if options.watch && last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
@@ -301,6 +311,35 @@ fn control_loop(
             }
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Takes a dead letter and has shard 0 store its message again and send it on its way; the
+/// letter is deleted only once the message is back in the log.
+fn replay(id: &DeadLetterId, control: &Control, store: &DeadLetterStore) -> Result<String, String> {
+    let (claim, letter) = store.claim(id).map_err(|e| e.to_string())?;
+    let (reply, outcome) = std::sync::mpsc::channel();
+    control.send(
+        0,
+        Command::Replay {
+            letter: Box::new(letter),
+            reply,
+        },
+    );
+    match outcome.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(())) => {
+            claim.finish().map_err(|e| e.to_string())?;
+            log::info!("dead letter {id} replayed");
+            Ok(format!("replayed {id}"))
+        }
+        Ok(Err(why)) => {
+            let _ = claim.release();
+            Err(why)
+        }
+        Err(_) => {
+            let _ = claim.release();
+            Err("the router did not answer in time".to_string())
+        }
     }
 }
 

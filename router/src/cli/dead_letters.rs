@@ -3,13 +3,16 @@
 //! pending records, which the router delivers when it starts; it refuses while a router holds
 //! the log (the log's lock), so it never writes beside one.
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde_json::json;
 
-use crate::deadletter::{DeadLetter, DeadLetterId, DeadLetterStore, State, Summary};
+use super::admin_client::admin_request;
+use crate::clock::rfc3339_nanos;
+use crate::deadletter::json::{letter_json, state_name, summary_json};
+use crate::deadletter::{DeadLetter, DeadLetterId, DeadLetterStore, State};
 use crate::wal::{shard_dir, Log, NewRecord, ShardLog, WalConfig};
 
 #[derive(clap::Args)]
@@ -18,11 +21,17 @@ pub struct Args {
     action: Action,
 }
 
+/// Where the dead letters are: a data directory (the files themselves; safe beside a running
+/// router except for `replay`, which needs the log), or a running router's admin address.
 #[derive(clap::Args)]
+#[group(required = true, multiple = false)]
 struct DataDir {
     /// The router's data directory (holds `dead-letters/` and `shard-N/`).
     #[arg(long, value_name = "DIR")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
+    /// A running router's admin address: the router does the work.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
 }
 
 #[derive(clap::Subcommand)]
@@ -69,15 +78,24 @@ enum Action {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    if let Some(admin) = args.action.data().admin {
+        let ok = through_admin(admin, &args.action, &mut out)?;
+        out.flush()?;
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
+    }
     let ok = match args.action {
-        Action::List { data, json } => list(&store(&data.data_dir)?, json, &mut out)?,
+        Action::List { data, json } => list(&store(&data.dir()?)?, json, &mut out)?,
         Action::Show {
             data,
             id,
             json,
             raw,
         } => {
-            let (letter, state) = store(&data.data_dir)?.show(&DeadLetterId::parse(&id)?)?;
+            let (letter, state) = store(&data.dir()?)?.show(&DeadLetterId::parse(&id)?)?;
             if raw {
                 out.write_all(&letter.message)?;
             } else if json {
@@ -87,9 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Action::Replay { data, ids } => replay(&data.data_dir, &ids, &mut out)?,
+        Action::Replay { data, ids } => replay(&data.dir()?, &ids, &mut out)?,
         Action::Drop { data, ids } => {
-            let store = store(&data.data_dir)?;
+            let store = store(&data.dir()?)?;
             each(&ids, |id| {
                 store.remove(id)?;
                 writeln!(out, "dropped {id}")?;
@@ -103,6 +121,60 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+impl Action {
+    fn data(&self) -> &DataDir {
+        match self {
+            Action::List { data, .. }
+            | Action::Show { data, .. }
+            | Action::Replay { data, .. }
+            | Action::Drop { data, .. } => data,
+        }
+    }
+}
+
+impl DataDir {
+    fn dir(&self) -> anyhow::Result<PathBuf> {
+        self.data_dir
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("give --data-dir or --admin"))
+    }
+}
+
+/// The same four actions, done by a running router through its admin address.
+fn through_admin(admin: SocketAddr, action: &Action, out: &mut impl Write) -> anyhow::Result<bool> {
+    let mut ok = true;
+    let mut call = |method: &str, path: &str| -> anyhow::Result<()> {
+        let (status, body) = admin_request(admin, method, path)?;
+        if status == 200 {
+            out.write_all(body.as_bytes())?;
+        } else {
+            eprintln!("ganglion: {path}: {}", body.trim_end());
+            ok = false;
+        }
+        Ok(())
+    };
+    match action {
+        Action::List { json, .. } => {
+            if !json {
+                eprintln!("ganglion: through --admin, letters are listed as JSON");
+            }
+            call("GET", "/dead-letters")?;
+        }
+        Action::Show { id, .. } => call("GET", &format!("/dead-letters/{id}"))?,
+        Action::Replay { ids, .. } => {
+            for id in ids {
+                call("POST", &format!("/dead-letters/{id}/replay"))?;
+            }
+        }
+        Action::Drop { ids, .. } => {
+            for id in ids {
+                call("POST", &format!("/dead-letters/{id}/drop"))?;
+            }
+        }
+    }
+    Ok(ok)
 }
 
 fn store(data_dir: &Path) -> anyhow::Result<DeadLetterStore> {
@@ -144,7 +216,7 @@ fn list(store: &DeadLetterStore, json: bool, out: &mut impl Write) -> anyhow::Re
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 s.id,
                 state_name(s.state),
-                rfc3339(s.time_unix_nanos),
+                rfc3339_nanos(s.time_unix_nanos),
                 s.endpoint,
                 s.reason.as_str(),
                 s.control_id,
@@ -226,7 +298,7 @@ fn show(letter: &DeadLetter, state: State, out: &mut impl Write) -> std::io::Res
     let o = &letter.origin;
     writeln!(out, "id:         {}", letter.id)?;
     writeln!(out, "state:      {}", state_name(state))?;
-    writeln!(out, "time:       {}", rfc3339(letter.time_unix_nanos))?;
+    writeln!(out, "time:       {}", rfc3339_nanos(letter.time_unix_nanos))?;
     writeln!(out, "endpoint:   {}", letter.endpoint)?;
     writeln!(out, "reason:     {}", letter.reason.as_str())?;
     writeln!(out, "detail:     {}", one_line(&letter.detail))?;
@@ -235,7 +307,7 @@ fn show(letter: &DeadLetter, state: State, out: &mut impl Write) -> std::io::Res
     }
     writeln!(out, "listener:   {}", o.listener)?;
     writeln!(out, "peer:       {}", o.peer)?;
-    writeln!(out, "arrival:    {}", rfc3339(o.arrival_unix_nanos))?;
+    writeln!(out, "arrival:    {}", rfc3339_nanos(o.arrival_unix_nanos))?;
     writeln!(out, "control id: {}", o.control_id)?;
     if let Some(reply) = &letter.reply {
         writeln!(out, "reply:      {} bytes", reply.len())?;
@@ -243,13 +315,6 @@ fn show(letter: &DeadLetter, state: State, out: &mut impl Write) -> std::io::Res
     }
     writeln!(out, "message:    {} bytes", letter.message.len())?;
     writeln!(out, "{}", as_lines(&letter.message))
-}
-
-fn state_name(s: State) -> &'static str {
-    match s {
-        State::Ready => "ready",
-        State::Replaying => "replaying",
-    }
 }
 
 /// Bytes for a terminal: HL7 segment ends (CR) become line ends.
@@ -263,83 +328,4 @@ fn as_lines(bytes: &[u8]) -> String {
 
 fn one_line(s: &str) -> String {
     s.replace(['\r', '\n', '\t'], " ")
-}
-
-fn summary_json(s: &Summary) -> serde_json::Value {
-    json!({
-        "id": s.id.as_str(),
-        "state": state_name(s.state),
-        "time": rfc3339(s.time_unix_nanos),
-        "endpoint": s.endpoint,
-        "reason": s.reason.as_str(),
-        "control_id": s.control_id,
-        "bytes": s.message_len,
-        "detail": s.detail,
-    })
-}
-
-fn letter_json(l: &DeadLetter, state: State) -> serde_json::Value {
-    json!({
-        "id": l.id.as_str(),
-        "state": state_name(state),
-        "time": rfc3339(l.time_unix_nanos),
-        "endpoint": l.endpoint,
-        "reason": l.reason.as_str(),
-        "detail": l.detail,
-        "source": l.source.map(|s| json!({"shard": s.shard, "record": s.record.0})),
-        "listener": l.origin.listener,
-        "peer": l.origin.peer,
-        "arrival": rfc3339(l.origin.arrival_unix_nanos),
-        "control_id": l.origin.control_id,
-        "reply": l.reply.as_ref().map(|r| String::from_utf8_lossy(r)),
-        "message": String::from_utf8_lossy(&l.message),
-    })
-}
-
-/// `2026-11-25T12:33:27.123456789Z` from unix nanoseconds (no clock or time crate needed).
-fn rfc3339(unix_nanos: u64) -> String {
-    let secs = unix_nanos / 1_000_000_000;
-    let nanos = unix_nanos % 1_000_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days-to-civil algorithm, for days since 1970-01-01 (never negative here).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_render_as_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        // 2000-02-29 12:34:56.5 UTC = 951827696.5 s (leap day of a century leap year).
-        assert_eq!(
-            rfc3339(951_827_696_500_000_000),
-            "2000-02-29T12:34:56.500000000Z"
-        );
-        // 2024-12-31 23:59:59 UTC = 1735689599 s.
-        assert_eq!(
-            rfc3339(1_735_689_599_000_000_000),
-            "2024-12-31T23:59:59.000000000Z"
-        );
-    }
 }

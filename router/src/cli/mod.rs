@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod admin_client;
 pub mod check;
 pub mod dead_letters;
 pub mod explain;

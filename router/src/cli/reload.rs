@@ -1,11 +1,9 @@
 //! `ganglion reload`: asks a running router to reload its routes, through its admin address.
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
+use super::admin_client::admin_request;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,22 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             table.server().admin
         }
     };
-    let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
-        .with_context(|| format!("connecting to the router's admin address {admin}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(70)))?;
-    stream.write_all(
-        format!("POST /reload HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, body) = admin_request(admin, "POST", "/reload")?;
     print!("{body}");
     Ok(match status {
         200 => ExitCode::SUCCESS,

@@ -1,4 +1,6 @@
-//! The admin address: `/healthz`, `/readyz`, `/metrics` and `POST /reload`.
+//! The admin address: `/healthz`, `/readyz`, `/metrics`, `POST /reload`, and the dead letters:
+//! `GET /dead-letters`, `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`,
+//! `POST /dead-letters/ID/drop`.
 //!
 //! Served by one plain thread with blocking sockets: it answers operators and scrapers a few
 //! times a minute, so it stays off the shards entirely and cannot disturb message traffic.
@@ -12,30 +14,30 @@ use std::time::Duration;
 use codecs::http1;
 
 use super::reload::ReloadOutcome;
+use crate::deadletter::{json, DeadLetterId, DeadLetterStore};
 use crate::metrics::Metrics;
 use crate::shard::Routing;
 
-/// A `POST /reload` waiting for the control thread.
-pub struct ReloadRequest {
-    reply: Sender<ReloadOutcome>,
-}
-
-impl ReloadRequest {
-    pub fn answer(self, outcome: ReloadOutcome) {
-        let _ = self.reply.send(outcome);
-    }
+/// Something only the control thread can do, asked for through the admin address.
+pub enum AdminRequest {
+    Reload(Sender<ReloadOutcome>),
+    /// Put a dead letter's message back in the log and on its way; the reply says how it went.
+    Replay {
+        id: DeadLetterId,
+        reply: Sender<Result<String, String>>,
+    },
 }
 
 /// The control thread's end of the admin server.
 pub struct Admin {
-    requests: Receiver<ReloadRequest>,
+    requests: Receiver<AdminRequest>,
     pub routing: Arc<Mutex<Arc<Routing>>>,
     pub address: SocketAddr,
 }
 
 impl Admin {
-    /// A reload asked for through the admin address, if any.
-    pub fn next_request(&self) -> Option<ReloadRequest> {
+    /// A request made through the admin address, if any.
+    pub fn next_request(&self) -> Option<AdminRequest> {
         self.requests.try_recv().ok()
     }
 }
@@ -45,6 +47,7 @@ pub fn start(
     address: SocketAddr,
     metrics: Arc<Metrics>,
     routing: Arc<Routing>,
+    dead_letters: Arc<DeadLetterStore>,
 ) -> io::Result<Admin> {
     let listener = TcpListener::bind(address)?;
     let address = listener.local_addr()?;
@@ -56,7 +59,7 @@ pub fn start(
         .name("ganglion-admin".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                if let Err(e) = serve(stream, &metrics, &shared, &send) {
+                if let Err(e) = serve(stream, &metrics, &shared, &dead_letters, &send) {
                     log::debug!("admin: {e}");
                 }
             }
@@ -72,7 +75,8 @@ fn serve(
     mut stream: TcpStream,
     metrics: &Metrics,
     routing: &Mutex<Arc<Routing>>,
-    reloads: &Sender<ReloadRequest>,
+    dead_letters: &DeadLetterStore,
+    requests: &Sender<AdminRequest>,
 ) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut buf = Vec::with_capacity(1024);
@@ -110,9 +114,16 @@ fn serve(
                 .sum();
             (200, metrics.render(queued))
         }
+        ("GET", "/dead-letters") => list_dead_letters(dead_letters),
+        (method, path) if path.starts_with("/dead-letters/") => dead_letter(
+            method,
+            &path["/dead-letters/".len()..],
+            dead_letters,
+            requests,
+        ),
         ("POST", "/reload") => {
             let (reply, outcome) = mpsc::channel();
-            let _ = reloads.send(ReloadRequest { reply });
+            let _ = requests.send(AdminRequest::Reload(reply));
             match outcome.recv_timeout(Duration::from_secs(60)) {
                 Ok(ReloadOutcome::Applied { .. }) => (200, "reload applied\n".to_string()),
                 Ok(ReloadOutcome::Invalid(diagnostics)) => (422, diagnostics.join("\n") + "\n"),
@@ -123,12 +134,66 @@ fn serve(
         _ => (404, "not found\n".to_string()),
     };
     let mut out = Vec::new();
+    let content_type = if body.starts_with('{') {
+        "application/json"
+    } else {
+        "text/plain; version=0.0.4"
+    };
     let spec = http1::ResponseSpec {
         status,
-        content_type: "text/plain; version=0.0.4",
+        content_type,
         keep_alive: false,
     };
     http1::write_response(&mut out, &spec, body.as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     stream.write_all(&out)
+}
+
+/// Every dead letter, one JSON object per line, oldest first.
+fn list_dead_letters(store: &DeadLetterStore) -> (u16, String) {
+    match store.list() {
+        Ok(entries) => {
+            let mut body = String::new();
+            for summary in entries.into_iter().flatten() {
+                body.push_str(&json::summary_json(&summary).to_string());
+                body.push('\n');
+            }
+            (200, body)
+        }
+        Err(e) => (500, format!("{e}\n")),
+    }
+}
+
+/// `GET ID`, `POST ID/replay`, `POST ID/drop`.
+fn dead_letter(
+    method: &str,
+    rest: &str,
+    store: &DeadLetterStore,
+    requests: &Sender<AdminRequest>,
+) -> (u16, String) {
+    let (raw_id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let id = match DeadLetterId::parse(raw_id) {
+        Ok(id) => id,
+        Err(e) => return (400, format!("{e}\n")),
+    };
+    match (method, action) {
+        ("GET", "") => match store.show(&id) {
+            Ok((letter, state)) => (200, json::letter_json(&letter, state).to_string() + "\n"),
+            Err(e) => (404, format!("{e}\n")),
+        },
+        ("POST", "drop") => match store.remove(&id) {
+            Ok(()) => (200, format!("dropped {id}\n")),
+            Err(e) => (404, format!("{e}\n")),
+        },
+        ("POST", "replay") => {
+            let (reply, outcome) = mpsc::channel();
+            let _ = requests.send(AdminRequest::Replay { id, reply });
+            match outcome.recv_timeout(Duration::from_secs(60)) {
+                Ok(Ok(said)) => (200, said + "\n"),
+                Ok(Err(why)) => (409, why + "\n"),
+                Err(_) => (503, "the router did not answer in time\n".to_string()),
+            }
+        }
+        _ => (404, "not found\n".to_string()),
+    }
 }

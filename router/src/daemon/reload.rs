@@ -52,6 +52,11 @@ impl Reloader {
         }
     }
 
+    /// The shards' mailboxes.
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
     /// The routing in force.
     pub fn current(&self) -> &Arc<Routing> {
         &self.current

@@ -10,8 +10,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::outcomes::ShardOutcomes;
 use super::ShardSockets;
 use crate::control::{Command, Control};
-use crate::deadletter::DeadLetterStore;
+use crate::deadletter::{DeadLetter, DeadLetterStore};
 use crate::egress::settings::EgressSettings;
+use crate::ingress::accept::{self, Plan};
 use crate::ingress::listener;
 use crate::metrics::Metrics;
 use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
@@ -135,6 +136,9 @@ pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
                     }
                 }
                 Command::Abort => prepared = None,
+                Command::Replay { letter, reply } => {
+                    let _ = reply.send(replay_letter(&shard, &letter).await);
+                }
                 Command::Shutdown => {
                     stop.raise();
                     for task in listeners {
@@ -198,6 +202,41 @@ async fn replay(shard: &Shard, durability: &Durability) {
         "shard {}: replaying {count} undelivered message(s) from the log",
         shard.info.index
     );
+}
+
+/// Puts a dead letter's message back on its way: stored in this shard's log, then delivered.
+async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), String> {
+    let routing = shard.routing();
+    let endpoint = routing.table.endpoint_id(&letter.endpoint).ok_or_else(|| {
+        format!(
+            "endpoint {} is not in the configuration any more",
+            letter.endpoint
+        )
+    })?;
+    let bytes: Box<[u8]> = letter.message.clone().into();
+    let (kind, control_id, soap_action) = describe(&bytes);
+    let message = Arc::new(Accepted {
+        seq: shard.next_seq(),
+        kind,
+        control_id,
+        soap_action,
+        arrived: std::time::SystemTime::now(),
+        listener: Arc::from(letter.origin.listener.as_str()),
+        peer: letter
+            .origin
+            .peer
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+        bytes,
+    });
+    let plan = Plan::Deliver {
+        message,
+        endpoints: std::iter::once(endpoint).collect(),
+        routing,
+    };
+    let result = accept::commit(shard, &[plan]).await;
+    shard.flush();
+    result.map_err(|e| e.0)
 }
 
 /// An accepted message rebuilt from its log record.

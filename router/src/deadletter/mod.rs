@@ -10,6 +10,7 @@
 //! message is back in the log. Writing a letter fsyncs; the daemon does it on a blocking thread,
 //! and marks the destination done in the log only after [`DeadLetterStore::add`] returned.
 mod format;
+pub mod json;
 mod store;
 
 pub use store::{Claimed, DeadLetterStore};
