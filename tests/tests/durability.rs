@@ -218,3 +218,160 @@ fn messages_for_an_endpoint_still_down_after_a_restart_wait_and_then_flow() {
     assert_eq!(late.inbox.messages(), sent);
     assert!(restarted.terminate(Duration::from_secs(20)).success());
 }
+
+/// Starts a router with its data directory at `data`, one endpoint, and `args`.
+fn start_with_data(
+    scratch: &Scratch,
+    data: &Path,
+    endpoint: &Endpoint,
+    args: &[&str],
+) -> RouterProcess {
+    let text = format!(
+        "[server]\nworkers = 1\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\nmax_message_bytes = \"4 MiB\"\n\n\
+         [[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{}\"\n\n\
+         [[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+        data.display(),
+        endpoint.addr
+    );
+    let config = scratch.file("routes.toml", text);
+    RouterProcess::start(&config, args, &["in", "admin"])
+}
+
+/// An ADT padded to about `kib` KiB.
+fn big(id: &str, kib: usize) -> Vec<u8> {
+    let mut m =
+        format!("MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A08|{id}|P|2.4\rPID|1\rOBX|1|TX|||")
+            .into_bytes();
+    m.extend(std::iter::repeat_n(b'x', kib * 1024));
+    m.push(b'\r');
+    m
+}
+
+/// Sends messages until the router stops acknowledging them; returns the acknowledged ids and
+/// the first refusal's MSA-1 and text.
+fn fill(sender: &mut Sender, kib: usize, limit: usize) -> (Vec<String>, Option<(String, String)>) {
+    let mut acked = Vec::new();
+    for i in 0..limit {
+        let id = format!("B{i}");
+        let ack = sender.exchange(&big(&id, kib)).unwrap();
+        let (code, acked_id) = msa(&ack);
+        assert_eq!(acked_id, id);
+        if code == "AA" {
+            acked.push(id);
+        } else {
+            return (
+                acked,
+                Some((code, String::from_utf8_lossy(&ack).into_owned())),
+            );
+        }
+    }
+    (acked, None)
+}
+
+#[test]
+fn a_full_log_budget_answers_ae_and_acknowledges_only_what_was_stored() {
+    let scratch = Scratch::new("budget");
+    // The endpoint never answers, so nothing is delivered and the log only grows.
+    let silent = Endpoint::mllp(None, |_, _| Reply::Silent);
+    let data = scratch.join("data");
+    let router = start_with_data(
+        &scratch,
+        &data,
+        &silent,
+        &[
+            "--wal-budget-mib",
+            "1",
+            "--reply-timeout",
+            "30",
+            "--grace",
+            "1",
+        ],
+    );
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let (acked, refused) = fill(&mut sender, 100, 50);
+    let (code, text) = refused.expect("the budget was never reached");
+    assert_eq!(code, "AE", "{text}");
+    assert!(text.contains("disk budget"), "{text}");
+    assert!(
+        !acked.is_empty() && acked.len() < 11,
+        "{} acknowledged",
+        acked.len()
+    );
+    router.kill();
+
+    // What was acknowledged is in the log: a willing endpoint gets all of it after a restart.
+    let willing = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let router = start_with_data(&scratch, &data, &willing, &["--grace", "1"]);
+    assert!(willing.inbox.wait_for(acked.len(), Duration::from_secs(30)));
+    let got: HashSet<String> = willing
+        .inbox
+        .messages()
+        .iter()
+        .map(|m| control_id(m))
+        .collect();
+    assert!(acked.iter().all(|id| got.contains(id)));
+    assert!(router.terminate(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
+    let scratch = Scratch::new("enospc");
+    let data = scratch.join("small-fs");
+    std::fs::create_dir_all(&data).unwrap();
+    // A 2 MiB tmpfs: the router's disk fills for real (ENOSPC), not just its budget.
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        println!("cannot mount a tmpfs here (not root?); the full-disk case is not exercised");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    let silent = Endpoint::mllp(None, |_, _| Reply::Silent);
+    let router = start_with_data(
+        &scratch,
+        &data,
+        &silent,
+        &["--reply-timeout", "30", "--grace", "1"],
+    );
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let (acked, refused) = fill(&mut sender, 200, 40);
+    let (code, text) = refused.expect("the file system never filled");
+    assert_eq!(code, "AE", "{text}");
+    assert!(
+        !acked.is_empty(),
+        "nothing was stored before the disk filled"
+    );
+    // The router says so loudly.
+    let mut router = router;
+    assert!(
+        router.wait_for_output("cannot store messages", Duration::from_secs(5)),
+        "{}",
+        router.output()
+    );
+    router.kill();
+
+    let willing = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let router = start_with_data(&scratch, &data, &willing, &["--grace", "1"]);
+    assert!(willing.inbox.wait_for(acked.len(), Duration::from_secs(30)));
+    let got: HashSet<String> = willing
+        .inbox
+        .messages()
+        .iter()
+        .map(|m| control_id(m))
+        .collect();
+    assert!(
+        acked.iter().all(|id| got.contains(id)),
+        "acknowledged {acked:?}, delivered {got:?}"
+    );
+    assert!(router.terminate(Duration::from_secs(20)).success());
+}

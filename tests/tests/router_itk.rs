@@ -273,3 +273,58 @@ fn endpoint_faults_are_retried_or_refused_by_their_code() {
     assert_eq!(client_fault.inbox.len(), 1);
     assert!(router.terminate(WAIT).success());
 }
+
+#[test]
+fn an_infrastructure_ack_goes_back_to_a_sender_in_the_directory() {
+    let Some(corpus) = tests::corpus() else {
+        return;
+    };
+    // ITK_SOAP.xml asks for an InfAck (infackrequested = true); its sender is
+    // urn:nhs-uk:addressing:ods:AAA:XZ901:XY7650987 and its tracking id 217D1168-….
+    let request =
+        std::fs::read(corpus.join("itk/nhsdigitalmait+TKW-x/src/test/resources/ITK_SOAP.xml"))
+            .unwrap();
+    let scratch = Scratch::new("itk-infack");
+    let a = Endpoint::itk(None, ok());
+    let b = Endpoint::itk(None, ok());
+    let c = Endpoint::itk(None, ok());
+    let sender_system = Endpoint::itk(None, ok());
+    let config = config(
+        &scratch,
+        &[
+            ("bbb", "urn:nhs-uk:addressing:ods:BBB:X0912", &a),
+            ("x0913", "urn:nhs-uk:addressing:ods:X0913", &b),
+            ("x0914", "urn:nhs-uk:addressing:ods:X0914", &c),
+            (
+                "sender",
+                "urn:nhs-uk:addressing:ods:AAA:XZ901:XY7650987",
+                &sender_system,
+            ),
+        ],
+    );
+    let router = start(&config);
+    let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+    assert_eq!(client.post("/syncsoap", CDA, &request).unwrap().status, 200);
+    assert!(sender_system.inbox.wait_for(1, WAIT));
+    let ack = String::from_utf8(sender_system.inbox.messages()[0].clone()).unwrap();
+    assert!(
+        ack.contains("\"urn:nhs-itk:services:201005:SendInfrastructureAck-v1-0\""),
+        "{ack}"
+    );
+    let body = String::from_utf8_lossy(request_body(ack.as_bytes())).into_owned();
+    let parsed = codecs::itk::parse(body.as_bytes()).expect("the InfAck is a valid ITK request");
+    assert_eq!(
+        parsed.envelope.service.raw(),
+        b"urn:nhs-itk:services:201005:SendInfrastructureAck-v1-0"
+    );
+    assert_eq!(
+        parsed.envelope.addresses[0].uri.raw(),
+        b"urn:nhs-uk:addressing:ods:AAA:XZ901:XY7650987"
+    );
+    assert!(
+        body.contains("trackingIdRef=\"217D1168-7F0B-4F31-A0A9-5B030E545FAE\""),
+        "{body}"
+    );
+    assert!(body.contains("result=\"OK\""), "{body}");
+    assert!(router.terminate(WAIT).success());
+}

@@ -167,7 +167,7 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
                     .fold(0, u64::saturating_add);
                 if durability.would_exceed_budget(needed) {
                     return Err(NotDurable(
-                        "the write-ahead log is at its disk budget".to_string(),
+                        "the write-ahead log is at its disk budget; try again later".to_string(),
                     ));
                 }
                 let last = durability.append(&records)?;

@@ -61,6 +61,8 @@ pub struct Durability {
     durable: Cell<Option<RecordId>>,
     /// Once a commit fails the log is poisoned: nothing after it may be acknowledged.
     failed: RefCell<Option<String>>,
+    /// When an append failure was last logged.
+    last_complaint: Cell<Option<std::time::Instant>>,
     progress: LocalNotify,
     jobs: mpsc::Sender<Commit>,
     /// Taken by [`Durability::start`].
@@ -128,6 +130,7 @@ impl Durability {
                 appended: Cell::new(None),
                 durable: Cell::new(None),
                 failed: RefCell::new(None),
+                last_complaint: Cell::new(None),
                 progress: LocalNotify::new(),
                 jobs,
                 receive: RefCell::new(Some(receive)),
@@ -177,11 +180,22 @@ impl Durability {
         if let Some(why) = self.failed.borrow().as_ref() {
             return Err(NotDurable(why.clone()));
         }
-        let appended = self
-            .log
-            .borrow_mut()
-            .append(batch)
-            .map_err(|e| NotDurable(e.to_string()))?;
+        let appended = self.log.borrow_mut().append(batch).map_err(|e| {
+            // Loud, but not once per message: a full disk would drown the log.
+            let now = std::time::Instant::now();
+            if self
+                .last_complaint
+                .get()
+                .is_none_or(|t| now - t >= Duration::from_secs(1))
+            {
+                self.last_complaint.set(Some(now));
+                log::error!(
+                    "shard {}: cannot store messages, senders are told to retry: {e}",
+                    self.shard
+                );
+            }
+            NotDurable(e.to_string())
+        })?;
         let last = appended.ids().last();
         if last.is_some() {
             self.appended.set(last);
