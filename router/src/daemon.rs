@@ -276,7 +276,15 @@ fn control_loop(
     admin: &admin::Admin,
     dead_letters: &DeadLetterStore,
 ) {
-    let mut seen = modified(&options.config);
+    // Both the routes file and the directory it names: ops staff edit either.
+    let watched = |reloader: &reload::Reloader| -> Vec<Option<SystemTime>> {
+        let table = &reloader.current().table;
+        std::iter::once(options.config.as_path())
+            .chain(table.directory_path())
+            .map(modified)
+            .collect()
+    };
+    let mut seen = watched(reloader);
     let mut last_check = Instant::now();
     loop {
         for signal in signals.pending() {
@@ -303,11 +311,11 @@ fn control_loop(
         }
         if options.watch && last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
-            let now = modified(&options.config);
+            let now = watched(reloader);
             if now != seen {
-                seen = now;
-                log::info!("{} changed: reloading", options.config.display());
+                log::info!("the configuration changed: reloading");
                 reload(reloader, admin);
+                seen = watched(reloader);
             }
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -434,3 +434,34 @@ fn tls_on_both_sides_and_mtls_refuses_anonymous_senders() {
     assert_eq!(secure.inbox.len(), 1);
     assert!(router.terminate(WAIT).success());
 }
+
+#[test]
+fn idle_senders_are_closed_and_connections_are_limited() {
+    let scratch = Scratch::new("limits");
+    let epr = Endpoint::mllp(None, always(AckCode::AA));
+    let config = config(
+        &scratch,
+        "idle_timeout = \"1s\"\nmax_connections = 2\n",
+        &[("epr", mllp_endpoint(&epr))],
+        "[[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+    );
+    let router = start(&config);
+    let mut first = Sender::connect(router.addr("in")).unwrap();
+    let mut second = Sender::connect(router.addr("in")).unwrap();
+    assert_eq!(msa(&first.exchange(&adt("L1", "RX8")).unwrap()).0, "AA");
+    assert_eq!(msa(&second.exchange(&adt("L2", "RX8")).unwrap()).0, "AA");
+    // A third is one too many: it is closed without an answer.
+    let mut third = Sender::connect(router.addr("in")).unwrap();
+    assert!(third.exchange(&adt("L3", "RX8")).is_err());
+    // Idle for longer than the timeout, the first two are closed by the router...
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(first.exchange(&adt("L4", "RX8")).is_err());
+    // ...which frees their places.
+    let mut fourth = Sender::connect(router.addr("in")).unwrap();
+    assert_eq!(msa(&fourth.exchange(&adt("L5", "RX8")).unwrap()).0, "AA");
+    assert!(epr.inbox.wait_for(3, WAIT));
+    std::thread::sleep(Duration::from_millis(200));
+    let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
+    assert_eq!(ids, vec!["L1", "L2", "L5"]);
+    assert!(router.terminate(WAIT).success());
+}

@@ -152,6 +152,8 @@ impl Directory {
 #[derive(Debug)]
 pub struct RouteTable {
     pub(crate) config_path: PathBuf,
+    /// The endpoint directory file, when the config names one.
+    pub(crate) directory_path: Option<PathBuf>,
     pub(crate) base_dir: PathBuf,
     pub(crate) server: ServerSection,
     pub(crate) listeners: Vec<Listener>,
@@ -168,6 +170,11 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// The endpoint directory this table read, if any (a reload watches it too).
+    pub fn directory_path(&self) -> Option<&Path> {
+        self.directory_path.as_deref()
+    }
+
     /// The `routes.toml` this table was built from.
     pub fn config_path(&self) -> &Path {
         &self.config_path

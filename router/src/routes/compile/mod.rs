@@ -72,6 +72,7 @@ pub(crate) fn compile(
         return None;
     }
     Some(RouteTable {
+        directory_path: file.directory.as_ref().map(|d| base.join(d.get_ref())),
         config_path: config_path.to_path_buf(),
         base_dir: base,
         server: file.server,
