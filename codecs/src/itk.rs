@@ -1,5 +1,5 @@
 //! NHS ITK 2.x messages: SOAP 1.1 with WS-Addressing around the ITK Distribution Envelope,
-//! read with quick-xml's borrowed reader without copying, and the responses an endpoint sends.
+//! read without copying, and the responses an endpoint sends.
 //!
 //! Parts:
 //! - [`parse`] reads a request (a SOAP envelope, or a bare Distribution Envelope) into an
@@ -11,6 +11,9 @@
 //!   through (upper-case tracking id, profile ids, SOAP header completeness).
 //! - `build.rs`: [`write_simple_response`], [`write_fault`], [`write_infrastructure_ack`] and
 //!   [`write_soap_request`] append to a caller's `Vec<u8>`.
+//! - `cursor.rs` and below: the tokens. A small tokenizer reads well-formed input in one pass;
+//!   whenever a reading fails, the message is read again with quick-xml's `Reader`, which is
+//!   the reference for every error (see `cursor::read`).
 //!
 //! Invariants:
 //! - Every value is a [`Text`]: a slice of the input. Entity and character references are

@@ -20,6 +20,10 @@ use super::{KEY_ACK_REQUESTED, KEY_BUS_RESPONSE_REQUESTED, KEY_INF_ACK_REQUESTED
 /// manifest ↔ payload id matching (quadratic, allocation-free) cheap on hostile input.
 pub(crate) const MAX_ITEMS: usize = 1024;
 
+/// First capacity of the repeated parts: what `Vec` would pick at the first push, taken
+/// directly to skip its growth path (one allocation per part either way).
+const SMALL: usize = 4;
+
 struct Header<'a> {
     service: Text<'a>,
     tracking_id: Text<'a>,
@@ -209,7 +213,7 @@ pub(crate) fn read_address<'a>(
 
 fn read_address_list<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<Vec<Address<'a>>, ItkError> {
     c.enter("addresslist", Some(DeCode::AddressList));
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(SMALL);
     c.children(e, |c, child| {
         if !child.is(Ns::Itk, "address") {
             return Err(c.fail(child.offset, K::UnexpectedElement));
@@ -226,7 +230,7 @@ fn read_address_list<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<Vec<Address
 
 fn read_audit_identity<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<Vec<Address<'a>>, ItkError> {
     c.enter("auditIdentity", Some(DeCode::AuditIdentity));
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(SMALL);
     c.children(e, |c, child| {
         if !child.is(Ns::Itk, "id") {
             return Err(c.fail(child.offset, K::UnexpectedElement));
@@ -285,7 +289,7 @@ fn check_count(
 fn read_manifest<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<Vec<ManifestItem<'a>>, ItkError> {
     c.enter("manifest", Some(DeCode::Manifest));
     let count = read_count(c, e)?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(SMALL);
     c.children(e, |c, child| {
         if !child.is(Ns::Itk, "manifestitem") {
             return Err(c.fail(child.offset, K::UnexpectedElement));
@@ -342,7 +346,7 @@ fn read_manifest_item<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<ManifestIt
 
 fn read_handling<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<Vec<HandlingSpec<'a>>, ItkError> {
     c.enter("handlingSpecification", Some(DeCode::HandlingSpecification));
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(SMALL);
     c.children(e, |c, child| {
         if !child.is(Ns::Itk, "spec") {
             return Err(c.fail(child.offset, K::UnexpectedElement));
@@ -389,7 +393,7 @@ fn read_spec<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<HandlingSpec<'a>, I
 fn read_payloads<'a>(c: &mut Cursor<'a>, e: &Elem<'a>) -> Result<Vec<Payload<'a>>, ItkError> {
     c.enter("payloads", Some(DeCode::Payloads));
     let count = read_count(c, e)?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(SMALL);
     c.children(e, |c, child| {
         if !child.is(Ns::Itk, "payload") {
             return Err(c.fail(child.offset, K::UnexpectedElement));

@@ -15,9 +15,14 @@ use std::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Text<'a> {
     raw: &'a [u8],
-    offset: usize,
-    form: Form,
+    /// Offset of `raw` in the input, with the [`Form`] in the top bit ([`CONTENT`]): no slice
+    /// reaches `isize::MAX` bytes, so the bit is free, and a `Text` takes three words instead
+    /// of four. A parsed message is mostly `Text`s and is moved a few times on its way out.
+    at: usize,
 }
+
+/// The top bit of [`Text::at`]: set for element content, clear for attribute values.
+const CONTENT: usize = 1 << (usize::BITS - 1);
 
 /// Attribute values and element content decode differently (whitespace normalisation, CDATA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +33,19 @@ pub(crate) enum Form {
 
 impl<'a> Text<'a> {
     pub(crate) const fn new(raw: &'a [u8], offset: usize, form: Form) -> Self {
-        Self { raw, offset, form }
+        let at = match form {
+            Form::Attribute => offset & !CONTENT,
+            Form::Content => offset | CONTENT,
+        };
+        Self { raw, at }
+    }
+
+    const fn form(&self) -> Form {
+        if self.at & CONTENT == 0 {
+            Form::Attribute
+        } else {
+            Form::Content
+        }
     }
 
     /// The bytes exactly as in the input (escapes not resolved), less surrounding whitespace.
@@ -38,7 +55,7 @@ impl<'a> Text<'a> {
 
     /// Byte offset of [`Self::raw`] in the input.
     pub const fn offset(&self) -> usize {
-        self.offset
+        self.at & !CONTENT
     }
 
     /// Whether the value is empty.
@@ -49,12 +66,12 @@ impl<'a> Text<'a> {
     /// The value with character and entity references resolved, CDATA unwrapped, comments
     /// dropped and line ends normalised as XML requires. Borrows when nothing changes.
     pub fn decoded(&self) -> Result<Cow<'a, str>, ItkError> {
-        let s = utf8(self.raw, self.offset)?;
-        if !needs_decoding(self.raw, self.form) {
+        let s = utf8(self.raw, self.offset())?;
+        if !needs_decoding(self.raw, self.form()) {
             return Ok(Cow::Borrowed(s));
         }
         let mut out = String::with_capacity(s.len());
-        scan(s, self.form, self.offset, Some(&mut out))?;
+        scan(s, self.form(), self.offset(), Some(&mut out))?;
         Ok(Cow::Owned(out))
     }
 
@@ -66,7 +83,7 @@ impl<'a> Text<'a> {
         if self.raw.len() < s.len() {
             return false;
         }
-        if needs_decoding(self.raw, self.form) {
+        if needs_decoding(self.raw, self.form()) {
             self.decoded().is_ok_and(|d| d == s)
         } else {
             self.raw == s.as_bytes()
@@ -76,7 +93,7 @@ impl<'a> Text<'a> {
     /// The raw bytes as `&str` when they are UTF-8 and need no decoding (the common case for
     /// URIs and UUIDs); use [`Self::decoded`] otherwise.
     pub fn as_plain_str(&self) -> Option<&'a str> {
-        if needs_decoding(self.raw, self.form) {
+        if needs_decoding(self.raw, self.form()) {
             return None;
         }
         std::str::from_utf8(self.raw).ok()
@@ -85,7 +102,12 @@ impl<'a> Text<'a> {
 
 impl fmt::Debug for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}@{}", String::from_utf8_lossy(self.raw), self.offset)
+        write!(
+            f,
+            "{:?}@{}",
+            String::from_utf8_lossy(self.raw),
+            self.offset()
+        )
     }
 }
 
@@ -273,6 +295,26 @@ mod tests {
 
     fn attr(s: &str) -> Text<'_> {
         Text::new(s.as_bytes(), 10, Form::Attribute)
+    }
+
+    #[test]
+    fn form_and_offset_share_a_word() {
+        assert_eq!(
+            std::mem::size_of::<Text<'_>>(),
+            3 * std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<Text<'_>>>(),
+            3 * std::mem::size_of::<usize>()
+        );
+        let at = isize::MAX as usize;
+        for form in [Form::Attribute, Form::Content] {
+            for offset in [0, 1, 12345, at] {
+                let t = Text::new(b"x", offset, form);
+                assert_eq!((t.offset(), t.form()), (offset, form));
+            }
+        }
+        assert_ne!(content("a"), attr("a"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! with quick-xml, whose errors are the ones reported. Each rule names the quick-xml code it
 //! mirrors; the tests compare the two token for token.
 
+use super::bytes::name_end;
 use super::same;
 use super::stack::Stack;
 use super::tag::Tag;
@@ -215,7 +216,7 @@ impl<'a> Lexer<'a> {
     /// `emit_end`: the name, less trailing whitespace, must be the innermost open one.
     fn end(&mut self, rest: &'a [u8]) -> Result<Tok<'a>, Bail> {
         // The usual `</name>` has no quote before its `>`; anything else takes the long way.
-        let len = match start::name_end(rest, 1) {
+        let len = match name_end(rest, 1) {
             end if rest.get(end) == Some(&b'>') => end,
             _ => element_len(rest).ok_or(Bail)?,
         };

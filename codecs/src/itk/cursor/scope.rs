@@ -59,6 +59,7 @@ impl<'a> Scopes<'a> {
     }
 
     /// Ends the scope of an element closed by the previous event, if any.
+    #[inline]
     pub(crate) fn pop_pending(&mut self) {
         if !self.pending_pop {
             return;
@@ -79,6 +80,7 @@ impl<'a> Scopes<'a> {
     /// Opens the scope of `tag` with the namespaces it declares. `split` is the tag's
     /// attributes when the lexer split them already (all of them, none repeated, no error:
     /// then they are what quick-xml's unchecked iterator gives).
+    #[inline]
     pub(crate) fn open(
         &mut self,
         tag: &Tag<'a>,
@@ -88,7 +90,10 @@ impl<'a> Scopes<'a> {
         if let Some(spans) = split {
             for span in spans {
                 let part = |(from, to): (usize, usize)| tag.raw.get(from..to).unwrap_or_default();
-                self.declare(part(span.key), part(span.value))?;
+                let key = part(span.key);
+                if key.starts_with(b"xmlns") {
+                    self.declare(key, part(span.value))?;
+                }
             }
             return Ok(());
         }
@@ -141,12 +146,14 @@ impl<'a> Scopes<'a> {
     }
 
     /// The innermost binding of `prefix` (empty: the default namespace).
+    #[inline]
     fn find(&self, prefix: &[u8]) -> Option<&Binding<'a>> {
         self.bindings.iter().rev().find(|b| same(b.prefix, prefix))
     }
 
     /// Resolves a name's prefix (from [`split`]; `None` for an unprefixed name): element names
     /// take the default namespace when unprefixed, attribute names do not.
+    #[inline]
     pub(crate) fn resolve_prefix(&self, prefix: Option<&[u8]>, element: bool) -> Resolved {
         let Some(prefix) = prefix else {
             if !element {
@@ -183,4 +190,155 @@ pub(crate) fn split(qname: &[u8]) -> (Option<&[u8]>, &[u8]) {
 /// and `x` is rare in them, so this beats building a substring searcher per tag.
 fn declares(raw: &[u8]) -> bool {
     memchr::memchr_iter(b'x', raw).any(|i| raw.get(i..).is_some_and(|r| r.starts_with(b"xmlns")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::itk::cursor::lexer::Tok;
+    use crate::itk::cursor::source::Source;
+    use proptest::prelude::*;
+    use quick_xml::events::Event;
+    use quick_xml::name::ResolveResult;
+    use quick_xml::NsReader;
+
+    /// What an element or attribute name resolved to, or the namespace error met.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Element(Resolved, Vec<Resolved>),
+        Error(String),
+    }
+
+    fn class(r: &ResolveResult<'_>) -> Resolved {
+        match r {
+            ResolveResult::Bound(uri) => Resolved::Ns(Ns::of_uri(uri.as_ref())),
+            ResolveResult::Unbound => Resolved::Ns(Ns::None),
+            ResolveResult::Unknown(_) => Resolved::Unknown,
+        }
+    }
+
+    /// quick-xml's `NsReader`, up to its first error.
+    fn reference(input: &[u8]) -> Vec<Seen> {
+        let mut reader = NsReader::from_reader(input);
+        reader.config_mut().check_comments = true;
+        let mut out = Vec::new();
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e) | Event::Empty(e)) => {
+                    let element = class(&reader.resolve_element(e.name()).0);
+                    let attrs = e
+                        .attributes()
+                        .map_while(Result::ok)
+                        .map(|a| class(&reader.resolve_attribute(a.key).0))
+                        .collect();
+                    out.push(Seen::Element(element, attrs));
+                }
+                Ok(Event::Eof) => return out,
+                Ok(_) => {}
+                Err(quick_xml::Error::Namespace(e)) => {
+                    out.push(Seen::Error(e.to_string()));
+                    return out;
+                }
+                Err(_) => return out,
+            }
+        }
+    }
+
+    /// [`Scopes`] over either tokenizer, as the cursor drives it, up to the first failure.
+    fn ours(input: &[u8], exact: bool) -> Vec<Seen> {
+        let mut source = Source::new(input, exact);
+        let mut scopes = Scopes::new();
+        let mut out = Vec::new();
+        loop {
+            scopes.pop_pending();
+            let (tag, empty) = match source.token(input) {
+                Ok(Tok::Start(tag)) => (tag, false),
+                Ok(Tok::Empty(tag)) => (tag, true),
+                Ok(Tok::End) => {
+                    scopes.close();
+                    continue;
+                }
+                Ok(Tok::Eof) | Err(_) => return out,
+                Ok(_) => continue,
+            };
+            if empty {
+                scopes.close();
+            }
+            if let Err(e) = scopes.open(&tag, source.attrs_of(tag.at)) {
+                out.push(Seen::Error(e.to_string()));
+                return out;
+            }
+            let element = scopes.resolve_prefix(split(tag.name()).0, true);
+            let attrs = tag
+                .attrs()
+                .map_while(Result::ok)
+                .map(|a| scopes.resolve_prefix(split(a.key).0, false))
+                .collect();
+            out.push(Seen::Element(element, attrs));
+        }
+    }
+
+    fn same_as_ns_reader(input: &[u8]) {
+        let expect = reference(input);
+        assert_eq!(
+            ours(input, true),
+            expect,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+        // The fast tokenizer may stop earlier; up to there it must agree.
+        let fast = ours(input, false);
+        assert_eq!(
+            fast.as_slice(),
+            expect.get(..fast.len()).unwrap_or_default(),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+
+    #[test]
+    fn scopes_resolve_as_ns_reader_does() {
+        for doc in [
+            r#"<a xmlns="urn:nhs-itk:ns:201005"><b/><c xmlns=""><d/></c><e/></a>"#,
+            r#"<p:a xmlns:p="http://schemas.xmlsoap.org/soap/envelope/" p:x="1" y="2"><p:b xmlns:p="urn:o"/><p:c/></p:a>"#,
+            r#"<a xmlns:p="u"><p:b xmlns:p=""/><p:c/></a>"#,
+            r#"<a><p:b/><xml:c xml:lang="en"/><xmlns:d/>< :e/></a>"#,
+            r#"<a xmlns:xml="http://www.w3.org/XML/1998/namespace"/>"#,
+            r#"<a xmlns:xml="urn:x"/>"#,
+            r#"<a xmlns:xmlns="urn:x"/>"#,
+            r#"<a xmlns:p="http://www.w3.org/XML/1998/namespace"/>"#,
+            r#"<a xmlns:p="http://www.w3.org/2000/xmlns/"/>"#,
+            r#"<a xmlns:="urn:nhs-itk:ns:201005"><b/><:c/></a>"#,
+            r#"<a xmlns:p="u" xmlns:p="v"><p:b/></a>"#,
+            r#"<a xmlns:p="u" bad xmlns:q="v"><q:b/></a>"#,
+            r#"<a xmlnsx="u"><b/></a>"#,
+        ] {
+            same_as_ns_reader(doc.as_bytes());
+        }
+        let deep: String = (0..20)
+            .map(|i| format!("<p{i}:x xmlns:p{i}='u{i}'>"))
+            .collect();
+        same_as_ns_reader(deep.as_bytes());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn random_scopes_resolve_as_ns_reader_does(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("<a"), Just("<p:a"), Just("<q:b"), Just("<xml:c"), Just(">"),
+                    Just("/>"), Just("</a>"), Just("</p:a>"), Just("</q:b>"),
+                    Just(" xmlns=\"urn:nhs-itk:ns:201005\""), Just(" xmlns=''"),
+                    Just(" xmlns:p=\"http://schemas.xmlsoap.org/soap/envelope/\""),
+                    Just(" xmlns:q='urn:q'"), Just(" xmlns:p=\"\""), Just(" xmlns:xml='x'"),
+                    Just(" p:x='1'"), Just(" y=\"2\""), Just(" bad"), Just("t"),
+                ],
+                0..30,
+            )
+        ) {
+            same_as_ns_reader(parts.concat().as_bytes());
+        }
+    }
 }

@@ -21,6 +21,7 @@ impl<T: Copy, const N: usize> Stack<T, N> {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, v: T) {
         match self.inline.get_mut(self.len) {
             Some(slot) => {
@@ -31,6 +32,7 @@ impl<T: Copy, const N: usize> Stack<T, N> {
         }
     }
 
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<T> {
         if let Some(v) = self.spill.pop() {
             return Some(v);
@@ -39,6 +41,7 @@ impl<T: Copy, const N: usize> Stack<T, N> {
         self.inline.get(self.len).copied()
     }
 
+    #[inline]
     pub(crate) fn last(&self) -> Option<&T> {
         match self.spill.last() {
             Some(v) => Some(v),

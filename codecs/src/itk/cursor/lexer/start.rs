@@ -10,6 +10,7 @@
 //! back to `element_len` and the attributes to [`super::super::tag::Attrs`], which mirror
 //! quick-xml in every case, errors included.
 
+use crate::itk::cursor::bytes::name_end;
 use crate::itk::cursor::same;
 use crate::itk::text::is_xml_ws;
 
@@ -72,27 +73,6 @@ impl Seen {
             _ => self.whole = false,
         }
     }
-}
-
-/// Bytes that end a name or key, or make a tag irregular: a table, as every name and key byte
-/// of every tag is looked up.
-const SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = matches!(b as u8, b'"' | b'\'' | b'>' | b'/' | b'=') || is_xml_ws(b as u8);
-        b += 1;
-    }
-    t
-};
-
-/// Index of the first byte from `i` on that is special, or the length.
-pub(crate) fn name_end(tag: &[u8], i: usize) -> usize {
-    let rest = tag.get(i..).unwrap_or_default();
-    i + rest
-        .iter()
-        .position(|&b| SPECIAL[usize::from(b)])
-        .unwrap_or(rest.len())
 }
 
 fn skip_ws(tag: &[u8], i: usize) -> usize {
