@@ -300,6 +300,7 @@ fn configuration_errors_name_the_file() {
     .unwrap_err();
     assert!(err.to_string().contains("holds no certificate"), "{err}");
     let key_as_cert: &Path = &pki.path("server.key");
-    let err = server_config(key_as_cert, &pki.path("server.key"), ClientCerts::NotAsked).unwrap_err();
+    let err =
+        server_config(key_as_cert, &pki.path("server.key"), ClientCerts::NotAsked).unwrap_err();
     assert!(err.to_string().contains("server.key"), "{err}");
 }
