@@ -167,9 +167,14 @@ pub fn workspace() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The `ganglion` binary to test: `explicit` when given; else built (release, or the debug
+/// The `ganglion` program to test: `explicit` when given; else built (release, or the debug
 /// profile when `release` is false) with cargo (`$CARGO`, else `cargo` on the PATH) and taken
 /// from the target directory this loadgen runs from, or the workspace's.
+///
+/// What is built is `ganglion-lg`: the router's own `main.rs` compiled as a binary of this
+/// package. It is the same program as `ganglion`, but building it for this package reuses every
+/// dependency already compiled for loadgen (with `-p router` cargo would compile rustls, ring
+/// and friends again for the router's own feature set).
 pub fn find_ganglion(
     explicit: Option<&Path>,
     release: bool,
@@ -180,31 +185,30 @@ pub fn find_ganglion(
         return Ok(p.to_path_buf());
     }
     let profile = if release { "release" } else { "debug" };
+    let mut dirs = Vec::new();
     // Beside our own executable when we run from target/<profile>/ (or its deps/ folder).
-    let exe = std::env::current_exe().ok();
-    let mut candidates = Vec::new();
-    if let Some(dir) = exe.as_deref().and_then(Path::parent) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+    {
         let dir = if dir.ends_with("deps") {
             dir.parent().unwrap_or(dir)
         } else {
             dir
         };
         if dir.ends_with(profile) {
-            candidates.push(dir.join("ganglion"));
+            dirs.push(dir.to_path_buf());
         }
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    candidates.push(target.join(profile).join("ganglion"));
+    dirs.push(target.join(profile));
     if build {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.arg("build")
-            .arg("-p")
-            .arg("router")
-            .arg("--bin")
-            .arg("ganglion");
+        cmd.args(["build", "-p", "loadgen", "--bin", "ganglion-lg"]);
         if release {
             cmd.arg("--release");
         }
@@ -217,8 +221,18 @@ pub fn find_ganglion(
             "cargo could not build ganglion ({status})"
         );
     }
-    candidates
-        .into_iter()
+    let names: &[&str] = if build {
+        &["ganglion-lg"]
+    } else {
+        &["ganglion-lg", "ganglion"]
+    };
+    dirs.iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
         .find(|p| p.is_file())
-        .ok_or_else(|| anyhow::anyhow!("no {profile} ganglion binary found; build it with `cargo build --release -p router --bin ganglion` or pass --ganglion PATH"))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no {profile} ganglion binary found; build it with `cargo build --release -p loadgen --bin ganglion-lg` \
+                 (or -p router --bin ganglion) or pass --ganglion PATH"
+            )
+        })
 }
