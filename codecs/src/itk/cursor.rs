@@ -241,7 +241,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn open(
         &self,
         tag: Tag<'a>,

@@ -12,6 +12,7 @@ use super::stack::Stack;
 use super::tag::Tag;
 use super::{same, Ns};
 use quick_xml::name::NamespaceError;
+use std::cell::Cell;
 
 /// Bindings held without allocating; real messages declare three or four.
 const INLINE: usize = 8;
@@ -47,6 +48,9 @@ pub(crate) struct Scopes<'a> {
     level: u32,
     /// The last element closed (an end tag or `<x/>`): its scope ends before the next event.
     pending_pop: bool,
+    /// The last prefix resolved and what it resolved to, until the bindings change: most
+    /// elements in a row share their prefix.
+    last: Cell<Option<(&'a [u8], Resolved)>>,
 }
 
 impl<'a> Scopes<'a> {
@@ -55,6 +59,7 @@ impl<'a> Scopes<'a> {
             bindings: Stack::new(EMPTY),
             level: 0,
             pending_pop: false,
+            last: Cell::new(None),
         }
     }
 
@@ -69,6 +74,7 @@ impl<'a> Scopes<'a> {
         let level = self.level;
         while self.bindings.last().is_some_and(|b| b.level > level) {
             self.bindings.pop();
+            self.last.set(None);
         }
     }
 
@@ -137,6 +143,7 @@ impl<'a> Scopes<'a> {
             _ => return Ok(()),
         };
         let ns = (!uri.is_empty()).then(|| Ns::of_uri(uri));
+        self.last.set(None);
         self.bindings.push(Binding {
             prefix,
             ns,
@@ -154,7 +161,7 @@ impl<'a> Scopes<'a> {
     /// Resolves a name's prefix (from [`split`]; `None` for an unprefixed name): element names
     /// take the default namespace when unprefixed, attribute names do not.
     #[inline]
-    pub(crate) fn resolve_prefix(&self, prefix: Option<&[u8]>, element: bool) -> Resolved {
+    pub(crate) fn resolve_prefix(&self, prefix: Option<&'a [u8]>, element: bool) -> Resolved {
         let Some(prefix) = prefix else {
             if !element {
                 return Resolved::Ns(Ns::None);
@@ -165,12 +172,19 @@ impl<'a> Scopes<'a> {
         if prefix.is_empty() {
             return Resolved::Unknown;
         }
-        match self.find(prefix) {
+        if let Some((last, resolved)) = self.last.get() {
+            if same(last, prefix) {
+                return resolved;
+            }
+        }
+        let resolved = match self.find(prefix) {
             Some(b) => b.ns.map_or(Resolved::Unknown, Resolved::Ns),
             // Always bound, and never rebound (`open` refuses that).
             None if prefix == b"xml" || prefix == b"xmlns" => Resolved::Ns(Ns::Other),
             None => Resolved::Unknown,
-        }
+        };
+        self.last.set(Some((prefix, resolved)));
+        resolved
     }
 }
 
