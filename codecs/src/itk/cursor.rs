@@ -116,13 +116,15 @@ pub(crate) struct Cursor<'a> {
     scopes: Scopes<'a>,
     path: [(&'static str, Option<DeCode>); MAX_PATH],
     depth: usize,
+    /// The fast tokenizer gave up: whatever error `read` returns, [`read`] reads again.
+    gave_up: bool,
 }
 
-/// Runs `read` over `input` with the fast tokenizer and, if that fails for any reason, again
-/// with quick-xml's reader. The fast tokenizer yields quick-xml's tokens wherever it does not
-/// give up, so a success is the same either way; failures always come from the second run,
-/// which keeps every error's offset, path, DE code and message as quick-xml's reading gives
-/// them. A failing message is read twice; well-formed traffic once, fast.
+/// Runs `read` over `input` with the fast tokenizer and, if the tokenizer gives up, again with
+/// quick-xml's reader. Up to where it gives up, the fast tokenizer yields exactly quick-xml's
+/// tokens at quick-xml's positions, so whatever `read` makes of them, a success or an error
+/// raised by the element readers (a missing attribute, a DE code), is the same either way;
+/// only what quick-xml itself would report (malformed XML, a DOCTYPE) needs the second run.
 pub(crate) fn read<'a, T>(
     input: &'a [u8],
     read: impl Fn(&mut Cursor<'a>) -> Result<T, ItkError>,
@@ -135,19 +137,23 @@ pub(crate) fn read<'a, T>(
             ItkErrorKind::UnsupportedEncoding("UTF-16".into()),
         ));
     }
-    if let Ok(v) = read(&mut Cursor::new(input, false)) {
-        return Ok(v);
+    let mut fast = Cursor::new(input, false);
+    match read(&mut fast) {
+        Err(_) if fast.gave_up => read(&mut Cursor::new(input, true)),
+        done => done,
     }
-    read(&mut Cursor::new(input, true))
 }
 
-/// `read` over `input` with the fast tokenizer, then with quick-xml: for tests comparing them.
+/// `read` over `input` with the fast tokenizer (and whether it gave up), then with quick-xml:
+/// for tests comparing them.
 #[cfg(test)]
 pub(crate) fn read_both<'a, T>(
     input: &'a [u8],
     read: impl Fn(&mut Cursor<'a>) -> Result<T, ItkError>,
-) -> [Result<T, ItkError>; 2] {
-    [false, true].map(|exact| read(&mut Cursor::new(input, exact)))
+) -> (Result<T, ItkError>, bool, Result<T, ItkError>) {
+    let mut fast = Cursor::new(input, false);
+    let first = read(&mut fast);
+    (first, fast.gave_up, read(&mut Cursor::new(input, true)))
 }
 
 impl<'a> Cursor<'a> {
@@ -158,6 +164,7 @@ impl<'a> Cursor<'a> {
             scopes: Scopes::new(),
             path: [("", None); MAX_PATH],
             depth: 0,
+            gave_up: false,
         }
     }
 
@@ -177,7 +184,10 @@ impl<'a> Cursor<'a> {
         self.scopes.pop_pending();
         let tok = match self.source.next(self.input) {
             Ok(tok) => tok,
-            Err(Failure::Bail) => return Err(Self::gave_up(self.pos())),
+            Err(Failure::Bail) => {
+                self.gave_up = true;
+                return Err(Self::bail_error(self.pos()));
+            }
             Err(Failure::Xml(e, at)) => return Err(self.fail(at, ItkErrorKind::Xml(e.to_string()))),
         };
         let scoped = match &tok {

@@ -7,7 +7,8 @@ use crate::itk::error::{DeCode, ItkError, ItkErrorKind};
 
 impl Cursor<'_> {
     /// The fast tokenizer's failure, never shown: [`super::read`] reads again with quick-xml.
-    pub(super) fn gave_up(offset: usize) -> ItkError {
+    /// (`Cursor::gave_up` records it, whatever readers do with the error.)
+    pub(super) fn bail_error(offset: usize) -> ItkError {
         ItkError::new(offset, ItkErrorKind::Xml("fast reader gave up".into()))
     }
 
