@@ -4,11 +4,13 @@
 //! that answer like hospital systems and report every arrival; [`drive`] sends open-loop traffic
 //! (every message has an intended send time and latency is measured from it); [`relay`] is the
 //! bare forwarder that gives the ceiling; [`proof`] puts them together around `ganglion run`
-//! and writes the headroom report. [`poll`], [`clock`] and [`sys`] are the small shared pieces
+//! and writes the headroom report; [`connections`] measures what holding every endpoint's
+//! connection costs it (time, memory, the reconnect storm). [`poll`], [`clock`] and [`sys`] are the small shared pieces
 //! (epoll and timerfd, the monotonic clock shared by processes, descriptor limits and /proc).
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod connections;
 pub mod directory;
 pub mod drive;
 pub mod fleet;

@@ -1,4 +1,5 @@
-//! `loadgen`: endpoint fleets, the open-loop driver, the bare relay and the headroom proof.
+//! `loadgen`: endpoint fleets, the open-loop driver, the bare relay, the headroom proof and the
+//! connections measurement.
 //! loadgen/README.md ("For performance engineers") describes every option.
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use loadgen::connections::ConnectionsConfig;
 use loadgen::directory;
 use loadgen::drive::observer::Observer;
 use loadgen::drive::schedule::Arrivals;
@@ -43,6 +45,9 @@ enum Command {
     Relay(RelayArgs),
     /// Endpoints + ganglion + driver: hold the target rate, find the highest sustainable one.
     Proof(ProofArgs),
+    /// Endpoints + ganglion: time and memory to hold every egress connection, and a forced
+    /// reconnect of all of them (handshakes resumed vs full).
+    Connections(ConnectionsArgs),
 }
 
 /// `mllp:9,itk:1` → weights.
@@ -256,6 +261,41 @@ struct ProofArgs {
     gate: String,
 }
 
+#[derive(clap::Args)]
+struct ConnectionsArgs {
+    #[arg(long, default_value_t = 28_000)]
+    endpoints: usize,
+    /// ganglion's shard count (each has a private table of 20,000 descriptors).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Passed to ganglion, so endpoints that refused in the reconnect storm are retried soon.
+    #[arg(long, default_value_t = 2_000)]
+    breaker_cooldown_ms: u64,
+    /// The ganglion binary (default: build it with cargo).
+    #[arg(long)]
+    ganglion: Option<PathBuf>,
+    /// Do not run cargo; use the binary found.
+    #[arg(long)]
+    no_build: bool,
+    /// Use the debug build of ganglion (tests only).
+    #[arg(long)]
+    debug_router: bool,
+    /// Endpoint fleet processes (default: enough for the descriptor limit, at least 2 from 1,000).
+    #[arg(long)]
+    fleet_procs: Option<usize>,
+    /// Work directory; default target/loadgen/connections-<pid>.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Keep the work directory (logs of every process are there).
+    #[arg(long)]
+    keep: bool,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
 fn stop_flag() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -448,6 +488,32 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn connections_cmd(args: ConnectionsArgs) -> anyhow::Result<ExitCode> {
+    let config = ConnectionsConfig {
+        endpoints: args.endpoints,
+        workers: Some(args.workers),
+        breaker_cooldown_ms: args.breaker_cooldown_ms,
+        ganglion: args.ganglion,
+        loadgen: None,
+        build: !args.no_build,
+        release: !args.debug_router,
+        fleet_procs: args.fleet_procs,
+        workdir: args.workdir,
+        keep: args.keep,
+        json: args.json,
+        progress: !args.quiet,
+    };
+    let stop = stop_flag();
+    let report = loadgen::connections::run(&config, &stop)?;
+    print!("{}", report.text());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("FAILED: not every connection was established, or not every one came back");
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -455,6 +521,7 @@ fn main() -> ExitCode {
         Command::Drive(a) => drive_cmd(a),
         Command::Relay(a) => relay_cmd(a),
         Command::Proof(a) => proof_cmd(a),
+        Command::Connections(a) => connections_cmd(a),
     };
     match result {
         Ok(code) => code,

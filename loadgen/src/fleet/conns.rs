@@ -296,13 +296,30 @@ impl State {
         }
     }
 
-    /// A watcher said something or closed; we only listen for the close.
+    /// A watcher said something or closed. The one command is `drop`: close every accepted
+    /// connection at once, so that a measurement can watch the router reconnect to all of its
+    /// endpoints together (the storm after a network blip or an endpoint-side restart).
     pub fn watcher_event(&mut self, poller: &mut Poller, index: usize) {
         let mut buf = [0u8; 512];
-        let gone = match self.watchers.get_mut(index) {
-            Some(Some(w)) => matches!(std::io::Read::read(&mut w.tcp, &mut buf), Ok(0)),
-            _ => false,
+        let (gone, drop_all) = match self.watchers.get_mut(index) {
+            Some(Some(w)) => match std::io::Read::read(&mut w.tcp, &mut buf) {
+                Ok(0) => (true, false),
+                Ok(n) => (
+                    false,
+                    buf.get(..n)
+                        .is_some_and(|b| b.windows(4).any(|x| x == b"drop")),
+                ),
+                Err(_) => (false, false),
+            },
+            _ => (false, false),
         };
+        if drop_all {
+            for slot in 0..self.slab.len() {
+                self.close(poller, slot);
+            }
+            // Say so at once: whoever asked waits for the counts to fall and rise again.
+            report::write_stats(&mut self.report, self.accepted, self.open, self.established);
+        }
         if gone {
             if let Some(Some(w)) = self.watchers.get_mut(index).map(Option::take) {
                 poller.delete(&w.tcp);

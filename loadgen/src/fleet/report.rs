@@ -4,6 +4,9 @@
 //!
 //! - `a <arrival_ns> <outcome letter> <id>`: a message arrived (its MSH-10 or ITK tracking id).
 //! - `s <accepted> <open> <established>`: connection counts, a few times a second.
+//!
+//! The other way, a watcher may send `drop\n`: the process then closes every accepted
+//! connection at once (see `conns::State::watcher_event`).
 
 /// One parsed line.
 #[derive(Clone, Debug, PartialEq, Eq)]
