@@ -37,6 +37,24 @@ impl RouterProcess {
         RouterProcess::start_watching(config, &all, expect)
     }
 
+    /// As [`RouterProcess::start`], with settings that make a test router quick to retry and
+    /// recover (20 ms first retry, 200 ms circuit cool-down, 1 s shutdown grace) and the given
+    /// reply timeout in seconds.
+    pub fn start_quick(config: &Path, reply_timeout_s: u32, expect: &[&str]) -> RouterProcess {
+        let timeout = reply_timeout_s.to_string();
+        let args = [
+            "--retry-base-ms",
+            "20",
+            "--breaker-cooldown-ms",
+            "200",
+            "--grace",
+            "1",
+            "--reply-timeout",
+            &timeout,
+        ];
+        RouterProcess::start(config, &args, expect)
+    }
+
     /// As [`RouterProcess::start`], without `--no-watch`: the router reloads when the file
     /// changes.
     pub fn start_watching(config: &Path, args: &[&str], expect: &[&str]) -> RouterProcess {

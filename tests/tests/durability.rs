@@ -46,20 +46,7 @@ fn config(scratch: &Scratch, endpoints: &[Endpoint]) -> PathBuf {
 }
 
 fn start(config: &Path) -> RouterProcess {
-    RouterProcess::start(
-        config,
-        &[
-            "--retry-base-ms",
-            "20",
-            "--breaker-cooldown-ms",
-            "200",
-            "--reply-timeout",
-            "2",
-            "--grace",
-            "1",
-        ],
-        &["in", "admin"],
-    )
+    RouterProcess::start_quick(config, 2, &["in", "admin"])
 }
 
 /// xorshift64*, seeded: the kill moment of each run is repeatable.

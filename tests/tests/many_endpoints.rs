@@ -63,20 +63,7 @@ fn config(scratch: &Scratch, pki: &TestPki, fleet: &Fleet) -> std::path::PathBuf
 }
 
 fn start(config: &Path) -> RouterProcess {
-    RouterProcess::start(
-        config,
-        &[
-            "--retry-base-ms",
-            "20",
-            "--breaker-cooldown-ms",
-            "200",
-            "--reply-timeout",
-            "5",
-            "--grace",
-            "1",
-        ],
-        &["in", "admin"],
-    )
+    RouterProcess::start_quick(config, 5, &["in", "admin"])
 }
 
 #[test]

@@ -34,18 +34,7 @@ fn config(scratch: &Scratch, endpoints: &[(&str, &str, &Endpoint)]) -> PathBuf {
 }
 
 fn start(config: &Path) -> RouterProcess {
-    RouterProcess::start(
-        config,
-        &[
-            "--retry-base-ms",
-            "20",
-            "--breaker-cooldown-ms",
-            "200",
-            "--reply-timeout",
-            "2",
-        ],
-        &["itk", "admin"],
-    )
+    RouterProcess::start_quick(config, 2, &["itk", "admin"])
 }
 
 fn wait_all(inboxes: &[&Inbox], n: usize) -> bool {

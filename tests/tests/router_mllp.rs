@@ -46,18 +46,7 @@ fn mllp_endpoint(endpoint: &Endpoint) -> String {
 }
 
 fn start(config: &Path) -> RouterProcess {
-    RouterProcess::start(
-        config,
-        &[
-            "--retry-base-ms",
-            "20",
-            "--breaker-cooldown-ms",
-            "200",
-            "--reply-timeout",
-            "2",
-        ],
-        &["in", "admin"],
-    )
+    RouterProcess::start_quick(config, 2, &["in", "admin"])
 }
 
 fn always(code: AckCode) -> impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static {

@@ -33,7 +33,7 @@ const ERROR_CLIENT: &str = "1000";
 /// Toolkit error code for a failure on our side (the message could not be stored).
 const ERROR_SERVER: &str = "2100";
 
-/// Serves one sender until it closes, asks to close, goes idle, or breaks the protocol.
+/// Serves one sender (its TLS handshake, if any, already done) until it closes, asks to close, goes idle, or breaks the protocol.
 pub async fn serve(
     shard: Rc<Shard>,
     listener: Rc<ListenerCtx>,
@@ -41,14 +41,6 @@ pub async fn serve(
     origin: Origin,
     stop: Rc<LocalSignal>,
 ) {
-    if let Err(e) = stream.handshake(&shard.pool).await {
-        log::info!(
-            "{}: {}: TLS handshake failed: {e}",
-            listener.name,
-            origin.peer
-        );
-        return;
-    }
     let limits = http1::Limits {
         max_body: listener.config.max_message_bytes,
         ..http1::Limits::default()

@@ -123,13 +123,17 @@ pub async fn run(
         );
         live.set(live.get() + 1);
         monoio::spawn(async move {
-            match ctx2.config.protocol {
-                Protocol::Mllp | Protocol::Mllps => {
-                    super::mllp::serve(shard, Rc::clone(&ctx2), stream, origin, stop2).await
-                }
-                Protocol::ItkHttp | Protocol::ItkHttps => {
-                    super::itk::serve(shard, Rc::clone(&ctx2), stream, origin, stop2).await
-                }
+            let mut stream = stream;
+            match stream.handshake(&shard.pool).await {
+                Err(e) => log::info!("{}: {}: TLS handshake failed: {e}", ctx2.name, origin.peer),
+                Ok(()) => match ctx2.config.protocol {
+                    Protocol::Mllp | Protocol::Mllps => {
+                        super::mllp::serve(shard, Rc::clone(&ctx2), stream, origin, stop2).await
+                    }
+                    Protocol::ItkHttp | Protocol::ItkHttps => {
+                        super::itk::serve(shard, Rc::clone(&ctx2), stream, origin, stop2).await
+                    }
+                },
             }
             ctx2.open.fetch_sub(1, Ordering::AcqRel);
             live2.set(live2.get() - 1);

@@ -36,7 +36,7 @@ const TOO_LONG: u16 = 104;
 /// large message does not pin memory for the connection's life.
 const KEEP_IDLE_BUFFER: usize = 64 * 1024;
 
-/// Serves one sender until it closes, goes idle too long, or breaks the connection.
+/// Serves one sender (its TLS handshake, if any, already done) until it closes, goes idle too long, or breaks the connection.
 pub async fn serve(
     shard: Rc<Shard>,
     listener: Rc<ListenerCtx>,
@@ -44,14 +44,6 @@ pub async fn serve(
     origin: Origin,
     stop: Rc<LocalSignal>,
 ) {
-    if let Err(e) = stream.handshake(&shard.pool).await {
-        log::info!(
-            "{}: {}: TLS handshake failed: {e}",
-            listener.name,
-            origin.peer
-        );
-        return;
-    }
     let mut decoder = mllp::Decoder::new(listener.max_message_bytes());
     let mut input: Vec<u8> = Vec::new();
     let mut decision = Decision::default();
