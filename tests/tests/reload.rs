@@ -114,6 +114,8 @@ fn good_edits_take_effect_and_broken_ones_are_refused() {
     assert!(router.wait_for_output("reload refused", WAIT));
     route_one(&mut sender, "still-a", &a);
     assert_eq!(ids(&b), vec!["after-admin"]);
+    // The endpoints themselves never changed: each kept the one connection it had.
+    assert_eq!((a.inbox.connections(), b.inbox.connections()), (1, 1));
     assert!(router.terminate(WAIT).success());
 }
 
