@@ -9,52 +9,13 @@
 //! - every file under `malformed/` gets a positioned error or a parse, never a panic, and every
 //!   accessor is exercised on whatever parses.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{files, read};
 
 use codecs::hl7v2::{
     split_messages, unescape, AckMode, Batch, ErrorKind, FieldPath, Message, ParseError,
 };
-
-fn corpus() -> Option<PathBuf> {
-    let dir = match std::env::var_os("GANGLION_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
-    };
-    dir.is_dir().then_some(dir)
-}
-
-macro_rules! corpus_or_skip {
-    () => {
-        match corpus() {
-            Some(dir) => dir,
-            None => {
-                println!("corpus not found, skipped");
-                return;
-            }
-        }
-    };
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn read(root: &Path, rel: &str) -> Vec<u8> {
-    std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
 
 /// Runs every accessor over a parsed message; returns the validation result.
 fn exercise(m: &Message<'_>) -> Result<(), ParseError> {

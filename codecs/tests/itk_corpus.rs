@@ -12,30 +12,14 @@
 //! - Templates (`__PLACEHOLDER__` tokens), schemas and everything else never make the parsers
 //!   panic.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::{files, read};
 
 use codecs::http1::{self, BodyFraming, Limits, EMPTY_HEADER};
 use codecs::itk::{self, Addressing, InfResult, ItkErrorKind, ItkMessage, ResponseBody, Text};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = match std::env::var_os("GANGLION_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
-    };
-    dir.is_dir().then_some(dir)
-}
-
-macro_rules! corpus_or_skip {
-    () => {
-        match corpus() {
-            Some(dir) => dir,
-            None => {
-                println!("corpus not found, skipped");
-                return;
-            }
-        }
-    };
-}
 
 const TKW: &str = "itk/nhsdigitalmait+TKW-x/src/test/resources/";
 const T111: &str = "itk/UECIT+cdss-tkw/TKW/contrib/ITK_2_01_Test_Messages/111/";
@@ -45,27 +29,6 @@ const ACKS: &str = "itk/UECIT+cdss-tkw/TKW/contrib/ITK_2_01_Test_Messages/Acknow
 const CIAO: &str = "itk/nagyist+ciao-transport-itk/ciao-transport-itk/src/test/resources/uk/nhs/ciao/transport/itk/";
 const CORR: &str = "itk/nhsdigitalmait+ITK_Correspondence/";
 const SPINE: &str = "itk/nagyist+ciao-transport-itk/ciao-transport-spine/src/test/resources/uk/nhs/ciao/transport/spine/";
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn read(root: &Path, rel: &str) -> Vec<u8> {
-    std::fs::read(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
