@@ -145,24 +145,10 @@ fn wait_until(
 
 /// The whole measurement; the caller prints the report.
 pub fn run(config: &ConnectionsConfig, stop: &AtomicBool) -> anyhow::Result<ConnectionsReport> {
-    let nofile = crate::sys::raise_nofile();
-    let workdir = match &config.workdir {
-        Some(d) => d.clone(),
-        None => procs::workspace()
-            .join("target")
-            .join("loadgen")
-            .join(format!("connections-{}", std::process::id())),
-    };
-    if workdir.exists() {
-        std::fs::remove_dir_all(&workdir).ok();
-    }
-    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    let nofile = router::runtime::fdtable::raise_open_files_limit();
+    let workdir = procs::fresh_workdir(config.workdir.as_deref(), "connections")?;
     let result = run_in(config, &workdir, nofile, stop);
-    if !config.keep {
-        let _ = std::fs::remove_dir_all(&workdir);
-    } else {
-        eprintln!("work directory kept: {}", workdir.display());
-    }
+    procs::leave_workdir(&workdir, config.keep);
     let report = result?;
     if let Some(path) = &config.json {
         std::fs::write(path, serde_json::to_string_pretty(&report.json())?)

@@ -305,7 +305,7 @@ fn stop_flag() -> Arc<AtomicBool> {
 }
 
 fn endpoints(args: EndpointsArgs) -> anyhow::Result<ExitCode> {
-    loadgen::sys::raise_nofile();
+    router::runtime::fdtable::raise_open_files_limit();
     let pki = match (&args.pki, args.tls) {
         (Some(dir), _) => Some(Pki::open(dir)),
         (None, true) => {
@@ -403,7 +403,7 @@ fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn relay_cmd(args: RelayArgs) -> anyhow::Result<ExitCode> {
-    loadgen::sys::raise_nofile();
+    router::runtime::fdtable::raise_open_files_limit();
     let rows = directory::read(&args.directory)
         .with_context(|| format!("reading {}", args.directory.display()))?;
     let stop = stop_flag();

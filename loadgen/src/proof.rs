@@ -458,18 +458,8 @@ fn settle(fleet: &mut Fleet) {
 
 /// The whole proof. Returns the report; the caller prints it and sets the exit status.
 pub fn run(config: &ProofConfig, stop: &AtomicBool) -> anyhow::Result<Report> {
-    let nofile = crate::sys::raise_nofile();
-    let workdir = match &config.workdir {
-        Some(d) => d.clone(),
-        None => procs::workspace()
-            .join("target")
-            .join("loadgen")
-            .join(format!("proof-{}", std::process::id())),
-    };
-    if workdir.exists() {
-        std::fs::remove_dir_all(&workdir).ok();
-    }
-    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    let nofile = router::runtime::fdtable::raise_open_files_limit();
+    let workdir = procs::fresh_workdir(config.workdir.as_deref(), "proof")?;
     if crate::sys::is_tmpfs(&workdir) {
         eprintln!(
             "warning: {} is on tmpfs: fsync costs nothing there, durability figures flatter",
@@ -477,11 +467,7 @@ pub fn run(config: &ProofConfig, stop: &AtomicBool) -> anyhow::Result<Report> {
         );
     }
     let result = run_in(config, &workdir, nofile, stop);
-    if !config.keep {
-        let _ = std::fs::remove_dir_all(&workdir);
-    } else {
-        eprintln!("work directory kept: {}", workdir.display());
-    }
+    procs::leave_workdir(&workdir, config.keep);
     result
 }
 

@@ -1,23 +1,6 @@
-//! What loadgen reads from and asks of the operating system: the open-files limit, and the
-//! CPU time and memory of processes from /proc.
+//! What loadgen reads of the operating system: the CPU time and memory of processes from
+//! /proc. (The open-files limit is raised with the router's `fdtable::raise_open_files_limit`.)
 use std::path::Path;
-
-use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-
-/// Raises the soft open-files limit to the hard one; returns the limit now in force.
-pub fn raise_nofile() -> u64 {
-    let limit = getrlimit(Resource::Nofile);
-    if let Some(max) = limit.maximum {
-        let _ = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(max),
-                maximum: Some(max),
-            },
-        );
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(1024)
-}
 
 /// utime + stime of process `pid` (all its threads), in seconds; `None` when it is gone.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {

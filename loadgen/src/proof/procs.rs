@@ -236,3 +236,29 @@ pub fn find_ganglion(
             )
         })
 }
+
+/// A fresh, empty work directory: `explicit` when given, else `target/loadgen/<name>-<pid>`.
+pub fn fresh_workdir(explicit: Option<&Path>, name: &str) -> anyhow::Result<PathBuf> {
+    let dir = match explicit {
+        Some(d) => d.to_path_buf(),
+        None => workspace()
+            .join("target")
+            .join("loadgen")
+            .join(format!("{name}-{}", std::process::id())),
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Removes the work directory, or says where it is when asked to keep it.
+pub fn leave_workdir(dir: &Path, keep: bool) {
+    if keep {
+        eprintln!("work directory kept: {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
