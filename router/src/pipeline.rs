@@ -3,7 +3,6 @@
 //! A message is copied once, out of the connection's receive buffer into an [`Accepted`], when
 //! it is accepted; every destination then shares it through an `Arc`, so fan-out to N endpoints
 //! costs N small [`Delivery`] values, not N copies. The bytes are exactly those received.
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
@@ -34,7 +33,9 @@ pub struct Accepted {
     pub soap_action: Option<Box<str>>,
     pub arrived: SystemTime,
     pub listener: Arc<str>,
-    pub peer: SocketAddr,
+    /// The sender's address as text, formatted once per connection and shared by its messages
+    /// (the log records it as text; a replayed message may come from a peer gone long ago).
+    pub peer: Arc<str>,
 }
 
 impl Accepted {

@@ -42,7 +42,6 @@ impl Outcomes for ShardOutcomes {
             (GiveUp::Unroutable, _) => Reason::Other,
         };
         let control_id = String::from_utf8_lossy(message.control_id()).into_owned();
-        let peer = message.peer.to_string();
         // Writing a dead letter fsyncs; it happens only when an endpoint refuses a message or
         // retries run out, which is rare enough to do on the shard.
         let letter = NewDeadLetter {
@@ -57,7 +56,7 @@ impl Outcomes for ShardOutcomes {
             }),
             origin: Origin {
                 listener: &message.listener,
-                peer: &peer,
+                peer: &message.peer,
                 arrival_unix_nanos: unix_nanos(message.arrived),
                 control_id: &control_id,
             },

@@ -1,5 +1,4 @@
 //! The life of one shard: start its inbox and listeners, obey the control thread, drain.
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -222,11 +221,7 @@ async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), String>
         soap_action,
         arrived: std::time::SystemTime::now(),
         listener: Arc::from(letter.origin.listener.as_str()),
-        peer: letter
-            .origin
-            .peer
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+        peer: Arc::from(letter.origin.peer.as_str()),
         bytes,
     });
     let plan = Plan::Deliver {
@@ -250,11 +245,7 @@ fn recovered_message(shard: &Shard, record: &PendingRecord) -> Accepted {
         soap_action,
         arrived: UNIX_EPOCH + Duration::from_nanos(record.origin.arrival_unix_nanos),
         listener: Arc::from(record.origin.listener.as_str()),
-        peer: record
-            .origin
-            .peer
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+        peer: Arc::from(record.origin.peer.as_str()),
         bytes,
     }
 }

@@ -48,6 +48,8 @@ impl Plan {
 pub struct Origin {
     pub listener: Arc<str>,
     pub peer: SocketAddr,
+    /// `peer` as text, made once per connection for the records of its messages.
+    pub peer_text: Arc<str>,
 }
 
 /// A message as it arrived, before routing.
@@ -78,7 +80,7 @@ pub async fn plan(
             soap_action: incoming.soap_action.map(Into::into),
             arrived: SystemTime::now(),
             listener: Arc::clone(&origin.listener),
-            peer: origin.peer,
+            peer: Arc::clone(&origin.peer_text),
         })
     };
     match decision.outcome {
@@ -120,8 +122,10 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
     let deliveries = plans.iter().filter(|p| matches!(p, Plan::Deliver { .. }));
     let refs = match &shard.durability {
         Some(durability) => {
-            let mut names: Vec<Vec<&str>> = Vec::new();
-            let mut texts: Vec<(String, String)> = Vec::new();
+            // Borrowed from the plans: control ids are ASCII in practice, so the lossy view
+            // allocates nothing, and destination lists of up to four stay on the stack.
+            let mut names: Vec<SmallVec<[&str; 4]>> = Vec::new();
+            let mut control_ids: Vec<std::borrow::Cow<'_, str>> = Vec::new();
             for plan in deliveries.clone() {
                 if let Plan::Deliver {
                     message,
@@ -135,21 +139,18 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
                             .filter_map(|&id| routing.handle(id).map(|h| &*h.name))
                             .collect(),
                     );
-                    texts.push((
-                        message.peer.to_string(),
-                        String::from_utf8_lossy(message.control_id()).into_owned(),
-                    ));
+                    control_ids.push(String::from_utf8_lossy(message.control_id()));
                 }
             }
             let records: Vec<NewRecord<'_>> = deliveries
                 .clone()
-                .zip(names.iter().zip(&texts))
-                .filter_map(|(plan, (names, (peer, control_id)))| match plan {
+                .zip(names.iter().zip(&control_ids))
+                .filter_map(|(plan, (names, control_id))| match plan {
                     Plan::Deliver { message, .. } => Some(NewRecord {
                         destinations: names,
                         origin: WalOrigin {
                             listener: &message.listener,
-                            peer,
+                            peer: &message.peer,
                             arrival_unix_nanos: unix_nanos(message.arrived),
                             control_id,
                         },

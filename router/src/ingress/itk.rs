@@ -432,7 +432,7 @@ async fn inf_ack_plan(shard: &Shard, origin: &Origin, target: &InfAckTarget) -> 
         soap_action: Some(itk::SERVICE_INF_ACK.into()),
         arrived: now,
         listener: Arc::clone(&origin.listener),
-        peer: origin.peer,
+        peer: Arc::clone(&origin.peer_text),
     });
     Some(Plan::Deliver {
         message,

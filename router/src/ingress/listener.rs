@@ -114,6 +114,7 @@ pub async fn run(
         let origin = Origin {
             listener: Arc::clone(&ctx.name),
             peer,
+            peer_text: Arc::from(peer.to_string()),
         };
         let (shard, ctx2, stop2, live2) = (
             Rc::clone(&shard),

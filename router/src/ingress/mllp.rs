@@ -277,7 +277,51 @@ fn write_answer(
     write_hl7v2_ack(msh.as_ref(), bytes, answer, &id, now, acks);
 }
 
-/// MSH-10 for an ACK we send: unique within this run, and telling which shard sent it.
-fn ack_id(shard: &Shard) -> Vec<u8> {
-    format!("G{:X}", shard.next_seq()).into_bytes()
+/// MSH-10 for an ACK we send: unique within this run, and telling which shard sent it
+/// (`G` and the sequence in hex). Formatted on the stack: one per message.
+fn ack_id(shard: &Shard) -> AckId {
+    AckId::new(shard.next_seq())
+}
+
+impl AckId {
+    fn new(n: u64) -> AckId {
+        let mut id = AckId {
+            bytes: [0; 17],
+            len: 1,
+        };
+        id.bytes[0] = b'G';
+        let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+        for i in 0..digits {
+            let nibble = ((n >> (4 * (digits - 1 - i))) & 0xF) as u8;
+            id.bytes[1 + i] = b"0123456789ABCDEF"[usize::from(nibble)];
+        }
+        id.len = 1 + digits;
+        id
+    }
+}
+
+/// An ACK's control id, without a heap allocation.
+struct AckId {
+    bytes: [u8; 17],
+    len: usize,
+}
+
+impl std::ops::Deref for AckId {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AckId;
+
+    #[test]
+    fn ack_ids_are_g_and_hex() {
+        for n in [0u64, 1, 0xA, 0x1_0000_0000_002A, u64::MAX] {
+            assert_eq!(&*AckId::new(n), format!("G{n:X}").as_bytes());
+        }
+    }
 }
