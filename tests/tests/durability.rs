@@ -225,6 +225,24 @@ fn start_with_data(
     RouterProcess::start(&config, args, &["in", "admin"])
 }
 
+/// Restarts on `data` with a willing endpoint and checks that everything in `acked` arrives.
+fn restart_and_deliver(scratch: &Scratch, data: &Path, acked: &[String]) {
+    let willing = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let router = start_with_data(scratch, data, &willing, &["--grace", "1"]);
+    assert!(willing.inbox.wait_for(acked.len(), Duration::from_secs(30)));
+    let got: HashSet<String> = willing
+        .inbox
+        .messages()
+        .iter()
+        .map(|m| control_id(m))
+        .collect();
+    assert!(
+        acked.iter().all(|id| got.contains(id)),
+        "acknowledged {acked:?}, delivered {got:?}"
+    );
+    assert!(router.terminate(Duration::from_secs(20)).success());
+}
+
 /// An ADT padded to about `kib` KiB.
 fn big(id: &str, kib: usize) -> Vec<u8> {
     let mut m =
@@ -288,17 +306,7 @@ fn a_full_log_budget_answers_ae_and_acknowledges_only_what_was_stored() {
     router.kill();
 
     // What was acknowledged is in the log: a willing endpoint gets all of it after a restart.
-    let willing = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
-    let router = start_with_data(&scratch, &data, &willing, &["--grace", "1"]);
-    assert!(willing.inbox.wait_for(acked.len(), Duration::from_secs(30)));
-    let got: HashSet<String> = willing
-        .inbox
-        .messages()
-        .iter()
-        .map(|m| control_id(m))
-        .collect();
-    assert!(acked.iter().all(|id| got.contains(id)));
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    restart_and_deliver(&scratch, &data, &acked);
 }
 
 #[test]
@@ -347,18 +355,5 @@ fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
     );
     router.kill();
 
-    let willing = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
-    let router = start_with_data(&scratch, &data, &willing, &["--grace", "1"]);
-    assert!(willing.inbox.wait_for(acked.len(), Duration::from_secs(30)));
-    let got: HashSet<String> = willing
-        .inbox
-        .messages()
-        .iter()
-        .map(|m| control_id(m))
-        .collect();
-    assert!(
-        acked.iter().all(|id| got.contains(id)),
-        "acknowledged {acked:?}, delivered {got:?}"
-    );
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    restart_and_deliver(&scratch, &data, &acked);
 }
