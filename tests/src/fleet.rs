@@ -23,6 +23,8 @@ pub struct Seen {
     /// MSH-10 of every message, in arrival order.
     pub control_ids: Mutex<Vec<String>>,
     pub connections: AtomicUsize,
+    /// Connections open right now: taking an endpoint down is done only when this reaches 0.
+    pub live: AtomicUsize,
     pub down: AtomicBool,
 }
 
@@ -110,10 +112,18 @@ impl Fleet {
     }
 
     /// Takes endpoint `i` down (its connections close, new ones are refused) or brings it back.
+    /// The connections close asynchronously: see [`Fleet::open_connections`].
     pub fn set_down(&self, i: usize, down: bool) {
         if let Some(seen) = self.seen.get(i) {
             seen.down.store(down, Ordering::SeqCst);
         }
+    }
+
+    /// Connections endpoint `i` holds open now.
+    pub fn open_connections(&self, i: usize) -> usize {
+        self.seen
+            .get(i)
+            .map_or(0, |s| s.live.load(Ordering::SeqCst))
     }
 }
 
@@ -142,10 +152,14 @@ async fn serve(
             continue;
         }
         seen[i].connections.fetch_add(1, Ordering::SeqCst);
+        seen[i].live.fetch_add(1, Ordering::SeqCst);
         let stream = match &tls {
             Some(config) => match ServerConnection::new(Arc::clone(config)) {
                 Ok(conn) => Stream::tls(tcp, conn),
-                Err(_) => continue,
+                Err(_) => {
+                    seen[i].live.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
             },
             None => Stream::Plain(tcp),
         };
@@ -153,8 +167,13 @@ async fn serve(
     }
 }
 
-async fn connection(mut stream: Stream, i: usize, seen: Arc<Vec<Seen>>, pool: Rc<BufferPool>) {
-    if stream.handshake(&pool).await.is_err() {
+async fn connection(stream: Stream, i: usize, seen: Arc<Vec<Seen>>, pool: Rc<BufferPool>) {
+    serve_connection(stream, i, &seen, &pool).await;
+    seen[i].live.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn serve_connection(mut stream: Stream, i: usize, seen: &[Seen], pool: &BufferPool) {
+    if stream.handshake(pool).await.is_err() {
         return;
     }
     let mut decoder = mllp::Decoder::new(1 << 20);
@@ -174,7 +193,7 @@ async fn connection(mut stream: Stream, i: usize, seen: Arc<Vec<Seen>>, pool: Rc
         if seen[i].down.load(Ordering::SeqCst) {
             return;
         }
-        match stream.read_into(&mut input, &pool).await {
+        match stream.read_into(&mut input, pool).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
@@ -200,7 +219,7 @@ async fn connection(mut stream: Stream, i: usize, seen: Arc<Vec<Seen>>, pool: Rc
             }
         }
         input.drain(..at);
-        if !acks.is_empty() && stream.write_all(&acks, &pool).await.is_err() {
+        if !acks.is_empty() && stream.write_all(&acks, pool).await.is_err() {
             return;
         }
     }

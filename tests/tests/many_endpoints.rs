@@ -117,6 +117,11 @@ fn thousands_of_prewarmed_tls_endpoints_each_get_their_message_once() {
     for &i in &churned {
         fleet.set_down(i, true);
     }
+    // The restart is real only once their connections are gone: on a fast machine the rounds
+    // below could otherwise be acknowledged before an endpoint even noticed it was down.
+    wait_until("churned endpoints closed", Duration::from_secs(30), || {
+        churned.iter().all(|&i| fleet.open_connections(i) == 0)
+    });
     for round in 1..=3 {
         let mut burst = Vec::new();
         for i in 0..ENDPOINTS {
