@@ -11,8 +11,10 @@ use std::path::Path;
 pub const HEADER: &str =
     "id,protocol,address,server_name,tls,ods,itk_address,hl7_application,hl7_facility,prewarm";
 
-/// The name every loadgen endpoint certificate carries (one certificate serves the fleet).
-pub const SERVER_NAME: &str = "endpoints.loadgen.test";
+/// The domain every endpoint's server name is in. Each endpoint has a name of its own, as
+/// registered systems do (so the router's session memory works per endpoint, as it would in
+/// production); one wildcard certificate for `*.` this domain serves the whole fleet.
+pub const SERVER_DOMAIN: &str = "endpoints.loadgen.test";
 /// The TLS profile the router's config names.
 pub const TLS_PROFILE: &str = "loadgen";
 /// The ITK path endpoints serve.
@@ -42,6 +44,11 @@ impl Row {
         format!("F{:05}", self.index)
     }
 
+    /// The name the router sends as SNI and checks the certificate against.
+    pub fn server_name(&self) -> String {
+        format!("{}.{SERVER_DOMAIN}", self.id())
+    }
+
     pub fn ods(&self) -> String {
         format!("E{:05}", self.index)
     }
@@ -60,9 +67,9 @@ impl Row {
             (Proto::Itk, true) => ("itk-https", format!("https://{}{ITK_PATH}", self.addr)),
         };
         let (server_name, tls) = if self.tls {
-            (SERVER_NAME, TLS_PROFILE)
+            (self.server_name(), TLS_PROFILE)
         } else {
-            ("", "")
+            (String::new(), "")
         };
         let _ = write!(s, "{},{protocol},{address},{server_name},{tls},", self.id());
         match self.proto {

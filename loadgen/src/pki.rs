@@ -1,6 +1,6 @@
 //! Certificates for a loadgen deployment, made with the router's own private CA: `ca.crt`,
-//! one server certificate for the whole endpoint fleet (`endpoint.{crt,key}`, valid for
-//! [`crate::directory::SERVER_NAME`]), and the router's client certificate
+//! one wildcard server certificate for the whole endpoint fleet (`endpoint.{crt,key}`, valid
+//! for every name in [`crate::directory::SERVER_DOMAIN`]), and the router's client certificate
 //! (`client.{crt,key}`) that the endpoints ask for (mutual TLS, as NHS endpoints do).
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +8,10 @@ use std::sync::Arc;
 use router::tls::config::{client_config, server_config, ClientCerts, ClientSettings};
 use router::tls::pki::Authority;
 
-use crate::directory::SERVER_NAME;
+use router::tls::sessions::SessionStore;
+use rustls::pki_types::ServerName;
+
+use crate::directory::{Row, SERVER_DOMAIN};
 
 /// Where the files of one deployment are.
 #[derive(Clone, Debug)]
@@ -22,7 +25,7 @@ impl Pki {
         std::fs::create_dir_all(dir)?;
         let ca = Authority::new("loadgen CA")?;
         ca.write_cert(&dir.join("ca.crt"))?;
-        ca.issue_server(&[SERVER_NAME.to_string(), "127.0.0.1".to_string()])?
+        ca.issue_server(&[format!("*.{SERVER_DOMAIN}"), "127.0.0.1".to_string()])?
             .write(dir, "endpoint")?;
         ca.issue_client("router.loadgen.test")?
             .write(dir, "client")?;
@@ -52,8 +55,9 @@ impl Pki {
         )?)
     }
 
-    /// A client configuration as the router's: trusts our CA, shows the client certificate.
-    pub fn client(&self, sessions: usize) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    /// A client configuration as the router's: trusts our CA, shows the client certificate,
+    /// remembers a session for each of `endpoints`.
+    pub fn client(&self, endpoints: &[Row]) -> anyhow::Result<Arc<rustls::ClientConfig>> {
         let ca = self.path("ca.crt");
         let cert = self.path("client.crt");
         let key = self.path("client.key");
@@ -61,7 +65,11 @@ impl Pki {
             ca: Some(&ca),
             client_cert: Some((&cert, &key)),
             verify_server_name: true,
-            session_cache: sessions,
+            sessions: Arc::new(SessionStore::for_endpoints(
+                endpoints
+                    .iter()
+                    .filter_map(|row| ServerName::try_from(row.server_name()).ok()),
+            )),
         })?)
     }
 }

@@ -98,7 +98,7 @@ pub fn run(config: RelayConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         rows: config.rows,
     });
     let tls = match &config.tls {
-        Some(pki) => Some(pki.client(keys.rows.len().max(1))?),
+        Some(pki) => Some(pki.client(&keys.rows)?),
         None => None,
     };
     // Every shared descriptor exists before any thread takes a private table.

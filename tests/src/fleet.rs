@@ -1,7 +1,8 @@
 //! Thousands of MLLP endpoints on one thread: a monoio runtime with a listener per endpoint on
 //! its own loopback address (127.0.x.y), TLS optional, answering AA with MSA-2 = MSH-10 and
 //! recording what each received. Endpoints can be taken down (connections dropped, new ones
-//! refused) and brought back, to test churn.
+//! refused) and brought back, to test churn, or have their connections closed and nothing
+//! else (a kick), to test reconnecting.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,6 +27,15 @@ pub struct Seen {
     /// Connections open right now: taking an endpoint down is done only when this reaches 0.
     pub live: AtomicUsize,
     pub down: AtomicBool,
+    /// Bumped by [`Fleet::kick`]: connections accepted before the bump close.
+    pub kicks: AtomicUsize,
+}
+
+impl Seen {
+    /// Whether a connection accepted at kick generation `kicks` must close now.
+    fn must_close(&self, kicks: usize) -> bool {
+        self.down.load(Ordering::SeqCst) || self.kicks.load(Ordering::SeqCst) != kicks
+    }
 }
 
 pub struct Fleet {
@@ -119,6 +129,13 @@ impl Fleet {
         }
     }
 
+    /// Closes endpoint `i`'s connections (asynchronously) and goes on accepting new ones.
+    pub fn kick(&self, i: usize) {
+        if let Some(seen) = self.seen.get(i) {
+            seen.kicks.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// Connections endpoint `i` holds open now.
     pub fn open_connections(&self, i: usize) -> usize {
         self.seen
@@ -153,6 +170,7 @@ async fn serve(
         }
         seen[i].connections.fetch_add(1, Ordering::SeqCst);
         seen[i].live.fetch_add(1, Ordering::SeqCst);
+        let kicks = seen[i].kicks.load(Ordering::SeqCst);
         let stream = match &tls {
             Some(config) => match ServerConnection::new(Arc::clone(config)) {
                 Ok(conn) => Stream::tls(tcp, conn),
@@ -163,16 +181,27 @@ async fn serve(
             },
             None => Stream::Plain(tcp),
         };
-        monoio::spawn(connection(stream, i, Arc::clone(&seen), Rc::clone(&pool)));
+        monoio::spawn(connection(
+            stream,
+            (i, kicks),
+            Arc::clone(&seen),
+            Rc::clone(&pool),
+        ));
     }
 }
 
-async fn connection(stream: Stream, i: usize, seen: Arc<Vec<Seen>>, pool: Rc<BufferPool>) {
-    serve_connection(stream, i, &seen, &pool).await;
+/// Serves one connection of endpoint `i`, accepted at kick generation `kicks`.
+async fn connection(
+    stream: Stream,
+    (i, kicks): (usize, usize),
+    seen: Arc<Vec<Seen>>,
+    pool: Rc<BufferPool>,
+) {
+    serve_connection(stream, &seen[i], kicks, &pool).await;
     seen[i].live.fetch_sub(1, Ordering::SeqCst);
 }
 
-async fn serve_connection(mut stream: Stream, i: usize, seen: &[Seen], pool: &BufferPool) {
+async fn serve_connection(mut stream: Stream, seen: &Seen, kicks: usize, pool: &BufferPool) {
     if stream.handshake(pool).await.is_err() {
         return;
     }
@@ -184,13 +213,13 @@ async fn serve_connection(mut stream: Stream, i: usize, seen: &[Seen], pool: &Bu
             Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
-                if seen[i].down.load(Ordering::SeqCst) {
+                if seen.must_close(kicks) {
                     return;
                 }
                 continue;
             }
         }
-        if seen[i].down.load(Ordering::SeqCst) {
+        if seen.must_close(kicks) {
             return;
         }
         match stream.read_into(&mut input, pool).await {
@@ -208,7 +237,7 @@ async fn serve_connection(mut stream: Stream, i: usize, seen: &[Seen], pool: &Bu
                         let id =
                             String::from_utf8_lossy(message.msh().control_id().unwrap_or_default())
                                 .into_owned();
-                        if let Ok(mut ids) = seen[i].control_ids.lock() {
+                        if let Ok(mut ids) = seen.control_ids.lock() {
                             ids.push(id);
                         }
                     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use router::tls::config::{client_config, server_config, ClientCerts, ClientSettings};
 use router::tls::pki::Authority;
+use router::tls::sessions::SessionStore;
 use rustls::{ClientConfig, ServerConfig};
 
 use crate::scratch::Scratch;
@@ -67,7 +68,7 @@ impl TestPki {
             ca: Some(&ca),
             client_cert: with_cert.then_some((cert.as_path(), key.as_path())),
             verify_server_name: true,
-            session_cache: 8,
+            sessions: Arc::new(SessionStore::for_endpoints([])),
         })
         .expect("client config")
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use codecs::{http1, mllp};
 
 use super::{Cmd, Inbox, Keys, Origin};
-use crate::directory::{Proto, SERVER_NAME};
+use crate::directory::Proto;
 use crate::net::{Conn, Got};
 use crate::poll::{Flags, Poller, READ, READ_WRITE};
 
@@ -152,7 +152,7 @@ impl Worker {
         }
         let conn = match (&self.tls, row.tls) {
             (Some(config), true) => {
-                let Ok(name) = rustls::pki_types::ServerName::try_from(SERVER_NAME) else {
+                let Ok(name) = rustls::pki_types::ServerName::try_from(row.server_name()) else {
                     return;
                 };
                 match rustls::ClientConnection::new(Arc::clone(config), name) {

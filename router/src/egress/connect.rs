@@ -102,13 +102,11 @@ pub async fn connect(
             })?;
         let mut stream = if endpoint.protocol.is_tls() {
             let config = tls.ok_or_else(|| ConnectError::NoTlsConfig(endpoint.name.clone()))?;
-            let name = endpoint
-                .server_name
-                .clone()
-                .unwrap_or_else(|| endpoint.address.host.server_name());
-            let server_name = ServerName::try_from(name).map_err(|e| ConnectError::Tls {
-                address: address.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, e),
+            let server_name = ServerName::try_from(endpoint.tls_server_name()).map_err(|e| {
+                ConnectError::Tls {
+                    address: address.clone(),
+                    source: io::Error::new(io::ErrorKind::InvalidInput, e),
+                }
             })?;
             let conn = ClientConnection::new(Arc::clone(config), server_name).map_err(|e| {
                 ConnectError::Tls {

@@ -12,6 +12,7 @@ use super::stream::Stream;
 use crate::runtime::driver::{build_runtime, Driver, DriverChoice};
 use crate::tls::config::{client_config, server_config, ClientCerts, ClientSettings};
 use crate::tls::pki::Authority;
+use crate::tls::sessions::SessionStore;
 
 fn drivers() -> Vec<Driver> {
     let mut drivers = vec![Driver::Epoll];
@@ -67,6 +68,22 @@ impl Pki {
     }
 
     fn client(&self, ca: &str, cert: Option<&str>, verify_name: bool) -> Arc<ClientConfig> {
+        let sessions = Arc::new(SessionStore::for_endpoints([]));
+        self.client_sharing(ca, cert, verify_name, sessions)
+    }
+
+    /// A mutual-TLS client for `endpoint.test` that keeps its sessions in `sessions`.
+    fn client_with_sessions(&self, sessions: Arc<SessionStore>) -> Arc<ClientConfig> {
+        self.client_sharing("ca.crt", Some("client"), true, sessions)
+    }
+
+    fn client_sharing(
+        &self,
+        ca: &str,
+        cert: Option<&str>,
+        verify_name: bool,
+        sessions: Arc<SessionStore>,
+    ) -> Arc<ClientConfig> {
         let ca = self.path(ca);
         let cert = cert.map(|stem| {
             (
@@ -78,7 +95,7 @@ impl Pki {
             ca: Some(&ca),
             client_cert: cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
             verify_server_name: verify_name,
-            session_cache: 16,
+            sessions,
         })
         .unwrap()
     }
@@ -95,34 +112,52 @@ fn echo_server(
     driver: Driver,
     tls: Option<Arc<ServerConfig>>,
 ) -> (u16, std::thread::JoinHandle<std::io::Result<()>>) {
+    echo_server_for(driver, tls, 1)
+}
+
+/// An echo server for `connections` connections, one after another.
+fn echo_server_for(
+    driver: Driver,
+    tls: Option<Arc<ServerConfig>>,
+    connections: usize,
+) -> (u16, std::thread::JoinHandle<std::io::Result<()>>) {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = std_listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
         let mut rt = build_runtime(driver)?;
         rt.block_on(async move {
             let listener = TcpListener::from_std(std_listener)?;
-            let (tcp, _) = listener.accept().await?;
             let pool = BufferPool::new(IO_BUFFER, 4);
-            let mut stream = match tls {
-                Some(config) => Stream::tls(
-                    tcp,
-                    ServerConnection::new(config).map_err(std::io::Error::other)?,
-                ),
-                None => Stream::Plain(tcp),
-            };
-            stream.handshake(&pool).await?;
-            let mut buf = Vec::new();
-            loop {
-                stream.readable().await?;
-                buf.clear();
-                if stream.read_into(&mut buf, &pool).await? == 0 {
-                    return Ok(());
+            for _ in 0..connections {
+                let (tcp, _) = listener.accept().await?;
+                let mut stream = match &tls {
+                    Some(config) => Stream::tls(
+                        tcp,
+                        ServerConnection::new(Arc::clone(config)).map_err(std::io::Error::other)?,
+                    ),
+                    None => Stream::Plain(tcp),
+                };
+                stream.handshake(&pool).await?;
+                let mut buf = Vec::new();
+                loop {
+                    stream.readable().await?;
+                    buf.clear();
+                    if stream.read_into(&mut buf, &pool).await? == 0 {
+                        break;
+                    }
+                    stream.write_all(&buf, &pool).await?;
                 }
-                stream.write_all(&buf, &pool).await?;
             }
+            Ok(())
         })
     });
     (port, handle)
+}
+
+/// What one client connection got back, and whether its TLS handshake resumed a session.
+struct Exchanged {
+    replies: Vec<Vec<u8>>,
+    resumed: bool,
 }
 
 /// Connects, sends `messages` one at a time and returns what came back for each.
@@ -131,7 +166,7 @@ async fn exchange(
     tls: Option<Arc<ClientConfig>>,
     name: &str,
     messages: &[Vec<u8>],
-) -> std::io::Result<Vec<Vec<u8>>> {
+) -> std::io::Result<Exchanged> {
     let pool = BufferPool::new(IO_BUFFER, 4);
     let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let mut stream = match tls {
@@ -146,6 +181,7 @@ async fn exchange(
     };
     stream.set_nodelay()?;
     stream.handshake(&pool).await?;
+    let resumed = stream.resumed();
     let mut replies = Vec::new();
     for message in messages {
         stream.write_all(message, &pool).await?;
@@ -159,7 +195,7 @@ async fn exchange(
         replies.push(got);
     }
     stream.shutdown(&pool).await?;
-    Ok(replies)
+    Ok(Exchanged { replies, resumed })
 }
 
 fn messages() -> Vec<Vec<u8>> {
@@ -178,6 +214,7 @@ fn run_client(
 ) -> std::io::Result<Vec<Vec<u8>>> {
     let mut rt = build_runtime(driver).unwrap();
     rt.block_on(exchange(port, tls, name, &messages()))
+        .map(|e| e.replies)
 }
 
 #[test]
@@ -204,6 +241,65 @@ fn mutual_tls_echo_on_both_drivers() {
         .unwrap();
         assert_eq!(replies, messages(), "{driver}");
         server.join().unwrap().unwrap();
+    }
+}
+
+/// Connects `times` times in a row to a server with one configuration (so one ticket key)
+/// with one client configuration; whether each resumed.
+fn reconnect(
+    driver: Driver,
+    server: &Arc<ServerConfig>,
+    config: &Arc<ClientConfig>,
+    times: usize,
+) -> Vec<bool> {
+    let (port, server) = echo_server_for(driver, Some(Arc::clone(server)), times);
+    let mut rt = build_runtime(driver).unwrap();
+    let resumed = (0..times)
+        .map(|_| {
+            let got = rt
+                .block_on(exchange(
+                    port,
+                    Some(Arc::clone(config)),
+                    "endpoint.test",
+                    &messages(),
+                ))
+                .unwrap();
+            assert_eq!(got.replies, messages());
+            got.resumed
+        })
+        .collect();
+    server.join().unwrap().unwrap();
+    resumed
+}
+
+#[test]
+fn reconnects_resume_and_sessions_are_kept_per_endpoint() {
+    let pki = Pki::new("resume");
+    let name = || ServerName::try_from("endpoint.test").unwrap();
+    for driver in drivers() {
+        // One endpoint by this name: the server sends two tickets per connection, the store
+        // keeps one, and every reconnect resumes with it.
+        let server = pki.server(true);
+        let store = Arc::new(SessionStore::for_endpoints([name()]));
+        let config = pki.client_with_sessions(Arc::clone(&store));
+        let resumed = reconnect(driver, &server, &config, 3);
+        assert_eq!(resumed, [false, true, true], "{driver}");
+        assert_eq!(store.tickets(), 1, "{driver}");
+
+        // A restarted server has new ticket keys: the old ticket fails over to a full
+        // handshake, and the new server's ticket is used from then on.
+        let restarted = pki.server(true);
+        let resumed = reconnect(driver, &restarted, &config, 2);
+        assert_eq!(resumed, [false, true], "{driver}");
+
+        // Three endpoints share the name: it keeps three tickets, never more.
+        let store = Arc::new(SessionStore::for_endpoints([name(), name(), name()]));
+        let config = pki.client_with_sessions(Arc::clone(&store));
+        assert_eq!(reconnect(driver, &server, &config, 1), [false], "{driver}");
+        assert_eq!(store.tickets(), 2, "{driver}");
+        let resumed = reconnect(driver, &server, &config, 3);
+        assert_eq!(resumed, [true; 3], "{driver}");
+        assert_eq!(store.tickets(), 3, "{driver}");
     }
 }
 
@@ -295,7 +391,7 @@ fn configuration_errors_name_the_file() {
         ca: Some(&pki.path("empty.crt")),
         client_cert: None,
         verify_server_name: true,
-        session_cache: 1,
+        sessions: Arc::new(SessionStore::for_endpoints([])),
     })
     .unwrap_err();
     assert!(err.to_string().contains("holds no certificate"), "{err}");

@@ -131,6 +131,14 @@ impl Endpoint {
             tls: self.tls.as_deref(),
         }
     }
+
+    /// The name sent as SNI and checked against the endpoint's certificate: `server_name`, or
+    /// else the address's host.
+    pub fn tls_server_name(&self) -> String {
+        self.server_name
+            .clone()
+            .unwrap_or_else(|| self.address.host.server_name())
+    }
 }
 
 /// The profile used by TLS endpoints that name none: system roots, no client certificate.

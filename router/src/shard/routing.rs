@@ -9,10 +9,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
+use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use crate::routes::{EndpointId, RouteTable};
 use crate::tls::config::{client_config, ClientSettings, TlsConfigError};
+use crate::tls::sessions::SessionStore;
 
 /// The table in force, with run-time handles for its endpoints and TLS client configurations.
 pub struct Routing {
@@ -61,10 +63,14 @@ impl Routing {
                 },
             })
             .collect();
-        let mut users: HashMap<&str, usize> = HashMap::new();
+        // The server names each profile's endpoints are reached by, one per endpoint, to size
+        // the profile's session memory (rustls' default holds 256 sessions; 28,000 endpoints
+        // need one each or a reconnect storm does full handshakes).
+        let mut names: HashMap<&str, Vec<ServerName<'static>>> = HashMap::new();
         for endpoint in table.endpoints() {
-            if let Some(profile) = &endpoint.tls {
-                *users.entry(profile.name.as_str()).or_default() += 1;
+            let name = ServerName::try_from(endpoint.tls_server_name()).ok();
+            if let (Some(profile), Some(name)) = (&endpoint.tls, name) {
+                names.entry(profile.name.as_str()).or_default().push(name);
             }
         }
         let mut client_tls = HashMap::new();
@@ -82,9 +88,9 @@ impl Routing {
                     .as_ref()
                     .map(|(c, k)| (c.as_path(), k.as_path())),
                 verify_server_name: profile.verify_server_name,
-                // rustls keeps 256 sessions by default; a directory of 28,000 endpoints needs
-                // one per endpoint or a reconnect storm does full handshakes.
-                session_cache: users.get(profile.name.as_str()).copied().unwrap_or(1),
+                sessions: Arc::new(SessionStore::for_endpoints(
+                    names.remove(profile.name.as_str()).unwrap_or_default(),
+                )),
             })?;
             client_tls.insert(profile.name.clone(), config);
         }

@@ -1,18 +1,21 @@
 //! Building rustls configurations from the files `routes.toml` names.
 //!
-//! One [`ClientConfig`] per TLS profile, shared by every endpoint that uses it, so that its
-//! session cache serves all of them: a reconnect storm then mostly resumes instead of doing full
-//! handshakes. One [`ServerConfig`] per TLS listener.
+//! One [`ClientConfig`] per TLS profile, shared by every endpoint that uses it, with a
+//! [`SessionStore`] sized to those endpoints: a reconnect storm then resumes instead of doing
+//! full handshakes. One [`ServerConfig`] per TLS listener, issuing stateless session tickets so
+//! that its clients can resume too, however many there are.
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::{ClientSessionMemoryCache, Resumption};
+use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use super::sessions::SessionStore;
 
 /// Why a TLS configuration could not be built; always names the file concerned.
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +93,9 @@ pub struct ClientSettings<'a> {
     /// Check the endpoint's certificate against its server name. Off only for endpoints whose
     /// certificates name something else; the chain is still verified against the CA.
     pub verify_server_name: bool,
-    /// Sessions kept for resumption: size it to the number of endpoints using the profile.
-    pub session_cache: usize,
+    /// Where sessions are kept for resumption: [`SessionStore::for_endpoints`] with the server
+    /// names of the endpoints that use the profile.
+    pub sessions: Arc<SessionStore>,
 }
 
 /// A client configuration for one TLS profile.
@@ -111,9 +115,7 @@ pub fn client_config(settings: &ClientSettings<'_>) -> Result<Arc<ClientConfig>,
         Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
         None => builder.with_no_client_auth(),
     };
-    config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(
-        settings.session_cache.max(1),
-    )));
+    config.resumption = Resumption::store(Arc::clone(&settings.sessions) as _);
     Ok(Arc::new(config))
 }
 
@@ -149,7 +151,10 @@ pub fn server_config(
         }
         ClientCerts::NotAsked => builder.with_no_client_auth(),
     };
-    Ok(Arc::new(
-        builder.with_single_cert(load_certs(cert)?, load_key(key)?)?,
-    ))
+    let mut config = builder.with_single_cert(load_certs(cert)?, load_key(key)?)?;
+    // Stateless tickets: rustls' default keeps sessions in a 256-entry server-side cache, so
+    // past 256 clients a reconnecting one would do a full handshake. A ticket carries its
+    // session, encrypted under keys that rotate every 6 hours and live only in this process.
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    Ok(Arc::new(config))
 }
