@@ -1,5 +1,8 @@
-//! Counters for `/metrics`: one padded block per shard, written only by that shard, summed
-//! only when scraped, so counting costs a shard no shared cache line.
+//! Counters for `/metrics`: one padded block per shard, written only by that shard (or its
+//! fsync thread), summed only when scraped, so counting costs a shard no shared cache line.
+//!
+//! One histogram: how long each write-ahead-log fdatasync took, since every acknowledgement
+//! waits for one and the disk is what a durable router's latency tail is made of.
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,6 +23,33 @@ pub struct ShardCounters {
     pub connections_closed: AtomicU64,
     pub tls_handshakes_full: AtomicU64,
     pub tls_handshakes_resumed: AtomicU64,
+    pub wal_sync: SyncHistogram,
+}
+
+/// Upper bounds (µs) of the fdatasync histogram's buckets; the last bucket is `+Inf`.
+const SYNC_BOUNDS_US: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// fdatasync durations: a count per bucket (not cumulative; summed at render), and their sum.
+#[derive(Default)]
+pub struct SyncHistogram {
+    buckets: [AtomicU64; SYNC_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl SyncHistogram {
+    pub fn record(&self, took: std::time::Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = SYNC_BOUNDS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(SYNC_BOUNDS_US.len());
+        if let Some(b) = self.buckets.get(bucket) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
 }
 
 /// The counters of every shard.
@@ -125,7 +155,38 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE ganglion_queued gauge");
         let _ = writeln!(out, "ganglion_queued {queued}");
+        self.render_sync(&mut out);
         out
+    }
+
+    fn render_sync(&self, out: &mut String) {
+        let name = "ganglion_wal_fsync_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time each write-ahead-log fdatasync took (acknowledgements wait for it)."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let bucket = |i: usize| -> u64 {
+            self.shards
+                .iter()
+                .map(|s| s.wal_sync.buckets[i].load(Ordering::Relaxed))
+                .sum()
+        };
+        let mut cumulative = 0;
+        for (i, bound) in SYNC_BOUNDS_US.iter().enumerate() {
+            cumulative += bucket(i);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += bucket(SYNC_BOUNDS_US.len());
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum_us: u64 = self
+            .shards
+            .iter()
+            .map(|s| s.wal_sync.sum_us.load(Ordering::Relaxed))
+            .sum();
+        let _ = writeln!(out, "{name}_sum {}", sum_us as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {cumulative}");
     }
 }
 
@@ -145,5 +206,28 @@ mod tests {
         assert!(text.contains("ganglion_delivered_total 1\n"), "{text}");
         assert!(text.contains("ganglion_retries_total 1\n"), "{text}");
         assert!(text.contains("ganglion_queued 3\n"), "{text}");
+    }
+
+    #[test]
+    fn fsync_times_land_in_cumulative_buckets() {
+        let metrics = Metrics::new(2);
+        let us = std::time::Duration::from_micros;
+        metrics.shard(0).wal_sync.record(us(80));
+        metrics.shard(1).wal_sync.record(us(250));
+        metrics.shard(1).wal_sync.record(us(3_000));
+        metrics.shard(0).wal_sync.record(us(2_000_000));
+        let text = metrics.render(0);
+        for line in [
+            "ganglion_wal_fsync_seconds_bucket{le=\"0.0001\"} 1\n",
+            "ganglion_wal_fsync_seconds_bucket{le=\"0.00025\"} 2\n",
+            "ganglion_wal_fsync_seconds_bucket{le=\"0.0025\"} 2\n",
+            "ganglion_wal_fsync_seconds_bucket{le=\"0.005\"} 3\n",
+            "ganglion_wal_fsync_seconds_bucket{le=\"1\"} 3\n",
+            "ganglion_wal_fsync_seconds_bucket{le=\"+Inf\"} 4\n",
+            "ganglion_wal_fsync_seconds_count 4\n",
+            "ganglion_wal_fsync_seconds_sum 2.00333\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -58,7 +58,7 @@ proptest! {
         segment_bytes in 1500u64..6000,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let config = WalConfig { segment_bytes, budget_bytes: u64::MAX };
+        let config = WalConfig { segment_bytes, budget_bytes: u64::MAX, preallocate: false };
         let mut log = open(dir.path(), &config);
         let mut model = Model::new();
         let mut n = 0u64;
@@ -126,6 +126,7 @@ fn base() -> &'static (tempfile::TempDir, BTreeMap<u64, Msg>) {
         let config = WalConfig {
             segment_bytes: 2048,
             budget_bytes: u64::MAX,
+            preallocate: false,
         };
         let (mut log, _) = ShardLog::open(dir.path(), config).unwrap();
         let mut all = BTreeMap::new();

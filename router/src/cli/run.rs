@@ -55,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         private_fds: true,
         wal: crate::wal::WalConfig {
             budget_bytes: args.wal_budget_mib.saturating_mul(1 << 20),
+            preallocate: true,
             ..crate::wal::WalConfig::default()
         },
         egress: EgressSettings {

@@ -99,7 +99,7 @@ pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
     );
     monoio::spawn(Rc::clone(&shard).run_inbox());
     if let Some(durability) = &durability {
-        if let Err(e) = durability.start() {
+        if let Err(e) = durability.start(Arc::clone(&context.metrics)) {
             log::error!("shard {}: cannot start its fsync thread: {e}", info.index);
         }
         let committer = Rc::clone(durability);

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 
+use crate::metrics::Metrics;
 use crate::runtime::mesh::Mesh;
 use crate::signal::LocalNotify;
 use crate::wal::{
@@ -146,16 +147,20 @@ impl Durability {
     /// Starts the fsync thread. Called on the shard's own thread, after it took its private
     /// descriptor table: the thread then shares that table, so the segment files the shard
     /// creates later are the files it syncs.
-    pub fn start(&self) -> std::io::Result<()> {
+    /// Each fdatasync's duration goes into `metrics`.
+    pub fn start(&self, metrics: Arc<Metrics>) -> std::io::Result<()> {
         let Some(receive) = self.receive.borrow_mut().take() else {
             return Ok(());
         };
         let done = Arc::clone(&self.done);
+        let shard = self.shard;
         std::thread::Builder::new()
             .name(format!("ganglion-fsync-{}", self.shard))
             .spawn(move || {
                 for commit in receive {
+                    let started = std::time::Instant::now();
                     let result = commit.run();
+                    metrics.shard(shard).wal_sync.record(started.elapsed());
                     if let Ok(mut slot) = done.result.lock() {
                         *slot = Some(result);
                     }

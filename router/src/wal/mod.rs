@@ -11,20 +11,17 @@
 //!   destinations, and the append-only sidecar of delivery marks.
 //! - `commit`: [`Commit`], the group-commit fdatasync as a `Send` value.
 //! - `recover`: opening after a crash: torn tails cut off, damage quarantined and reported.
+//! - `spare`: the next segment written full of zeros ahead of time (`WalConfig::preallocate`),
+//!   so that appends never grow a file: an fdatasync then needs no journal commit, which is
+//!   what the tail of the acknowledgement latency was made of. It doubles the bytes written;
+//!   reusing finished segments instead would not, but needs records that tell stale data from a
+//!   torn tail, and is left for when a disk shows the need.
+//!
 //!
 //! Invariants: a record is durable once a [`Commit`] taken after its append has returned `Ok`;
 //! the log never appends after a half-written record; nothing in a file can make opening the log
 //! panic or fail (damage is reported in [`Recovery`]); a segment is deleted only when every
 //! destination of every record in it is done.
-//!
-//! Segments are not preallocated. Measured on this machine's disk (`bench/benches/wal.rs`): a
-//! 1 KB write + fdatasync into a pre-zeroed file takes ~116 µs (p50) against ~179 µs when the
-//! write grows the file, because ext4 then needs no journal commit; but zero-filling doubles the
-//! bytes written, and when the disk is busy or throttled (fdatasync ~4 ms here at times) both
-//! cost the same while the extra writes still count. Group commit already spreads one fdatasync
-//! over every message that arrived meanwhile. Reusing finished segments instead of deleting them
-//! would win the faster fsync without the extra writes; it needs records to tell stale data from
-//! a torn tail, and is left for when a production disk shows the need.
 //!
 //! How a shard uses it: `append` each batch of accepted messages (one `pwrite` into the page
 //! cache), then, if no commit is in flight, `commit()` and run the [`Commit`] on a blocking
@@ -41,6 +38,7 @@ mod recover;
 mod scan;
 mod segment;
 mod shard;
+mod spare;
 mod types;
 
 pub use commit::{Commit, CommitJob};

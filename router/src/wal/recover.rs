@@ -17,6 +17,7 @@ use super::error::WalError;
 use super::marks::{self, MarksFile};
 use super::scan;
 use super::segment::{self, Applied, Segment, SegmentFile, MARKS_EXT, SEGMENT_EXT};
+use super::spare;
 
 pub(crate) const QUARANTINE: &str = "quarantine";
 
@@ -84,6 +85,7 @@ pub(crate) struct Recovered {
 }
 
 pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
+    spare::discard_leftover(dir);
     let mut wal = Vec::new();
     let mut marks_files = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| WalError::io("list", dir, e))? {
@@ -146,6 +148,11 @@ fn open_segment(
         });
     }
     let mut len = bytes.len() as u64;
+    if let Some(at) = found.unused_from {
+        // Preallocated and never written: give the space back, nothing to report.
+        cut(&path, at)?;
+        len = at;
+    }
     if let Some((at, reason)) = found.torn_tail {
         let saved = save_aside(dir, &path, "torn", at, bytes.get(at as usize..))?;
         cut(&path, at)?;

@@ -3,7 +3,8 @@
 //! A record is accepted only if it checks out ([`record::check`]) and its sequence number is
 //! higher than the one before it. At damage the scan looks for the next occurrence of the record
 //! magic that starts an acceptable record; everything in between is one damaged range. Damage
-//! with no good record after it is the segment's tail (typically a write torn by a power cut).
+//! with no good record after it is the segment's tail (typically a write torn by a power cut),
+//! unless it is all zeros: that is space preallocated for records never written (`spare`).
 use std::ops::Range;
 
 use super::record::{self, MAGIC};
@@ -24,6 +25,8 @@ pub(crate) struct Scan {
     pub corrupt: Vec<(Range<u64>, &'static str)>,
     /// Damage that runs to the end of the file: everything from here on is to be cut off.
     pub torn_tail: Option<(u64, &'static str)>,
+    /// Where zeros begin that run to the end of the file: unused preallocated space.
+    pub unused_from: Option<u64>,
 }
 
 /// Scans a segment whose records must have sequence numbers in `seqs` (from the segment's
@@ -45,7 +48,12 @@ pub(crate) fn scan(buf: &[u8], seqs: Range<u64>) -> Scan {
                     at = next;
                 }
                 None => {
-                    out.torn_tail = Some((at as u64, reason));
+                    let rest = buf.get(at..).unwrap_or_default();
+                    if rest.iter().all(|&b| b == 0) {
+                        out.unused_from = Some(at as u64);
+                    } else {
+                        out.torn_tail = Some((at as u64, reason));
+                    }
                     break;
                 }
             },
@@ -158,8 +166,36 @@ mod tests {
 
     #[test]
     fn garbage_only_is_all_tail() {
-        let s = scan(&[0u8; 100], 0..u64::MAX);
+        let s = scan(&[0x55u8; 100], 0..u64::MAX);
         assert!(s.records.is_empty());
         assert_eq!(s.torn_tail.map(|t| t.0), Some(0));
+        assert_eq!(s.unused_from, None);
+    }
+
+    #[test]
+    fn zeros_after_the_last_record_are_unused_space_not_damage() {
+        let (mut buf, spans) = segment(&[1, 2]);
+        buf.resize(4096, 0);
+        let s = scan(&buf, 0..u64::MAX);
+        assert_eq!(s.records.len(), 2);
+        assert_eq!(s.unused_from, Some(spans[1].end as u64));
+        assert!(s.torn_tail.is_none() && s.corrupt.is_empty());
+
+        // Nothing written at all: a preallocated segment a crash left empty.
+        let s = scan(&[0u8; 4096], 0..u64::MAX);
+        assert!(s.records.is_empty() && s.torn_tail.is_none());
+        assert_eq!(s.unused_from, Some(0));
+    }
+
+    #[test]
+    fn a_torn_record_in_preallocated_space_is_still_a_torn_tail() {
+        let (whole, spans) = segment(&[1, 2]);
+        // Record 2's first half reached the disk; the rest of the file is still zeros.
+        let mut buf = whole[..spans[1].start + (spans[1].len() / 2)].to_vec();
+        buf.resize(4096, 0);
+        let s = scan(&buf, 0..u64::MAX);
+        assert_eq!(s.records.len(), 1);
+        assert_eq!(s.torn_tail.map(|t| t.0), Some(spans[1].start as u64));
+        assert_eq!(s.unused_from, None);
     }
 }

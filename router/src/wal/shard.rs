@@ -24,6 +24,7 @@ use super::marks::{self, MarksFile};
 use super::record;
 use super::recover::{self, Recovery};
 use super::segment::{self, Applied, Segment, SegmentFile, SEGMENT_EXT};
+use super::spare::Spare;
 use super::types::{
     Appended, Mark, MarkOutcome, NewRecord, PendingRecord, RecordId, Usage, WalConfig,
 };
@@ -55,6 +56,7 @@ pub struct ShardLog {
     /// Reused across batches: (offset in `buf`, destination count) of each encoded record.
     buf: Vec<u8>,
     layout: Vec<(u64, u16)>,
+    spare: Spare,
 }
 
 impl ShardLog {
@@ -92,6 +94,7 @@ impl ShardLog {
             poisoned: Arc::new(AtomicBool::new(false)),
             buf: Vec::new(),
             layout: Vec::new(),
+            spare: Spare::default(),
         };
         Ok((log, recovered.report))
     }
@@ -104,19 +107,29 @@ impl ShardLog {
         &self.config
     }
 
-    /// Starts a new active segment at the next sequence number; the old one is sealed.
+    /// Starts a new active segment at the next sequence number, in the spare when one is ready;
+    /// the old one is sealed.
     fn roll(&mut self) -> Result<(), WalError> {
         let first = self.next_seq;
         let path = self.dir.path.join(segment::file_name(first, SEGMENT_EXT));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| match is_no_space(&e) {
-                true => WalError::write(&path, 0, e),
-                false => WalError::io("create", &path, e),
-            })?;
+        let file = match self.spare.take(&self.dir.path, &path) {
+            Some(file) => file,
+            None => OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| match is_no_space(&e) {
+                    true => WalError::write(&path, 0, e),
+                    false => WalError::io("create", &path, e),
+                })?,
+        };
+        if self.config.preallocate {
+            // Made lazily, at the first roll, so that tools that open a log to read it
+            // write no zeros.
+            self.spare
+                .prepare(&self.dir.path, self.config.segment_bytes);
+        }
         if let Some(old) = self.active.and_then(|k| self.segments.get_mut(&k)) {
             old.sealed = true;
         }

@@ -144,8 +144,13 @@ pub struct WalConfig {
     /// A segment is closed and a new one begun when a batch would take it past this size (a
     /// single larger batch still goes whole into a fresh segment).
     pub segment_bytes: u64,
-    /// Most bytes the log's files (segments and their marks) may take on disk.
+    /// Most bytes the log's records and marks may take on disk. Preallocated space (see
+    /// `preallocate`) is not counted: at most two segments more per shard.
     pub budget_bytes: u64,
+    /// Write each next segment full of zeros ahead of time (see `wal/spare.rs`), so appends
+    /// never grow a file and their fdatasyncs need no journal commit. Off by default for
+    /// tools that only read or mark a log; the router turns it on.
+    pub preallocate: bool,
 }
 
 impl WalConfig {
@@ -158,6 +163,7 @@ impl Default for WalConfig {
         Self {
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             budget_bytes: Self::DEFAULT_BUDGET_BYTES,
+            preallocate: false,
         }
     }
 }
