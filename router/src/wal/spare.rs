@@ -10,7 +10,10 @@
 //! into it is again a metadata change.
 //!
 //! The zeros are written on a thread of its own, one segment ahead, so the shard never waits for
-//! them; if the spare is not ready when a segment fills (or the disk has no room for one), the
+//! them, and trickled (a chunk, its fdatasync, a pause): written in one burst, 64 MiB of zeros
+//! sit in the disk's queue ahead of the log's own fdatasyncs, and those then take tens of
+//! milliseconds (measured here: p99 19 ms, max 57 ms during bursts; p99 0.6 ms trickled, as
+//! without). If the spare is not ready when a segment fills (or the disk has no room for one), the
 //! log begins an ordinary growing segment instead. A spare is made only while the filesystem
 //! keeps [`HEADROOM_SEGMENTS`] segments' worth free beyond it, so preallocating never takes the
 //! room that appends need. Recovery treats zeros after the last record as unused space, not
@@ -27,8 +30,12 @@ pub(crate) const SPARE_NAME: &str = "next.spare";
 /// Free space, in segments, that must remain after the spare is written.
 pub(crate) const HEADROOM_SEGMENTS: u64 = 4;
 
-/// Zeros written per call while filling a spare.
+/// Zeros written, and synced, at a time while filling a spare.
 const CHUNK: usize = 1 << 20;
+
+/// The pause after each chunk: at most ~40 MB/s of zeros, a 64 MiB spare in about two seconds,
+/// well ahead of a segment's filling even at ten times the national message rate.
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// A spare being made, or ready.
 #[derive(Debug, Default)]
@@ -88,7 +95,11 @@ fn fill(file: &File, bytes: u64) -> io::Result<()> {
     while at < bytes {
         let n = (bytes - at).min(CHUNK as u64) as usize; // at most CHUNK
         file.write_all_at(&zeros[..n], at)?;
+        file.sync_data()?;
         at += n as u64;
+        if at < bytes {
+            std::thread::sleep(PAUSE);
+        }
     }
     Ok(())
 }
