@@ -14,7 +14,8 @@ use codecs::mllp;
 use monoio::net::TcpListener;
 use router::net::pool::{BufferPool, IO_BUFFER};
 use router::net::stream::Stream;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::server::UnbufferedServerConnection;
+use rustls::ServerConfig;
 
 use crate::endpoint::ack_for;
 
@@ -172,7 +173,7 @@ async fn serve(
         seen[i].live.fetch_add(1, Ordering::SeqCst);
         let kicks = seen[i].kicks.load(Ordering::SeqCst);
         let stream = match &tls {
-            Some(config) => match ServerConnection::new(Arc::clone(config)) {
+            Some(config) => match UnbufferedServerConnection::new(Arc::clone(config)) {
                 Ok(conn) => Stream::tls(tcp, conn),
                 Err(_) => {
                     seen[i].live.fetch_sub(1, Ordering::SeqCst);

@@ -7,8 +7,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use monoio::io::AsyncReadRent;
 use monoio::net::TcpStream;
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::ClientConfig;
 use socket2::{Domain, Protocol as SockProtocol, Socket, TcpKeepalive, Type};
 
 use crate::net::pool::BufferPool;
@@ -108,12 +109,13 @@ pub async fn connect(
                     source: io::Error::new(io::ErrorKind::InvalidInput, e),
                 }
             })?;
-            let conn = ClientConnection::new(Arc::clone(config), server_name).map_err(|e| {
-                ConnectError::Tls {
-                    address: address.clone(),
-                    source: io::Error::other(e),
-                }
-            })?;
+            let conn =
+                UnbufferedClientConnection::new(Arc::clone(config), server_name).map_err(|e| {
+                    ConnectError::Tls {
+                        address: address.clone(),
+                        source: io::Error::other(e),
+                    }
+                })?;
             Stream::tls(tcp, conn)
         } else {
             Stream::Plain(tcp)

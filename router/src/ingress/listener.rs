@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use monoio::net::TcpListener;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::server::UnbufferedServerConnection;
+use rustls::ServerConfig;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use super::accept::Origin;
@@ -100,7 +101,7 @@ pub async fn run(
             continue;
         }
         let stream = match &ctx.tls {
-            Some(config) => match ServerConnection::new(Arc::clone(config)) {
+            Some(config) => match UnbufferedServerConnection::new(Arc::clone(config)) {
                 Ok(conn) => Stream::tls(tcp, conn),
                 Err(e) => {
                     ctx.open.fetch_sub(1, Ordering::AcqRel);

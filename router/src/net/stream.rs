@@ -1,21 +1,24 @@
 //! A TCP connection, plain or TLS, driven over monoio with buffers borrowed from the shard.
 //!
-//! rustls is sans-I/O: it takes TLS bytes in and gives TLS bytes out. We drive it ourselves
-//! rather than through an adapter that keeps two 16 KiB buffers per stream, because 28,000
-//! idle endpoint connections must cost kilobytes, not megabytes: TLS bytes pass through a
-//! [`BufferPool`] buffer only while a read or write is in flight.
+//! TLS is rustls' unbuffered API ([`super::unbuffered`]): the connection keeps its keys and
+//! state, and every byte lives in a [`BufferPool`] buffer lent for one read or write. 28,000
+//! idle endpoint connections then cost their TLS state only, not the 4 KiB receive buffer a
+//! buffered rustls connection keeps (nor the two 16 KiB buffers of an async TLS adapter). A
+//! connection keeps bytes between operations only while a record is half received, or when
+//! a read brought more plaintext than the caller took.
 //!
 //! Reads are never cancelled half-way (a cancelled read would lose what it had read): callers
 //! that need a timeout wait on [`Stream::readable`] with one, which holds no buffer, and read
 //! only once bytes are there.
-use std::io::{self, Read, Write};
+use std::io;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use rustls::Connection;
+use rustls::CommonState;
 
 use super::pool::BufferPool;
+use super::unbuffered::{Buffers, Need, TlsConn, ToSend};
 
 /// Plain TCP or TLS over TCP.
 pub enum Stream {
@@ -37,24 +40,34 @@ pub enum Unsolicited {
 /// TLS state next to its socket.
 pub struct TlsStream {
     tcp: TcpStream,
-    tls: Connection,
-    /// Plaintext taken out of rustls to make room while a large read was being decrypted
-    /// (rustls holds at most 16 KiB); handed out before anything else. Empty, and holding no
-    /// memory, whenever the connection is idle.
-    spill: Vec<u8>,
+    conn: TlsConn,
+    /// TLS bytes read and not yet processed: part of one record, or nothing (and then no
+    /// memory: the buffer goes back to the pool).
+    incoming: Vec<u8>,
+    /// Plaintext decrypted and not yet taken; handed out before anything else.
+    plaintext: Vec<u8>,
+    /// The peer sent close_notify.
+    peer_closed: bool,
 }
 
 /// Reads at least this much room into a receive buffer, so small reads do not become a
 /// syscall per few bytes.
 const READ_CHUNK: usize = 16 * 1024;
 
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
 impl Stream {
-    /// Wraps `tcp` in TLS; call [`Stream::handshake`] before exchanging data.
-    pub fn tls(tcp: TcpStream, tls: impl Into<Connection>) -> Stream {
+    /// Wraps `tcp` in TLS (an unbuffered rustls client or server connection); call
+    /// [`Stream::handshake`] before exchanging data.
+    pub fn tls(tcp: TcpStream, tls: impl Into<TlsConn>) -> Stream {
         Stream::Tls(Box::new(TlsStream {
             tcp,
-            tls: tls.into(),
-            spill: Vec::new(),
+            conn: tls.into(),
+            incoming: Vec::new(),
+            plaintext: Vec::new(),
+            peer_closed: false,
         }))
     }
 
@@ -73,11 +86,11 @@ impl Stream {
         )
     }
 
-    /// The TLS connection, for inspecting the peer's certificates or the resumption state.
-    pub fn tls_state(&self) -> Option<&Connection> {
+    /// The TLS connection's state, for the peer's certificates or the resumption state.
+    pub fn tls_state(&self) -> Option<&CommonState> {
         match self {
             Stream::Plain(_) => None,
-            Stream::Tls(tls) => Some(&tls.tls),
+            Stream::Tls(tls) => Some(tls.conn.common()),
         }
     }
 
@@ -85,8 +98,8 @@ impl Stream {
     /// buffer while it waits, so it is what idle connections sleep in, and it may be cancelled.
     pub async fn readable(&mut self) -> io::Result<()> {
         if let Stream::Tls(tls) = self {
-            // rustls may already hold decrypted bytes from an earlier read.
-            if tls.has_plaintext() {
+            // An earlier read may have brought more than was taken.
+            if !tls.plaintext.is_empty() || tls.peer_closed {
                 return Ok(());
             }
         }
@@ -96,17 +109,24 @@ impl Stream {
     /// Completes a TLS handshake; a no-op for plain TCP.
     pub async fn handshake(&mut self, pool: &BufferPool) -> io::Result<()> {
         if let Stream::Tls(tls) = self {
-            while tls.tls.is_handshaking() {
-                if tls.tls.wants_write() {
-                    tls.flush(pool).await?;
-                } else if tls.read_tls(pool).await? == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "peer closed the connection during the TLS handshake",
-                    ));
+            let eof = || {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection during the TLS handshake",
+                )
+            };
+            loop {
+                match tls.advance(pool, ToSend::Nothing).await? {
+                    Need::Ready => break,
+                    Need::Closed => return Err(eof()),
+                    Need::Read => {
+                        if tls.fill(pool).await? == 0 {
+                            return Err(eof());
+                        }
+                    }
                 }
             }
-            tls.flush(pool).await?;
+            tls.settle(pool);
         }
         Ok(())
     }
@@ -126,24 +146,22 @@ impl Stream {
                 })
             }
             Stream::Tls(tls) => {
-                let before = tls.spill.len();
-                if tls.read_tls(pool).await? == 0 {
+                if !tls.plaintext.is_empty() {
+                    let n = tls.plaintext.len();
+                    tls.plaintext = Vec::new();
+                    return Ok(Unsolicited::Data(n));
+                }
+                if tls.peer_closed || tls.fill(pool).await? == 0 {
                     return Ok(Unsolicited::Closed);
                 }
-                tls.spill_plaintext();
-                let n = tls.spill.len() - before;
-                tls.spill = Vec::new();
-                if tls
-                    .tls
-                    .process_new_packets()
-                    .is_ok_and(|s| s.peer_has_closed())
-                {
-                    return Ok(Unsolicited::Closed);
-                }
-                Ok(if n > 0 {
-                    Unsolicited::Data(n)
-                } else {
-                    Unsolicited::Nothing
+                let need = tls.advance(pool, ToSend::Nothing).await?;
+                let n = tls.plaintext.len();
+                tls.plaintext = Vec::new();
+                tls.settle(pool);
+                Ok(match (need, n) {
+                    (Need::Closed, _) => Unsolicited::Closed,
+                    (_, 0) => Unsolicited::Nothing,
+                    (_, n) => Unsolicited::Data(n),
                 })
             }
         }
@@ -175,13 +193,13 @@ impl Stream {
                 result.map(drop)
             }
             Stream::Tls(tls) => {
-                let mut rest = bytes;
-                while !rest.is_empty() {
-                    let n = tls.tls.writer().write(rest)?;
-                    rest = &rest[n..];
-                    tls.flush(pool).await?;
+                let need = tls.advance(pool, ToSend::Data(bytes)).await;
+                tls.settle(pool);
+                match need? {
+                    Need::Ready => Ok(()),
+                    Need::Closed => Err(io::ErrorKind::BrokenPipe.into()),
+                    Need::Read => Err(io::Error::other("TLS handshake not complete")),
                 }
-                Ok(())
             }
         }
     }
@@ -208,8 +226,9 @@ impl Stream {
         match self {
             Stream::Plain(tcp) => tcp.shutdown().await,
             Stream::Tls(tls) => {
-                tls.tls.send_close_notify();
-                tls.flush(pool).await?;
+                let sent = tls.advance(pool, ToSend::CloseNotify).await;
+                tls.settle(pool);
+                sent?;
                 tls.tcp.shutdown().await
             }
         }
@@ -223,109 +242,85 @@ impl Stream {
 }
 
 impl TlsStream {
-    /// True when a read would return without touching the socket: decrypted bytes are
-    /// waiting, the peer closed, or the TLS state is broken (the read reports why).
-    fn has_plaintext(&mut self) -> bool {
-        if !self.spill.is_empty() {
-            return true;
+    /// Runs rustls over what has arrived (decrypting into `plaintext`), encrypts `send` when
+    /// the handshake allows, and sends what rustls produced. On a TLS error the alert that says
+    /// why is sent (best effort) and the error returned.
+    async fn advance(&mut self, pool: &BufferPool, send: ToSend<'_>) -> io::Result<Need> {
+        let mut outgoing = pool.take();
+        let result = self.conn.advance(
+            Buffers {
+                incoming: &mut self.incoming,
+                plaintext: &mut self.plaintext,
+                outgoing: &mut outgoing,
+            },
+            send,
+        );
+        if matches!(result, Ok(Need::Closed)) {
+            self.peer_closed = true;
         }
-        match self.tls.process_new_packets() {
-            Ok(state) => state.plaintext_bytes_to_read() > 0 || state.peer_has_closed(),
-            Err(_) => true,
-        }
-    }
-
-    /// Sends everything rustls wants to send.
-    async fn flush(&mut self, pool: &BufferPool) -> io::Result<()> {
-        while self.tls.wants_write() {
-            let mut out = pool.take();
-            while self.tls.wants_write() && out.len() < READ_CHUNK {
-                self.tls.write_tls(&mut out)?;
-            }
-            let (result, out) = self.tcp.write_all(out).await;
-            pool.give(out);
-            result?;
-        }
-        Ok(())
-    }
-
-    /// Reads one batch of TLS bytes from the socket into rustls; returns how many were read.
-    async fn read_tls(&mut self, pool: &BufferPool) -> io::Result<usize> {
-        let scratch = pool.take();
-        let (result, scratch) = self.tcp.read(scratch).await;
-        let n = match result {
-            Ok(n) => n,
-            Err(e) => {
-                pool.give(scratch);
-                return Err(e);
-            }
+        let sent = if outgoing.is_empty() {
+            pool.give(outgoing);
+            Ok(())
+        } else {
+            let (sent, outgoing) = self.tcp.write_all(outgoing).await;
+            pool.give(outgoing);
+            sent.map(drop)
         };
-        let mut input = &scratch[..n];
-        let mut outcome = Ok(n);
-        while !input.is_empty() {
-            if let Err(e) = self.tls.read_tls(&mut input) {
-                // rustls refuses more input while its plaintext buffer is full: move the
-                // plaintext aside and carry on.
-                if self.spill_plaintext() > 0 {
-                    continue;
-                }
-                outcome = Err(e);
-                break;
-            }
-            if let Err(e) = self.tls.process_new_packets() {
-                // Tell the peer why before giving up; the alert is best-effort.
-                let _ = self.flush(pool).await;
-                outcome = Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                break;
-            }
-        }
-        pool.give(scratch);
-        outcome
+        let need = result.map_err(tls_error)?;
+        sent?;
+        Ok(need)
     }
 
-    /// Moves the plaintext rustls holds into `spill`; returns how much moved.
-    fn spill_plaintext(&mut self) -> usize {
-        let before = self.spill.len();
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = self.tls.reader().read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            self.spill.extend_from_slice(&chunk[..n]);
-        }
-        self.spill.len() - before
+    /// Reads once from the socket, after any part-record already held; returns the bytes read
+    /// (0: end of stream).
+    async fn fill(&mut self, pool: &BufferPool) -> io::Result<usize> {
+        let mut buf = if self.incoming.is_empty() {
+            pool.take()
+        } else {
+            std::mem::take(&mut self.incoming)
+        };
+        let len = buf.len();
+        buf.reserve(READ_CHUNK);
+        let (result, slice) = self.tcp.read(buf.slice_mut(len..)).await;
+        self.incoming = slice.into_inner();
+        result
     }
 
+    /// Gives the receive buffer back to the pool when it holds nothing, so that an idle
+    /// connection holds no buffer.
+    fn settle(&mut self, pool: &BufferPool) {
+        if self.incoming.is_empty() && self.incoming.capacity() > 0 {
+            pool.give(std::mem::take(&mut self.incoming));
+        }
+        if self.plaintext.is_empty() && self.plaintext.capacity() > 0 {
+            self.plaintext = Vec::new();
+        }
+    }
+
+    /// Appends plaintext to `buf`: what an earlier read left, or else what the next records
+    /// decrypt to; `Ok(0)` means the peer closed.
     async fn read_plaintext(&mut self, buf: &mut Vec<u8>, pool: &BufferPool) -> io::Result<usize> {
-        if !self.spill.is_empty() {
-            let n = self.spill.len();
-            buf.append(&mut self.spill);
-            self.spill = Vec::new();
-            return Ok(n);
-        }
         loop {
-            let len = buf.len();
-            buf.resize(len + READ_CHUNK, 0);
-            let read = self.tls.reader().read(&mut buf[len..]);
-            match read {
-                Ok(n) => {
-                    buf.truncate(len + n);
-                    return Ok(n);
+            if !self.plaintext.is_empty() {
+                let n = self.plaintext.len();
+                if buf.is_empty() {
+                    std::mem::swap(buf, &mut self.plaintext);
+                } else {
+                    buf.append(&mut self.plaintext);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => buf.truncate(len),
-                Err(e) => {
-                    buf.truncate(len);
-                    return Err(e);
-                }
+                self.settle(pool);
+                return Ok(n);
             }
-            if self.tls.wants_write() {
-                self.flush(pool).await?;
-            }
-            if self.read_tls(pool).await? == 0 {
-                // End of stream without close_notify: treat as closed; the framing above
-                // decides whether a message was cut short.
+            if self.peer_closed {
                 return Ok(0);
             }
+            if self.fill(pool).await? == 0 {
+                // End of stream without close_notify: treat as closed; the framing above
+                // decides whether a message was cut short.
+                self.settle(pool);
+                return Ok(0);
+            }
+            self.advance(pool, ToSend::Nothing).await?;
         }
     }
 }

@@ -4,11 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use monoio::net::{TcpListener, TcpStream};
+use rustls::client::UnbufferedClientConnection;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use rustls::server::UnbufferedServerConnection;
+use rustls::{ClientConfig, ServerConfig};
 
 use super::pool::{BufferPool, IO_BUFFER};
 use super::stream::Stream;
+use super::unbuffered::{Buffers, Need, TlsConn, ToSend};
 use crate::runtime::driver::{build_runtime, Driver, DriverChoice};
 use crate::tls::config::{client_config, server_config, ClientCerts, ClientSettings};
 use crate::tls::pki::Authority;
@@ -133,7 +136,8 @@ fn echo_server_for(
                 let mut stream = match &tls {
                     Some(config) => Stream::tls(
                         tcp,
-                        ServerConnection::new(Arc::clone(config)).map_err(std::io::Error::other)?,
+                        UnbufferedServerConnection::new(Arc::clone(config))
+                            .map_err(std::io::Error::other)?,
                     ),
                     None => Stream::Plain(tcp),
                 };
@@ -174,7 +178,7 @@ async fn exchange(
             let name = ServerName::try_from(name.to_owned()).map_err(std::io::Error::other)?;
             Stream::tls(
                 tcp,
-                ClientConnection::new(config, name).map_err(std::io::Error::other)?,
+                UnbufferedClientConnection::new(config, name).map_err(std::io::Error::other)?,
             )
         }
         None => Stream::Plain(tcp),
@@ -399,4 +403,111 @@ fn configuration_errors_name_the_file() {
     let err =
         server_config(key_as_cert, &pki.path("server.key"), ClientCerts::NotAsked).unwrap_err();
     assert!(err.to_string().contains("server.key"), "{err}");
+}
+
+/// One side of an in-memory TLS conversation: its connection and its buffers.
+struct Side {
+    conn: TlsConn,
+    incoming: Vec<u8>,
+    plaintext: Vec<u8>,
+}
+
+impl Side {
+    /// Advances, and returns what it needs and the TLS bytes it wants sent.
+    fn advance(&mut self, send: ToSend<'_>) -> (Result<Need, rustls::Error>, Vec<u8>) {
+        let mut outgoing = Vec::new();
+        let need = self.conn.advance(
+            Buffers {
+                incoming: &mut self.incoming,
+                plaintext: &mut self.plaintext,
+                outgoing: &mut outgoing,
+            },
+            send,
+        );
+        (need, outgoing)
+    }
+}
+
+/// Hands `bytes` to `to` in pieces of `piece` bytes, advancing after each.
+fn deliver(to: &mut Side, bytes: &[u8], piece: usize) -> Vec<u8> {
+    let mut replies = Vec::new();
+    for chunk in bytes.chunks(piece.max(1)) {
+        to.incoming.extend_from_slice(chunk);
+        let (need, out) = to.advance(ToSend::Nothing);
+        need.unwrap();
+        replies.extend(out);
+    }
+    replies
+}
+
+fn sides(pki: &Pki, client_cert: Option<&str>) -> (Side, Side) {
+    let name = ServerName::try_from("endpoint.test").unwrap();
+    let client = UnbufferedClientConnection::new(pki.client("ca.crt", client_cert, true), name);
+    let server = UnbufferedServerConnection::new(pki.server(true));
+    let side = |conn: TlsConn| Side {
+        conn,
+        incoming: Vec::new(),
+        plaintext: Vec::new(),
+    };
+    (side(client.unwrap().into()), side(server.unwrap().into()))
+}
+
+/// Runs the handshake, delivering every flight in `piece`-byte pieces.
+fn handshake_in_memory(client: &mut Side, server: &mut Side, piece: usize) {
+    let (_, mut to_server) = client.advance(ToSend::Nothing);
+    for _ in 0..8 {
+        let to_client = deliver(server, &to_server, piece);
+        to_server = deliver(client, &to_client, piece);
+        if to_server.is_empty() && !client.conn.common().is_handshaking() {
+            break;
+        }
+    }
+    assert!(!client.conn.common().is_handshaking());
+    assert!(!server.conn.common().is_handshaking());
+}
+
+#[test]
+fn unbuffered_tls_over_memory_in_pieces_of_any_size() {
+    let pki = Pki::new("memory");
+    for piece in [1, 7, 500, 1 << 20] {
+        let (mut client, mut server) = sides(&pki, Some("client"));
+        handshake_in_memory(&mut client, &mut server, piece);
+
+        for message in messages() {
+            let (need, tls) = client.advance(ToSend::Data(&message));
+            assert_eq!(need.unwrap(), Need::Ready);
+            assert!(deliver(&mut server, &tls, piece).is_empty());
+            assert_eq!(
+                std::mem::take(&mut server.plaintext),
+                message,
+                "piece {piece}"
+            );
+            // Whole records were consumed: nothing is held between messages.
+            assert!(server.incoming.is_empty());
+        }
+
+        let (need, tls) = client.advance(ToSend::CloseNotify);
+        assert_eq!(need.unwrap(), Need::Ready);
+        server.incoming.extend_from_slice(&tls);
+        assert_eq!(server.advance(ToSend::Nothing).0.unwrap(), Need::Closed);
+    }
+}
+
+#[test]
+fn unbuffered_tls_errors_come_with_the_alert_for_the_peer() {
+    let pki = Pki::new("memory-alert");
+    // The server asks for a client certificate and gets none.
+    let (mut client, mut server) = sides(&pki, None);
+    let (_, hello) = client.advance(ToSend::Nothing);
+    let flight = deliver(&mut server, &hello, 1 << 20);
+    let finished = deliver(&mut client, &flight, 1 << 20);
+    server.incoming.extend_from_slice(&finished);
+    let (need, alert) = server.advance(ToSend::Nothing);
+    let err = need.unwrap_err();
+    assert!(err.to_string().contains("certificate"), "{err}");
+    assert!(!alert.is_empty(), "no alert for the peer");
+    // The client reads it as the reason.
+    client.incoming.extend_from_slice(&alert);
+    let err = client.advance(ToSend::Nothing).0.unwrap_err();
+    assert!(err.to_string().contains("alert"), "{err}");
 }
