@@ -38,6 +38,7 @@ pub mod net;
 pub mod pipeline;
 pub mod routes;
 pub mod runtime;
+pub mod semaphore;
 pub mod shard;
 pub mod signal;
 pub mod tls;

@@ -10,28 +10,17 @@ use std::time::Duration;
 
 use monoio::time::Instant;
 
-use crate::signal::LocalNotify;
+use crate::semaphore::{LocalSemaphore, Permit};
 
 pub struct ConnectGate {
-    in_flight: Cell<usize>,
-    max_in_flight: usize,
+    handshakes: Rc<LocalSemaphore>,
     spacing: Duration,
     next_start: Cell<Instant>,
-    released: LocalNotify,
 }
 
 /// Held while a connection is being opened; lets the next one in when dropped.
 pub struct Pass {
-    gate: Rc<ConnectGate>,
-}
-
-impl Drop for Pass {
-    fn drop(&mut self) {
-        self.gate
-            .in_flight
-            .set(self.gate.in_flight.get().saturating_sub(1));
-        self.gate.released.notify();
-    }
+    _permit: Permit,
 }
 
 impl ConnectGate {
@@ -39,30 +28,22 @@ impl ConnectGate {
     /// each second.
     pub fn new(max_in_flight: usize, per_second: u32) -> Rc<ConnectGate> {
         Rc::new(ConnectGate {
-            in_flight: Cell::new(0),
-            max_in_flight: max_in_flight.max(1),
+            handshakes: LocalSemaphore::new(max_in_flight.max(1)),
             spacing: Duration::from_secs(1) / per_second.max(1),
             next_start: Cell::new(Instant::now()),
-            released: LocalNotify::new(),
         })
     }
 
     /// Waits for a turn.
     pub async fn enter(self: &Rc<Self>) -> Pass {
-        while self.in_flight.get() >= self.max_in_flight {
-            let seen = self.released.generation();
-            self.released.changed(seen).await;
-        }
-        self.in_flight.set(self.in_flight.get() + 1);
+        let permit = self.handshakes.acquire().await;
         let now = Instant::now();
         let start = self.next_start.get().max(now);
         self.next_start.set(start + self.spacing);
         if start > now {
             monoio::time::sleep_until(start).await;
         }
-        Pass {
-            gate: Rc::clone(self),
-        }
+        Pass { _permit: permit }
     }
 }
 

@@ -135,6 +135,8 @@ impl Stream {
     /// once and says what came. A peer that closes an idle connection is seen here, and so is
     /// TLS housekeeping (session tickets, key updates), which is consumed and ignored.
     pub async fn take_unsolicited(&mut self, pool: &BufferPool) -> io::Result<Unsolicited> {
+        // Waits for a turn before taking a buffer: see the pool's note on reconnect storms.
+        let _turn = pool.idle_reads().acquire().await;
         match self {
             Stream::Plain(tcp) => {
                 let scratch = pool.take();
