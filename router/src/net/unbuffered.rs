@@ -136,7 +136,9 @@ fn advance<C: Records>(conn: &mut C, io: Buffers<'_>, mut send: ToSend<'_>) -> R
                 step
             }
             Ok(ConnectionState::EncodeTlsData(mut handshake)) => {
-                match append(io.outgoing, |out| encoded(handshake.encode(out))) {
+                match append(io.outgoing, HANDSHAKE_HINT, |out| {
+                    encoded(handshake.encode(out))
+                }) {
                     Ok(()) => Step::Continue,
                     Err(e) => Step::Fail(e),
                 }
@@ -150,10 +152,10 @@ fn advance<C: Records>(conn: &mut C, io: Buffers<'_>, mut send: ToSend<'_>) -> R
             Ok(ConnectionState::WriteTraffic(mut traffic)) => {
                 let written = match std::mem::replace(&mut send, ToSend::Nothing) {
                     ToSend::Nothing => Ok(()),
-                    ToSend::Data(data) => {
-                        append(io.outgoing, |out| encrypted(traffic.encrypt(data, out)))
-                    }
-                    ToSend::CloseNotify => append(io.outgoing, |out| {
+                    ToSend::Data(data) => append(io.outgoing, sealed_len(data.len()), |out| {
+                        encrypted(traffic.encrypt(data, out))
+                    }),
+                    ToSend::CloseNotify => append(io.outgoing, HANDSHAKE_HINT, |out| {
                         encrypted(traffic.queue_close_notify(out))
                     }),
                 };
@@ -186,7 +188,7 @@ fn queue_alert<C: Records>(conn: &mut C, incoming: &mut Vec<u8>, outgoing: &mut 
         let UnbufferedStatus { discard, state } = conn.records(incoming);
         let more = match state {
             Ok(ConnectionState::EncodeTlsData(mut alert)) => {
-                append(outgoing, |out| encoded(alert.encode(out))).is_ok()
+                append(outgoing, HANDSHAKE_HINT, |out| encoded(alert.encode(out))).is_ok()
             }
             Ok(ConnectionState::TransmitTlsData(sent)) => {
                 sent.done();
@@ -217,14 +219,25 @@ fn encrypted(result: Result<usize, EncryptError>) -> Result<Result<usize, usize>
     }
 }
 
+/// Room first offered for a handshake record or an alert; rustls says when it needs more.
+const HANDSHAKE_HINT: usize = 4096;
+
+/// Room for `len` bytes of application data once sealed: each record of up to 16 KiB adds a
+/// header, the content type and the AEAD tag (under 64 bytes).
+fn sealed_len(len: usize) -> usize {
+    len + (len / 16_384 + 1) * 64
+}
+
 /// Appends what `write` puts into a slice at the end of `out`: `write` returns the bytes it
-/// wrote, or (as `Err`) the room it needs, and is called again with that much.
+/// wrote, or (as `Err`) the room it needs, and is called again with that much. The room is
+/// zeroed before use, so it starts at `hint`, not at the buffer's capacity.
 fn append(
     out: &mut Vec<u8>,
+    hint: usize,
     mut write: impl FnMut(&mut [u8]) -> Result<Result<usize, usize>, Error>,
 ) -> Result<(), Error> {
     let start = out.len();
-    let mut room = (out.capacity() - start).max(1024);
+    let mut room = hint.max(64);
     loop {
         out.resize(start + room, 0);
         match write(&mut out[start..]) {
@@ -242,5 +255,39 @@ fn append(
                 return Err(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_grows_the_room_to_what_the_writer_asks_for() {
+        let mut out = b"head".to_vec();
+        let mut calls = Vec::new();
+        append(&mut out, 100, |room| {
+            calls.push(room.len());
+            if room.len() < 10_000 {
+                return Ok(Err(10_000));
+            }
+            room[..3].copy_from_slice(b"abc");
+            Ok(Ok(3))
+        })
+        .unwrap();
+        assert_eq!(out, b"headabc");
+        assert_eq!(calls, [100, 10_000]);
+
+        // A writer that keeps asking for no more than it was given is an error, not a loop.
+        let err = append(&mut out, 100, |_| Ok(Err(50))).unwrap_err();
+        assert!(err.to_string().contains("did not fit"), "{err}");
+        assert_eq!(out, b"headabc");
+    }
+
+    #[test]
+    fn sealed_room_covers_every_record_s_overhead() {
+        assert!(sealed_len(0) >= 64);
+        assert!(sealed_len(16_384) >= 16_384 + 2 * 22);
+        assert!(sealed_len(100_000) >= 100_000 + 7 * 22);
     }
 }
