@@ -68,6 +68,7 @@ fn fleet_config(config: &ConnectionsConfig) -> ProofConfig {
         build: config.build,
         release: config.release,
         workers: config.workers,
+        pin: false,
         fleet_procs: config.fleet_procs,
         workdir: None,
         keep: config.keep,

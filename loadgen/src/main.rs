@@ -239,6 +239,11 @@ struct ProofArgs {
     /// ganglion's shard count (default: its own, one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Pin ganglion's shards to cores, as it does by default on a host of its own. Off here:
+    /// the load generator and the fleet share the cores, and a pinned shard then waits for its
+    /// core while the other is idle.
+    #[arg(long)]
+    pin: bool,
     /// Endpoint fleet processes (default: enough for the descriptor limit, at least 2 from 1,000).
     #[arg(long)]
     fleet_procs: Option<usize>,
@@ -454,6 +459,7 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         build: !args.no_build,
         release: !args.debug_router,
         workers: args.workers,
+        pin: args.pin,
         fleet_procs: args.fleet_procs,
         workdir: args.workdir,
         keep: args.keep,

@@ -65,6 +65,8 @@ pub struct ProofConfig {
     pub build: bool,
     pub release: bool,
     pub workers: Option<usize>,
+    /// Run ganglion with its shards pinned to cores (its own default).
+    pub pin: bool,
     pub fleet_procs: Option<usize>,
     pub workdir: Option<PathBuf>,
     pub keep: bool,
@@ -237,6 +239,9 @@ fn start_ganglion(
     if let Some(w) = config.workers {
         args.push("--workers".into());
         args.push(w.to_string());
+    }
+    if !config.pin {
+        args.push("--no-pin".into());
     }
     let mut child = ChildProc::spawn("ganglion", &bin, &args, &workdir.join("ganglion.log"))?;
     child.wait_for("", &["mllp", "itk", "admin"], Duration::from_secs(120))?;

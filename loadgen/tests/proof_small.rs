@@ -40,6 +40,7 @@ fn a_small_proof_through_ganglion_loses_nothing() {
         build: false,
         release: false,
         workers: Some(2),
+        pin: false,
         fleet_procs: Some(2),
         workdir: Some(workdir.clone()),
         keep: false,

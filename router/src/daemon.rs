@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// Give each shard its own descriptor table (the default): the open-files limit then
     /// applies per shard, not to the whole process.
     pub private_fds: bool,
+    /// Pin each shard's thread to a core (the default).
+    pub pin: bool,
     /// Store every message before acknowledging it (the default). Off only for measuring
     /// what durability costs: then an ACK means "queued in memory".
     pub durable: bool,
@@ -139,7 +141,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     check_open_files(open_files, workers, table.endpoints().len());
     let shard_options = ShardOptions {
         driver,
-        pin: true,
+        pin: options.pin,
         private_fds: options.private_fds,
     };
     let handles = shards::spawn(workers, shard_options, move |info| {

@@ -46,6 +46,8 @@ pub struct Report {
     pub tls: bool,
     pub durable: bool,
     pub cores: usize,
+    /// The router ran with its shards pinned to cores.
+    pub router_pinned: bool,
     pub slo_p99_us: u64,
     pub max_error_ratio: f64,
     pub mix: String,
@@ -100,6 +102,7 @@ impl Report {
             tls: config.tls,
             durable: config.durable,
             cores: crate::sys::cores(),
+            router_pinned: config.pin,
             slo_p99_us: config.slo.p99_us,
             max_error_ratio: config.slo.max_error_ratio,
             mix: config.mix.describe(),
@@ -161,6 +164,7 @@ impl Report {
             "tls": self.tls,
             "durable": self.durable,
             "cores": self.cores,
+            "router_pinned": self.router_pinned,
             "slo": {"p99_ack_latency_us": self.slo_p99_us, "max_error_ratio": self.max_error_ratio, "lost": 0},
             "mix": self.mix,
             "seed": self.seed,
@@ -196,11 +200,12 @@ impl Report {
         push(
             &mut out,
             format!(
-                "ganglion headroom proof: {} endpoints, {}, {}, {} cores shared by router and load generator",
+                "ganglion headroom proof: {} endpoints, {}, {}, {} cores shared by router ({}) and load generator",
                 self.endpoints,
                 if self.tls { "TLS with client certificates" } else { "plain TCP" },
                 if self.durable { "durable (ACK after fsync)" } else { "NOT durable" },
-                self.cores
+                self.cores,
+                if self.router_pinned { "shards pinned" } else { "shards not pinned" },
             ),
         );
         push(

@@ -41,6 +41,11 @@ pub struct Args {
     /// "cannot accept now".
     #[arg(long, default_value_t = 4096)]
     pub wal_budget_mib: u64,
+    /// Let the kernel place the shards' threads instead of pinning one to each core: for
+    /// machines where other busy processes share the cores, where a pinned shard waits for
+    /// its core while another is idle.
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -53,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         watch: !args.no_watch,
         durable: !args.no_durability,
         private_fds: true,
+        pin: !args.no_pin,
         wal: crate::wal::WalConfig {
             budget_bytes: args.wal_budget_mib.saturating_mul(1 << 20),
             preallocate: true,

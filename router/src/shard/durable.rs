@@ -157,6 +157,7 @@ impl Durability {
         std::thread::Builder::new()
             .name(format!("ganglion-fsync-{}", self.shard))
             .spawn(move || {
+                crate::runtime::shards::unpin_current_thread();
                 for commit in receive {
                     let started = std::time::Instant::now();
                     let result = commit.run();
