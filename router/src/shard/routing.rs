@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
-use crate::routes::{EndpointId, RouteTable};
+use crate::routes::{EndpointId, RouteTable, TlsProfile};
 use crate::tls::config::{client_config, ClientSettings, TlsConfigError};
 use crate::tls::sessions::SessionStore;
 
@@ -24,6 +24,9 @@ pub struct Routing {
     /// One client configuration per TLS profile name, shared by its endpoints so that they
     /// share one session cache.
     pub client_tls: HashMap<String, Arc<ClientConfig>>,
+    /// What each configuration was built from, so that a reload keeps an unchanged profile's
+    /// configuration and the sessions it remembers.
+    built_from: HashMap<String, (Arc<TlsProfile>, Arc<SessionStore>)>,
 }
 
 /// What any shard may need about an endpoint without asking its owner.
@@ -74,6 +77,7 @@ impl Routing {
             }
         }
         let mut client_tls = HashMap::new();
+        let mut built_from = HashMap::new();
         for endpoint in table.endpoints() {
             let Some(profile) = &endpoint.tls else {
                 continue;
@@ -81,6 +85,21 @@ impl Routing {
             if client_tls.contains_key(&profile.name) {
                 continue;
             }
+            let names = names.remove(profile.name.as_str()).unwrap_or_default();
+            // An unchanged profile keeps its configuration: endpoints reconnecting after a
+            // reload still resume their sessions.
+            let kept = previous.and_then(|p| {
+                let (old_profile, sessions) = p.built_from.get(&profile.name)?;
+                let config = p.client_tls.get(&profile.name)?;
+                (**old_profile == **profile).then(|| (Arc::clone(config), Arc::clone(sessions)))
+            });
+            if let Some((config, sessions)) = kept {
+                sessions.set_endpoints(names);
+                client_tls.insert(profile.name.clone(), config);
+                built_from.insert(profile.name.clone(), (Arc::clone(profile), sessions));
+                continue;
+            }
+            let sessions = Arc::new(SessionStore::for_endpoints(names));
             let config = client_config(&ClientSettings {
                 ca: profile.ca.as_deref(),
                 client_cert: profile
@@ -88,16 +107,16 @@ impl Routing {
                     .as_ref()
                     .map(|(c, k)| (c.as_path(), k.as_path())),
                 verify_server_name: profile.verify_server_name,
-                sessions: Arc::new(SessionStore::for_endpoints(
-                    names.remove(profile.name.as_str()).unwrap_or_default(),
-                )),
+                sessions: Arc::clone(&sessions),
             })?;
             client_tls.insert(profile.name.clone(), config);
+            built_from.insert(profile.name.clone(), (Arc::clone(profile), sessions));
         }
         Ok(Routing {
             table,
             endpoints,
             client_tls,
+            built_from,
         })
     }
 
@@ -117,6 +136,44 @@ pub fn owner_of(name: &str, shards: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::pki::Authority;
+
+    /// A table with `endpoints` TLS endpoints on profile `p`, whose server-name check is `verify`.
+    fn table(dir: &std::path::Path, verify: bool, endpoints: usize) -> Arc<RouteTable> {
+        let mut text = format!("[tls.p]\nca = \"ca.crt\"\nverify_server_name = {verify}\n\n");
+        for i in 0..endpoints {
+            text.push_str(&format!(
+                "[[endpoint]]\nname = \"e{i}\"\nprotocol = \"mllps\"\naddress = \"127.0.0.1:{}\"\n\
+                 server_name = \"e{i}.test\"\ntls = \"p\"\n\n",
+                7000 + i
+            ));
+        }
+        let path = dir.join("routes.toml");
+        let (table, _) = crate::routes::load_str(&path, &text).expect("a valid table");
+        Arc::new(table)
+    }
+
+    #[test]
+    fn a_reload_keeps_an_unchanged_profile_s_configuration_and_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Authority::new("routing test CA").unwrap();
+        ca.write_cert(&dir.path().join("ca.crt")).unwrap();
+        let first = Routing::build(table(dir.path(), true, 2), 2, None).unwrap();
+        let config = |r: &Routing| Arc::clone(r.client_tls.get("p").unwrap());
+
+        // More endpoints, same profile: the same configuration, its store resized.
+        let grown = Routing::build(table(dir.path(), true, 3), 2, Some(&first)).unwrap();
+        assert!(Arc::ptr_eq(&config(&first), &config(&grown)));
+        let sessions = &grown.built_from.get("p").unwrap().1;
+        assert!(
+            format!("{sessions:?}").contains("server_names: 3"),
+            "{sessions:?}"
+        );
+
+        // A changed profile gets a configuration of its own.
+        let changed = Routing::build(table(dir.path(), false, 3), 2, Some(&grown)).unwrap();
+        assert!(!Arc::ptr_eq(&config(&grown), &config(&changed)));
+    }
 
     #[test]
     fn owners_are_stable_and_spread() {

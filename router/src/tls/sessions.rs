@@ -52,10 +52,7 @@ impl SessionStore {
     /// A store for endpoints whose server names are `names`, one item per endpoint (a name that
     /// several endpoints share appears once for each of them).
     pub fn for_endpoints(names: impl IntoIterator<Item = ServerName<'static>>) -> SessionStore {
-        let mut limits: HashMap<ServerName<'static>, usize> = HashMap::new();
-        for name in names {
-            *limits.entry(name).or_default() += 1;
-        }
+        let limits = count(names);
         SessionStore {
             inner: Mutex::new(Inner {
                 servers: HashMap::with_capacity(limits.len()),
@@ -63,6 +60,24 @@ impl SessionStore {
                 strangers: VecDeque::new(),
             }),
         }
+    }
+
+    /// Resizes the store for a new directory (after a reload): sessions with names still in it
+    /// are kept, up to their new limits; the others are forgotten.
+    pub fn set_endpoints(&self, names: impl IntoIterator<Item = ServerName<'static>>) {
+        let limits = count(names);
+        let mut inner = self.lock();
+        inner.servers.retain(|name, server| match limits.get(name) {
+            Some(&limit) => {
+                while server.tls13.len() > limit {
+                    server.tls13.pop_front();
+                }
+                true
+            }
+            None => false,
+        });
+        inner.strangers.clear();
+        inner.limits = limits;
     }
 
     /// Tickets held now, over every server (for tests and metrics).
@@ -75,6 +90,16 @@ impl SessionStore {
         // few; resumption is an optimisation, so carry on with what is there.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn count(
+    names: impl IntoIterator<Item = ServerName<'static>>,
+) -> HashMap<ServerName<'static>, usize> {
+    let mut limits: HashMap<ServerName<'static>, usize> = HashMap::new();
+    for name in names {
+        *limits.entry(name).or_default() += 1;
+    }
+    limits
 }
 
 impl Inner {
