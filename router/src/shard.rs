@@ -129,10 +129,7 @@ impl Shard {
         workers.retain(|name, worker| match table.endpoint_id(name) {
             Some(id) => {
                 if let Some(endpoint) = table.endpoint(id) {
-                    let tls = endpoint
-                        .tls
-                        .as_ref()
-                        .and_then(|p| routing.client_tls.get(&p.name).cloned());
+                    let tls = routing.client_tls_for(endpoint);
                     worker.update(Arc::new(endpoint.clone()), tls);
                 }
                 true
@@ -251,10 +248,7 @@ impl Shard {
         let routing = self.routing();
         let id = routing.table.endpoint_id(name)?;
         let endpoint = routing.table.endpoint(id)?;
-        let tls = endpoint
-            .tls
-            .as_ref()
-            .and_then(|p| routing.client_tls.get(&p.name).cloned());
+        let tls = routing.client_tls_for(endpoint);
         let worker = Worker::new(Arc::new(endpoint.clone()), tls);
         self.workers
             .borrow_mut()

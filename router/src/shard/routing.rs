@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
-use crate::routes::{EndpointId, RouteTable, TlsProfile};
+use crate::routes::{Endpoint, EndpointId, RouteTable, TlsProfile};
 use crate::tls::config::{client_config, ClientSettings, TlsConfigError};
 use crate::tls::sessions::SessionStore;
 
@@ -22,11 +22,16 @@ pub struct Routing {
     /// Indexed by [`EndpointId::index`].
     pub endpoints: Box<[EndpointHandle]>,
     /// One client configuration per TLS profile name, shared by its endpoints so that they
-    /// share one session cache.
-    pub client_tls: HashMap<String, Arc<ClientConfig>>,
-    /// What each configuration was built from, so that a reload keeps an unchanged profile's
-    /// configuration and the sessions it remembers.
-    built_from: HashMap<String, (Arc<TlsProfile>, Arc<SessionStore>)>,
+    /// share one session store.
+    client_tls: HashMap<String, ClientTls>,
+}
+
+/// A TLS profile's client configuration, with what it was built from, so that a reload keeps
+/// an unchanged profile's configuration and the sessions it remembers.
+struct ClientTls {
+    config: Arc<ClientConfig>,
+    profile: Arc<TlsProfile>,
+    sessions: Arc<SessionStore>,
 }
 
 /// What any shard may need about an endpoint without asking its owner.
@@ -77,7 +82,6 @@ impl Routing {
             }
         }
         let mut client_tls = HashMap::new();
-        let mut built_from = HashMap::new();
         for endpoint in table.endpoints() {
             let Some(profile) = &endpoint.tls else {
                 continue;
@@ -88,15 +92,17 @@ impl Routing {
             let names = names.remove(profile.name.as_str()).unwrap_or_default();
             // An unchanged profile keeps its configuration: endpoints reconnecting after a
             // reload still resume their sessions.
-            let kept = previous.and_then(|p| {
-                let (old_profile, sessions) = p.built_from.get(&profile.name)?;
-                let config = p.client_tls.get(&profile.name)?;
-                (**old_profile == **profile).then(|| (Arc::clone(config), Arc::clone(sessions)))
-            });
-            if let Some((config, sessions)) = kept {
-                sessions.set_endpoints(names);
-                client_tls.insert(profile.name.clone(), config);
-                built_from.insert(profile.name.clone(), (Arc::clone(profile), sessions));
+            let kept = previous
+                .and_then(|p| p.client_tls.get(&profile.name))
+                .filter(|old| *old.profile == **profile);
+            if let Some(old) = kept {
+                old.sessions.set_endpoints(names);
+                let tls = ClientTls {
+                    config: Arc::clone(&old.config),
+                    profile: Arc::clone(profile),
+                    sessions: Arc::clone(&old.sessions),
+                };
+                client_tls.insert(profile.name.clone(), tls);
                 continue;
             }
             let sessions = Arc::new(SessionStore::for_endpoints(names));
@@ -109,15 +115,26 @@ impl Routing {
                 verify_server_name: profile.verify_server_name,
                 sessions: Arc::clone(&sessions),
             })?;
-            client_tls.insert(profile.name.clone(), config);
-            built_from.insert(profile.name.clone(), (Arc::clone(profile), sessions));
+            let tls = ClientTls {
+                config,
+                profile: Arc::clone(profile),
+                sessions,
+            };
+            client_tls.insert(profile.name.clone(), tls);
         }
         Ok(Routing {
             table,
             endpoints,
             client_tls,
-            built_from,
         })
+    }
+
+    /// The TLS client configuration `endpoint` connects with (`None` for plain protocols).
+    pub fn client_tls_for(&self, endpoint: &Endpoint) -> Option<Arc<ClientConfig>> {
+        let profile = endpoint.tls.as_ref()?;
+        self.client_tls
+            .get(&profile.name)
+            .map(|t| Arc::clone(&t.config))
     }
 
     pub fn handle(&self, id: EndpointId) -> Option<&EndpointHandle> {
@@ -159,12 +176,12 @@ mod tests {
         let ca = Authority::new("routing test CA").unwrap();
         ca.write_cert(&dir.path().join("ca.crt")).unwrap();
         let first = Routing::build(table(dir.path(), true, 2), 2, None).unwrap();
-        let config = |r: &Routing| Arc::clone(r.client_tls.get("p").unwrap());
+        let config = |r: &Routing| Arc::clone(&r.client_tls.get("p").unwrap().config);
 
         // More endpoints, same profile: the same configuration, its store resized.
         let grown = Routing::build(table(dir.path(), true, 3), 2, Some(&first)).unwrap();
         assert!(Arc::ptr_eq(&config(&first), &config(&grown)));
-        let sessions = &grown.built_from.get("p").unwrap().1;
+        let sessions = &grown.client_tls.get("p").unwrap().sessions;
         assert!(
             format!("{sessions:?}").contains("server_names: 3"),
             "{sessions:?}"

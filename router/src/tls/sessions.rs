@@ -80,7 +80,7 @@ impl SessionStore {
         inner.limits = limits;
     }
 
-    /// Tickets held now, over every server (for tests and metrics).
+    /// Tickets held now, over every server.
     pub fn tickets(&self) -> usize {
         self.lock().servers.values().map(|s| s.tls13.len()).sum()
     }
