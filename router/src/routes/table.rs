@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+use super::digest::ContentDigest;
 use super::endpoint::{Endpoint, EndpointId, Protocol, TlsProfile};
 use super::file::{ClientAuth, Expect, MessageSource, ServerSection, Unrouted};
 use super::index::Index;
@@ -111,6 +112,9 @@ pub struct Listener {
     pub max_message_bytes: u64,
     pub idle_timeout: Duration,
     pub max_connections: u32,
+    /// What `cert`, `key` and `client_ca` held when the table was built: a certificate renewed
+    /// in place is a change a reload applies.
+    pub tls_contents: ContentDigest,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
