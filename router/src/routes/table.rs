@@ -174,6 +174,31 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// The table in force before the first: no listener, no endpoint, no route. Start-up is a
+    /// reload from it.
+    pub fn empty(config_path: &Path) -> RouteTable {
+        RouteTable {
+            config_path: config_path.to_path_buf(),
+            directory_path: None,
+            base_dir: config_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            server: ServerSection::default(),
+            listeners: Vec::new(),
+            tls: Vec::new(),
+            endpoints: Vec::new(),
+            names: FxHashMap::default(),
+            groups: Vec::new(),
+            rules: Vec::new(),
+            keys: Vec::new(),
+            index: Index::default(),
+            directory: Directory::default(),
+            unrouted: Unrouted::default(),
+            tests: Vec::new(),
+        }
+    }
+
     /// The endpoint directory this table read, if any (a reload watches it too).
     pub fn directory_path(&self) -> Option<&Path> {
         self.directory_path.as_deref()
