@@ -382,6 +382,19 @@ fn listeners_added_by_reload_take_messages_and_removed_ones_close() {
         "the removed listener's connection stayed open"
     );
     assert!(refused(old_addr), "{old_addr} still accepts connections");
+
+    // `in` moves to another address: a new socket there, the old one closed.
+    let in_addr = router.addr("in");
+    let moved = listener("in", "mllp", "127.0.0.2:0", "");
+    let third = routes_with(&scratch, &a, &b, "a", &format!("{moved}{new}"), 2);
+    std::fs::write(&config, third).unwrap();
+    let output = admin_reload(&router);
+    assert!(output.status.success(), "{output:?}");
+    assert!(router.wait_for_count("listening name=in ", 2, WAIT));
+    assert_ne!(router.addr("in"), in_addr);
+    let mut on_moved = Sender::connect(router.addr("in")).unwrap();
+    route_one(&mut on_moved, "via-moved-in", &a);
+    assert!(refused(in_addr), "{in_addr} still accepts connections");
     assert!(router.terminate(WAIT).success());
 }
 
