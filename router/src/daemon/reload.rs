@@ -310,11 +310,11 @@ impl Reloader {
             let reply = reply.clone();
             self.control.send(shard, Command::Commit { reply });
         }
+        let failures = self.collect(&answers, "commit");
         // Sent to every shard: the new configuration is in force, or will be as soon as a
         // slow shard reads its mailbox.
         self.current = routing;
         self.listeners.committed(&plan.listeners);
-        let failures = self.collect(&answers, "commit");
         if failures.is_empty() {
             ReloadOutcome::Applied(summary)
         } else {
