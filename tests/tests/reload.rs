@@ -256,8 +256,9 @@ fn a_half_written_file_is_refused_until_the_operator_allows_it() {
         "{}",
         router.output()
     );
+    // The reasons follow the headline, one line each.
     assert!(
-        router.output().contains("every route"),
+        router.wait_for_output("it would remove every route", WAIT),
         "{}",
         router.output()
     );
