@@ -155,9 +155,9 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Start-up: applies `read` (what [`watch::read_stable`] gave) to shards that hold the
-    /// empty routing `empty`, through the same plan, prepare and commit as any reload, then
-    /// tells them to start serving. `Err` says what stopped it.
+    /// Start-up: applies `table` (read by [`watch::read_stable`] from `files`) to shards that
+    /// hold the empty routing `empty`, through the same diff, plan, prepare and commit as any
+    /// reload, then tells them to start serving. `Err` says what stopped it.
     pub fn start(
         config: PathBuf,
         shards: usize,
