@@ -1,6 +1,8 @@
 //! Receiving messages from senders.
 //!
 //! - [`listener`]: SO_REUSEPORT sockets per shard and the accept loop.
+//! - [`slot`]: the settings a listener serves new connections with, swapped by a reload, and
+//!   the signal that closes it.
 //! - [`mllp`]: an MLLP sender's connection: frames in, ACKs out, in order, one write per batch.
 //! - [`itk`]: an ITK sender's HTTP/1.1 connection: SOAP requests in, responses or faults out.
 //! - [`accept`]: route, wait for room, hand to the endpoints' owners: where "accepted" is decided.
@@ -10,3 +12,4 @@ pub mod answer;
 pub mod itk;
 pub mod listener;
 pub mod mllp;
+pub mod slot;

@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::net::pool::{BufferPool, IO_BUFFER};
 use crate::net::stream::Stream;
 use crate::pipeline::{Accepted, Delivery};
+use crate::routes::TableDiff;
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use durable::Durability;
@@ -63,6 +64,8 @@ const BACKPRESSURE_POLL: Duration = Duration::from_millis(2);
 pub struct Shard {
     pub info: ShardInfo,
     routing: RefCell<Arc<Routing>>,
+    /// The routing of a reload prepared and not yet committed here.
+    prepared: RefCell<Option<Arc<Routing>>>,
     mesh: Arc<Mesh<Delivery>>,
     pub pool: Rc<BufferPool>,
     workers: RefCell<HashMap<Arc<str>, Rc<Worker>>>,
@@ -103,6 +106,7 @@ impl Shard {
             workers_context,
             info,
             routing: RefCell::new(routing),
+            prepared: RefCell::new(None),
             mesh,
             pool,
             workers: RefCell::new(HashMap::new()),
@@ -121,26 +125,46 @@ impl Shard {
         Arc::clone(&self.routing.borrow())
     }
 
-    /// Takes a new routing into use: workers of endpoints it still has get their (possibly
-    /// changed) definitions; workers of endpoints it dropped finish their queues and stop.
-    pub fn install(&self, routing: Arc<Routing>) {
+    /// Phase one of a reload: `routing` is about to be in force. Until this shard commits it,
+    /// a delivery that another shard (already committed) routed to an endpoint new in it still
+    /// finds its definition here.
+    pub fn prepare(&self, routing: Arc<Routing>) {
+        *self.prepared.borrow_mut() = Some(routing);
+    }
+
+    /// The reload was aborted.
+    pub fn forget_prepared(&self) {
+        self.prepared.borrow_mut().take();
+    }
+
+    /// Takes a new routing into use as `diff` (from the routing in force to it) says: workers
+    /// of removed endpoints finish their queues and stop; workers of changed endpoints take
+    /// the new definition and reconnect; those of unchanged ones keep their connection (their
+    /// definition may still differ in what does not make the connection, such as `prewarm`);
+    /// endpoints that want it are pre-warmed.
+    pub fn install(&self, routing: Arc<Routing>, diff: &TableDiff) {
+        let old = self.routing();
         let mut workers = self.workers.borrow_mut();
-        let table = &routing.table;
-        workers.retain(|name, worker| match table.endpoint_id(name) {
-            Some(id) => {
-                if let Some(endpoint) = table.endpoint(id) {
-                    let tls = routing.client_tls_for(endpoint);
-                    worker.update(Arc::new(endpoint.clone()), tls);
-                }
-                true
-            }
-            None => {
+        for &id in &diff.removed {
+            let stopped = old
+                .table
+                .endpoint(id)
+                .and_then(|endpoint| workers.remove(endpoint.name.as_str()));
+            if let Some(worker) = stopped {
                 worker.stop();
-                false
             }
-        });
+        }
+        for &(_, id) in diff.changed.iter().chain(&diff.unchanged) {
+            let Some(endpoint) = routing.table.endpoint(id) else {
+                continue;
+            };
+            if let Some(worker) = workers.get(endpoint.name.as_str()) {
+                worker.update(Arc::new(endpoint.clone()), routing.client_tls_for(endpoint));
+            }
+        }
         drop(workers);
         *self.routing.borrow_mut() = routing;
+        self.prepared.borrow_mut().take();
         self.prewarm();
     }
 
@@ -245,8 +269,11 @@ impl Shard {
     }
 
     fn start_worker(&self, name: &str) -> Option<Rc<Worker>> {
-        let routing = self.routing();
-        let id = routing.table.endpoint_id(name)?;
+        let current = self.routing();
+        let prepared = self.prepared.borrow().clone();
+        let (routing, id) = std::iter::once(current)
+            .chain(prepared)
+            .find_map(|routing| routing.table.endpoint_id(name).map(|id| (routing, id)))?;
         let endpoint = routing.table.endpoint(id)?;
         let tls = routing.client_tls_for(endpoint);
         let worker = Worker::new(Arc::new(endpoint.clone()), tls);

@@ -13,9 +13,14 @@ pub struct Args {
     /// The admin address, instead of reading it from the routes file.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
+    /// Take the file even if it closes every listener or removes every route (otherwise such
+    /// a reload is refused: it is what a half-written file looks like).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
-/// Exit status 0 when the reload was applied, 78 when the file was refused, 1 otherwise.
+/// Exit status 0 when the reload was applied, 78 when the file was refused (errors, it would
+/// empty the router, or it needs a restart), 1 otherwise.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let admin = match args.admin {
         Some(addr) => addr,
@@ -32,11 +37,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             table.server().admin
         }
     };
-    let (status, body) = admin_request(admin, "POST", "/reload")?;
+    let path = if args.allow_empty {
+        "/reload?allow_empty=1"
+    } else {
+        "/reload"
+    };
+    let (status, body) = admin_request(admin, "POST", path)?;
     print!("{body}");
     Ok(match status {
         200 => ExitCode::SUCCESS,
-        422 => ExitCode::from(78),
+        422 | 409 => ExitCode::from(78),
         _ => ExitCode::from(1),
     })
 }

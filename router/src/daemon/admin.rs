@@ -1,4 +1,5 @@
-//! The admin address: `/healthz`, `/readyz`, `/metrics`, `POST /reload`, and the dead letters:
+//! The admin address: `/healthz`, `/readyz`, `/metrics`, `POST /reload` (`?allow_empty=1` to
+//! take a file that closes every listener or drops every route), and the dead letters:
 //! `GET /dead-letters`, `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`,
 //! `POST /dead-letters/ID/drop`.
 //!
@@ -20,7 +21,11 @@ use crate::shard::Routing;
 
 /// Something only the control thread can do, asked for through the admin address.
 pub enum AdminRequest {
-    Reload(Sender<ReloadOutcome>),
+    /// `allow_empty`: take a file that closes every listener or drops every route.
+    Reload {
+        allow_empty: bool,
+        reply: Sender<ReloadOutcome>,
+    },
     /// Put a dead letter's message back in the log and on its way; the reply says how it went.
     Replay {
         id: DeadLetterId,
@@ -121,14 +126,10 @@ fn serve(
             dead_letters,
             requests,
         ),
-        ("POST", "/reload") => {
-            let (reply, outcome) = mpsc::channel();
-            let _ = requests.send(AdminRequest::Reload(reply));
-            match outcome.recv_timeout(Duration::from_secs(60)) {
-                Ok(ReloadOutcome::Applied { .. }) => (200, "reload applied\n".to_string()),
-                Ok(ReloadOutcome::Invalid(diagnostics)) => (422, diagnostics.join("\n") + "\n"),
-                Ok(ReloadOutcome::Aborted(why)) => (409, why + "\n"),
-                Err(_) => (503, "the router did not answer in time\n".to_string()),
+        ("POST", target) if target == "/reload" || target.starts_with("/reload?") => {
+            match reload_query(&target["/reload".len()..]) {
+                Ok(allow_empty) => reload(allow_empty, requests),
+                Err(why) => (400, why),
             }
         }
         _ => (404, "not found\n".to_string()),
@@ -147,6 +148,45 @@ fn serve(
     http1::write_response(&mut out, &spec, body.as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     stream.write_all(&out)
+}
+
+/// `?allow_empty=1` (or `true`), or nothing.
+fn reload_query(query: &str) -> Result<bool, String> {
+    let mut allow_empty = false;
+    for pair in query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=').unwrap_or((pair, "1")) {
+            ("allow_empty", "1" | "true") => allow_empty = true,
+            ("allow_empty", "0" | "false") => allow_empty = false,
+            _ => {
+                return Err(format!(
+                    "unknown reload parameter `{pair}`: allow_empty=1 is the one there is\n"
+                ))
+            }
+        }
+    }
+    Ok(allow_empty)
+}
+
+/// Asks the control thread to reload, and says how it went: 200 applied, 422 the file has
+/// errors, 409 refused (it would empty the router, or needs a restart), 500 a shard could not
+/// take it or did not confirm, 503 no answer.
+fn reload(allow_empty: bool, requests: &Sender<AdminRequest>) -> (u16, String) {
+    let (reply, outcome) = mpsc::channel();
+    let _ = requests.send(AdminRequest::Reload { allow_empty, reply });
+    let Ok(outcome) = outcome.recv_timeout(Duration::from_secs(60)) else {
+        return (503, "the router did not answer in time\n".to_string());
+    };
+    let status = match outcome {
+        ReloadOutcome::Applied(_) => 200,
+        ReloadOutcome::Invalid(_) => 422,
+        ReloadOutcome::Refused(_) => 409,
+        ReloadOutcome::Aborted(_) | ReloadOutcome::Unconfirmed(_) => 500,
+    };
+    (status, format!("{outcome}\n"))
 }
 
 /// Every dead letter, one JSON object per line, oldest first.

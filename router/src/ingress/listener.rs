@@ -13,11 +13,11 @@ use rustls::ServerConfig;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use super::accept::Origin;
+use super::slot::ListenerSlot;
 use crate::net::stream::Stream;
 use crate::routes::table::Listener;
 use crate::routes::Protocol;
 use crate::shard::Shard;
-use crate::signal::LocalSignal;
 
 /// A listener's settings and state shared by its connections on one shard.
 pub struct ListenerCtx {
@@ -57,19 +57,16 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net
     Ok(sockets)
 }
 
-/// Accepts connections until `stop` fires, serving each on this shard.
-pub async fn run(
-    shard: Rc<Shard>,
-    ctx: Rc<ListenerCtx>,
-    socket: std::net::TcpListener,
-    stop: Rc<LocalSignal>,
-) {
+/// Accepts connections until the slot is closed, serving each on this shard with the settings
+/// the slot holds when it is accepted.
+pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::TcpListener) {
+    let stop = slot.stop_signal();
     let listener = match TcpListener::from_std(socket) {
         Ok(listener) => listener,
         Err(e) => {
             log::error!(
                 "{}: cannot use its socket on shard {}: {e}",
-                ctx.name,
+                slot.current().name,
                 shard.info.index
             );
             return;
@@ -81,6 +78,7 @@ pub async fn run(
             accepted = listener.accept() => accepted,
             _ = stop.wait() => break,
         };
+        let ctx = slot.current();
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -141,6 +139,8 @@ pub async fn run(
             live2.set(live2.get() - 1);
         });
     }
+    // Closed: refuse new connections now, not once the open ones are done.
+    drop(listener);
     // Connections finish the batch they are reading, answer it, and close on their own (they
     // watch the same signal); wait for them so shutdown knows every sender was answered.
     while live.get() > 0 {

@@ -82,6 +82,8 @@ pub struct TlsProfile {
     /// Client certificate chain and key (PEM), presented to endpoints that ask.
     pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub verify_server_name: bool,
+    /// What those files held when the table was built: a file renewed in place is a change.
+    pub contents: super::digest::ContentDigest,
 }
 
 /// Values a `to = { lookup = … }` action may look an endpoint up by (the directory's key columns).
@@ -148,5 +150,6 @@ pub fn default_tls_profile() -> TlsProfile {
         ca: None,
         client_cert: None,
         verify_server_name: true,
+        contents: super::digest::ContentDigest::default(),
     }
 }
