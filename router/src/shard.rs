@@ -10,10 +10,11 @@ pub mod routing;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::deadletter::DeadLetterError;
 use crate::egress::gate::ConnectGate;
 use crate::egress::settings::EgressSettings;
 use crate::egress::worker::{ConnectionCounters, GiveUp, Outcomes, Worker, WorkerContext};
@@ -277,20 +278,10 @@ impl Shard {
             .dead_letter(delivery, GiveUp::Unroutable, detail, None);
     }
 
-    /// Keeps a message that no rule routes, when the policy says to keep such messages.
-    pub fn dead_letter_unrouted(&self, message: &Arc<Accepted>) {
-        let delivery = Delivery {
-            message: Arc::clone(message),
-            endpoint: Arc::from("(unrouted)"),
-            queued: Arc::new(AtomicU32::new(0)),
-            record: None,
-        };
-        self.outcomes.dead_letter(
-            &delivery,
-            GiveUp::Unroutable,
-            "no route for this message",
-            None,
-        );
+    /// Keeps a message that no rule routes, when the policy says to keep such messages; its
+    /// sender may be acknowledged once this returned `Ok`.
+    pub fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError> {
+        self.outcomes.keep_unrouted(message)
     }
 
     /// This shard's counters.

@@ -1,5 +1,6 @@
 //! The life of one shard: start its inbox and listeners, obey the control thread, drain.
 use std::path::PathBuf;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
@@ -87,6 +88,7 @@ pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
         metrics: Arc::clone(&context.metrics),
         durability: durability.clone(),
         dead_letters: Arc::clone(&context.dead_letters),
+        last_complaint: Cell::new(None),
     });
     let shard = Shard::new(
         info,

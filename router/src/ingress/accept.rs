@@ -116,9 +116,22 @@ pub async fn plan(
     }
 }
 
-/// Stores every accepted message of the batch durably, then hands them to their endpoints.
-/// `Err`: none of them is stored or delivered; their senders must not be acknowledged.
+/// Stores every accepted message of the batch durably (unrouted ones as dead letters, the
+/// rest in the log), then hands them to their endpoints. `Err`: none of them is delivered and
+/// their senders must not be acknowledged (dead letters written before the failure stay: a
+/// sender that tries again makes a second one, as at-least-once allows).
 pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
+    // Dead letters first: were the log written first and a dead letter then failed, the log
+    // would hold records of messages never acknowledged nor delivered until a restart.
+    for plan in plans {
+        if let Plan::DeadLetter { message } = plan {
+            if shard.keep_unrouted(message).is_err() {
+                return Err(NotDurable(
+                    "the message could not be stored; try again later".to_string(),
+                ));
+            }
+        }
+    }
     let deliveries = plans.iter().filter(|p| matches!(p, Plan::Deliver { .. }));
     let refs = match &shard.durability {
         Some(durability) => {
@@ -212,8 +225,7 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
                     shard.dispatch(delivery, handle).await;
                 }
             }
-            Plan::DeadLetter { message } => shard.dead_letter_unrouted(message),
-            Plan::Dropped { .. } | Plan::Rejected { .. } => {}
+            Plan::DeadLetter { .. } | Plan::Dropped { .. } | Plan::Rejected { .. } => {}
         }
     }
     Ok(())
