@@ -19,6 +19,7 @@ use crate::egress::gate::ConnectGate;
 use crate::egress::settings::EgressSettings;
 use crate::egress::worker::{ConnectionCounters, GiveUp, Outcomes, Worker, WorkerContext};
 use crate::ids::Uuids;
+use crate::ingress::refusals::Refusals;
 use crate::metrics::Metrics;
 use crate::net::pool::{BufferPool, IO_BUFFER};
 use crate::net::stream::Stream;
@@ -74,6 +75,8 @@ pub struct Shard {
     /// The shard's write-ahead log; `None` only when durability was turned off (benchmarks).
     pub durability: Option<Rc<Durability>>,
     pub uuids: Uuids,
+    /// What ingress refused on this shard, logged with a per-peer limit.
+    pub refusals: Rc<Refusals>,
     seq: Cell<u64>,
     /// Shards sent to since the last [`Shard::flush`].
     touched: RefCell<Vec<usize>>,
@@ -112,6 +115,7 @@ impl Shard {
             metrics,
             durability,
             uuids: Uuids::new(info.index),
+            refusals: Rc::new(Refusals::new()),
             seq: Cell::new(0),
             touched: RefCell::new(Vec::new()),
         })
