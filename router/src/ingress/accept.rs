@@ -32,8 +32,12 @@ pub enum Plan {
     DeadLetter { message: Arc<Accepted> },
     /// A rule said to drop it: accepted and forwarded nowhere.
     Dropped { rule: String },
-    /// Refused: by a rule (with its reason) or because nothing routes it.
-    Rejected { reason: String },
+    /// Refused: by a rule (named, with its reason) or because nothing routes it (`rule` is
+    /// `None`).
+    Rejected {
+        reason: String,
+        rule: Option<String>,
+    },
 }
 
 impl Plan {
@@ -108,9 +112,16 @@ pub async fn plan(
                 .reject_reason(rule)
                 .unwrap_or("rejected by routing rule")
                 .to_string(),
+            rule: Some(
+                routing
+                    .table
+                    .rule(rule)
+                    .map_or_else(|| "?".to_string(), |r| r.name().to_string()),
+            ),
         },
         Outcome::Unrouted(Unrouted::Reject) => Plan::Rejected {
             reason: "no route for this message".to_string(),
+            rule: None,
         },
         Outcome::Unrouted(Unrouted::DeadLetter) => Plan::DeadLetter { message: make() },
     }
