@@ -352,7 +352,10 @@ fn unroutable_request(tracking_id: &str) -> Vec<u8> {
 fn an_error_after_a_byte_order_mark_names_the_right_byte() {
     let scratch = Scratch::new("itk-bom");
     let sink = Endpoint::itk(None, ok());
-    let config = config(&scratch, &[("sink", "urn:nhs-uk:addressing:ods:SINK", &sink)]);
+    let config = config(
+        &scratch,
+        &[("sink", "urn:nhs-uk:addressing:ods:SINK", &sink)],
+    );
     let router = start(&config);
     let mut client = HttpClient::connect(router.addr("itk")).unwrap();
     let body = "\u{feff}<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\
@@ -372,13 +375,20 @@ fn an_error_after_a_byte_order_mark_names_the_right_byte() {
 fn client_faults_are_logged_once_with_the_peer_and_never_the_message() {
     let scratch = Scratch::new("itk-refusal-log");
     let sink = Endpoint::itk(None, ok());
-    let config = config(&scratch, &[("sink", "urn:nhs-uk:addressing:ods:SINK", &sink)]);
+    let config = config(
+        &scratch,
+        &[("sink", "urn:nhs-uk:addressing:ods:SINK", &sink)],
+    );
     let mut router = start(&config);
     let mut client = HttpClient::connect(router.addr("itk")).unwrap();
     let peer = client.local_addr().unwrap();
     let tracking = "9F1E2D3C-4B5A-4968-8776-A5B4C3D2E1F0";
     let response = client
-        .post("/syncsoap", codecs::itk::SERVICE_INF_ACK, &unroutable_request(tracking))
+        .post(
+            "/syncsoap",
+            codecs::itk::SERVICE_INF_ACK,
+            &unroutable_request(tracking),
+        )
         .unwrap();
     assert_eq!(response.status, 500);
     assert!(response.text().contains("no route"), "{}", response.text());
@@ -389,14 +399,29 @@ fn client_faults_are_logged_once_with_the_peer_and_never_the_message() {
         .unwrap();
     assert_eq!(client.response().unwrap().status, 405);
     let needle = format!("itk: refused {peer}:");
-    assert!(router.wait_for_count(&needle, 3, WAIT), "{}", router.output());
+    assert!(
+        router.wait_for_count(&needle, 3, WAIT),
+        "{}",
+        router.output()
+    );
     let output = router.output();
     let lines: Vec<&str> = output.lines().filter(|l| l.contains(&needle)).collect();
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert!(lines[0].contains("no route") && lines[0].contains(tracking), "{}", lines[0]);
-    assert!(lines[1].contains("unreadable") && lines[1].contains("at byte"), "{}", lines[1]);
+    assert!(
+        lines[0].contains("no route") && lines[0].contains(tracking),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("unreadable") && lines[1].contains("at byte"),
+        "{}",
+        lines[1]
+    );
     assert!(lines[2].contains("only POST"), "{}", lines[2]);
     // The message's content (here the addressee and the acknowledged id) is not logged.
-    assert!(!output.contains("217D1168") && !output.contains("X0912"), "{output}");
+    assert!(
+        !output.contains("217D1168") && !output.contains("X0912"),
+        "{output}"
+    );
     assert!(router.terminate(WAIT).success());
 }

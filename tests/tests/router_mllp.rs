@@ -500,7 +500,12 @@ fn missing_required_msh_fields_get_ae_101_with_their_place_never_aa() {
     let cases = [
         (&no_type, "E9", 9, msh_field_offset(&no_type, 9)),
         (&no_id, "", 10, msh_field_offset(&no_id, 10)),
-        (&no_version, "E12", 12, no_version.iter().position(|&b| b == b'\r').unwrap()),
+        (
+            &no_version,
+            "E12",
+            12,
+            no_version.iter().position(|&b| b == b'\r').unwrap(),
+        ),
         (&truncated, "", 9, truncated.len()),
     ];
     for (message, control_id, field, offset) in cases {
@@ -508,17 +513,26 @@ fn missing_required_msh_fields_get_ae_101_with_their_place_never_aa() {
         assert_eq!(msa(&ack), ("AE".into(), control_id.into()));
         let err = segment(&ack, "ERR|");
         assert!(
-            err.contains(&format!("|MSH^1^{field}|101^Required field missing^HL70357|E|")),
+            err.contains(&format!(
+                "|MSH^1^{field}|101^Required field missing^HL70357|E|"
+            )),
             "{err}"
         );
         assert!(err.contains(&format!("|byte {offset}|")), "{err}");
     }
     // Nothing of it reached the endpoint, whose queue still moves.
     let ok = adt("OK1", "RX8");
-    assert_eq!(msa(&sender.exchange(&ok).unwrap()), ("AA".into(), "OK1".into()));
+    assert_eq!(
+        msa(&sender.exchange(&ok).unwrap()),
+        ("AA".into(), "OK1".into())
+    );
     assert!(epr.inbox.wait_for(1, WAIT));
     assert_eq!(epr.inbox.messages(), vec![ok]);
-    assert!(router.output().contains("required field"), "{}", router.output());
+    assert!(
+        router.output().contains("required field"),
+        "{}",
+        router.output()
+    );
     assert!(router.terminate(WAIT).success());
 }
 
@@ -544,7 +558,8 @@ fn a_bad_escape_in_a_routing_field_is_unreadable_not_unroutable() {
     assert!(err.contains("|MSH^1^9|102^"), "{err}");
     assert!(err.contains(&format!("|byte {at}|")), "{err}");
     // The same in a field a later route reads by path.
-    let bad_pid = b"MSH|^~\\&|LAB|RX8|EPR|RX8|2026||ORU^R01|B2|P|2.4\rPID|1||945^^^NH\\X0\\S\r".to_vec();
+    let bad_pid =
+        b"MSH|^~\\&|LAB|RX8|EPR|RX8|2026||ORU^R01|B2|P|2.4\rPID|1||945^^^NH\\X0\\S\r".to_vec();
     let ack = sender.exchange(&bad_pid).unwrap();
     assert_eq!(msa(&ack), ("AE".into(), "B2".into()));
     let err = segment(&ack, "ERR|");
@@ -588,9 +603,13 @@ fn every_refusal_is_logged_once_with_its_place_and_never_the_message() {
     let mut router = start(&config);
     let mut sender = Sender::connect(router.addr("in")).unwrap();
     let peer = sender.local_addr().unwrap();
-    let rejected = String::from_utf8(adt("T1", "RX8")).unwrap().replace("|PAS|", "|ZZTEST|");
+    let rejected = String::from_utf8(adt("T1", "RX8"))
+        .unwrap()
+        .replace("|PAS|", "|ZZTEST|");
     assert_eq!(msa(&sender.exchange(rejected.as_bytes()).unwrap()).0, "AR");
-    let unrouted = String::from_utf8(adt("U1", "RX8")).unwrap().replace("ADT^A01^ADT_A01", "ORU^R01");
+    let unrouted = String::from_utf8(adt("U1", "RX8"))
+        .unwrap()
+        .replace("ADT^A01^ADT_A01", "ORU^R01");
     assert_eq!(msa(&sender.exchange(unrouted.as_bytes()).unwrap()).0, "AR");
     let unreadable = adt("", "RX8");
     let missing_at = msh_field_offset(&unreadable, 10);
@@ -598,7 +617,11 @@ fn every_refusal_is_logged_once_with_its_place_and_never_the_message() {
     let mut big = adt("BIG", "RX8");
     big.extend(std::iter::repeat_n(b'x', 4096));
     assert_eq!(msa(&sender.exchange(&big).unwrap()).0, "AR");
-    assert!(router.wait_for_count(&format!("refused {peer}:"), 4, WAIT), "{}", router.output());
+    assert!(
+        router.wait_for_count(&format!("refused {peer}:"), 4, WAIT),
+        "{}",
+        router.output()
+    );
     let lines = refusals_of(&mut router, peer);
     let expect = [
         ("T1", "test systems may not send here"),
@@ -608,11 +631,17 @@ fn every_refusal_is_logged_once_with_its_place_and_never_the_message() {
     ];
     assert_eq!(lines.len(), expect.len(), "{lines:#?}");
     for (line, (id, reason)) in lines.iter().zip(expect) {
-        assert!(line.contains("in: refused") && line.contains(id) && line.contains(reason), "{line}");
+        assert!(
+            line.contains("in: refused") && line.contains(id) && line.contains(reason),
+            "{line}"
+        );
     }
     // Patient data never reaches the log.
     let output = router.output();
-    assert!(!output.contains("O'NEIL") && !output.contains("9449305552"), "{output}");
+    assert!(
+        !output.contains("O'NEIL") && !output.contains("9449305552"),
+        "{output}"
+    );
     assert!(router.terminate(WAIT).success());
 }
 
@@ -624,7 +653,12 @@ fn summarised(router: &mut RouterProcess, needle: &str) -> usize {
         .filter(|l| l.contains(needle))
         .filter_map(|l| {
             let (before, _) = l.split_once(" more refusals like this")?;
-            before.rsplit(' ').next()?.replace(',', "").parse::<usize>().ok()
+            before
+                .rsplit(' ')
+                .next()?
+                .replace(',', "")
+                .parse::<usize>()
+                .ok()
         })
         .sum()
 }
@@ -676,7 +710,11 @@ fn a_flood_of_refusals_is_summarised_not_logged_line_by_line() {
     }
     assert_eq!(count(&mut router), 200, "{}", router.output());
     // At most a handful of lines per shard.
-    assert!(router.count_output(": connection limit:") <= 2 * 5, "{}", router.output());
+    assert!(
+        router.count_output(": connection limit:") <= 2 * 5,
+        "{}",
+        router.output()
+    );
     drop(sender);
     assert!(router.terminate(WAIT).success());
 }
@@ -735,7 +773,11 @@ fn bytes_that_are_not_mllp_are_closed_at_once_with_one_log_line() {
         (noise, "5 bytes outside a frame"),
         (after, "9 bytes outside a frame"),
     ] {
-        assert!(router.wait_for_output(&format!("refused {peer}: not MLLP"), WAIT), "{}", router.output());
+        assert!(
+            router.wait_for_output(&format!("refused {peer}: not MLLP"), WAIT),
+            "{}",
+            router.output()
+        );
         let lines = refusals_of(&mut router, peer);
         assert_eq!(lines.len(), 1, "{lines:#?}");
         assert!(lines[0].contains(what), "{}", lines[0]);
@@ -769,12 +811,19 @@ fn the_ack_carries_the_character_set_of_the_message() {
     assert_eq!(parsed.msh().charset(), Some(&b"8859/1"[..]));
     assert_eq!(parsed.msh().field(6).unwrap().raw(), b"H\xd4PITAL");
     // A refusal's text is written in that character set too.
-    let refused = b"MSH|^~\\&|ZZTEST|H\xd4PITAL|EPR|RX8|2026||ADT^A01|L2|P|2.4|||||FRA|8859/1\rPID|1\r";
+    let refused =
+        b"MSH|^~\\&|ZZTEST|H\xd4PITAL|EPR|RX8|2026||ADT^A01|L2|P|2.4|||||FRA|8859/1\rPID|1\r";
     let ack = sender.exchange(refused).unwrap();
     assert_eq!(msa(&ack), ("AR".into(), "L2".into()));
     let parsed = codecs::hl7v2::Message::parse(&ack).unwrap();
     assert_eq!(parsed.msh().charset(), Some(&b"8859/1"[..]));
-    let msa3 = parsed.segment(b"MSA").unwrap().field(3).unwrap().raw().to_vec();
+    let msa3 = parsed
+        .segment(b"MSA")
+        .unwrap()
+        .field(3)
+        .unwrap()
+        .raw()
+        .to_vec();
     assert_eq!(msa3, b"envoi refus\xe9");
     assert!(router.terminate(WAIT).success());
 }
@@ -793,12 +842,20 @@ fn an_unrouted_message_is_acknowledged_only_once_its_dead_letter_is_stored() {
     let config = scratch.file("routes.toml", format!("unrouted = \"dead-letter\"\n{text}"));
     let mut router = start(&config);
     let data = scratch.join("data");
-    let oru = |id: &str| format!("MSH|^~\\&|LAB|RX8|EPR|RX8|2026||ORU^R01|{id}|P|2.4\rPID|1\r").into_bytes();
+    let oru = |id: &str| {
+        format!("MSH|^~\\&|LAB|RX8|EPR|RX8|2026||ORU^R01|{id}|P|2.4\rPID|1\r").into_bytes()
+    };
     let mut sender = Sender::connect(router.addr("in")).unwrap();
-    assert_eq!(msa(&sender.exchange(&oru("K1")).unwrap()), ("AA".into(), "K1".into()));
+    assert_eq!(
+        msa(&sender.exchange(&oru("K1")).unwrap()),
+        ("AA".into(), "K1".into())
+    );
     // Acknowledged means kept: the dead letter is there already.
     let ids = |data: &Path| -> Vec<String> {
-        dead_letters(data).iter().map(|l| l["control_id"].as_str().unwrap().to_string()).collect()
+        dead_letters(data)
+            .iter()
+            .map(|l| l["control_id"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(ids(&data), vec!["K1"]);
     // The dead-letter store cannot be written (a file where its folder should be: this stops
@@ -809,12 +866,81 @@ fn an_unrouted_message_is_acknowledged_only_once_its_dead_letter_is_stored() {
     std::fs::write(&store, b"").unwrap();
     let ack = sender.exchange(&oru("K2")).unwrap();
     assert_eq!(msa(&ack), ("AE".into(), "K2".into()));
-    assert!(segment(&ack, "MSA|").contains("try again later"), "{}", segment(&ack, "MSA|"));
+    assert!(
+        segment(&ack, "MSA|").contains("try again later"),
+        "{}",
+        segment(&ack, "MSA|")
+    );
     assert!(router.wait_for_output("K2", WAIT));
     // Once it can be written again, the same message is taken.
     std::fs::remove_file(&store).unwrap();
     std::fs::rename(&away, &store).unwrap();
-    assert_eq!(msa(&sender.exchange(&oru("K2")).unwrap()), ("AA".into(), "K2".into()));
+    assert_eq!(
+        msa(&sender.exchange(&oru("K2")).unwrap()),
+        ("AA".into(), "K2".into())
+    );
     assert_eq!(ids(&data), vec!["K1", "K2"]);
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn an_unrouted_message_is_not_acknowledged_when_the_disk_is_full() {
+    let scratch = Scratch::new("unrouted-full");
+    let epr = Endpoint::mllp(None, always(AckCode::AA));
+    let path = config(
+        &scratch,
+        "",
+        &[("epr", mllp_endpoint(&epr))],
+        "[[route]]\nname = \"adt\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = scratch.file("routes.toml", format!("unrouted = \"dead-letter\"\n{text}"));
+    // The router runs in a mount namespace of its own, where the dead-letter folder is a
+    // 16 KiB tmpfs filled to the last byte; the mount goes when the router does.
+    let store = scratch.join("data").join("dead-letters");
+    std::fs::create_dir_all(&store).unwrap();
+    let store = store.display().to_string();
+    let script = "dir=$1; shift; mount -t tmpfs -o size=16k,mode=0700 ganglion-full \"$dir\" \
+                  || exit 97; cat /dev/zero > \"$dir/fill\" 2>/dev/null; exec \"$@\"";
+    let wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        &store,
+    ];
+    let probe = std::process::Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg("true")
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIPPED an_unrouted_message_is_not_acknowledged_when_the_disk_is_full: cannot mount \
+             a tmpfs in a private mount namespace here (needs unshare and CAP_SYS_ADMIN): \
+             {probe:?}; the unwritable-store case is covered by \
+             an_unrouted_message_is_acknowledged_only_once_its_dead_letter_is_stored"
+        );
+        return;
+    }
+    let mut router = RouterProcess::start_quick_through(&wrapper, &config, 2, &["in", "admin"]);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let oru = b"MSH|^~\\&|LAB|RX8|EPR|RX8|2026||ORU^R01|Z1|P|2.4\rPID|1\r";
+    let ack = sender.exchange(oru).unwrap();
+    assert_eq!(msa(&ack), ("AE".into(), "Z1".into()));
+    assert!(segment(&ack, "MSA|").contains("try again later"));
+    assert!(
+        router.wait_for_output("cannot be kept as dead letters", WAIT),
+        "{}",
+        router.output()
+    );
+    assert!(
+        router.output().contains("No space left on device"),
+        "{}",
+        router.output()
+    );
     assert!(router.terminate(WAIT).success());
 }
