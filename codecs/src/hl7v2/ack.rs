@@ -215,7 +215,11 @@ impl Header<'_> {
         };
         Cow::Owned(
             text.chars()
-                .map(|c| u8::try_from(u32::from(c)).ok().filter(|&b| u32::from(b) <= limit))
+                .map(|c| {
+                    u8::try_from(u32::from(c))
+                        .ok()
+                        .filter(|&b| u32::from(b) <= limit)
+                })
                 .map(|b| b.unwrap_or(b'?'))
                 .collect(),
         )
@@ -506,15 +510,25 @@ mod tests {
         let out = build(latin1, &a);
         let mut expected = b"MSH|^~\\&|EPR|RX8|PAS|H\xd4PITAL|20240102030405||ACK^A01^ACK|ACK-9|P|2.4||||||8859/1~UNICODE UTF-8\r".to_vec();
         expected.extend_from_slice(b"MSA|AR|L1|refus\xe9 ? \xe0 l'instant\r");
-        expected.extend_from_slice(b"ERR|||207^Application internal error^HL70357|E||||d\xe9j\xe0\r");
+        expected
+            .extend_from_slice(b"ERR|||207^Application internal error^HL70357|E||||d\xe9j\xe0\r");
         assert_eq!(out, expected, "{}", String::from_utf8_lossy(&out));
         // UTF-8 as it is where MSH-18 says Unicode or nothing; `?` where it says ASCII.
         let utf8 = String::from_utf8(build(ORIGINAL, &a)).unwrap();
-        assert!(utf8.contains("MSA|AR|CTRL-1|refus\u{e9} \u{2192}"), "{utf8}");
-        assert!(utf8.contains("|P|2.5.1\rMSA|"), "no MSH-18 when there was none: {utf8}");
+        assert!(
+            utf8.contains("MSA|AR|CTRL-1|refus\u{e9} \u{2192}"),
+            "{utf8}"
+        );
+        assert!(
+            utf8.contains("|P|2.5.1\rMSA|"),
+            "no MSH-18 when there was none: {utf8}"
+        );
         let ascii = b"MSH|^~\\&|A|B|C|D|1||ADT^A01|C2|P|2.4||||||ASCII\r";
         let out = text(&build(ascii, &a));
-        assert!(out.contains("|P|2.4||||||ASCII\rMSA|AR|C2|refus? ? ? l'instant\r"), "{out}");
+        assert!(
+            out.contains("|P|2.4||||||ASCII\rMSA|AR|C2|refus? ? ? l'instant\r"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -620,7 +620,12 @@ fn offsets_count_a_byte_order_mark() {
     let with_bom = format!("\u{feff}{good}");
     let plain = parse(good.as_bytes()).unwrap();
     let bommed = parse(with_bom.as_bytes()).unwrap();
-    for (a, b) in plain.envelope.payloads.iter().zip(&bommed.envelope.payloads) {
+    for (a, b) in plain
+        .envelope
+        .payloads
+        .iter()
+        .zip(&bommed.envelope.payloads)
+    {
         assert_eq!(a.content, b.content);
         assert_eq!(&with_bom.as_bytes()[b.range.clone()], b.content);
     }

@@ -119,7 +119,12 @@ impl Outcomes for ShardOutcomes {
             queued: Arc::new(AtomicU32::new(0)),
             record: None,
         };
-        let stored = self.store(&delivery, GiveUp::Unroutable, "no route for this message", None);
+        let stored = self.store(
+            &delivery,
+            GiveUp::Unroutable,
+            "no route for this message",
+            None,
+        );
         if let Err(e) = &stored {
             if self.may_complain() {
                 log::error!(

@@ -1,6 +1,6 @@
 //! The life of one shard: start its inbox and listeners, obey the control thread, drain.
-use std::path::PathBuf;
 use std::cell::Cell;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;

@@ -91,14 +91,7 @@ pub async fn serve(
             shard
                 .refusals
                 .note(origin.peer, &listener.name, Refusal::BadRequest, why);
-            write_fault(
-                &shard,
-                None,
-                FaultCode::Client,
-                ERROR_CLIENT,
-                why,
-                &mut out,
-            );
+            write_fault(&shard, None, FaultCode::Client, ERROR_CLIENT, why, &mut out);
             405
         };
         let mut response = shard.pool.take();

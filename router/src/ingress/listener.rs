@@ -97,7 +97,10 @@ pub async fn run(
                 peer,
                 &ctx.name,
                 Refusal::ConnectionLimit,
-                format_args!("{} open, the most this listener takes", ctx.config.max_connections),
+                format_args!(
+                    "{} open, the most this listener takes",
+                    ctx.config.max_connections
+                ),
             );
             drop(tcp);
             continue;

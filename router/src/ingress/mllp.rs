@@ -339,7 +339,14 @@ fn write_answer(
             refuse(Refusal::Unreadable, control_id.unwrap_or_default(), &error);
             let text = error.to_string();
             let error = AckError::from_parse_error(&error, &text);
-            write_hl7v2_ack(msh.as_ref(), bytes, Answer::Unreadable(error), &id, now, acks);
+            write_hl7v2_ack(
+                msh.as_ref(),
+                bytes,
+                Answer::Unreadable(error),
+                &id,
+                now,
+                acks,
+            );
         }
         Entry::TooLarge(head) => {
             Metrics::bump(&counters.rejected);
