@@ -7,9 +7,13 @@
 //! - [`itk`]: an ITK sender's HTTP/1.1 connection: SOAP requests in, responses or faults out.
 //! - [`accept`]: route, wait for room, hand to the endpoints' owners: where "accepted" is decided.
 //! - [`answer`]: what the sender is told (AA/AE/AR, CA/CE/CR), decided in one place.
+//! - [`refusals`]: one log line per refusal, rate-limited per peer, summaries for floods.
+//! - [`not_mllp`]: what bytes outside an MLLP frame look like, for the line that closes them.
 pub mod accept;
 pub mod answer;
 pub mod itk;
 pub mod listener;
 pub mod mllp;
+pub mod not_mllp;
+pub mod refusals;
 pub mod slot;

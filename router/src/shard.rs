@@ -10,14 +10,16 @@ pub mod routing;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::deadletter::DeadLetterError;
 use crate::egress::gate::ConnectGate;
 use crate::egress::settings::EgressSettings;
 use crate::egress::worker::{ConnectionCounters, GiveUp, Outcomes, Worker, WorkerContext};
 use crate::ids::Uuids;
+use crate::ingress::refusals::Refusals;
 use crate::metrics::Metrics;
 use crate::net::pool::{BufferPool, IO_BUFFER};
 use crate::net::stream::Stream;
@@ -76,6 +78,8 @@ pub struct Shard {
     /// The shard's write-ahead log; `None` only when durability was turned off (benchmarks).
     pub durability: Option<Rc<Durability>>,
     pub uuids: Uuids,
+    /// What ingress refused on this shard, logged with a per-peer limit.
+    pub refusals: Rc<Refusals>,
     seq: Cell<u64>,
     /// Shards sent to since the last [`Shard::flush`].
     touched: RefCell<Vec<usize>>,
@@ -115,6 +119,7 @@ impl Shard {
             metrics,
             durability,
             uuids: Uuids::new(info.index),
+            refusals: Rc::new(Refusals::new()),
             seq: Cell::new(0),
             touched: RefCell::new(Vec::new()),
         })
@@ -304,20 +309,10 @@ impl Shard {
             .dead_letter(delivery, GiveUp::Unroutable, detail, None);
     }
 
-    /// Keeps a message that no rule routes, when the policy says to keep such messages.
-    pub fn dead_letter_unrouted(&self, message: &Arc<Accepted>) {
-        let delivery = Delivery {
-            message: Arc::clone(message),
-            endpoint: Arc::from("(unrouted)"),
-            queued: Arc::new(AtomicU32::new(0)),
-            record: None,
-        };
-        self.outcomes.dead_letter(
-            &delivery,
-            GiveUp::Unroutable,
-            "no route for this message",
-            None,
-        );
+    /// Keeps a message that no rule routes, when the policy says to keep such messages; its
+    /// sender may be acknowledged once this returned `Ok`.
+    pub fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError> {
+        self.outcomes.keep_unrouted(message)
     }
 
     /// This shard's counters.

@@ -340,13 +340,18 @@ pub struct Sender {
     conn: Box<dyn Conn>,
     decoder: mllp::Decoder,
     buf: Vec<u8>,
+    local: Option<SocketAddr>,
 }
 
 impl Sender {
     pub fn connect(addr: SocketAddr) -> io::Result<Sender> {
         let tcp = TcpStream::connect(addr)?;
         tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(Sender::over(Box::new(tcp)))
+        let local = tcp.local_addr().ok();
+        Ok(Sender {
+            local,
+            ..Sender::over(Box::new(tcp))
+        })
     }
 
     pub fn over(conn: Box<dyn Conn>) -> Sender {
@@ -354,7 +359,13 @@ impl Sender {
             conn,
             decoder: mllp::Decoder::new(1 << 20),
             buf: Vec::new(),
+            local: None,
         }
+    }
+
+    /// The sender's own address (as the router's logs name it), for plain connections.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
     }
 
     /// Sends raw bytes (framing included).
@@ -412,6 +423,7 @@ pub fn msa(ack: &[u8]) -> (String, String) {
 pub struct HttpClient {
     conn: Box<dyn Conn>,
     buf: Vec<u8>,
+    local: Option<SocketAddr>,
 }
 
 /// An HTTP response as the client saw it.
@@ -433,9 +445,15 @@ impl HttpClient {
         let tcp = TcpStream::connect(addr)?;
         tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
         Ok(HttpClient {
+            local: tcp.local_addr().ok(),
             conn: Box::new(tcp),
             buf: Vec::new(),
         })
+    }
+
+    /// The client's own address (as the router's logs name it).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
     }
 
     /// POSTs `body` with `SOAPAction: "action"` and returns the response.

@@ -1,5 +1,6 @@
 //! The life of one shard: start its inbox, take the start-up reload and every later one, replay
 //! its log, accept, drain.
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -90,6 +91,7 @@ pub async fn run(info: ShardInfo, context: Context) {
         metrics: Arc::clone(&context.metrics),
         durability: durability.clone(),
         dead_letters: Arc::clone(&context.dead_letters),
+        last_complaint: Cell::new(None),
     });
     let shard = Shard::new(
         info,

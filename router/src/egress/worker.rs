@@ -21,9 +21,10 @@ use super::exchange::exchange;
 use super::gate::ConnectGate;
 use super::settings::EgressSettings;
 use super::verdict::Verdict;
+use crate::deadletter::DeadLetterError;
 use crate::net::pool::BufferPool;
 use crate::net::stream::{Stream, Unsolicited};
-use crate::pipeline::Delivery;
+use crate::pipeline::{Accepted, Delivery};
 use crate::routes::Endpoint;
 
 /// Why a message is given up on.
@@ -44,6 +45,9 @@ pub trait Outcomes {
     /// The message is given up on; it must be kept in the dead-letter store with the reason
     /// and the endpoint's reply, if any, before its destination is marked done.
     fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>);
+    /// Keeps a message that no route takes (`unrouted = "dead-letter"`) as a dead letter, now:
+    /// its sender is acknowledged only after this returned `Ok`.
+    fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError>;
     /// An attempt failed and will be retried; for logs and metrics.
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration);
 }

@@ -13,6 +13,7 @@ use rustls::ServerConfig;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use super::accept::Origin;
+use super::refusals::Refusal;
 use super::slot::ListenerSlot;
 use crate::net::stream::Stream;
 use crate::routes::table::Listener;
@@ -90,10 +91,14 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
         };
         if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
             ctx.open.fetch_sub(1, Ordering::AcqRel);
-            log::warn!(
-                "{}: refusing {peer}: already {} connections",
-                ctx.name,
-                ctx.config.max_connections
+            shard.refusals.note(
+                peer,
+                &ctx.name,
+                Refusal::ConnectionLimit,
+                format_args!(
+                    "{} open, the most this listener takes",
+                    ctx.config.max_connections
+                ),
             );
             drop(tcp);
             continue;
