@@ -6,6 +6,7 @@
 //! it turns SIGHUP, a change to the config file and admin requests into two-phase reloads, and
 //! SIGTERM/SIGINT into a graceful shutdown.
 pub mod admin;
+mod data_dir;
 mod outcomes;
 mod reload;
 mod shard_main;
@@ -54,6 +55,9 @@ pub struct RunOptions {
     pub private_fds: bool,
     /// Pin each shard's thread to a core (the default).
     pub pin: bool,
+    /// Start even when group or others can reach the data directory (or when `[server]
+    /// allow_shared_data_dir` says so).
+    pub allow_shared_data_dir: bool,
     /// Store every message before acknowledging it (the default). Off only for measuring
     /// what durability costs: then an ACK means "queued in memory".
     pub durable: bool,
@@ -70,6 +74,13 @@ pub enum RunError {
     Tls(#[from] TlsConfigError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    #[error(
+        "the data directory {0}, and it holds messages: make it private (chmod 700 {path}), \
+         or, if other users must reach it, set `allow_shared_data_dir = true` in [server] \
+         (or run with --allow-shared-data-dir)",
+        path = .0.path.display()
+    )]
+    SharedDataDir(crate::private_fs::Shared),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
@@ -100,8 +111,10 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     let table = Arc::new(table);
     let routing = Arc::new(Routing::build(Arc::clone(&table), workers, None)?);
     let data_dir = table.data_dir();
-    std::fs::create_dir_all(&data_dir)
-        .map_err(io_error(format!("data directory {}", data_dir.display())))?;
+    data_dir::prepare(
+        &data_dir,
+        options.allow_shared_data_dir || table.server().allow_shared_data_dir,
+    )?;
     let dead_letters = Arc::new(
         DeadLetterStore::open(&data_dir)
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,

@@ -53,6 +53,9 @@ pub struct ServerSection {
     /// As written; relative paths are relative to the config file's folder.
     pub data_dir: PathBuf,
     pub admin: SocketAddr,
+    /// Start even when group or others can reach `data_dir` (normally refused: it holds
+    /// messages).
+    pub allow_shared_data_dir: bool,
 }
 
 impl Default for ServerSection {
@@ -61,6 +64,7 @@ impl Default for ServerSection {
             workers: Workers::Auto,
             data_dir: PathBuf::from("/var/lib/ganglion"),
             admin: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            allow_shared_data_dir: false,
         }
     }
 }

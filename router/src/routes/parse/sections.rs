@@ -19,7 +19,7 @@ use crate::routes::file::{
 };
 use crate::routes::walk::{type_name, Ctx, Table};
 
-pub const SERVER_KEYS: &[&str] = &["workers", "data_dir", "admin"];
+pub const SERVER_KEYS: &[&str] = &["workers", "data_dir", "admin", "allow_shared_data_dir"];
 pub const LISTENER_KEYS: &[&str] = &[
     "name",
     "protocol",
@@ -78,6 +78,9 @@ pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
     }
     if let Some(a) = socket_addr(ctx, t, "admin") {
         s.admin = a;
+    }
+    if let Some(b) = t.bool(ctx, "allow_shared_data_dir") {
+        s.allow_shared_data_dir = b.into_inner();
     }
     s
 }
