@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 use toml::Spanned;
 
 use super::endpoint::TlsProfile;
-use super::file::{ListenerSection, RoutesFile, TlsSection};
+use super::file::{AdminSection, ListenerSection, RoutesFile, TlsSection};
 use super::index::Index;
 use super::table::{Listener, RouteTable};
 use super::walk::Ctx;
@@ -32,6 +32,7 @@ pub(crate) fn compile(
         .unwrap_or_default();
     let tls = tls_profiles(ctx, &base, &file.tls);
     let listeners = listeners(ctx, &base, &file.listeners);
+    admin_files(ctx, &base, &file.server.admin_access);
 
     let mut specs = file.endpoints;
     let mut broken = file.broken_names;
@@ -145,6 +146,17 @@ fn tls_profiles(
         out.insert(s.name.get_ref().clone(), Arc::new(profile));
     }
     out
+}
+
+/// The admin address's TLS files must exist, as a listener's must (the token file is read, or
+/// made, at start-up).
+fn admin_files(ctx: &mut Ctx<'_>, base: &Path, admin: &AdminSection) {
+    for path in [&admin.cert, &admin.key, &admin.client_ca]
+        .into_iter()
+        .flatten()
+    {
+        existing_file(ctx, base, path, "the TLS file of the admin address");
+    }
 }
 
 fn listeners(ctx: &mut Ctx<'_>, base: &Path, sections: &[ListenerSection]) -> Vec<Listener> {
