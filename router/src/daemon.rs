@@ -70,10 +70,12 @@ pub struct RunOptions {
 pub enum RunError {
     #[error("{} problem(s) in the configuration", .0.iter().filter(|d| d.is_error()).count())]
     Config(Vec<Diagnostic>),
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] TlsConfigError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
     #[error(
         "the data directory {0}, and it holds messages: make it private (chmod 700 {path}), \
          or, if other users must reach it, set `allow_shared_data_dir = true` in [server] \
@@ -115,6 +117,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         &data_dir,
         options.allow_shared_data_dir || table.server().allow_shared_data_dir,
     )?;
+    let admin_access = admin::prepare(admin::settings::AdminSettings::of(&table))?;
     let dead_letters = Arc::new(
         DeadLetterStore::open(&data_dir)
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
@@ -191,7 +194,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     log::info!("ganglion running with {workers} shard(s)");
 
     let admin = admin::start(
-        table.server().admin,
+        admin_access,
         Arc::clone(&metrics),
         Arc::clone(&routing),
         Arc::clone(&dead_letters),

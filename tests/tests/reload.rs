@@ -49,8 +49,12 @@ fn aa() -> impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static {
     |_, _| Reply::Ack(AckCode::AA)
 }
 
-fn admin_reload(router: &RouterProcess) -> std::process::Output {
-    ganglion(&["reload", "--admin", &router.addr("admin").to_string()])
+/// `ganglion reload` with the admin token the router made in its data directory (named as a
+/// file: a broken routes file cannot say where it is).
+fn admin_reload(router: &RouterProcess, scratch: &Scratch) -> std::process::Output {
+    let token = scratch.join("data/admin.token").display().to_string();
+    let admin = router.addr("admin").to_string();
+    ganglion(&["reload", "--admin", &admin, "--token-file", &token])
 }
 
 fn start(config: &Path, watch: bool) -> RouterProcess {
@@ -87,7 +91,7 @@ fn good_edits_take_effect_and_broken_ones_are_refused() {
 
     // `ganglion reload` through the admin address.
     std::fs::write(&config, routes(&scratch, &a, &b, "b")).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert!(output.status.success(), "{output:?}");
     route_one(&mut sender, "after-admin", &b);
 
@@ -101,7 +105,7 @@ fn good_edits_take_effect_and_broken_ones_are_refused() {
     // A broken edit: refused with where it went wrong; the running rules stay.
     let broken = routes(&scratch, &a, &b, "b").replace("to = \"b\"", "to = \"nowhere\"");
     std::fs::write(&config, broken).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert_eq!(output.status.code(), Some(78), "{output:?}");
     let said = String::from_utf8_lossy(&output.stdout).into_owned();
     // Line 24 is the route's `to`, column 6 its value.
@@ -168,7 +172,7 @@ fn reloads_under_a_steady_stream_lose_nothing_and_use_one_table_per_message() {
         std::thread::sleep(Duration::from_millis(100));
         let to = if round % 2 == 0 { "b" } else { "a" };
         std::fs::write(&config, routes(&scratch, &a, &b, to)).unwrap();
-        let output = admin_reload(&router);
+        let output = admin_reload(&router, &scratch);
         assert!(output.status.success(), "round {round}: {output:?}");
     }
     stop.store(true, Ordering::SeqCst);
