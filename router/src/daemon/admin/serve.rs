@@ -3,8 +3,8 @@
 //! TLS, within bounds that no client can stretch:
 //!
 //! - at most [`MAX_CONNECTIONS`] at once; past that, new ones wait in the kernel's backlog;
-//! - the request head must arrive within [`HEADER_TIMEOUT`], its body within [`BODY_TIMEOUT`]
-//!   and be at most [`MAX_BODY`] bytes;
+//! - the TLS handshake and then the request head must each be done within
+//!   [`HEADER_TIMEOUT`], the body within [`BODY_TIMEOUT`] and at most [`MAX_BODY`] bytes;
 //! - a connection lasts at most [`CONNECTION_TIMEOUT`] from accept, TLS handshake and the
 //!   wait for a reload included, so a client that stops reading its response is let go too.
 use std::sync::Arc;
@@ -85,7 +85,8 @@ async fn serve(
 ) -> Result<(), BoxError> {
     match tls {
         Some(acceptor) => {
-            let stream = acceptor.accept(tcp).await?;
+            // The handshake gets the time a request head gets.
+            let stream = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await??;
             http(stream, app, conn).await
         }
         None => http(tcp, app, conn).await,
