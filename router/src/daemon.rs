@@ -7,6 +7,7 @@
 //! thread becomes the control thread: it turns SIGHUP, a settled change to the config file
 //! and admin requests into two-phase reloads, and SIGTERM/SIGINT into a graceful shutdown.
 pub mod admin;
+mod data_dir;
 mod listeners;
 mod outcomes;
 pub mod plan;
@@ -56,6 +57,9 @@ pub struct RunOptions {
     pub private_fds: bool,
     /// Pin each shard's thread to a core (the default).
     pub pin: bool,
+    /// Start even when group or others can reach the data directory (or when `[server]
+    /// allow_shared_data_dir` says so).
+    pub allow_shared_data_dir: bool,
     /// Store every message before acknowledging it (the default). Off only for measuring
     /// what durability costs: then an ACK means "queued in memory".
     pub durable: bool,
@@ -68,7 +72,7 @@ pub struct RunOptions {
 pub enum RunError {
     #[error("{} problem(s) in the configuration", .0.iter().filter(|d| d.is_error()).count())]
     Config(Vec<Diagnostic>),
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] TlsConfigError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
@@ -76,6 +80,15 @@ pub enum RunError {
     /// that cannot be used); each reason.
     #[error("the configuration could not be put in force:\n  {}", .0.join("\n  "))]
     Startup(Vec<String>),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
+    #[error(
+        "the data directory {0}, and it holds messages: make it private (chmod 700 {path}), \
+         or, if other users must reach it, set `allow_shared_data_dir = true` in [server] \
+         (or run with --allow-shared-data-dir)",
+        path = .0.path.display()
+    )]
+    SharedDataDir(crate::private_fs::Shared),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
@@ -111,8 +124,11 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         None,
     )?);
     let data_dir = table.data_dir();
-    std::fs::create_dir_all(&data_dir)
-        .map_err(io_error(format!("data directory {}", data_dir.display())))?;
+    data_dir::prepare(
+        &data_dir,
+        options.allow_shared_data_dir || table.server().allow_shared_data_dir,
+    )?;
+    let admin_access = admin::prepare(admin::settings::AdminSettings::of(&table))?;
     let dead_letters = Arc::new(
         DeadLetterStore::open(&data_dir)
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
@@ -201,7 +217,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     log::info!("ganglion running with {workers} shard(s)");
 
     let admin = admin::start(
-        reloader.current().table.server().admin,
+        admin_access,
         Arc::clone(&metrics),
         Arc::clone(reloader.current()),
         Arc::clone(&dead_letters),

@@ -280,3 +280,28 @@ fn server_settings_that_differ_are_named() {
     assert_eq!(said[2], "[server] admin 127.0.0.1:9464 -> 127.0.0.1:1");
     assert!(diff(Some(&old), &old).server.is_empty());
 }
+
+#[test]
+fn admin_access_settings_that_differ_are_named_without_their_values() {
+    let old = table(&format!("[server]\n{TLS}{ROUTES}"), CSV);
+    let new = table(
+        &format!(
+            "[server]\nadmin_token_file = \"secret/token\"\nadmin_names = [\"hub.example.org\"]\n\
+             allow_shared_data_dir = true\n{TLS}{ROUTES}"
+        ),
+        CSV,
+    );
+    let said: Vec<String> = diff(Some(&old), &new)
+        .server
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "[server] admin_token_file changed",
+            "[server] admin_names changed",
+            "[server] allow_shared_data_dir changed"
+        ]
+    );
+}

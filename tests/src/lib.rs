@@ -2,6 +2,7 @@
 //! child process, stand-in endpoints and senders over real sockets, and test certificates.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod endpoint;
 pub mod fleet;
 pub mod pki;

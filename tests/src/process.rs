@@ -277,3 +277,26 @@ pub fn dead_letters(data_dir: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect()
 }
+
+/// Runs `ganglion ARGS…` and waits up to `timeout` for it to exit by itself: `None` (after
+/// killing it) when it was still running, as a daemon that should have refused to start is.
+pub fn ganglion_exit(args: &[&str], timeout: Duration) -> Option<std::process::Output> {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ganglion");
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().ok(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}

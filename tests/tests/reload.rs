@@ -75,8 +75,12 @@ fn aa() -> impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static {
     |_, _| Reply::Ack(AckCode::AA)
 }
 
-fn admin_reload(router: &RouterProcess) -> std::process::Output {
-    ganglion(&["reload", "--admin", &router.addr("admin").to_string()])
+/// `ganglion reload` with the admin token the router made in its data directory (named as a
+/// file: a broken routes file cannot say where it is).
+fn admin_reload(router: &RouterProcess, scratch: &Scratch) -> std::process::Output {
+    let token = scratch.join("data/admin.token").display().to_string();
+    let admin = router.addr("admin").to_string();
+    ganglion(&["reload", "--admin", &admin, "--token-file", &token])
 }
 
 fn start(config: &Path, watch: bool) -> RouterProcess {
@@ -113,7 +117,7 @@ fn good_edits_take_effect_and_broken_ones_are_refused() {
 
     // `ganglion reload` through the admin address.
     std::fs::write(&config, routes(&scratch, &a, &b, "b")).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert!(output.status.success(), "{output:?}");
     route_one(&mut sender, "after-admin", &b);
 
@@ -127,7 +131,7 @@ fn good_edits_take_effect_and_broken_ones_are_refused() {
     // A broken edit: refused with where it went wrong; the running rules stay.
     let broken = routes(&scratch, &a, &b, "b").replace("to = \"b\"", "to = \"nowhere\"");
     std::fs::write(&config, broken).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert_eq!(output.status.code(), Some(78), "{output:?}");
     let said = String::from_utf8_lossy(&output.stdout).into_owned();
     // Line 24 is the route's `to`, column 6 its value.
@@ -193,7 +197,7 @@ fn reloads_under_a_steady_stream_lose_nothing_and_use_one_table_per_message() {
         std::thread::sleep(Duration::from_millis(100));
         let to = if round % 2 == 0 { "b" } else { "a" };
         std::fs::write(&config, routes(&scratch, &a, &b, to)).unwrap();
-        let output = admin_reload(&router);
+        let output = admin_reload(&router, &scratch);
         assert!(output.status.success(), "round {round}: {output:?}");
     }
     stop.store(true, Ordering::SeqCst);
@@ -229,9 +233,17 @@ fn reloads_under_a_steady_stream_lose_nothing_and_use_one_table_per_message() {
     assert!(router.terminate(WAIT).success());
 }
 
-fn admin_reload_allowing_empty(router: &RouterProcess) -> std::process::Output {
+fn admin_reload_allowing_empty(router: &RouterProcess, scratch: &Scratch) -> std::process::Output {
     let admin = router.addr("admin").to_string();
-    ganglion(&["reload", "--admin", &admin, "--allow-empty"])
+    let token = scratch.join("data/admin.token").display().to_string();
+    ganglion(&[
+        "reload",
+        "--admin",
+        &admin,
+        "--token-file",
+        &token,
+        "--allow-empty",
+    ])
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -275,7 +287,7 @@ fn a_half_written_file_is_refused_until_the_operator_allows_it() {
 
     // An empty file would also close every listener; refused, naming both.
     std::fs::write(&config, "").unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert_eq!(output.status.code(), Some(78), "{output:?}");
     let said = text(&output.stdout);
     assert!(said.contains("every route"), "{said}");
@@ -284,9 +296,9 @@ fn a_half_written_file_is_refused_until_the_operator_allows_it() {
 
     // The operator says it is meant: applied, and messages are then refused.
     std::fs::write(&config, &full[..cut]).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert_eq!(output.status.code(), Some(78), "{output:?}");
-    let output = admin_reload_allowing_empty(&router);
+    let output = admin_reload_allowing_empty(&router, &scratch);
     assert!(output.status.success(), "{output:?}");
     let ack = sender.exchange(&adt("unroutable")).unwrap();
     assert_eq!(msa(&ack), ("AR".into(), "unroutable".into()));
@@ -312,7 +324,7 @@ fn a_change_that_needs_a_restart_is_refused_by_name() {
         3,
     );
     std::fs::write(&config, more_shards).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert_eq!(output.status.code(), Some(78), "{output:?}");
     let said = text(&output.stdout);
     assert!(said.contains("[server] workers"), "{said}");
@@ -324,7 +336,7 @@ fn a_change_that_needs_a_restart_is_refused_by_name() {
     // Another data directory: the same.
     let moved = routes(&scratch, &a, &b, "b").replace("/data\"", "/elsewhere\"");
     std::fs::write(&config, moved).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert_eq!(output.status.code(), Some(78), "{output:?}");
     assert!(text(&output.stdout).contains("data_dir"), "{output:?}");
     route_one(&mut sender, "still-a-again", &a);
@@ -365,7 +377,7 @@ fn listeners_added_by_reload_take_messages_and_removed_ones_close() {
     let new = listener("new", "mllp", "127.0.0.1:0", "");
     let second = routes_with(&scratch, &a, &b, "a", &format!("{in_}{new}"), 2);
     std::fs::write(&config, second).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert!(output.status.success(), "{output:?}");
     assert!(
         router.wait_for_output("listening name=new", WAIT),
@@ -388,7 +400,7 @@ fn listeners_added_by_reload_take_messages_and_removed_ones_close() {
     let moved = listener("in", "mllp", "127.0.0.2:0", "");
     let third = routes_with(&scratch, &a, &b, "a", &format!("{moved}{new}"), 2);
     std::fs::write(&config, third).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert!(output.status.success(), "{output:?}");
     assert!(router.wait_for_count("listening name=in ", 2, WAIT));
     assert_ne!(router.addr("in"), in_addr);
@@ -417,7 +429,7 @@ fn a_listener_that_cannot_be_bound_aborts_the_whole_reload() {
         listener("busy", "mllp", &busy, "")
     );
     std::fs::write(&config, routes_with(&scratch, &a, &b, "b", &listeners, 2)).unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let said = text(&output.stdout);
     assert!(said.contains("shard"), "{said}");
@@ -429,7 +441,7 @@ fn a_listener_that_cannot_be_bound_aborts_the_whole_reload() {
 
     // Once the port is free the same file is taken whole.
     drop(taken);
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert!(output.status.success(), "{output:?}");
     route_one(&mut sender, "now-b", &b);
     let mut on_busy = Sender::connect(busy.parse().unwrap()).unwrap();
@@ -499,7 +511,7 @@ fn a_certificate_renewed_in_place_is_shown_to_new_connections() {
 
     // Renewed under the same file names; the routes file itself is unchanged.
     renewed.write(scratch.path(), "server").unwrap();
-    let output = admin_reload(&router);
+    let output = admin_reload(&router, &scratch);
     assert!(output.status.success(), "{output:?}");
     let (mut after, shown) = tls_sender(router.addr("in"), &ca_file);
     assert_eq!(

@@ -75,6 +75,10 @@ pub enum ServerChange {
         old: SocketAddr,
         new: SocketAddr,
     },
+    /// A key whose values say nothing useful side by side (paths of secrets, flags).
+    Other {
+        key: &'static str,
+    },
 }
 
 impl ServerChange {
@@ -84,6 +88,7 @@ impl ServerChange {
             ServerChange::Workers { .. } => "[server] workers",
             ServerChange::DataDir { .. } => "[server] data_dir",
             ServerChange::Admin { .. } => "[server] admin",
+            ServerChange::Other { key } => key,
         }
     }
 }
@@ -102,6 +107,7 @@ impl fmt::Display for ServerChange {
                 write!(f, "{} {} -> {}", self.key(), old.display(), new.display())
             }
             ServerChange::Admin { old, new } => write!(f, "{} {old} -> {new}", self.key()),
+            ServerChange::Other { key } => write!(f, "{key} changed"),
         }
     }
 }
@@ -207,6 +213,28 @@ fn server(old: &RouteTable, new: &RouteTable) -> Vec<ServerChange> {
             new: b.admin,
         });
     }
+    let (x, y) = (&a.admin_access, &b.admin_access);
+    let others = [
+        ("[server] admin_token_file", x.token_file != y.token_file),
+        ("[server] admin_cert", x.cert != y.cert),
+        ("[server] admin_key", x.key != y.key),
+        ("[server] admin_client_ca", x.client_ca != y.client_ca),
+        ("[server] admin_names", x.names != y.names),
+        (
+            "[server] admin_allow_unverified_remote",
+            x.allow_unverified_remote != y.allow_unverified_remote,
+        ),
+        (
+            "[server] allow_shared_data_dir",
+            a.allow_shared_data_dir != b.allow_shared_data_dir,
+        ),
+    ];
+    changes.extend(
+        others
+            .into_iter()
+            .filter(|&(_, differs)| differs)
+            .map(|(key, _)| ServerChange::Other { key }),
+    );
     changes
 }
 

@@ -53,6 +53,27 @@ pub struct ServerSection {
     /// As written; relative paths are relative to the config file's folder.
     pub data_dir: PathBuf,
     pub admin: SocketAddr,
+    /// Start even when group or others can reach `data_dir` (normally refused: it holds
+    /// messages).
+    pub allow_shared_data_dir: bool,
+    /// Who may use the admin address, and how it is reached.
+    pub admin_access: AdminSection,
+}
+
+/// The `admin_*` keys of `[server]`, as written (paths relative to the config's folder).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdminSection {
+    /// The bearer token; `<data_dir>/admin.token` (made at start-up when absent) by default.
+    pub token_file: Option<Spanned<String>>,
+    /// TLS on the admin address: the certificate chain and key it presents.
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    /// With TLS: the CA that client certificates must chain to (then required).
+    pub client_ca: Option<Spanned<String>>,
+    /// Host names clients may call the admin address by, besides localhost and its IPs.
+    pub names: Vec<String>,
+    /// Bind beyond loopback without TLS and client certificates.
+    pub allow_unverified_remote: bool,
 }
 
 impl Default for ServerSection {
@@ -61,6 +82,8 @@ impl Default for ServerSection {
             workers: Workers::Auto,
             data_dir: PathBuf::from("/var/lib/ganglion"),
             admin: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            allow_shared_data_dir: false,
+            admin_access: AdminSection::default(),
         }
     }
 }

@@ -16,7 +16,7 @@ use toml::Spanned;
 
 use super::digest::ContentDigest;
 use super::endpoint::TlsProfile;
-use super::file::{ListenerSection, RoutesFile, TlsSection};
+use super::file::{AdminSection, ListenerSection, RoutesFile, TlsSection};
 use super::index::Index;
 use super::table::{Listener, RouteTable};
 use super::walk::Ctx;
@@ -33,6 +33,7 @@ pub(crate) fn compile(
         .unwrap_or_default();
     let tls = tls_profiles(ctx, &base, &file.tls);
     let listeners = listeners(ctx, &base, &file.listeners);
+    admin_files(ctx, &base, &file.server.admin_access);
 
     let mut specs = file.endpoints;
     let mut broken = file.broken_names;
@@ -167,6 +168,17 @@ fn contents<'a>(
         ctx.error(span, format!("cannot read {what}: {e}"));
         ContentDigest::default()
     })
+}
+
+/// The admin address's TLS files must exist, as a listener's must (the token file is read, or
+/// made, at start-up).
+fn admin_files(ctx: &mut Ctx<'_>, base: &Path, admin: &AdminSection) {
+    for path in [&admin.cert, &admin.key, &admin.client_ca]
+        .into_iter()
+        .flatten()
+    {
+        existing_file(ctx, base, path, "the TLS file of the admin address");
+    }
 }
 
 fn listeners(ctx: &mut Ctx<'_>, base: &Path, sections: &[ListenerSection]) -> Vec<Listener> {

@@ -6,6 +6,7 @@
 //! value is reported and left out, so the walk always reaches the end of the file.
 //! `sections` reads the server, listener, TLS, directory, endpoint and group tables; `route`
 //! reads routes and tests.
+mod admin;
 mod route;
 mod sections;
 mod units;

@@ -19,7 +19,18 @@ use crate::routes::file::{
 };
 use crate::routes::walk::{type_name, Ctx, Table};
 
-pub const SERVER_KEYS: &[&str] = &["workers", "data_dir", "admin"];
+pub const SERVER_KEYS: &[&str] = &[
+    "workers",
+    "data_dir",
+    "admin",
+    "allow_shared_data_dir",
+    "admin_token_file",
+    "admin_cert",
+    "admin_key",
+    "admin_client_ca",
+    "admin_names",
+    "admin_allow_unverified_remote",
+];
 pub const LISTENER_KEYS: &[&str] = &[
     "name",
     "protocol",
@@ -79,6 +90,10 @@ pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
     if let Some(a) = socket_addr(ctx, t, "admin") {
         s.admin = a;
     }
+    if let Some(b) = t.bool(ctx, "allow_shared_data_dir") {
+        s.allow_shared_data_dir = b.into_inner();
+    }
+    s.admin_access = super::admin::access(ctx, t, s.admin);
     s
 }
 
