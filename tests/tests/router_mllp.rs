@@ -899,6 +899,12 @@ fn an_unrouted_message_is_not_acknowledged_when_the_disk_is_full() {
     // 16 KiB tmpfs filled to the last byte; the mount goes when the router does.
     let store = scratch.join("data").join("dead-letters");
     std::fs::create_dir_all(&store).unwrap();
+    // The router refuses a data directory others can reach.
+    std::fs::set_permissions(
+        scratch.join("data"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let store = store.display().to_string();
     let script = "dir=$1; shift; mount -t tmpfs -o size=16k,mode=0700 ganglion-full \"$dir\" \
                   || exit 97; cat /dev/zero > \"$dir/fill\" 2>/dev/null; exec \"$@\"";
