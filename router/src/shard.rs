@@ -181,7 +181,7 @@ impl Shard {
     /// Holds the caller (and so stops reading from its sender) while the endpoint's queue is
     /// full.
     pub async fn wait_for_room(&self, handle: &EndpointHandle) {
-        while handle.queued.load(Ordering::Acquire) >= self.settings.queue_limit {
+        while handle.queued.load(Ordering::Acquire) >= handle.queue_limit {
             monoio::time::sleep(BACKPRESSURE_POLL).await;
         }
     }

@@ -43,6 +43,8 @@ pub struct EndpointHandle {
     /// Messages accepted for the endpoint and not yet done; ingress reads it to apply
     /// back-pressure, the owner's worker lowers it. Survives reloads with the endpoint's name.
     pub queued: Arc<AtomicU32>,
+    /// The endpoint's `queue_limit`: past it, senders are held back.
+    pub queue_limit: u32,
 }
 
 impl Routing {
@@ -62,12 +64,14 @@ impl Routing {
             .map(|e| match old.get(e.name.as_str()) {
                 Some(handle) => EndpointHandle {
                     owner: owner_of(&e.name, shards),
+                    queue_limit: e.delivery.queue_limit,
                     ..(*handle).clone()
                 },
                 None => EndpointHandle {
                     name: Arc::from(e.name.as_str()),
                     owner: owner_of(&e.name, shards),
                     queued: Arc::new(AtomicU32::new(0)),
+                    queue_limit: e.delivery.queue_limit,
                 },
             })
             .collect();
