@@ -163,8 +163,73 @@ fn acks_of_earlier_messages_replayed_before_the_current_one_are_skipped() {
     }
     assert!(node.inbox.wait_for(messages.len(), WAIT));
     // Each message sent once, on one connection: no reconnect, no resend.
+    let ids: Vec<String> = node.inbox.messages().iter().map(|m| msh10(m)).collect();
+    assert_eq!(ids, ["R0", "R1", "R2", "R3", "R4", "R5"]);
     assert_eq!(node.inbox.messages(), messages);
     assert_eq!(node.inbox.connections(), 1);
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn a_full_queue_holds_the_senders_back_and_nothing_is_lost() {
+    const LIMIT: usize = 4;
+    const SENDERS: usize = 2;
+    const EACH: usize = 25;
+    let scratch = Scratch::new("backpressure");
+    // A slow endpoint: a stand-in for one that takes a while over each message.
+    let slow = Endpoint::mllp(None, |_, _| {
+        std::thread::sleep(Duration::from_millis(20));
+        Reply::Ack(AckCode::AA)
+    });
+    let config = config(
+        &scratch,
+        "",
+        &format!(
+            "[[endpoint]]\nname = \"slow\"\nprotocol = \"mllp\"\naddress = \"{}\"\nqueue_limit = {LIMIT}\n",
+            slow.addr
+        ),
+        "slow",
+    );
+    let router = start(&config);
+    let addr = router.addr("in");
+    // Two connections (the kernel spreads them over both shards), each sending all its
+    // messages at once: one read, one batch, far more than the queue holds.
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let inbox = slow.inbox.clone();
+            std::thread::spawn(move || {
+                let mut sender = Sender::connect(addr).unwrap();
+                let mut burst = Vec::new();
+                for i in 0..EACH {
+                    codecs::mllp::encode(&adt(&format!("S{s}-{i}")), &mut burst);
+                }
+                sender.send_raw(&burst).unwrap();
+                for i in 0..EACH {
+                    assert_eq!(msa(&sender.ack().unwrap()), ("AA".into(), format!("S{s}-{i}")));
+                    // An ACK means queued; with at most LIMIT queued, the endpoint has had all
+                    // but LIMIT of what was acknowledged so far (this sender's share included).
+                    let (acked, received) = (i + 1, inbox.len());
+                    assert!(
+                        received + LIMIT >= acked,
+                        "{acked} acknowledged while the endpoint had received {received}: \
+                         the queue grew past {LIMIT}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert!(slow.inbox.wait_for(SENDERS * EACH, WAIT));
+    let ids: Vec<String> = slow.inbox.messages().iter().map(|m| msh10(m)).collect();
+    assert_eq!(ids.len(), SENDERS * EACH, "{ids:?}");
+    // Every message once, each sender's in its order.
+    for s in 0..SENDERS {
+        let mine: Vec<&String> = ids.iter().filter(|id| id.starts_with(&format!("S{s}-"))).collect();
+        let expected: Vec<String> = (0..EACH).map(|i| format!("S{s}-{i}")).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>());
+    }
     assert!(router.terminate(WAIT).success());
 }
 

@@ -10,7 +10,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use crate::net::pool::BufferPool;
 use crate::net::stream::{Stream, Unsolicited};
 use crate::pipeline::Delivery;
 use crate::routes::Endpoint;
+use crate::shard::room::Waiting;
 
 pub use super::policy::GiveUp;
 
@@ -69,6 +69,12 @@ pub struct WorkerContext {
     pub outcomes: Rc<dyn Outcomes>,
     pub gate: Rc<ConnectGate>,
     pub counters: Rc<dyn ConnectionCounters>,
+    pub room: Rc<dyn RoomBell>,
+}
+
+/// Wakes the senders (on any shard) held back while a queue was full.
+pub trait RoomBell {
+    fn ring(&self, waiting: Waiting);
 }
 
 /// Counts connections for metrics.
@@ -310,12 +316,12 @@ impl Worker {
         }
         match (verdict, step.give_up) {
             (Ok(()), _) => {
-                self.finish();
+                self.finish(ctx);
                 link.forget_reply();
                 ctx.outcomes.delivered(delivery);
             }
             (Err(failure), Some(why)) => {
-                self.finish();
+                self.finish(ctx);
                 let detail = match why {
                     GiveUp::RetriesExhausted => format!(
                         "gave up after {} attempts over {:?}: {failure}",
@@ -465,10 +471,15 @@ impl Worker {
         }
     }
 
-    /// Takes the message in flight off the queue.
-    fn finish(&self) {
-        if let Some(done) = self.queue.borrow_mut().pop_front() {
-            done.queued.fetch_sub(1, Ordering::AcqRel);
+    /// Takes the message in flight off the queue, giving its place back (and waking senders
+    /// that wait for one).
+    fn finish(&self, ctx: &WorkerContext) {
+        let done = self.queue.borrow_mut().pop_front();
+        if let Some(done) = done {
+            let waiting = done.queued.done();
+            if !waiting.is_empty() {
+                ctx.room.ring(waiting);
+            }
         }
     }
 }

@@ -116,9 +116,20 @@ pub async fn plan(
     }
 }
 
-/// Stores every accepted message of the batch durably, then hands them to their endpoints.
+/// Stores every accepted message of the batch durably, then hands them to their endpoints,
+/// each once its endpoint's queue has room (so a full queue holds the batch's answer back).
 /// `Err`: none of them is stored or delivered; their senders must not be acknowledged.
 pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
+    commit_with(shard, plans, false).await
+}
+
+/// As [`commit`] for a message accepted before (a dead letter replayed): queued past the
+/// limit, since it must not wait behind new senders (nor hold up the control commands).
+pub async fn commit_replayed(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
+    commit_with(shard, plans, true).await
+}
+
+async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<(), NotDurable> {
     let deliveries = plans.iter().filter(|p| matches!(p, Plan::Deliver { .. }));
     let refs = match &shard.durability {
         Some(durability) => {
@@ -209,7 +220,11 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
                         queued: Arc::clone(&handle.queued),
                         record,
                     };
-                    shard.dispatch(delivery, handle).await;
+                    if replayed {
+                        shard.requeue(delivery, handle).await;
+                    } else {
+                        shard.dispatch(delivery, handle).await;
+                    }
                 }
             }
             Plan::DeadLetter { message } => shard.dead_letter_unrouted(message),
