@@ -85,7 +85,9 @@ impl From<ConnectError> for Failure {
     fn from(e: ConnectError) -> Failure {
         match e {
             ConnectError::Tls { .. } | ConnectError::NoTlsConfig(_) => Failure::Tls(e.to_string()),
-            ConnectError::Timeout { .. } | ConnectError::Io { .. } => {
+            ConnectError::Timeout { .. }
+            | ConnectError::Io { .. }
+            | ConnectError::Resolve { .. } => {
                 Failure::Unreachable(e.to_string())
             }
         }
