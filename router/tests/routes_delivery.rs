@@ -109,7 +109,8 @@ fn unknown_keys_in_delivery_are_refused_with_the_nearest_spelling() {
 fn two_groups_of_one_endpoint_that_disagree_are_an_error_unless_it_decides() {
     let groups = "[[group]]\nname = \"a\"\nmembers = [\"pas\"]\nretry_for = \"10m\"\n\n\
                   [[group]]\nname = \"b\"\nmembers = [\"pas\"]\nretry_for = \"1h\"\n";
-    let endpoint = "[[endpoint]]\nname = \"pas\"\nprotocol = \"mllp\"\naddress = \"pas.local:2575\"\n";
+    let endpoint =
+        "[[endpoint]]\nname = \"pas\"\nprotocol = \"mllp\"\naddress = \"pas.local:2575\"\n";
     let toml = format!("{endpoint}\n{groups}");
     errors(
         &toml,

@@ -68,7 +68,10 @@ fn a_message_failing_past_its_attempts_is_dead_lettered_and_the_next_is_delivere
     let mut router = start(&config);
     let mut sender = Sender::connect(router.addr("in")).unwrap();
     for id in ["POISON", "N1", "N2"] {
-        assert_eq!(msa(&sender.exchange(&adt(id)).unwrap()), ("AA".into(), id.into()));
+        assert_eq!(
+            msa(&sender.exchange(&adt(id)).unwrap()),
+            ("AA".into(), id.into())
+        );
     }
     assert!(epr.inbox.wait_for(5, WAIT), "{}", router.output());
     // Three attempts at the poison message, then the queue moves on, in order.
@@ -133,7 +136,10 @@ fn a_group_s_time_budget_dead_letters_and_a_stuck_queue_is_logged_once_then_clea
     let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
     assert!(ids.len() > 3, "retried for two seconds: {ids:?}");
     assert_eq!(ids.last().map(String::as_str), Some("N1"), "{ids:?}");
-    assert!(ids[..ids.len() - 1].iter().all(|id| id == "POISON"), "{ids:?}");
+    assert!(
+        ids[..ids.len() - 1].iter().all(|id| id == "POISON"),
+        "{ids:?}"
+    );
     // Said once, however many retries there were.
     assert_eq!(router.count_output("endpoint epr: oldest message"), 1);
     assert!(router.terminate(WAIT).success());
@@ -205,7 +211,10 @@ fn a_full_queue_holds_the_senders_back_and_nothing_is_lost() {
                 }
                 sender.send_raw(&burst).unwrap();
                 for i in 0..EACH {
-                    assert_eq!(msa(&sender.ack().unwrap()), ("AA".into(), format!("S{s}-{i}")));
+                    assert_eq!(
+                        msa(&sender.ack().unwrap()),
+                        ("AA".into(), format!("S{s}-{i}"))
+                    );
                     // An ACK means queued; with at most LIMIT queued, the endpoint has had all
                     // but LIMIT of what was acknowledged so far (this sender's share included).
                     let (acked, received) = (i + 1, inbox.len());
@@ -226,7 +235,10 @@ fn a_full_queue_holds_the_senders_back_and_nothing_is_lost() {
     assert_eq!(ids.len(), SENDERS * EACH, "{ids:?}");
     // Every message once, each sender's in its order.
     for s in 0..SENDERS {
-        let mine: Vec<&String> = ids.iter().filter(|id| id.starts_with(&format!("S{s}-"))).collect();
+        let mine: Vec<&String> = ids
+            .iter()
+            .filter(|id| id.starts_with(&format!("S{s}-")))
+            .collect();
         let expected: Vec<String> = (0..EACH).map(|i| format!("S{s}-{i}")).collect();
         assert_eq!(mine, expected.iter().collect::<Vec<_>>());
     }
@@ -246,7 +258,9 @@ fn an_endpoint_named_by_host_is_reached_on_whichever_address_listens() {
     let config = config(
         &scratch,
         "",
-        &format!("[[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"localhost:{port}\"\n"),
+        &format!(
+            "[[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"localhost:{port}\"\n"
+        ),
         "epr",
     );
     let router = start(&config);

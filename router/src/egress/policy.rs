@@ -130,7 +130,13 @@ impl Machine {
     }
 
     /// An attempt at the message in flight failed at `now`.
-    pub fn failed(&mut self, now: Instant, failure: &Failure, policy: &Policy, budget: &Budget) -> Step {
+    pub fn failed(
+        &mut self,
+        now: Instant,
+        failure: &Failure,
+        policy: &Policy,
+        budget: &Budget,
+    ) -> Step {
         if !failure.retry_can_help() {
             self.end_message();
             // The endpoint's own word is a sign of health; a request we could not even write

@@ -87,9 +87,7 @@ impl From<ConnectError> for Failure {
             ConnectError::Tls { .. } | ConnectError::NoTlsConfig(_) => Failure::Tls(e.to_string()),
             ConnectError::Timeout { .. }
             | ConnectError::Io { .. }
-            | ConnectError::Resolve { .. } => {
-                Failure::Unreachable(e.to_string())
-            }
+            | ConnectError::Resolve { .. } => Failure::Unreachable(e.to_string()),
         }
     }
 }
@@ -123,16 +121,12 @@ pub fn hl7v2_reply(reply: &[u8], control_id: &[u8], earlier: &AckedIds) -> Optio
     let why = || reason(&message, field(3));
     Some(match AckCode::from_bytes(code) {
         Some(AckCode::AA | AckCode::CA) => Ok(()),
-        Some(code @ (AckCode::AE | AckCode::CE)) => Err(Failure::Declined(format!(
-            "{}: {}",
-            code.as_str(),
-            why()
-        ))),
-        Some(code @ (AckCode::AR | AckCode::CR)) => Err(Failure::Refused(format!(
-            "{}: {}",
-            code.as_str(),
-            why()
-        ))),
+        Some(code @ (AckCode::AE | AckCode::CE)) => {
+            Err(Failure::Declined(format!("{}: {}", code.as_str(), why())))
+        }
+        Some(code @ (AckCode::AR | AckCode::CR)) => {
+            Err(Failure::Refused(format!("{}: {}", code.as_str(), why())))
+        }
         None => Err(Failure::BadReply(format!(
             "reply has MSA-1 {:?}, not an acknowledgement code",
             String::from_utf8_lossy(code)
@@ -216,7 +210,10 @@ mod tests {
             hl7v2_reply(&ack("AA", "C0", ""), b"C2", &earlier),
             Some(Err(Failure::BadReply(_)))
         ));
-        assert_eq!(hl7v2_reply(&ack("AA", "C2", ""), b"C2", &earlier), Some(Ok(())));
+        assert_eq!(
+            hl7v2_reply(&ack("AA", "C2", ""), b"C2", &earlier),
+            Some(Ok(()))
+        );
     }
 
     #[test]
@@ -261,7 +258,12 @@ mod tests {
             (Failure::ConnectionLost("reset".into()), true, true, false),
             (Failure::Unreachable("refused".into()), true, false, false),
             (Failure::Tls("bad certificate".into()), true, false, false),
-            (Failure::Unsendable("control character".into()), false, false, false),
+            (
+                Failure::Unsendable("control character".into()),
+                false,
+                false,
+                false,
+            ),
         ];
         for (failure, retry, charges, answered) in table {
             assert_eq!(failure.retry_can_help(), retry, "{failure:?}");

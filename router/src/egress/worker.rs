@@ -245,7 +245,8 @@ impl Worker {
             if let Err(failure) = &verdict {
                 if step.give_up.is_none() {
                     let after = until.saturating_duration_since(Instant::now());
-                    ctx.outcomes.retrying(&delivery, &failure.to_string(), after);
+                    ctx.outcomes
+                        .retrying(&delivery, &failure.to_string(), after);
                 }
             }
             self.pause(&mut link, until, &endpoint).await;

@@ -134,7 +134,8 @@ mod tests {
             let released = rt.block_on(async {
                 let (release, wait) = std::sync::mpsc::channel::<()>();
                 let blocked = monoio::spawn_blocking(move || {
-                    wait.recv_timeout(std::time::Duration::from_secs(10)).is_ok()
+                    wait.recv_timeout(std::time::Duration::from_secs(10))
+                        .is_ok()
                 });
                 monoio::time::sleep(std::time::Duration::from_millis(1)).await;
                 let _ = release.send(());

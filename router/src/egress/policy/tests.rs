@@ -87,6 +87,9 @@ fn run(events: &[(u64, Event)], budget: Budget) -> Vec<Kind> {
         .collect()
 }
 
+/// A named sequence of outcomes, the budget, and the steps it must give.
+type Case = (&'static str, Vec<(u64, Event)>, Budget, Vec<Kind>);
+
 use Event::{Delivered, Failed};
 use GiveUp::{Refused, RetriesExhausted};
 use Kind::*;
@@ -94,7 +97,7 @@ use Kind::*;
 #[test]
 fn table_of_outcomes_and_steps() {
     let day = Duration::from_secs(24 * 3600);
-    let cases: Vec<(&str, Vec<(u64, Event)>, Budget, Vec<Kind>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "delivered: on to the next",
             vec![(0, Delivered)],
@@ -144,11 +147,7 @@ fn table_of_outcomes_and_steps() {
         ),
         (
             "time budget: gives up at the first failure at or past it",
-            vec![
-                (0, Failed(ae())),
-                (999, Failed(ae())),
-                (1000, Failed(ae())),
-            ],
+            vec![(0, Failed(ae())), (999, Failed(ae())), (1000, Failed(ae()))],
             budget(Duration::from_secs(1), None),
             vec![Wait, Wait, DeadLetterThenWait(RetriesExhausted)],
         ),
@@ -251,7 +250,10 @@ fn waits_grow_from_the_base_and_the_circuit_waits_half_to_all_of_the_cooldown() 
         let wait = until - now;
         if n < 5 {
             let bound = BASE.saturating_mul(1 << (n - 1)).min(CAP);
-            assert!(wait > Duration::ZERO && wait <= bound, "failure {n}: {wait:?}");
+            assert!(
+                wait > Duration::ZERO && wait <= bound,
+                "failure {n}: {wait:?}"
+            );
             assert!(!machine.circuit_open());
         } else {
             assert!(
@@ -282,10 +284,16 @@ fn steps_report_the_attempts_and_time_spent() {
     assert_eq!((first.attempts, first.failing_for), (1, Duration::ZERO));
     let later = start + Duration::from_secs(2);
     let unreachable = machine.failed(later, &down(), &policy, &budget);
-    assert_eq!((unreachable.attempts, unreachable.failing_for), (1, Duration::ZERO));
+    assert_eq!(
+        (unreachable.attempts, unreachable.failing_for),
+        (1, Duration::ZERO)
+    );
     let last = machine.failed(start + Duration::from_secs(5), &ae(), &policy, &budget);
     assert_eq!(last.give_up, Some(RetriesExhausted));
-    assert_eq!((last.attempts, last.failing_for), (2, Duration::from_secs(5)));
+    assert_eq!(
+        (last.attempts, last.failing_for),
+        (2, Duration::from_secs(5))
+    );
 }
 
 #[test]
@@ -294,7 +302,12 @@ fn an_idle_connection_failing_backs_off_and_opens_the_circuit_too() {
     let mut machine = Machine::new(&policy, 9);
     let now = Instant::now();
     let kinds: Vec<bool> = (0..6)
-        .map(|_| matches!(machine.connection_failed(now, &policy), Next::OpenCircuit { .. }))
+        .map(|_| {
+            matches!(
+                machine.connection_failed(now, &policy),
+                Next::OpenCircuit { .. }
+            )
+        })
         .collect();
     assert_eq!(kinds, [false, false, false, false, true, false]);
 }

@@ -107,11 +107,8 @@ pub(super) fn resolve(
             );
         }
     }
-    for ((endpoint, own), from_groups) in eps
-        .endpoints
-        .iter_mut()
-        .zip(&eps.delivery)
-        .zip(&inherited)
+    for ((endpoint, own), from_groups) in
+        eps.endpoints.iter_mut().zip(&eps.delivery).zip(&inherited)
     {
         endpoint.delivery = DeliverySettings {
             retry_for: value(&own.retry_for)
