@@ -5,19 +5,20 @@
 //! message for an endpoint (or at start-up when pre-warmed) and live until a reload removes the
 //! endpoint and its queue has drained.
 pub mod durable;
+pub mod room;
 pub mod routing;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::deadletter::DeadLetterError;
 use crate::egress::gate::ConnectGate;
 use crate::egress::settings::EgressSettings;
-use crate::egress::worker::{ConnectionCounters, GiveUp, Outcomes, Worker, WorkerContext};
+use crate::egress::worker::{
+    ConnectionCounters, GiveUp, Outcomes, RoomBell, Worker, WorkerContext,
+};
 use crate::ids::Uuids;
 use crate::ingress::refusals::Refusals;
 use crate::metrics::Metrics;
@@ -27,7 +28,9 @@ use crate::pipeline::{Accepted, Delivery};
 use crate::routes::TableDiff;
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
+use crate::signal::LocalNotify;
 use durable::Durability;
+use room::{QueueCount, Waiting};
 pub use routing::{EndpointHandle, Routing};
 
 /// Handshakes a shard runs at once, and connections it starts per second: enough to pre-warm
@@ -59,9 +62,18 @@ impl ConnectionCounters for ShardConnections {
     }
 }
 
-/// How often a sender held back by a full queue looks again. Back-pressure is the slow path:
-/// polling it keeps the fast path free of cross-shard bookkeeping.
-const BACKPRESSURE_POLL: Duration = Duration::from_millis(2);
+/// Rings the room bells of the shards whose senders wait for room in a queue.
+struct MeshRoomBell {
+    mesh: Arc<Mesh<Delivery>>,
+}
+
+impl RoomBell for MeshRoomBell {
+    fn ring(&self, waiting: Waiting) {
+        for shard in waiting.shards(self.mesh.shards()) {
+            self.mesh.ring_room(shard);
+        }
+    }
+}
 
 pub struct Shard {
     pub info: ShardInfo,
@@ -83,6 +95,11 @@ pub struct Shard {
     seq: Cell<u64>,
     /// Shards sent to since the last [`Shard::flush`].
     touched: RefCell<Vec<usize>>,
+    /// Notified when this shard's room bell rings: senders held back by a full endpoint queue
+    /// or a full mesh queue look again.
+    room: LocalNotify,
+    /// Set at shutdown: nobody waits for room any more.
+    released: Cell<bool>,
 }
 
 impl Shard {
@@ -105,6 +122,9 @@ impl Shard {
                 metrics: Arc::clone(&metrics),
                 shard: info.index,
             }),
+            room: Rc::new(MeshRoomBell {
+                mesh: Arc::clone(&mesh),
+            }),
         };
         Rc::new(Shard {
             workers_context,
@@ -122,6 +142,8 @@ impl Shard {
             refusals: Rc::new(Refusals::new()),
             seq: Cell::new(0),
             touched: RefCell::new(Vec::new()),
+            room: LocalNotify::new(),
+            released: Cell::new(false),
         })
     }
 
@@ -208,17 +230,60 @@ impl Shard {
     }
 
     /// Holds the caller (and so stops reading from its sender) while the endpoint's queue is
-    /// full.
+    /// full: before a message is stored, so that a full queue does not fill the log.
     pub async fn wait_for_room(&self, handle: &EndpointHandle) {
-        while handle.queued.load(Ordering::Acquire) >= self.settings.queue_limit {
-            monoio::time::sleep(BACKPRESSURE_POLL).await;
+        self.room_in(handle, false).await;
+    }
+
+    /// Hands a delivery to the shard that owns its endpoint, once it has a place in the
+    /// endpoint's queue (waiting, and so holding its sender's answer, while the queue is at its
+    /// limit): directly when the owner is this shard, through the mesh otherwise.
+    pub async fn dispatch(&self, delivery: Delivery, handle: &EndpointHandle) {
+        self.room_in(handle, true).await;
+        self.hand_over(delivery, handle).await;
+    }
+
+    /// As [`Shard::dispatch`], past the queue limit: for messages accepted before (replayed
+    /// from the log or the dead-letter store), which must not wait behind new senders.
+    pub async fn requeue(&self, delivery: Delivery, handle: &EndpointHandle) {
+        handle.queued.take();
+        self.hand_over(delivery, handle).await;
+    }
+
+    /// Waits until `handle`'s queue is under its limit; with `take`, takes a place in it.
+    /// Woken by the room bell, so a held-back sender costs nothing while it waits.
+    async fn room_in(&self, handle: &EndpointHandle, take: bool) {
+        let (count, limit) = (&handle.queued, handle.queue_limit);
+        let got = |count: &QueueCount| {
+            if take {
+                count.try_take(limit)
+            } else {
+                count.has_room(limit)
+            }
+        };
+        loop {
+            if got(count) {
+                return;
+            }
+            if self.released.get() {
+                if take {
+                    count.take();
+                }
+                return;
+            }
+            let seen = self.room.generation();
+            count.wait_from(self.info.index);
+            if got(count) {
+                return;
+            }
+            // What this batch already handed over must reach its owners before we sleep:
+            // their progress is what makes room.
+            self.flush();
+            self.room.changed(seen).await;
         }
     }
 
-    /// Hands a delivery to the shard that owns its endpoint: directly when that is this shard,
-    /// through the mesh otherwise. Counts it against the endpoint's queue.
-    pub async fn dispatch(&self, delivery: Delivery, handle: &EndpointHandle) {
-        delivery.queued.fetch_add(1, Ordering::AcqRel);
+    async fn hand_over(&self, delivery: Delivery, handle: &EndpointHandle) {
         if handle.owner == self.info.index {
             self.deliver_here(delivery);
             return;
@@ -228,10 +293,17 @@ impl Shard {
             match self.mesh.try_send(self.info.index, handle.owner, item) {
                 Ok(()) => break,
                 Err(back) => {
-                    // The owner is behind: make sure it is awake, then wait for room.
+                    // The owner is behind: ask to be told when it has drained, make sure it is
+                    // awake, and try again once told (or at once, if it drained meanwhile).
                     item = back;
+                    let seen = self.room.generation();
+                    self.mesh.wake_when_drained(self.info.index, handle.owner);
+                    match self.mesh.try_send(self.info.index, handle.owner, item) {
+                        Ok(()) => break,
+                        Err(back) => item = back,
+                    }
                     self.mesh.notify(handle.owner);
-                    monoio::time::sleep(BACKPRESSURE_POLL).await;
+                    self.room.changed(seen).await;
                 }
             }
         }
@@ -239,6 +311,22 @@ impl Shard {
         if !touched.contains(&handle.owner) {
             touched.push(handle.owner);
         }
+    }
+
+    /// Runs for the life of the shard: passes the room bell's rings on to the senders of this
+    /// shard that wait for room.
+    pub async fn run_room(self: Rc<Self>) {
+        loop {
+            self.mesh.room_rung(self.info.index).await;
+            self.room.notify();
+        }
+    }
+
+    /// Shutdown: senders stop waiting for room (what they hold is stored; it is delivered in
+    /// the grace period or after the restart).
+    pub fn release_waiters(&self) {
+        self.released.set(true);
+        self.room.notify();
     }
 
     /// Ends a batch: wakes each shard that was sent something, once.
@@ -259,7 +347,7 @@ impl Shard {
                 None => {
                     // The endpoint vanished in a reload between routing and delivery; the
                     // message was accepted, so it must not be lost.
-                    delivery.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.workers_context.room.ring(delivery.queued.done());
                     self.outcomes.dead_letter(
                         &delivery,
                         GiveUp::Unroutable,
@@ -293,6 +381,7 @@ impl Shard {
     /// Runs for the life of the shard: moves deliveries that other shards queued for this one
     /// to their endpoints' workers.
     pub async fn run_inbox(self: Rc<Self>) {
+        monoio::spawn(Rc::clone(&self).run_room());
         let mut batch = Vec::with_capacity(256);
         loop {
             self.mesh.wait(self.info.index).await;

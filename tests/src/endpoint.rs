@@ -22,6 +22,9 @@ pub enum Reply {
     Close,
     /// Say nothing (the sender times out).
     Silent,
+    /// First the AA of every message received earlier on this connection again, then an ACK
+    /// with this code for this one: a server seen in the field that replays its history.
+    ReplayingEarlier(AckCode),
 }
 
 /// How an ITK endpoint answers: HTTP status and body.
@@ -216,6 +219,8 @@ fn mllp_connection(
     let mut decoder = mllp::Decoder::new(64 * 1024 * 1024);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
+    // Messages received on this connection, for `Reply::ReplayingEarlier`.
+    let mut earlier: Vec<Vec<u8>> = Vec::new();
     loop {
         let n = conn.read(&mut chunk)?;
         if n == 0 {
@@ -238,7 +243,16 @@ fn mllp_connection(
                 }
                 Reply::Close => return Ok(()),
                 Reply::Silent => {}
+                Reply::ReplayingEarlier(code) => {
+                    let mut out = Vec::new();
+                    for old in &earlier {
+                        out.extend(ack_for(old, AckCode::AA, None));
+                    }
+                    out.extend(ack_for(&frame, code, None));
+                    conn.write_all(&out)?;
+                }
             }
+            earlier.push(frame);
             conn.flush()?;
         }
     }

@@ -2,7 +2,6 @@
 //! destination done in the write-ahead log.
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,6 +13,7 @@ use crate::ingress::accept::unix_nanos;
 use crate::metrics::Metrics;
 use crate::pipeline::{Accepted, Delivery, Kind};
 use crate::shard::durable::Durability;
+use crate::shard::room::QueueCount;
 use crate::wal::Origin;
 
 pub struct ShardOutcomes {
@@ -116,7 +116,7 @@ impl Outcomes for ShardOutcomes {
         let delivery = Delivery {
             message: Arc::clone(message),
             endpoint: Arc::from("(unrouted)"),
-            queued: Arc::new(AtomicU32::new(0)),
+            queued: Arc::new(QueueCount::default()),
             record: None,
         };
         let stored = self.store(

@@ -20,6 +20,7 @@ use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
+use crate::shard::room::QueueCount;
 use crate::shard::{Routing, Shard};
 use crate::wal::{PendingRecord, WalConfig};
 
@@ -157,6 +158,7 @@ pub async fn run(info: ShardInfo, context: Context) {
                     let _ = reply.send(replay_letter(&shard, &letter).await);
                 }
                 Command::Shutdown => {
+                    shard.release_waiters();
                     listeners.shut_down().await;
                     context.ingress_open.fetch_sub(1, Ordering::AcqRel);
                     drain(&shard, &context).await;
@@ -196,14 +198,15 @@ async fn replay(shard: &Shard, durability: &Durability) {
                         queued: Arc::clone(&handle.queued),
                         record: Some(reference),
                     };
-                    shard.dispatch(delivery, handle).await;
+                    // Accepted before the restart: ahead of new senders, whatever the limit.
+                    shard.requeue(delivery, handle).await;
                     count += 1;
                 }
                 None => {
                     let delivery = Delivery {
                         message: Arc::clone(&message),
                         endpoint: Arc::from(name),
-                        queued: Arc::new(AtomicU32::new(0)),
+                        queued: Arc::new(QueueCount::default()),
                         record: Some(reference),
                     };
                     shard.dead_letter(&delivery, "its endpoint is no longer in the configuration");
@@ -242,7 +245,7 @@ async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayE
         endpoints: std::iter::once(endpoint).collect(),
         routing,
     };
-    let result = accept::commit(shard, &[plan]).await;
+    let result = accept::commit_replayed(shard, &[plan]).await;
     shard.flush();
     result.map_err(|e| ReplayError::NotStored {
         shard: shard.info.index,

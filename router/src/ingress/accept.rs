@@ -128,10 +128,21 @@ pub async fn plan(
 }
 
 /// Stores every accepted message of the batch durably (unrouted ones as dead letters, the
-/// rest in the log), then hands them to their endpoints. `Err`: none of them is delivered and
+/// rest in the log), then hands them to their endpoints, each once its endpoint's queue has
+/// room (so a full queue holds the batch's answer back). `Err`: none of them is delivered and
 /// their senders must not be acknowledged (dead letters written before the failure stay: a
 /// sender that tries again makes a second one, as at-least-once allows).
 pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
+    commit_with(shard, plans, false).await
+}
+
+/// As [`commit`] for a message accepted before (a dead letter replayed): queued past the
+/// limit, since it must not wait behind new senders (nor hold up the control commands).
+pub async fn commit_replayed(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
+    commit_with(shard, plans, true).await
+}
+
+async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<(), NotDurable> {
     // Dead letters first: were the log written first and a dead letter then failed, the log
     // would hold records of messages never acknowledged nor delivered until a restart.
     for plan in plans {
@@ -233,7 +244,11 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
                         queued: Arc::clone(&handle.queued),
                         record,
                     };
-                    shard.dispatch(delivery, handle).await;
+                    if replayed {
+                        shard.requeue(delivery, handle).await;
+                    } else {
+                        shard.dispatch(delivery, handle).await;
+                    }
                 }
             }
             Plan::DeadLetter { .. } | Plan::Dropped { .. } | Plan::Rejected { .. } => {}

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use super::address::Address;
+use super::delivery::DeliverySettings;
 
 /// A dense endpoint number, an index into [`super::RouteTable::endpoints`]. Shards use it to pick
 /// the owner (`id % workers`) and to index per-endpoint state without hashing names.
@@ -110,6 +111,9 @@ pub struct Endpoint {
     /// Open the connection at start-up instead of on the first message.
     pub prewarm: bool,
     pub keys: LookupKeys,
+    /// Retry budget, queue limit and stuck threshold. Not part of the identity: a change
+    /// applies to the open connection.
+    pub delivery: DeliverySettings,
 }
 
 /// What makes two endpoints the same connection: when this is equal across a reload, the

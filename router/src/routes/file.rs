@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::delivery::DeliverySpec;
 use super::endpoint::{LookupKeys, Protocol};
 use super::keys::{Column, Key, LookupFrom};
 use super::pattern::Pattern;
@@ -134,12 +135,16 @@ pub struct EndpointSpec {
     /// Where each lookup key was written, in [`Column`] order (`id` excluded), for duplicates.
     pub key_locs: [Option<Loc>; 4],
     pub prewarm: bool,
+    /// Delivery keys set on the endpoint itself (`[[endpoint]]` only).
+    pub delivery: DeliverySpec,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSection {
     pub name: Spanned<String>,
     pub members: Vec<Spanned<String>>,
+    /// Delivery keys for the group's members.
+    pub delivery: DeliverySpec,
 }
 
 /// One condition of a route: a key and the pattern its value must fit.
@@ -217,6 +222,8 @@ pub struct RoutesFile {
     pub listeners: Vec<ListenerSection>,
     pub tls: Vec<TlsSection>,
     pub directory: Option<Spanned<String>>,
+    /// `[delivery]`: defaults for every endpoint.
+    pub delivery: DeliverySpec,
     pub endpoints: Vec<EndpointSpec>,
     pub groups: Vec<GroupSection>,
     pub routes: Vec<RouteSection>,

@@ -8,7 +8,8 @@
 //! [`Diagnostic`] (`routes.toml:LINE:COL: error: …`), or a table comes back with the warnings.
 //!
 //! Parts: [`diag`] (diagnostics), [`walk`] (the schema walk over toml's spanned tree),
-//! [`parse`], [`file`], [`directory`] (the CSV), [`address`], [`endpoint`], [`keys`] (what a
+//! [`parse`], [`file`], [`directory`] (the CSV), [`address`], [`endpoint`], [`delivery`] (retry
+//! budget, queue limit and stuck threshold of each endpoint), [`keys`] (what a
 //! route can test, and the [`MessageView`] trait the matcher reads messages through),
 //! [`glob`], [`pattern`], [`compile`], [`table`], [`index`], [`matcher`] (`route`),
 //! [`explain`] (the same decision, with reasons), [`shadow`] (the "can never match" warning),
@@ -22,6 +23,7 @@
 //! nothing for messages that reach at most four endpoints.
 pub mod address;
 mod compile;
+pub mod delivery;
 pub mod diag;
 pub mod diff;
 pub mod digest;

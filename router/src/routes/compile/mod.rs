@@ -5,6 +5,7 @@
 //! (`endpoints`), groups, then routes and tests (`rules`), then the hash index and the "can
 //! never match" warnings (`super::shadow`). The table is built only when no error was found;
 //! a half-resolved table never exists.
+mod delivery;
 mod endpoints;
 mod rules;
 
@@ -66,6 +67,7 @@ pub(crate) fn compile(
     eps.broken.extend(broken);
     eps.complete = complete;
     let groups = endpoints::groups(ctx, &file.groups, &eps);
+    delivery::resolve(ctx, &file.delivery, &file.groups, &groups, &mut eps);
     let rules = rules::routes(ctx, &file.routes, &eps, &groups);
     let tests = rules::tests(ctx, &file.tests, &eps, &groups);
     let index = Index::build(&rules.rules);

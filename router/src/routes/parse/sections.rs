@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 use toml::Spanned;
 
-use super::units;
+use super::{delivery, units};
 use crate::routes::diag::did_you_mean;
 use crate::routes::endpoint::{LookupKeys, Protocol};
 use crate::routes::file::{
@@ -55,6 +55,18 @@ pub const ENDPOINT_KEYS: &[&str] = &[
     "hl7_application",
     "hl7_facility",
     "prewarm",
+    "retry_for",
+    "max_attempts",
+    "queue_limit",
+    "stuck_after",
+];
+pub const GROUP_KEYS: &[&str] = &[
+    "name",
+    "members",
+    "retry_for",
+    "max_attempts",
+    "queue_limit",
+    "stuck_after",
 ];
 
 /// Default largest MLLP frame or ITK request body a listener accepts.
@@ -285,6 +297,7 @@ pub fn endpoint(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<EndpointSpec> {
         }
     }
     let prewarm = t.bool(ctx, "prewarm").is_some_and(|b| *b.get_ref());
+    let delivery = delivery::spec(ctx, t);
     Some(EndpointSpec {
         loc: Loc::Toml(t.span.clone()),
         name: val(name?),
@@ -295,6 +308,7 @@ pub fn endpoint(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<EndpointSpec> {
         keys,
         key_locs,
         prewarm,
+        delivery,
     })
 }
 
@@ -306,8 +320,10 @@ pub fn group(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<GroupSection> {
     } else {
         t.str_list(ctx, "members")
     };
+    let delivery = delivery::spec(ctx, t);
     Some(GroupSection {
         name: name?,
         members: members?,
+        delivery,
     })
 }
