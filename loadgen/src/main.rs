@@ -375,6 +375,7 @@ fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
         tag: (std::process::id() << 8) & 0x7FFF_FF00,
         drain: args.drain,
         progress: Some(format!("[drive {:.0}/s]", args.rate)),
+        window: None,
     };
     let stop = stop_flag();
     let stats = drive::run(&config, &generator, &targets, &mut observer, &stop)?;

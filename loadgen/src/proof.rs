@@ -183,9 +183,24 @@ pub fn start_fleet(
     })
 }
 
+/// The route that sends each HL7v2 message to the endpoint its receiving facility names.
+pub const HL7_ROUTE: &str = "[[route]]\nname = \"HL7v2 by receiving facility\"\nhl7.message_type = [\"ADT\", \"ORU\", \"ORM\", \"SIU\"]\nto = { lookup = \"hl7.receiving_facility\" }\n";
+
+/// The route that sends each ITK message to the endpoint its address names.
+pub const ITK_ROUTE: &str = "[[route]]\nname = \"ITK by address\"\nitk.service = \"urn:nhs-itk:services:201005:*\"\nto = { lookup = \"itk.address\" }\n";
+
 /// The routes file for the proof: one MLLP and one ITK listener on loopback, the fleet's
 /// directory, lookups by receiving facility and by ITK address.
 pub fn routes_toml(workdir: &Path, pki: Option<&Pki>, directory: &Path) -> String {
+    format!(
+        "{}{HL7_ROUTE}\n{ITK_ROUTE}",
+        routes_head(workdir, pki, directory)
+    )
+}
+
+/// Everything of [`routes_toml`] but the routes: the listeners, the server, the TLS profile
+/// and the directory.
+pub fn routes_head(workdir: &Path, pki: Option<&Pki>, directory: &Path) -> String {
     let mut text = format!(
         "# written by loadgen proof\nunrouted = \"reject\"\n\n[server]\nworkers = \"auto\"\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
          [[listener]]\nname = \"mllp\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\nmax_connections = 1000\n\n\
@@ -202,31 +217,31 @@ pub fn routes_toml(workdir: &Path, pki: Option<&Pki>, directory: &Path) -> Strin
         ));
     }
     text.push_str(&format!(
-        "[directory]\nfile = \"{}\"\n\n\
-         [[route]]\nname = \"HL7v2 by receiving facility\"\nhl7.message_type = [\"ADT\", \"ORU\", \"ORM\", \"SIU\"]\nto = {{ lookup = \"hl7.receiving_facility\" }}\n\n\
-         [[route]]\nname = \"ITK by address\"\nitk.service = \"urn:nhs-itk:services:201005:*\"\nto = {{ lookup = \"itk.address\" }}\n",
+        "[directory]\nfile = \"{}\"\n\n",
         directory.display()
     ));
     text
 }
 
 /// One system under test (ganglion or the relay), running.
-struct Subject {
-    proc_: ChildProc,
-    kind: System,
-    mllp: SocketAddr,
-    itk: Option<SocketAddr>,
+pub(crate) struct Subject {
+    pub proc_: ChildProc,
+    pub kind: System,
+    pub mllp: SocketAddr,
+    pub itk: Option<SocketAddr>,
 }
 
-fn start_ganglion(
+/// Writes `routes` to `workdir/routes.toml` and starts `ganglion run` on it (durable unless
+/// the configuration says otherwise; it reloads on SIGHUP only, not when the file changes).
+pub(crate) fn start_ganglion(
     config: &ProofConfig,
     workdir: &Path,
-    pki: Option<&Pki>,
-    fleet: &Fleet,
+    routes: &str,
 ) -> anyhow::Result<Subject> {
     let bin = procs::find_ganglion(config.ganglion.as_deref(), config.release, config.build)?;
+    let text = routes;
     let routes = workdir.join("routes.toml");
-    std::fs::write(&routes, routes_toml(workdir, pki, &fleet.directory))?;
+    std::fs::write(&routes, text)?;
     let mut args = vec![
         "run".to_string(),
         "--config".into(),
@@ -290,19 +305,15 @@ fn fleet_cpu(fleet: &Fleet) -> f64 {
         .sum()
 }
 
-/// Runs one step against `subject` and measures who used the cores.
-#[allow(clippy::too_many_arguments)]
-fn step(
+/// The driver's configuration for step `index` of a run against `subject`: each step has a
+/// tag of its own, so an arrival from an earlier step is never counted in a later one.
+pub(crate) fn drive_config(
     config: &ProofConfig,
     subject: &Subject,
-    fleet: &mut Fleet,
-    generator: &Generator,
-    targets: &Targets,
     rate: f64,
     duration: Duration,
     index: usize,
-    stop: &AtomicBool,
-) -> anyhow::Result<Step> {
+) -> DriveConfig {
     let run_tag = (config.seed as u32).wrapping_mul(0x9E37) & 0x00FF_FFFF;
     let tag = (run_tag << 8)
         | ((index as u32
@@ -312,7 +323,7 @@ fn step(
                 0
             })
             & 0xFF);
-    let drive = DriveConfig {
+    DriveConfig {
         mllp: Some(subject.mllp),
         itk: subject.itk,
         rate,
@@ -326,7 +337,20 @@ fn step(
         progress: config
             .progress
             .then(|| format!("[{} {:.0}/s]", subject.kind.name(), rate)),
-    };
+        window: None,
+    }
+}
+
+/// Runs the driver against `subject` and measures who used the cores meanwhile.
+pub(crate) fn measure(
+    slo: &Slo,
+    subject: &Subject,
+    fleet: &mut Fleet,
+    generator: &Generator,
+    targets: &Targets,
+    drive: &DriveConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<Step> {
     let me = std::process::id();
     let pid = subject.proc_.pid();
     let wall = Instant::now();
@@ -335,7 +359,7 @@ fn step(
         crate::sys::cpu_seconds(me),
         fleet_cpu(fleet),
     );
-    let stats = drive::run(&drive, generator, targets, &mut fleet.observer, stop)?;
+    let stats = drive::run(drive, generator, targets, &mut fleet.observer, stop)?;
     let secs = wall.elapsed().as_secs_f64().max(1e-9);
     let cpu1 = (
         crate::sys::cpu_seconds(pid),
@@ -346,7 +370,7 @@ fn step(
         (Some(a), Some(b)) => (b - a) / secs,
         _ => 0.0,
     };
-    let slo_met = config.slo.met(&stats);
+    let slo_met = slo.met(&stats);
     Ok(Step {
         system: subject.kind,
         stats,
@@ -355,6 +379,31 @@ fn step(
         driver_cores: (cpu1.1.unwrap_or(0.0) - cpu0.1.unwrap_or(0.0)) / secs,
         fleet_cores: (cpu1.2 - cpu0.2) / secs,
     })
+}
+
+/// Runs one step against `subject` and measures who used the cores.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    config: &ProofConfig,
+    subject: &Subject,
+    fleet: &mut Fleet,
+    generator: &Generator,
+    targets: &Targets,
+    rate: f64,
+    duration: Duration,
+    index: usize,
+    stop: &AtomicBool,
+) -> anyhow::Result<Step> {
+    let drive = drive_config(config, subject, rate, duration, index);
+    measure(
+        &config.slo,
+        subject,
+        fleet,
+        generator,
+        targets,
+        &drive,
+        stop,
+    )
 }
 
 /// Runs one rate, and again (up to `config.retries` times) when it broke the objective by
@@ -502,7 +551,8 @@ fn run_in(
     let mut report = Report::new(config);
 
     // ganglion
-    let subject = start_ganglion(config, workdir, pki.as_ref(), &fleet)?;
+    let routes = routes_toml(workdir, pki.as_ref(), &fleet.directory);
+    let subject = start_ganglion(config, workdir, &routes)?;
     let timeout = Duration::from_secs(60 + config.endpoints as u64 / 200);
     let established = wait_established(
         &mut fleet.observer,
