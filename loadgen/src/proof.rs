@@ -77,6 +77,8 @@ pub struct ProofConfig {
     pub refine: usize,
     /// Times a step that broke the objective (without losses) is run again.
     pub retries: usize,
+    /// More arguments for `ganglion run` (say `--breaker-cooldown-ms 1000`).
+    pub router_args: Vec<String>,
 }
 
 /// The fleet processes and what the driver needs of them.
@@ -87,7 +89,12 @@ pub struct Fleet {
     pub directory: PathBuf,
 }
 
-fn wait_established(observer: &mut Observer, want: u64, what: &str, timeout: Duration) -> u64 {
+pub(crate) fn wait_established(
+    observer: &mut Observer,
+    want: u64,
+    what: &str,
+    timeout: Duration,
+) -> u64 {
     let start = Instant::now();
     let mut last = (0, Instant::now());
     loop {
@@ -258,6 +265,7 @@ pub(crate) fn start_ganglion(
     if !config.pin {
         args.push("--no-pin".into());
     }
+    args.extend(config.router_args.iter().cloned());
     let mut child = ChildProc::spawn("ganglion", &bin, &args, &workdir.join("ganglion.log"))?;
     child.wait_for("", &["mllp", "itk", "admin"], Duration::from_secs(120))?;
     Ok(Subject {
@@ -512,25 +520,55 @@ fn settle(fleet: &mut Fleet) {
 
 /// The whole proof. Returns the report; the caller prints it and sets the exit status.
 pub fn run(config: &ProofConfig, stop: &AtomicBool) -> anyhow::Result<Report> {
+    in_workdir(config, "proof", |workdir, nofile| {
+        run_in(config, workdir, nofile, stop)
+    })
+}
+
+/// Runs `body` in a fresh work directory (`target/loadgen/<name>-<pid>` unless the
+/// configuration names one) with the open-files limit raised, and removes the directory
+/// afterwards unless asked to keep it.
+pub(crate) fn in_workdir<T>(
+    config: &ProofConfig,
+    name: &str,
+    body: impl FnOnce(&Path, u64) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let nofile = router::runtime::fdtable::raise_open_files_limit();
-    let workdir = procs::fresh_workdir(config.workdir.as_deref(), "proof")?;
+    let workdir = procs::fresh_workdir(config.workdir.as_deref(), name)?;
     if crate::sys::is_tmpfs(&workdir) {
         eprintln!(
             "warning: {} is on tmpfs: fsync costs nothing there, durability figures flatter",
             workdir.display()
         );
     }
-    let result = run_in(config, &workdir, nofile, stop);
+    let result = body(&workdir, nofile);
     procs::leave_workdir(&workdir, config.keep);
     result
 }
 
-fn run_in(
+fn prewarm_timeout(config: &ProofConfig) -> Duration {
+    Duration::from_secs(60 + config.endpoints as u64 / 200)
+}
+
+/// Waits until the router has connected to every endpoint (prewarm); returns how many
+/// connections the fleet counts.
+pub(crate) fn prewarm(config: &ProofConfig, fleet: &mut Fleet) -> u64 {
+    let n = wait_established(
+        &mut fleet.observer,
+        config.endpoints as u64,
+        "prewarm",
+        prewarm_timeout(config),
+    );
+    eprintln!();
+    n
+}
+
+/// The PKI (when the fleet is TLS) and the running endpoint fleet.
+pub(crate) fn pki_and_fleet(
     config: &ProofConfig,
     workdir: &Path,
     nofile: u64,
-    stop: &AtomicBool,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<(Option<Pki>, Fleet)> {
     let pki = if config.tls {
         Some(Pki::create(&workdir.join("pki"))?)
     } else {
@@ -545,7 +583,17 @@ fn run_in(
             "plain TCP"
         }
     );
-    let mut fleet = start_fleet(config, workdir, pki.as_ref())?;
+    let fleet = start_fleet(config, workdir, pki.as_ref())?;
+    Ok((pki, fleet))
+}
+
+fn run_in(
+    config: &ProofConfig,
+    workdir: &Path,
+    nofile: u64,
+    stop: &AtomicBool,
+) -> anyhow::Result<Report> {
+    let (pki, mut fleet) = pki_and_fleet(config, workdir, nofile)?;
     let targets = Targets::new(&fleet.rows);
     let generator = Generator::new(config.seed, &config.mix);
     let mut report = Report::new(config);
@@ -553,15 +601,7 @@ fn run_in(
     // ganglion
     let routes = routes_toml(workdir, pki.as_ref(), &fleet.directory);
     let subject = start_ganglion(config, workdir, &routes)?;
-    let timeout = Duration::from_secs(60 + config.endpoints as u64 / 200);
-    let established = wait_established(
-        &mut fleet.observer,
-        config.endpoints as u64,
-        "prewarm",
-        timeout,
-    );
-    eprintln!();
-    report.egress_connections = established;
+    report.egress_connections = prewarm(config, &mut fleet);
     report.router_rss_bytes = crate::sys::status_bytes(subject.proc_.pid(), "VmRSS").unwrap_or(0);
     let mut subject = subject;
     let steps = ramp(config, &subject, &mut fleet, &generator, &targets, stop);
@@ -586,7 +626,7 @@ fn run_in(
             &mut fleet.observer,
             config.endpoints as u64,
             "relay connections",
-            timeout,
+            prewarm_timeout(config),
         );
         eprintln!();
         report.relay_connections = Some(n);
