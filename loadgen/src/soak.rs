@@ -201,15 +201,16 @@ fn run_in(
     drive.drain = config.drain;
     drive.window = Some(config.window);
     drive.progress = base.progress.then(|| format!("[soak {:.0}/s]", base.rate));
-    let (step, timeline) = std::thread::scope(|scope| {
+    let (step, ended, timeline) = std::thread::scope(|scope| {
         let side = scope.spawn(|| timeline.run(config, start, &finished, stop));
         let step = proof::measure(
             &base.slo, &subject, &mut fleet, &generator, &targets, &drive, stop,
         );
+        let ended = start.elapsed();
         finished.store(true, Ordering::Relaxed);
-        (step, side.join())
+        (step, ended, side.join())
     });
-    let drain_s = (start.elapsed().saturating_sub(base.duration)).as_secs_f64();
+    let drain_s = ended.saturating_sub(base.duration).as_secs_f64();
     let timeline = timeline.map_err(|_| anyhow::anyhow!("the soak's timeline thread panicked"))?;
     let step = step?;
     // The fleet's latest counts: the flaps it did, and that every endpoint is back.

@@ -39,23 +39,19 @@ pub fn plot(report: &SoakReport) -> String {
         mib_max: peak * 1.15,
     };
     let title = format!(
-        "ganglion soak: router memory over {} s at {:.0} msgs/s ({} endpoints, {:.0} % flapping, a reload every {} s)",
-        report.duration_s,
-        report.rate,
-        report.endpoints,
-        report.flap_share * 100.0,
-        report.reload_every_s
+        "ganglion soak: router RSS, {} endpoints, {:.0} msgs/s for {} s",
+        report.endpoints, report.rate, report.duration_s,
     );
     let verdict = match &report.rss {
         Some(v) => format!(
-            "RSS {:.1} → {:.1} MiB (median of the first and last thirds), {:+.1} %: {}; lost {}; reloads applied {}/{}",
+            "{:.0} % flapping, a reload every {} s; RSS {:.1} → {:.1} MiB (third medians), {:+.1} %: {}; lost {}",
+            report.flap_share * 100.0,
+            report.reload_every_s,
             v.first_mib,
             v.last_mib,
             100.0 * v.growth_mib() / v.first_mib.max(1e-9),
             if v.flat() { "flat" } else { "GREW" },
             report.lost(),
-            report.reloads_applied(),
-            report.reloads.len()
         ),
         None => "too few samples to judge the memory".to_string(),
     };
@@ -183,7 +179,7 @@ pub fn plot(report: &SoakReport) -> String {
     let tolerance = report
         .rss
         .as_ref()
-        .map(|v| format!("limit (+{:.0} %)", 100.0 * v.tolerance))
+        .map(|v| format!("limit (+{:.1} MiB)", v.allowed_mib()))
         .unwrap_or_default();
     let mut legend = vec![
         ("router RSS", "#2980b9", ""),
@@ -200,7 +196,8 @@ pub fn plot(report: &SoakReport) -> String {
         x1 + 20.0,
         y + 16.0,
         esc(&format!(
-            "{} reloads, {} flaps",
+            "{}/{} reloads applied, {} flaps",
+            report.reloads_applied(),
             report.reloads.len(),
             report.flaps_sent
         ))
