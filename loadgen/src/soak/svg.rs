@@ -145,7 +145,7 @@ pub fn plot(report: &SoakReport) -> String {
                 axes.x(to)
             );
         }
-        let y = axes.y(v.first_mib * (1.0 + v.tolerance));
+        let y = axes.y(v.first_mib + v.allowed_mib());
         let _ = writeln!(
             out,
             r##"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4"/>"##,
