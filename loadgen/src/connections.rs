@@ -77,6 +77,7 @@ fn fleet_config(config: &ConnectionsConfig) -> ProofConfig {
         progress: config.progress,
         refine: 0,
         retries: 0,
+        router_args: Vec::new(),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::directory::{Proto, Row};
 use crate::gen::{Dest, Generator, Kind, Mix};
 use crate::poll::{Poller, Timer, READ, READ_WRITE};
 use crate::rng::Rng;
-use crate::stats::{Latency, RunStats};
+use crate::stats::{Latency, RunStats, Window};
 use observer::Observer;
 use schedule::Arrivals;
 use sender::{Answer, Sender, Wire};
@@ -48,6 +48,9 @@ pub struct DriveConfig {
     pub drain: Duration,
     /// A label for the progress line; `None` prints none.
     pub progress: Option<String>,
+    /// Also count and time each window of this length apart, by intended send time (a soak's
+    /// minutes); `None` for a run read as a whole.
+    pub window: Option<Duration>,
 }
 
 const TIMER: u64 = u64::MAX;
@@ -121,11 +124,27 @@ pub fn run(
     );
     let n = offsets.len();
     let mut slots = vec![Slot::default(); n];
+    let window_ns = config
+        .window
+        .map(|w| w.as_nanos() as u64)
+        .filter(|&w| w > 0);
     let mut stats = RunStats {
         offered_rate: config.rate,
         duration_s: config.duration.as_secs_f64(),
         scheduled: n as u64,
+        windows: match window_ns {
+            Some(w) => (0..duration_ns.div_ceil(w))
+                .map(|i| Window::starting(i as f64 * w as f64 / 1e9))
+                .collect(),
+            None => Vec::new(),
+        },
         ..RunStats::default()
+    };
+    let window_of = |seq: u64| -> usize {
+        match (window_ns, offsets.get(seq as usize)) {
+            (Some(w), Some(&at)) => (at / w) as usize,
+            _ => usize::MAX,
+        }
     };
 
     let mut poller = Poller::new(256)?;
@@ -247,6 +266,9 @@ pub fn run(
             slots[seq as usize].sent = true;
             unanswered += 1;
             stats.sent += 1;
+            if let Some(w) = stats.windows.get_mut(window_of(seq)) {
+                w.sent += 1;
+            }
             stats.send_lag.record_ns(now.saturating_sub(intended));
             if !dirty.contains(&index) {
                 dirty.push(index);
@@ -295,9 +317,12 @@ pub fn run(
                         b'A' if !slot.accepted => {
                             slot.accepted = true;
                             stats.delivered += 1;
-                            stats
-                                .delivery
-                                .record_ns(at.saturating_sub(start + offsets[seq as usize]));
+                            let latency = at.saturating_sub(start + offsets[seq as usize]);
+                            stats.delivery.record_ns(latency);
+                            if let Some(w) = stats.windows.get_mut(window_of(seq)) {
+                                w.delivered += 1;
+                                w.delivery.record_ns(latency);
+                            }
                         }
                         b'R' => slot.refused = true,
                         _ => {}
@@ -333,6 +358,10 @@ pub fn run(
                         stats.acked += 1;
                         let latency = now.saturating_sub(start + offsets[seq as usize]);
                         stats.ack.record_ns(latency);
+                        if let Some(w) = stats.windows.get_mut(window_of(seq)) {
+                            w.acked += 1;
+                            w.ack.record_ns(latency);
+                        }
                         window.record_ns(latency);
                         last_ack = last_ack.max(now);
                         if !(slot.accepted || slot.refused) {

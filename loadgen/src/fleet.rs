@@ -6,8 +6,12 @@
 //! Descriptors: each endpoint costs a listener and (normally) one accepted connection, so a
 //! process holds at most [`MAX_PER_PROCESS`] endpoints under this machine's 20,000-descriptor
 //! hard limit; bigger fleets are several processes (see `proof`).
+//!
+//! A watcher of the control address may make endpoints flap (`down <index>`, `up <index>`:
+//! see [`report::Command`]); the soak does, to a share of the fleet.
 pub mod answer;
 mod conns;
+mod flap;
 pub mod report;
 
 use std::cmp::Reverse;
@@ -127,11 +131,15 @@ impl Fleet {
         for (i, l) in self.listeners.iter().enumerate() {
             poller.add(l, conns::token(conns::LISTENER, i), READ)?;
         }
+        let first = self.config.first;
         poller.add(&self.control, conns::token(conns::CONTROL, 0), READ)?;
         let mut timer = Timer::new()?;
         poller.add(timer.fd(), conns::token(conns::TIMER, 0), READ)?;
         let mut state = conns::State {
             rows: self.rows,
+            listeners: self.listeners.into_iter().map(Some).collect(),
+            unbound: Vec::new(),
+            first,
             tls: self.tls,
             behaviour: self.config.behaviour.clone(),
             rng: Rng::derive(self.config.seed, 0xF1EE7 + self.config.first as u64),
@@ -143,6 +151,8 @@ impl Fleet {
             accepted: 0,
             open: 0,
             established: 0,
+            down: 0,
+            flaps: 0,
         };
         let mut next_stats = 0;
         while !stop.load(Ordering::Relaxed) {
@@ -151,11 +161,7 @@ impl Fleet {
             for (token, flags) in events {
                 let (kind, index) = conns::split(token);
                 match kind {
-                    conns::LISTENER => {
-                        if let Some(l) = self.listeners.get(index) {
-                            state.accept(&mut poller, l, index);
-                        }
-                    }
+                    conns::LISTENER => state.accept(&mut poller, index),
                     conns::CONTROL => state.accept_watchers(&mut poller, &self.control),
                     conns::TIMER => timer.clear(),
                     conns::WATCHER => state.watcher_event(&mut poller, index),
@@ -163,17 +169,15 @@ impl Fleet {
                 }
             }
             state.release_due(&mut poller, now_ns());
+            if !state.unbound.is_empty() {
+                state.bind_unbound(&mut poller);
+            }
             if let Some(Reverse((due, _, _))) = state.later.peek() {
                 timer.arm(*due)?;
             }
             if now >= next_stats {
                 next_stats = now + 200_000_000;
-                report::write_stats(
-                    &mut state.report,
-                    state.accepted,
-                    state.open,
-                    state.established,
-                );
+                state.write_stats();
             }
             state.publish(&mut poller);
         }

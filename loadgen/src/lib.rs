@@ -5,7 +5,8 @@
 //! (every message has an intended send time and latency is measured from it); [`relay`] is the
 //! bare forwarder that gives the ceiling; [`proof`] puts them together around `ganglion run`
 //! and writes the headroom report; [`connections`] measures what holding every endpoint's
-//! connection costs it (time, memory, the reconnect storm). [`poll`], [`clock`] and [`sys`] are the small shared pieces
+//! connection costs it (time, memory, the reconnect storm); [`soak`] holds a rate for a long
+//! time with endpoints flapping and the routing reloaded, and judges losses and memory. [`poll`], [`clock`] and [`sys`] are the small shared pieces
 //! (epoll and timerfd, the monotonic clock shared by processes, descriptor limits and /proc).
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod poll;
 pub mod proof;
 pub mod relay;
 pub mod rng;
+pub mod soak;
 pub mod stats;
 pub mod sys;
 pub mod units;

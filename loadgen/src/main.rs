@@ -1,5 +1,5 @@
-//! `loadgen`: endpoint fleets, the open-loop driver, the bare relay, the headroom proof and the
-//! connections measurement.
+//! `loadgen`: endpoint fleets, the open-loop driver, the bare relay, the headroom proof, the
+//! connections measurement and the soak.
 //! loadgen/README.md ("For performance engineers") describes every option.
 #![forbid(unsafe_code)]
 
@@ -22,7 +22,9 @@ use loadgen::fleet::{Behaviour, Fleet, FleetConfig};
 use loadgen::gen::{Generator, Mix};
 use loadgen::pki::Pki;
 use loadgen::proof::{self, ProofConfig, Slo};
-use loadgen::units::{parse_duration, parse_rate};
+use loadgen::soak::flap::{FlapConfig, Span};
+use loadgen::soak::SoakConfig;
+use loadgen::units::{parse_duration, parse_fraction, parse_rate, parse_span};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +50,9 @@ enum Command {
     /// Endpoints + ganglion: time and memory to hold every egress connection, and a forced
     /// reconnect of all of them (handshakes resumed vs full).
     Connections(ConnectionsArgs),
+    /// Endpoints + ganglion + driver for a long time, endpoints flapping and the routing
+    /// reloaded: nothing acknowledged lost, memory flat.
+    Soak(SoakArgs),
 }
 
 /// `mllp:9,itk:1` → weights.
@@ -173,13 +178,119 @@ struct RelayArgs {
     threads: usize,
 }
 
+/// What a proof and a soak both set up: the fleet, the router, the traffic, the outputs.
 #[derive(clap::Args)]
-struct ProofArgs {
+struct SetupArgs {
     #[arg(long, default_value_t = 28_000)]
     endpoints: usize,
-    /// The target rate, held for --duration.
+    /// The target rate (msgs/s).
     #[arg(long, value_parser = parse_rate, default_value = "3200")]
     rate: f64,
+    /// Plain TCP to the endpoints instead of TLS.
+    #[arg(long)]
+    plain: bool,
+    /// Run ganglion with --no-durability (ACK before the disk; for comparison only).
+    #[arg(long)]
+    no_durability: bool,
+    #[arg(long, default_value = "realistic", value_parser = Mix::parse)]
+    mix: Mix,
+    /// Endpoint protocols and weights.
+    #[arg(long, default_value = "mllp:9,itk:1", value_parser = parse_protocols)]
+    protocols: (u32, u32),
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Sender connections per protocol.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    #[arg(long, default_value = "poisson")]
+    arrivals: Arrivals,
+    /// The ganglion binary (default: build it with cargo and use target/release/ganglion).
+    #[arg(long)]
+    ganglion: Option<PathBuf>,
+    /// Do not run cargo; use the binary found.
+    #[arg(long)]
+    no_build: bool,
+    /// Use the debug build of ganglion (tests only: far slower).
+    #[arg(long)]
+    debug_router: bool,
+    /// ganglion's shard count (default: its own, one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Pin ganglion's shards to cores, as it does by default on a host of its own. Off here:
+    /// the load generator and the fleet share the cores, and a pinned shard then waits for its
+    /// core while the other is idle.
+    #[arg(long)]
+    pin: bool,
+    /// Endpoint fleet processes (default: enough for the descriptor limit, at least 2 from 1,000).
+    #[arg(long)]
+    fleet_procs: Option<usize>,
+    /// Work directory (certificates, config, WAL); default target/loadgen/<command>-<pid>.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Keep the work directory (logs of every process are there).
+    #[arg(long)]
+    keep: bool,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+    /// One more argument for `ganglion run` (repeat it: `--router-arg=--breaker-cooldown-ms
+    /// --router-arg=5000`).
+    #[arg(long = "router-arg", allow_hyphen_values = true)]
+    router_args: Vec<String>,
+}
+
+impl SetupArgs {
+    /// The proof's configuration with this set-up; the ramp and the objective are the
+    /// caller's to fill in.
+    fn config(self, duration: Duration) -> ProofConfig {
+        ProofConfig {
+            endpoints: self.endpoints,
+            rate: self.rate,
+            duration,
+            step_duration: Duration::ZERO,
+            step_factor: 1.5,
+            max_rate: self.rate,
+            slo: Slo {
+                p99_us: 10_000,
+                max_error_ratio: 0.0001,
+            },
+            tls: !self.plain,
+            durable: !self.no_durability,
+            mix: self.mix,
+            protocols: self.protocols,
+            seed: self.seed,
+            connections: self.connections,
+            arrivals: self.arrivals,
+            baseline_relay: false,
+            relay_threads: 2,
+            ganglion: self.ganglion,
+            loadgen: None,
+            build: !self.no_build,
+            release: !self.debug_router,
+            workers: self.workers,
+            pin: self.pin,
+            fleet_procs: self.fleet_procs,
+            workdir: self.workdir,
+            keep: self.keep,
+            json: self.json,
+            svg: self.svg,
+            progress: !self.quiet,
+            refine: 0,
+            retries: 0,
+            router_args: self.router_args,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ProofArgs {
+    #[command(flatten)]
+    setup: SetupArgs,
+    /// Length of step 0, at the target rate.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     duration: Duration,
     /// Length of each step of the ramp (default: a sixth of --duration, 5 to 10 s).
@@ -203,67 +314,55 @@ struct ProofArgs {
     /// The objective: at most this fraction of messages may fail.
     #[arg(long, default_value_t = 0.0001)]
     slo_errors: f64,
-    /// Plain TCP to the endpoints instead of TLS.
-    #[arg(long)]
-    plain: bool,
-    /// Run ganglion with --no-durability (ACK before the disk; for comparison only).
-    #[arg(long)]
-    no_durability: bool,
-    #[arg(long, default_value = "realistic", value_parser = Mix::parse)]
-    mix: Mix,
-    /// Endpoint protocols and weights.
-    #[arg(long, default_value = "mllp:9,itk:1", value_parser = parse_protocols)]
-    protocols: (u32, u32),
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Sender connections per protocol.
-    #[arg(long, default_value_t = 8)]
-    connections: usize,
-    #[arg(long, default_value = "poisson")]
-    arrivals: Arrivals,
     /// Also measure the bare relay in the same run: `relay`.
     #[arg(long)]
     baseline: Option<String>,
     /// Threads of the bare relay.
     #[arg(long, default_value_t = 2)]
     relay_threads: usize,
-    /// The ganglion binary (default: build it with cargo and use target/release/ganglion).
-    #[arg(long)]
-    ganglion: Option<PathBuf>,
-    /// Do not run cargo; use the binary found.
-    #[arg(long)]
-    no_build: bool,
-    /// Use the debug build of ganglion (tests only: far slower).
-    #[arg(long)]
-    debug_router: bool,
-    /// ganglion's shard count (default: its own, one per core).
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Pin ganglion's shards to cores, as it does by default on a host of its own. Off here:
-    /// the load generator and the fleet share the cores, and a pinned shard then waits for its
-    /// core while the other is idle.
-    #[arg(long)]
-    pin: bool,
-    /// Endpoint fleet processes (default: enough for the descriptor limit, at least 2 from 1,000).
-    #[arg(long)]
-    fleet_procs: Option<usize>,
-    /// Work directory (certificates, config, WAL); default target/loadgen/proof-<pid>.
-    #[arg(long)]
-    workdir: Option<PathBuf>,
-    /// Keep the work directory (logs of every process are there).
-    #[arg(long)]
-    keep: bool,
-    #[arg(long)]
-    json: Option<PathBuf>,
-    #[arg(long)]
-    svg: Option<PathBuf>,
-    /// No live progress line.
-    #[arg(long)]
-    quiet: bool,
     /// What makes the exit status non-zero: `target` (the target rate not held, or anything
     /// ACKed lost) or `lost` (only losses: for CI on shared machines, where latency is noise).
     #[arg(long, default_value = "target")]
     gate: String,
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    #[command(flatten)]
+    setup: SetupArgs,
+    /// How long the load runs (the drain comes after).
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    duration: Duration,
+    /// Share of the endpoints that flap (`0.05` or `5%`).
+    #[arg(long, value_parser = parse_fraction, default_value = "0.05")]
+    flap: f64,
+    /// How long a flapping endpoint stays down, drawn from this range each time.
+    #[arg(long, value_parser = parse_span, default_value = "5s-20s")]
+    flap_down: Span,
+    /// How long it stays up between downs.
+    #[arg(long, value_parser = parse_span, default_value = "20s-60s")]
+    flap_up: Span,
+    /// Time between reloads (each changes the routing rules); 0 for none.
+    #[arg(long, value_parser = parse_duration, default_value = "1m")]
+    reload_every: Duration,
+    /// Time between samples of the router's memory and load.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    sample_every: Duration,
+    /// Samples before this are not judged (default: a fifth of --duration, at most 1m).
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// How much the RSS of the last third may exceed that of the first (`0.05` or `5%`) ...
+    #[arg(long, value_parser = parse_fraction, default_value = "0.05")]
+    rss_tolerance: f64,
+    /// ... or this many MiB, whichever is larger.
+    #[arg(long, default_value_t = 8.0)]
+    rss_tolerance_mib: f64,
+    /// Longest wait after the last send for everything ACKed to be delivered.
+    #[arg(long, value_parser = parse_duration, default_value = "3m")]
+    drain: Duration,
+    /// Length of each row of the per-minute table.
+    #[arg(long, value_parser = parse_duration, default_value = "1m")]
+    window: Duration,
 }
 
 #[derive(clap::Args)]
@@ -375,6 +474,7 @@ fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
         tag: (std::process::id() << 8) & 0x7FFF_FF00,
         drain: args.drain,
         progress: Some(format!("[drive {:.0}/s]", args.rate)),
+        window: None,
     };
     let stop = stop_flag();
     let stats = drive::run(&config, &generator, &targets, &mut observer, &stop)?;
@@ -435,9 +535,6 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         (args.duration / 6).clamp(Duration::from_secs(5), Duration::from_secs(10))
     });
     let config = ProofConfig {
-        endpoints: args.endpoints,
-        rate: args.rate,
-        duration: args.duration,
         step_duration,
         step_factor: args.step_factor.max(1.05),
         max_rate: args.max_rate,
@@ -445,29 +542,11 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
             p99_us: args.slo_p99.as_micros() as u64,
             max_error_ratio: args.slo_errors,
         },
-        tls: !args.plain,
-        durable: !args.no_durability,
-        mix: args.mix,
-        protocols: args.protocols,
-        seed: args.seed,
-        connections: args.connections,
-        arrivals: args.arrivals,
         baseline_relay,
         relay_threads: args.relay_threads,
-        ganglion: args.ganglion,
-        loadgen: None,
-        build: !args.no_build,
-        release: !args.debug_router,
-        workers: args.workers,
-        pin: args.pin,
-        fleet_procs: args.fleet_procs,
-        workdir: args.workdir,
-        keep: args.keep,
-        json: args.json,
-        svg: args.svg,
-        progress: !args.quiet,
         refine: args.refine,
         retries: args.retries,
+        ..args.setup.config(args.duration)
     };
     let losses_only = match args.gate.as_str() {
         "target" => false,
@@ -490,6 +569,46 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
     Ok(if passed {
         ExitCode::SUCCESS
     } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn soak_cmd(args: SoakArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.flap_down.max >= args.flap_down.min && args.flap_up.max >= args.flap_up.min,
+        "--flap-down and --flap-up are ranges from the shorter to the longer"
+    );
+    anyhow::ensure!(
+        !args.flap_up.max.is_zero(),
+        "--flap-up must allow some time up"
+    );
+    let duration = args.duration;
+    let config = SoakConfig {
+        base: args.setup.config(duration),
+        flap: FlapConfig {
+            share: args.flap,
+            down: args.flap_down,
+            up: args.flap_up,
+        },
+        reload_every: args.reload_every,
+        sample_every: args.sample_every.max(Duration::from_millis(200)),
+        warmup: args
+            .warmup
+            .unwrap_or_else(|| (duration / 5).min(Duration::from_secs(60))),
+        rss_tolerance: args.rss_tolerance,
+        rss_tolerance_mib: args.rss_tolerance_mib.max(0.0),
+        drain: args.drain,
+        window: args.window.max(Duration::from_secs(1)),
+    };
+    let stop = stop_flag();
+    let report = loadgen::soak::run(&config, &stop)?;
+    print!("{}", report.text());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        for why in report.failures() {
+            eprintln!("FAILED: {why}");
+        }
         ExitCode::FAILURE
     })
 }
@@ -528,6 +647,7 @@ fn main() -> ExitCode {
         Command::Relay(a) => relay_cmd(a),
         Command::Proof(a) => proof_cmd(a),
         Command::Connections(a) => connections_cmd(a),
+        Command::Soak(a) => soak_cmd(a),
     };
     match result {
         Ok(code) => code,

@@ -77,6 +77,8 @@ pub struct ProofConfig {
     pub refine: usize,
     /// Times a step that broke the objective (without losses) is run again.
     pub retries: usize,
+    /// More arguments for `ganglion run` (say `--breaker-cooldown-ms 1000`).
+    pub router_args: Vec<String>,
 }
 
 /// The fleet processes and what the driver needs of them.
@@ -87,7 +89,12 @@ pub struct Fleet {
     pub directory: PathBuf,
 }
 
-fn wait_established(observer: &mut Observer, want: u64, what: &str, timeout: Duration) -> u64 {
+pub(crate) fn wait_established(
+    observer: &mut Observer,
+    want: u64,
+    what: &str,
+    timeout: Duration,
+) -> u64 {
     let start = Instant::now();
     let mut last = (0, Instant::now());
     loop {
@@ -183,9 +190,24 @@ pub fn start_fleet(
     })
 }
 
+/// The route that sends each HL7v2 message to the endpoint its receiving facility names.
+pub const HL7_ROUTE: &str = "[[route]]\nname = \"HL7v2 by receiving facility\"\nhl7.message_type = [\"ADT\", \"ORU\", \"ORM\", \"SIU\"]\nto = { lookup = \"hl7.receiving_facility\" }\n";
+
+/// The route that sends each ITK message to the endpoint its address names.
+pub const ITK_ROUTE: &str = "[[route]]\nname = \"ITK by address\"\nitk.service = \"urn:nhs-itk:services:201005:*\"\nto = { lookup = \"itk.address\" }\n";
+
 /// The routes file for the proof: one MLLP and one ITK listener on loopback, the fleet's
 /// directory, lookups by receiving facility and by ITK address.
 pub fn routes_toml(workdir: &Path, pki: Option<&Pki>, directory: &Path) -> String {
+    format!(
+        "{}{HL7_ROUTE}\n{ITK_ROUTE}",
+        routes_head(workdir, pki, directory)
+    )
+}
+
+/// Everything of [`routes_toml`] but the routes: the listeners, the server, the TLS profile
+/// and the directory.
+pub fn routes_head(workdir: &Path, pki: Option<&Pki>, directory: &Path) -> String {
     let mut text = format!(
         "# written by loadgen proof\nunrouted = \"reject\"\n\n[server]\nworkers = \"auto\"\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
          [[listener]]\nname = \"mllp\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\nmax_connections = 1000\n\n\
@@ -202,31 +224,31 @@ pub fn routes_toml(workdir: &Path, pki: Option<&Pki>, directory: &Path) -> Strin
         ));
     }
     text.push_str(&format!(
-        "[directory]\nfile = \"{}\"\n\n\
-         [[route]]\nname = \"HL7v2 by receiving facility\"\nhl7.message_type = [\"ADT\", \"ORU\", \"ORM\", \"SIU\"]\nto = {{ lookup = \"hl7.receiving_facility\" }}\n\n\
-         [[route]]\nname = \"ITK by address\"\nitk.service = \"urn:nhs-itk:services:201005:*\"\nto = {{ lookup = \"itk.address\" }}\n",
+        "[directory]\nfile = \"{}\"\n\n",
         directory.display()
     ));
     text
 }
 
 /// One system under test (ganglion or the relay), running.
-struct Subject {
-    proc_: ChildProc,
-    kind: System,
-    mllp: SocketAddr,
-    itk: Option<SocketAddr>,
+pub(crate) struct Subject {
+    pub proc_: ChildProc,
+    pub kind: System,
+    pub mllp: SocketAddr,
+    pub itk: Option<SocketAddr>,
 }
 
-fn start_ganglion(
+/// Writes `routes` to `workdir/routes.toml` and starts `ganglion run` on it (durable unless
+/// the configuration says otherwise; it reloads on SIGHUP only, not when the file changes).
+pub(crate) fn start_ganglion(
     config: &ProofConfig,
     workdir: &Path,
-    pki: Option<&Pki>,
-    fleet: &Fleet,
+    routes: &str,
 ) -> anyhow::Result<Subject> {
     let bin = procs::find_ganglion(config.ganglion.as_deref(), config.release, config.build)?;
+    let text = routes;
     let routes = workdir.join("routes.toml");
-    std::fs::write(&routes, routes_toml(workdir, pki, &fleet.directory))?;
+    std::fs::write(&routes, text)?;
     let mut args = vec![
         "run".to_string(),
         "--config".into(),
@@ -243,6 +265,7 @@ fn start_ganglion(
     if !config.pin {
         args.push("--no-pin".into());
     }
+    args.extend(config.router_args.iter().cloned());
     let mut child = ChildProc::spawn("ganglion", &bin, &args, &workdir.join("ganglion.log"))?;
     child.wait_for("", &["mllp", "itk", "admin"], Duration::from_secs(120))?;
     Ok(Subject {
@@ -290,19 +313,15 @@ fn fleet_cpu(fleet: &Fleet) -> f64 {
         .sum()
 }
 
-/// Runs one step against `subject` and measures who used the cores.
-#[allow(clippy::too_many_arguments)]
-fn step(
+/// The driver's configuration for step `index` of a run against `subject`: each step has a
+/// tag of its own, so an arrival from an earlier step is never counted in a later one.
+pub(crate) fn drive_config(
     config: &ProofConfig,
     subject: &Subject,
-    fleet: &mut Fleet,
-    generator: &Generator,
-    targets: &Targets,
     rate: f64,
     duration: Duration,
     index: usize,
-    stop: &AtomicBool,
-) -> anyhow::Result<Step> {
+) -> DriveConfig {
     let run_tag = (config.seed as u32).wrapping_mul(0x9E37) & 0x00FF_FFFF;
     let tag = (run_tag << 8)
         | ((index as u32
@@ -312,7 +331,7 @@ fn step(
                 0
             })
             & 0xFF);
-    let drive = DriveConfig {
+    DriveConfig {
         mllp: Some(subject.mllp),
         itk: subject.itk,
         rate,
@@ -326,7 +345,20 @@ fn step(
         progress: config
             .progress
             .then(|| format!("[{} {:.0}/s]", subject.kind.name(), rate)),
-    };
+        window: None,
+    }
+}
+
+/// Runs the driver against `subject` and measures who used the cores meanwhile.
+pub(crate) fn measure(
+    slo: &Slo,
+    subject: &Subject,
+    fleet: &mut Fleet,
+    generator: &Generator,
+    targets: &Targets,
+    drive: &DriveConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<Step> {
     let me = std::process::id();
     let pid = subject.proc_.pid();
     let wall = Instant::now();
@@ -335,7 +367,7 @@ fn step(
         crate::sys::cpu_seconds(me),
         fleet_cpu(fleet),
     );
-    let stats = drive::run(&drive, generator, targets, &mut fleet.observer, stop)?;
+    let stats = drive::run(drive, generator, targets, &mut fleet.observer, stop)?;
     let secs = wall.elapsed().as_secs_f64().max(1e-9);
     let cpu1 = (
         crate::sys::cpu_seconds(pid),
@@ -346,7 +378,7 @@ fn step(
         (Some(a), Some(b)) => (b - a) / secs,
         _ => 0.0,
     };
-    let slo_met = config.slo.met(&stats);
+    let slo_met = slo.met(&stats);
     Ok(Step {
         system: subject.kind,
         stats,
@@ -355,6 +387,31 @@ fn step(
         driver_cores: (cpu1.1.unwrap_or(0.0) - cpu0.1.unwrap_or(0.0)) / secs,
         fleet_cores: (cpu1.2 - cpu0.2) / secs,
     })
+}
+
+/// Runs one step against `subject` and measures who used the cores.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    config: &ProofConfig,
+    subject: &Subject,
+    fleet: &mut Fleet,
+    generator: &Generator,
+    targets: &Targets,
+    rate: f64,
+    duration: Duration,
+    index: usize,
+    stop: &AtomicBool,
+) -> anyhow::Result<Step> {
+    let drive = drive_config(config, subject, rate, duration, index);
+    measure(
+        &config.slo,
+        subject,
+        fleet,
+        generator,
+        targets,
+        &drive,
+        stop,
+    )
 }
 
 /// Runs one rate, and again (up to `config.retries` times) when it broke the objective by
@@ -463,25 +520,55 @@ fn settle(fleet: &mut Fleet) {
 
 /// The whole proof. Returns the report; the caller prints it and sets the exit status.
 pub fn run(config: &ProofConfig, stop: &AtomicBool) -> anyhow::Result<Report> {
+    in_workdir(config, "proof", |workdir, nofile| {
+        run_in(config, workdir, nofile, stop)
+    })
+}
+
+/// Runs `body` in a fresh work directory (`target/loadgen/<name>-<pid>` unless the
+/// configuration names one) with the open-files limit raised, and removes the directory
+/// afterwards unless asked to keep it.
+pub(crate) fn in_workdir<T>(
+    config: &ProofConfig,
+    name: &str,
+    body: impl FnOnce(&Path, u64) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let nofile = router::runtime::fdtable::raise_open_files_limit();
-    let workdir = procs::fresh_workdir(config.workdir.as_deref(), "proof")?;
+    let workdir = procs::fresh_workdir(config.workdir.as_deref(), name)?;
     if crate::sys::is_tmpfs(&workdir) {
         eprintln!(
             "warning: {} is on tmpfs: fsync costs nothing there, durability figures flatter",
             workdir.display()
         );
     }
-    let result = run_in(config, &workdir, nofile, stop);
+    let result = body(&workdir, nofile);
     procs::leave_workdir(&workdir, config.keep);
     result
 }
 
-fn run_in(
+fn prewarm_timeout(config: &ProofConfig) -> Duration {
+    Duration::from_secs(60 + config.endpoints as u64 / 200)
+}
+
+/// Waits until the router has connected to every endpoint (prewarm); returns how many
+/// connections the fleet counts.
+pub(crate) fn prewarm(config: &ProofConfig, fleet: &mut Fleet) -> u64 {
+    let n = wait_established(
+        &mut fleet.observer,
+        config.endpoints as u64,
+        "prewarm",
+        prewarm_timeout(config),
+    );
+    eprintln!();
+    n
+}
+
+/// The PKI (when the fleet is TLS) and the running endpoint fleet.
+pub(crate) fn pki_and_fleet(
     config: &ProofConfig,
     workdir: &Path,
     nofile: u64,
-    stop: &AtomicBool,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<(Option<Pki>, Fleet)> {
     let pki = if config.tls {
         Some(Pki::create(&workdir.join("pki"))?)
     } else {
@@ -496,22 +583,25 @@ fn run_in(
             "plain TCP"
         }
     );
-    let mut fleet = start_fleet(config, workdir, pki.as_ref())?;
+    let fleet = start_fleet(config, workdir, pki.as_ref())?;
+    Ok((pki, fleet))
+}
+
+fn run_in(
+    config: &ProofConfig,
+    workdir: &Path,
+    nofile: u64,
+    stop: &AtomicBool,
+) -> anyhow::Result<Report> {
+    let (pki, mut fleet) = pki_and_fleet(config, workdir, nofile)?;
     let targets = Targets::new(&fleet.rows);
     let generator = Generator::new(config.seed, &config.mix);
     let mut report = Report::new(config);
 
     // ganglion
-    let subject = start_ganglion(config, workdir, pki.as_ref(), &fleet)?;
-    let timeout = Duration::from_secs(60 + config.endpoints as u64 / 200);
-    let established = wait_established(
-        &mut fleet.observer,
-        config.endpoints as u64,
-        "prewarm",
-        timeout,
-    );
-    eprintln!();
-    report.egress_connections = established;
+    let routes = routes_toml(workdir, pki.as_ref(), &fleet.directory);
+    let subject = start_ganglion(config, workdir, &routes)?;
+    report.egress_connections = prewarm(config, &mut fleet);
     report.router_rss_bytes = crate::sys::status_bytes(subject.proc_.pid(), "VmRSS").unwrap_or(0);
     let mut subject = subject;
     let steps = ramp(config, &subject, &mut fleet, &generator, &targets, stop);
@@ -536,7 +626,7 @@ fn run_in(
             &mut fleet.observer,
             config.endpoints as u64,
             "relay connections",
-            timeout,
+            prewarm_timeout(config),
         );
         eprintln!();
         report.relay_connections = Some(n);

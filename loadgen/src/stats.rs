@@ -101,6 +101,30 @@ pub struct RunStats {
     pub send_lag: Latency,
     /// Seconds from the first intended send to the last ACK (for the achieved rate).
     pub ack_span_s: f64,
+    /// The run cut into windows by intended send time, when the driver was asked to.
+    pub windows: Vec<Window>,
+}
+
+/// The messages of one window of a run (those whose intended send time falls in it): how a
+/// long run changed over its course.
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    /// Seconds from the start of the run.
+    pub start_s: f64,
+    pub sent: u64,
+    pub acked: u64,
+    pub delivered: u64,
+    pub ack: Latency,
+    pub delivery: Latency,
+}
+
+impl Window {
+    pub fn starting(start_s: f64) -> Window {
+        Window {
+            start_s,
+            ..Window::default()
+        }
+    }
 }
 
 impl RunStats {

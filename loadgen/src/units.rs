@@ -43,6 +43,38 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
     Ok(v * scale)
 }
 
+/// Parses a fraction: `0.05` or `5%`.
+pub fn parse_fraction(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (num, scale) = match t.strip_suffix('%') {
+        Some(n) => (n, 0.01),
+        None => (t, 1.0),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a fraction: {text:?} (write 0.05 or 5%)"))?;
+    let v = v * scale;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!(
+            "a fraction is between 0 and 1 (0 % and 100 %): {text:?}"
+        ));
+    }
+    Ok(v)
+}
+
+/// Parses a range of durations, `5s-20s`, into a [`Span`].
+pub fn parse_span(text: &str) -> Result<crate::soak::flap::Span, String> {
+    let (min, max) = text
+        .split_once('-')
+        .ok_or_else(|| format!("not a range: {text:?} (write 5s-20s)"))?;
+    let (min, max) = (parse_duration(min)?, parse_duration(max)?);
+    if min > max {
+        return Err(format!("{text:?}: the shorter duration comes first"));
+    }
+    Ok(crate::soak::flap::Span { min, max })
+}
+
 /// `850us`, `1.25ms`, `2.0s`: a latency in microseconds as a person reads it.
 pub fn fmt_us(us: u64) -> String {
     if us < 1000 {
@@ -71,5 +103,14 @@ mod tests {
         assert!(parse_rate("0").is_err());
         assert_eq!(fmt_us(170), "170us");
         assert_eq!(fmt_us(1250), "1.25ms");
+        assert_eq!(parse_fraction("0.05"), Ok(0.05));
+        assert_eq!(parse_fraction("5%"), Ok(0.05));
+        assert!(parse_fraction("105%").is_err() && parse_fraction("-0.1").is_err());
+        let span = parse_span("5s-20s").unwrap();
+        assert_eq!(
+            (span.min, span.max),
+            (Duration::from_secs(5), Duration::from_secs(20))
+        );
+        assert!(parse_span("20s-5s").is_err() && parse_span("5s").is_err());
     }
 }

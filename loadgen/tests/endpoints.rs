@@ -247,3 +247,86 @@ fn an_itk_endpoint_answers_a_simple_message_response_relating_to_the_request() {
     );
     let _ = parsed;
 }
+
+/// Reads report lines until a stats line satisfies `want` (bounded by a read timeout).
+fn wait_stats(control: &mut TcpStream, want: impl Fn(u64, u64) -> bool) {
+    control
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let got = control.read(&mut chunk).unwrap();
+        assert!(got > 0, "control stream closed");
+        buf.extend_from_slice(&chunk[..got]);
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            if let Some(Line::Stats { down, flaps, .. }) = report::parse(&line[..line.len() - 1]) {
+                if want(down, flaps) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one HL7v2 message on `conn` and checks it is acknowledged.
+fn exchange(conn: &mut TcpStream, seq: u64) {
+    let mut framed = Vec::new();
+    mllp::encode(&hl7(seq), &mut framed);
+    conn.write_all(&framed).unwrap();
+    let (code, acked) = msa(&read_frame(conn));
+    assert_eq!(code, "AA");
+    assert_eq!(acked, loadgen::ids::control_id(0xAB, seq));
+}
+
+#[test]
+fn an_endpoint_told_down_refuses_and_drops_its_connections_and_told_up_listens_again() {
+    let fleet = start(Behaviour::default());
+    let mllp: Vec<_> = fleet
+        .fleet_rows
+        .iter()
+        .filter(|r| r.proto == Proto::Mllp)
+        .collect();
+    let (flapping, steady) = (mllp[0], mllp[1]);
+    let mut control = TcpStream::connect(fleet.control).unwrap();
+    wait_registered(&mut control);
+    let mut held = TcpStream::connect(flapping.addr).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    exchange(&mut held, 1);
+
+    // Commands for endpoints this process does not serve are ignored.
+    control.write_all(b"down 999999\n").unwrap();
+    control
+        .write_all(
+            loadgen::fleet::report::Command::Down(flapping.index)
+                .line()
+                .as_bytes(),
+        )
+        .unwrap();
+    wait_stats(&mut control, |down, flaps| down == 1 && flaps == 1);
+    let mut byte = [0u8; 1];
+    match held.read(&mut byte) {
+        Ok(0) => {}
+        Ok(_) => panic!("a down endpoint sent data"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    let refused = TcpStream::connect(flapping.addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The other endpoints are not affected.
+    let mut other = TcpStream::connect(steady.addr).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    exchange(&mut other, 2);
+
+    control
+        .write_all(format!("up {}\n", flapping.index).as_bytes())
+        .unwrap();
+    wait_stats(&mut control, |down, flaps| down == 0 && flaps == 1);
+    let mut back = TcpStream::connect(flapping.addr).unwrap();
+    back.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    exchange(&mut back, 3);
+}

@@ -107,6 +107,7 @@ fn a_stalled_router_neither_slows_the_schedule_nor_hides_its_stall() {
         tag: 0,
         drain: Duration::from_secs(15),
         progress: None,
+        window: Some(Duration::from_millis(250)),
     };
     let stats = run(
         &config,
@@ -135,4 +136,16 @@ fn a_stalled_router_neither_slows_the_schedule_nor_hides_its_stall() {
         "p50 {} span {span_us}",
         p.p50
     );
+    // Cut in two by intended time, the first half waited longer than the second, and each
+    // message is counted in its own half.
+    let halves = &stats.windows;
+    assert_eq!(halves.len(), 2, "{halves:?}");
+    assert_eq!((halves[0].start_s, halves[1].start_s), (0.0, 0.25));
+    for half in halves {
+        assert_eq!((half.sent, half.acked), (50, 50), "{halves:?}");
+        assert_eq!(half.ack.len(), 50);
+    }
+    let (early, late) = (halves[0].ack.percentiles(), halves[1].ack.percentiles());
+    assert!(early.p50 > late.p50, "{early:?} {late:?}");
+    assert!(early.max >= span_us * 999 / 1000, "{early:?}");
 }

@@ -49,6 +49,7 @@ fn a_small_proof_through_ganglion_loses_nothing() {
         progress: false,
         refine: 0,
         retries: 0,
+        router_args: Vec::new(),
     };
     let report = proof::run(&config, &AtomicBool::new(false)).unwrap();
     let text = report.text();

@@ -37,6 +37,14 @@ impl Scrape {
 
 /// `GET /metrics` from the admin address.
 pub fn scrape(admin: SocketAddr) -> anyhow::Result<Scrape> {
+    let text = scrape_text(admin)?;
+    Scrape::parse(&text).ok_or_else(|| {
+        anyhow::anyhow!("ganglion's /metrics lacks the TLS handshake or egress connection figures")
+    })
+}
+
+/// The body of `GET /metrics` from the admin address.
+pub fn scrape_text(admin: SocketAddr) -> anyhow::Result<String> {
     let mut tcp = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
         .with_context(|| format!("connecting to ganglion's admin address {admin}"))?;
     tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -44,10 +52,7 @@ pub fn scrape(admin: SocketAddr) -> anyhow::Result<Scrape> {
     let mut body = Vec::new();
     tcp.read_to_end(&mut body)
         .context("reading ganglion's /metrics")?;
-    let text = String::from_utf8_lossy(&body);
-    Scrape::parse(&text).ok_or_else(|| {
-        anyhow::anyhow!("ganglion's /metrics lacks the TLS handshake or egress connection figures")
-    })
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 #[cfg(test)]

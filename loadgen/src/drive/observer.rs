@@ -12,6 +12,9 @@ pub struct Watch {
     pub accepted: u64,
     pub open: u64,
     pub established: u64,
+    /// Endpoints of this process down now, and down events so far (flapping).
+    pub down: u64,
+    pub flaps: u64,
 }
 
 /// Connections to every fleet's control address.
@@ -32,6 +35,8 @@ impl Observer {
                 accepted: 0,
                 open: 0,
                 established: 0,
+                down: 0,
+                flaps: 0,
             });
         }
         Ok(Observer { watches })
@@ -44,6 +49,16 @@ impl Observer {
 
     pub fn accepted(&self) -> u64 {
         self.watches.iter().map(|w| w.accepted).sum()
+    }
+
+    /// Endpoints down now over all fleets, as last reported.
+    pub fn down(&self) -> u64 {
+        self.watches.iter().map(|w| w.down).sum()
+    }
+
+    /// Down events over all fleets, as last reported.
+    pub fn flaps(&self) -> u64 {
+        self.watches.iter().map(|w| w.flaps).sum()
     }
 
     /// Reads what fleet `index` has sent and hands each arrival to `on_arrival`.
@@ -79,10 +94,14 @@ impl Observer {
                     accepted,
                     open,
                     established,
+                    down,
+                    flaps,
                 }) => {
                     w.accepted = accepted;
                     w.open = open;
                     w.established = established;
+                    w.down = down;
+                    w.flaps = flaps;
                 }
                 None => {}
             }

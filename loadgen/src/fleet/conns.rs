@@ -1,6 +1,7 @@
-//! The fleet loop's state: accepted connections in a slab (tokens carry a generation so a
-//! late event for a reused slot is ignored), answers held back for slow endpoints, and the
-//! watchers of the report stream.
+//! The fleet loop's state: the endpoints' listeners (closed while an endpoint is down, see
+//! `flap`), accepted connections in a slab (tokens carry a generation so a late event for a
+//! reused slot is ignored), answers held back for slow endpoints, and the watchers of the
+//! report stream and their commands.
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::Write;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use codecs::{http1, mllp};
 
 use super::answer::{self, Behaviour, Outcome};
-use super::report;
+use super::report::{self, Command};
 use crate::directory::{Proto, Row};
 use crate::net::{Conn, Got};
 use crate::poll::{Flags, Poller, READ, READ_WRITE};
@@ -39,6 +40,8 @@ pub fn split(token: u64) -> (u64, usize) {
 
 pub struct EConn {
     conn: Conn,
+    /// Which endpoint accepted it (an index into `State::rows`).
+    pub endpoint: usize,
     gen: u32,
     proto: Proto,
     decoder: mllp::Decoder,
@@ -50,12 +53,20 @@ pub struct EConn {
 
 pub struct Watcher {
     tcp: TcpStream,
+    /// Command bytes read and not yet a whole line.
+    input: Vec<u8>,
     out: Vec<u8>,
     sent: usize,
 }
 
 pub struct State {
     pub rows: Vec<Row>,
+    /// One per endpoint, `None` while it is down.
+    pub listeners: Vec<Option<TcpListener>>,
+    /// Endpoints told to come up whose address could not be bound yet (tried again each turn).
+    pub unbound: Vec<usize>,
+    /// Global index of `rows[0]`.
+    pub first: usize,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub behaviour: Behaviour,
     pub rng: Rng,
@@ -67,10 +78,16 @@ pub struct State {
     pub accepted: u64,
     pub open: u64,
     pub established: u64,
+    /// Endpoints down now, and down events so far.
+    pub down: u64,
+    pub flaps: u64,
 }
 
 impl State {
-    pub fn accept(&mut self, poller: &mut Poller, listener: &TcpListener, endpoint: usize) {
+    pub fn accept(&mut self, poller: &mut Poller, endpoint: usize) {
+        let Some(Some(listener)) = self.listeners.get(endpoint) else {
+            return;
+        };
         while let Ok((tcp, _)) = listener.accept() {
             if tcp.set_nonblocking(true).is_err() {
                 continue;
@@ -105,6 +122,7 @@ impl State {
             }
             self.slab[slot] = Some(EConn {
                 conn,
+                endpoint,
                 gen,
                 proto,
                 decoder: mllp::Decoder::new(64 << 20),
@@ -115,7 +133,7 @@ impl State {
         }
     }
 
-    fn close(&mut self, poller: &mut Poller, slot: usize) {
+    pub(super) fn close(&mut self, poller: &mut Poller, slot: usize) {
         if let Some(Some(c)) = self.slab.get_mut(slot).map(Option::take) {
             poller.delete(&c.conn.tcp);
             self.open = self.open.saturating_sub(1);
@@ -289,6 +307,7 @@ impl State {
             {
                 self.watchers.push(Some(Watcher {
                     tcp,
+                    input: Vec::new(),
                     out: Vec::new(),
                     sent: 0,
                 }));
@@ -296,35 +315,60 @@ impl State {
         }
     }
 
-    /// A watcher said something or closed. The one command is `drop`: close every accepted
-    /// connection at once, so that a measurement can watch the router reconnect to all of its
-    /// endpoints together (the storm after a network blip or an endpoint-side restart).
+    /// A watcher said something or closed. Commands ([`Command`]), one a line: `drop` closes
+    /// every accepted connection at once, so that a measurement can watch the router reconnect
+    /// to all of its endpoints together (the storm after a network blip or an endpoint-side
+    /// restart); `down` and `up` make one endpoint flap (see `flap`).
     pub fn watcher_event(&mut self, poller: &mut Poller, index: usize) {
-        let mut buf = [0u8; 512];
-        let (gone, drop_all) = match self.watchers.get_mut(index) {
+        let mut buf = [0u8; 4096];
+        let mut commands = Vec::new();
+        let gone = match self.watchers.get_mut(index) {
             Some(Some(w)) => match std::io::Read::read(&mut w.tcp, &mut buf) {
-                Ok(0) => (true, false),
-                Ok(n) => (
-                    false,
-                    buf.get(..n)
-                        .is_some_and(|b| b.windows(4).any(|x| x == b"drop")),
-                ),
-                Err(_) => (false, false),
+                Ok(0) => true,
+                Ok(n) => {
+                    w.input.extend_from_slice(&buf[..n]);
+                    let mut start = 0;
+                    while let Some(nl) = memchr::memchr(b'\n', &w.input[start..]) {
+                        commands.extend(Command::parse(&w.input[start..start + nl]));
+                        start += nl + 1;
+                    }
+                    w.input.drain(..start);
+                    // A watcher that never ends a line is not one of ours.
+                    w.input.len() > 4096
+                }
+                Err(_) => false,
             },
-            _ => (false, false),
+            _ => false,
         };
-        if drop_all {
-            for slot in 0..self.slab.len() {
-                self.close(poller, slot);
+        for command in commands {
+            match command {
+                Command::Drop => {
+                    for slot in 0..self.slab.len() {
+                        self.close(poller, slot);
+                    }
+                }
+                Command::Down(i) => self.take_down(poller, i),
+                Command::Up(i) => self.bring_up(poller, i),
             }
-            // Say so at once: whoever asked waits for the counts to fall and rise again.
-            report::write_stats(&mut self.report, self.accepted, self.open, self.established);
+            // Say so at once: whoever asked waits for the counts to change.
+            self.write_stats();
         }
         if gone {
             if let Some(Some(w)) = self.watchers.get_mut(index).map(Option::take) {
                 poller.delete(&w.tcp);
             }
         }
+    }
+
+    pub fn write_stats(&mut self) {
+        report::write_stats(
+            &mut self.report,
+            self.accepted,
+            self.open,
+            self.established,
+            self.down,
+            self.flaps,
+        );
     }
 
     /// Hands the report lines gathered this turn to every watcher.

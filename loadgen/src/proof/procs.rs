@@ -214,6 +214,23 @@ pub fn find_ganglion(
         }
         cmd.arg("--manifest-path")
             .arg(workspace().join("Cargo.toml"));
+        // Run by `cargo run`, this process has the package's CARGO_PKG_*, CARGO_MANIFEST_*, …
+        // in its environment. Build scripts (ring's) ask to be rerun when those change, so
+        // passing them on would have cargo rebuild ring and everything above it, minutes on a
+        // shared machine, every time the command line's build and this one take turns.
+        for (key, _) in std::env::vars_os() {
+            if let Some(k) = key.to_str() {
+                if k.starts_with("CARGO_PKG_")
+                    || k.starts_with("CARGO_MANIFEST_")
+                    || matches!(
+                        k,
+                        "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+                    )
+                {
+                    cmd.env_remove(&key);
+                }
+            }
+        }
         eprintln!("building ganglion ({profile}) …");
         let status = cmd.status().context("running cargo to build ganglion")?;
         anyhow::ensure!(

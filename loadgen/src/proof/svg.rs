@@ -7,12 +7,12 @@ use std::fmt::Write as _;
 
 use super::report::{Report, Step, System, SPINE_RATE};
 
-const W: f64 = 960.0;
-const H: f64 = 560.0;
-const LEFT: f64 = 90.0;
-const RIGHT: f64 = 230.0;
-const TOP: f64 = 70.0;
-const BOTTOM: f64 = 70.0;
+pub(crate) const W: f64 = 960.0;
+pub(crate) const H: f64 = 560.0;
+pub(crate) const LEFT: f64 = 90.0;
+pub(crate) const RIGHT: f64 = 230.0;
+pub(crate) const TOP: f64 = 70.0;
+pub(crate) const BOTTOM: f64 = 70.0;
 
 struct Axes {
     x_max: f64,
@@ -32,13 +32,14 @@ impl Axes {
     }
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
-fn nice_step(max: f64) -> f64 {
+/// A round step for about six grid lines up to `max`.
+pub(crate) fn nice_step(max: f64) -> f64 {
     let raw = max / 6.0;
     let mag = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 2.5, 5.0, 10.0]
@@ -98,6 +99,47 @@ fn series(
     }
 }
 
+/// Opens a picture of the standard size: the document, a white ground, a title and a line
+/// under it.
+pub(crate) fn open(out: &mut String, title: &str, subtitle: &str) {
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">"#
+    );
+    let _ = writeln!(out, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{LEFT}" y="28" font-size="17" font-weight="bold">{}</text>"#,
+        esc(title)
+    );
+    let _ = writeln!(
+        out,
+        r##"<text x="{LEFT}" y="50" fill="#333">{}</text>"##,
+        esc(subtitle)
+    );
+}
+
+/// The legend's lines, `(name, colour, dash)`, from the top of the plot at `x`; returns the
+/// height reached.
+pub(crate) fn legend_lines(out: &mut String, x: f64, entries: &[(&str, &str, &str)]) -> f64 {
+    for (i, (name, color, dash)) in entries.iter().enumerate() {
+        let y = TOP + 10.0 + i as f64 * 24.0;
+        let _ = writeln!(
+            out,
+            r#"<line x1="{x}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{color}" stroke-width="2.5" stroke-dasharray="{dash}"/>"#,
+            x + 30.0
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+            x + 38.0,
+            y + 4.0,
+            esc(name)
+        );
+    }
+    TOP + 10.0 + entries.len() as f64 * 24.0
+}
+
 pub fn plot(report: &Report) -> String {
     let ganglion: Vec<&Step> = report.steps_of(System::Ganglion).collect();
     let relay: Vec<&Step> = report.steps_of(System::Relay).collect();
@@ -127,12 +169,6 @@ pub fn plot(report: &Report) -> String {
         y_min: 10f64.powf(y_lo.max(1.0).log10().floor()),
         y_max: 10f64.powf(y_hi.log10().ceil()),
     };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">"#
-    );
-    let _ = writeln!(out, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
     let title = format!(
         "ganglion: ACK latency against offered load ({} endpoints, {}, {})",
         report.endpoints,
@@ -142,11 +178,6 @@ pub fn plot(report: &Report) -> String {
         } else {
             "not durable"
         }
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{LEFT}" y="28" font-size="17" font-weight="bold">{}</text>"#,
-        esc(&title)
     );
     let verdict = format!(
         "target {:.0}/s {}; highest sustainable {:.0}/s = {:.1}x headroom{}",
@@ -167,11 +198,8 @@ pub fn plot(report: &Report) -> String {
             _ => String::new(),
         }
     );
-    let _ = writeln!(
-        out,
-        r##"<text x="{LEFT}" y="50" fill="#333">{}</text>"##,
-        esc(&verdict)
-    );
+    let mut out = String::new();
+    open(&mut out, &title, &verdict);
 
     // Grid and axes.
     let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
@@ -273,21 +301,7 @@ pub fn plot(report: &Report) -> String {
     legend.insert(0, ("ganglion p50", "#27ae60", ""));
 
     let lx = W - RIGHT + 20.0;
-    for (i, (name, color, dash)) in legend.iter().enumerate() {
-        let y = TOP + 10.0 + i as f64 * 24.0;
-        let _ = writeln!(
-            out,
-            r#"<line x1="{lx}" y1="{y}" x2="{:.1}" y2="{y}" stroke="{color}" stroke-width="2.5" stroke-dasharray="{dash}"/>"#,
-            lx + 30.0
-        );
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}">{name}</text>"#,
-            lx + 38.0,
-            y + 4.0
-        );
-    }
-    let y = TOP + 10.0 + legend.len() as f64 * 24.0 + 12.0;
+    let y = legend_lines(&mut out, lx, &legend) + 12.0;
     let _ = writeln!(
         out,
         r##"<circle cx="{:.1}" cy="{y:.1}" r="4.5" fill="#555" stroke="#555" stroke-width="2"/>"##,
