@@ -1,6 +1,7 @@
 #![no_main]
 //! Any bytes through every reader of `codecs::hl7v2`: parse, validate, the MSH view, every
-//! field and component, escapes, batch splitting and the ACK builder. None may panic.
+//! field and component, escapes (lenient and strict), the required MSH fields, batch splitting
+//! and the ACK builder (in the message's own character set). None may panic.
 use codecs::hl7v2::{self, Ack, AckCode, FieldPath, Message};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,10 +23,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = message.validate();
     let msh = message.msh();
+    if let Err(e) = msh.check_required() {
+        // The place it names must be inside the message.
+        assert!(e.offset <= data.len(), "{e}");
+    }
     let seps = *message.separators();
     for n in 0..30 {
         if let Some(field) = msh.field(n) {
-            let _ = hl7v2::unescape(field.raw(), &seps);
+            let lenient = hl7v2::unescape(field.raw(), &seps);
+            match hl7v2::unescape_strict(field.raw(), &seps) {
+                // Where the strict reading succeeds, both readings agree.
+                Ok(strict) => assert_eq!(&*strict, &*lenient),
+                Err(at) => assert!(at <= field.raw().len()),
+            }
         }
     }
     let _ = (msh.control_id(), msh.message_type(), msh.trigger_event(), msh.charset(), msh.ack_mode());

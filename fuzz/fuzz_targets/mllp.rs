@@ -15,6 +15,8 @@ fuzz_target!(|data: &[u8]| {
     for chunk in rest.chunks(usize::from(first % 17) + 1) {
         buf.extend_from_slice(chunk);
         loop {
+            // Callers ask this before each decode (to spot bytes outside a frame).
+            let _ = decoder.between_frames();
             let decoded = decoder.decode(&buf);
             let more = match decoded.event {
                 Some(Event::Frame(frame)) => {
