@@ -53,6 +53,9 @@ pub struct ServerSection {
     /// As written; relative paths are relative to the config file's folder.
     pub data_dir: PathBuf,
     pub admin: SocketAddr,
+    /// Bytes of senders' unfinished input the whole process may hold beyond each connection's
+    /// first buffer; `None`: chosen at start-up from the memory there is.
+    pub max_buffered_input: Option<Spanned<u64>>,
 }
 
 impl Default for ServerSection {
@@ -61,6 +64,7 @@ impl Default for ServerSection {
             workers: Workers::Auto,
             data_dir: PathBuf::from("/var/lib/ganglion"),
             admin: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            max_buffered_input: None,
         }
     }
 }
@@ -86,6 +90,13 @@ pub struct ListenerSection {
     pub max_message_bytes: u64,
     pub idle_timeout: Duration,
     pub max_connections: u32,
+    /// A TLS sender must finish its handshake this long after connecting.
+    pub handshake_timeout: Duration,
+    /// A sender must send the first byte of a message this long after connecting.
+    pub first_byte_timeout: Duration,
+    /// Unfinished input held for one sender IP address across its connections (beyond each
+    /// connection's first buffer).
+    pub max_buffered_per_peer: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -111,6 +111,9 @@ pub struct Listener {
     pub max_message_bytes: u64,
     pub idle_timeout: Duration,
     pub max_connections: u32,
+    pub handshake_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub max_buffered_per_peer: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
