@@ -23,6 +23,7 @@ use signal_hook::iterator::Signals;
 use crate::control::{Command, Control};
 use crate::deadletter::{DeadLetterId, DeadLetterStore};
 use crate::egress::settings::EgressSettings;
+use crate::ingress::budget::{self, InputBudget, PeerShares};
 use crate::ingress::listener::{bind_reuseport, ListenerCtx};
 use crate::metrics::Metrics;
 use crate::routes::file::ClientAuth;
@@ -110,8 +111,9 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     if !options.durable {
         log::warn!("durability is off: messages are acknowledged before they are on disk");
     }
-    let sockets = bind_listeners(&table, workers)?;
     let metrics = Metrics::new(workers);
+    let budget = input_budget(&table, &metrics);
+    let sockets = bind_listeners(&table, workers, &budget)?;
     let mesh = Arc::new(Mesh::new(workers, 64 * 1024));
     let control = Control::new(workers);
     let ingress_open = Arc::new(AtomicU32::new(workers as u32));
@@ -222,10 +224,28 @@ fn check_open_files(limit: u64, shards: usize, endpoints: usize) {
     }
 }
 
+/// The process's budget for senders' unfinished input: `[server] max_buffered_input`, or the
+/// default for this machine.
+fn input_budget(table: &routes::RouteTable, metrics: &Arc<Metrics>) -> Arc<InputBudget> {
+    let limit = match &table.server().max_buffered_input {
+        Some(limit) => *limit.get_ref(),
+        None => {
+            let largest = table.listeners().iter().map(|l| l.max_message_bytes).max();
+            budget::default_limit(largest.unwrap_or(0))
+        }
+    };
+    log::info!(
+        "senders' unfinished input: at most {:.0} MiB held (max_buffered_input)",
+        limit as f64 / f64::from(1u32 << 20)
+    );
+    InputBudget::new(limit, Arc::clone(metrics))
+}
+
 /// Binds every listener once per shard and prints where each listens (port 0 picks one).
 fn bind_listeners(
     table: &routes::RouteTable,
     workers: usize,
+    budget: &Arc<InputBudget>,
 ) -> Result<Vec<ShardSockets>, RunError> {
     let mut per_shard: Vec<ShardSockets> = (0..workers).map(|_| Vec::new()).collect();
     for listener in table.listeners() {
@@ -254,6 +274,7 @@ fn bind_listeners(
             listener.name, listener.protocol
         );
         let open = Arc::new(AtomicU32::new(0));
+        let peers = PeerShares::new(listener.max_buffered_per_peer);
         let name: Arc<str> = Arc::from(listener.name.as_str());
         for (shard, socket) in sockets.into_iter().enumerate() {
             per_shard[shard].push((
@@ -262,6 +283,8 @@ fn bind_listeners(
                     config: listener.clone(),
                     tls: tls.clone(),
                     open: Arc::clone(&open),
+                    budget: Arc::clone(budget),
+                    peers: Arc::clone(&peers),
                 },
                 socket,
             ));

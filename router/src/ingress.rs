@@ -5,6 +5,7 @@
 //! - [`itk`]: an ITK sender's HTTP/1.1 connection: SOAP requests in, responses or faults out.
 //! - [`accept`]: route, wait for room, hand to the endpoints' owners: where "accepted" is decided.
 //! - [`answer`]: what the sender is told (AA/AE/AR, CA/CE/CR), decided in one place.
+//! - [`reader`]: reading within the listener's deadlines and the input budgets, for both.
 //! - [`budget`]: memory for unfinished input, per process and per sender address.
 //! - [`cutoff`]: connections closed at a limit, counted and logged without flooding.
 pub mod accept;
@@ -14,3 +15,4 @@ pub mod cutoff;
 pub mod itk;
 pub mod listener;
 pub mod mllp;
+pub mod reader;

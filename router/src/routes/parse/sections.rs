@@ -99,7 +99,11 @@ fn spanned_size(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str) -> Option<Spann
 
 /// A process-wide budget smaller than one listener's largest message would leave that
 /// message waiting for room that can never come.
-pub fn check_buffer_budget(ctx: &mut Ctx<'_>, server: &ServerSection, listeners: &[ListenerSection]) {
+pub fn check_buffer_budget(
+    ctx: &mut Ctx<'_>,
+    server: &ServerSection,
+    listeners: &[ListenerSection],
+) {
     let Some(budget) = &server.max_buffered_input else {
         return;
     };
