@@ -36,7 +36,7 @@ pub use ack::{
 };
 pub use batch::{split_messages, Batch, SplitMessages};
 pub use error::{ErrorKind, ParseError, PathError, PathErrorKind};
-pub use escape::{escape, unescape};
+pub use escape::{escape, unescape, unescape_strict};
 pub use field::{Field, Parts, Repetitions};
 pub use message::{Message, Segments};
 pub use msh::{AckCondition, AckMode, Msh};

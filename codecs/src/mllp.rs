@@ -90,6 +90,14 @@ impl Decoder {
         matches!(self.state, State::InFrame { .. })
     }
 
+    /// True when the next bytes are outside any frame: up to the next start byte, the input
+    /// [`Decoder::decode`] is given now is bytes it will skip (neither a frame nor the
+    /// discarded tail of an oversized one). A caller that wants to refuse such bytes looks at
+    /// them before decoding.
+    pub fn between_frames(&self) -> bool {
+        matches!(self.state, State::Between)
+    }
+
     /// Looks for the next event in `input`, the caller's unconsumed bytes (the same bytes as
     /// last time, plus whatever arrived since, minus what the caller dropped).
     pub fn decode<'a>(&mut self, input: &'a [u8]) -> Decoded<'a> {

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{files, read};
+use common::{corpus_or_skip, files, read};
 
 use codecs::hl7v2::{
     split_messages, unescape, AckMode, Batch, ErrorKind, FieldPath, Message, ParseError,

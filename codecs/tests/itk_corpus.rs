@@ -16,7 +16,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{files, read};
+use common::{corpus_or_skip, files, read};
 
 use codecs::http1::{self, BodyFraming, Limits, EMPTY_HEADER};
 use codecs::itk::{self, Addressing, InfResult, ItkErrorKind, ItkMessage, ResponseBody, Text};

@@ -1,37 +1,85 @@
-//! Commands from the control thread to the shards: reload in two phases, and shut down.
+//! Commands from the control thread to the shards: reload in two phases, start, replay a dead
+//! letter, shut down; and what a shard answers.
 //!
 //! The control thread (signals, config-file watch, admin requests) never touches a shard's
 //! state; it drops a command into the shard's mailbox and wakes it. The mailbox takes a lock,
 //! but only on the control path (a reload or a shutdown), never per message.
+//!
+//! A reload (start-up is the first) is [`Command::Prepare`] on every shard, each doing the part
+//! that can fail (binding new listeners' sockets) and answering; then [`Command::Commit`]
+//! everywhere, each shard answering once the new table and listeners are in force, or
+//! [`Command::Abort`] everywhere if any shard could not prepare.
 use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use atomic_waker::AtomicWaker;
 
+use crate::daemon::plan::Plan;
 use crate::deadletter::DeadLetter;
-use crate::shard::Routing;
 
 /// One instruction for a shard.
 pub enum Command {
-    /// Phase one of a reload: get ready to use this routing and say whether you can.
+    /// Phase one of a reload: do what can fail (bind the sockets of new listeners), change
+    /// nothing yet, and answer.
     Prepare {
-        routing: Arc<Routing>,
-        reply: Sender<Result<(), String>>,
+        plan: Arc<Plan>,
+        reply: Sender<PhaseAnswer>,
     },
-    /// Phase two: use what you prepared.
-    Commit,
-    /// Phase two, when some shard could not prepare: forget it and keep what you have.
+    /// Phase two: put what was prepared in force, and answer once it is.
+    Commit { reply: Sender<PhaseAnswer> },
+    /// Phase two, when some shard could not prepare: drop what was prepared (its sockets
+    /// close) and keep what you have.
     Abort,
+    /// After the first commit at start-up, once every shard has the table: give the log's
+    /// undelivered messages back to their endpoints, then accept connections.
+    Start,
     /// Stop accepting, answer what was read, deliver what is queued (within the grace
     /// period), then stop.
     Shutdown,
     /// Store this dead letter's message in the log again and deliver it to its endpoint.
     Replay {
         letter: Box<DeadLetter>,
-        reply: Sender<Result<(), String>>,
+        reply: Sender<Result<(), ReplayError>>,
     },
+}
+
+/// A shard's answer to one phase of a reload.
+#[derive(Debug)]
+pub struct PhaseAnswer {
+    pub shard: usize,
+    pub result: Result<(), ShardError>,
+}
+
+/// What a shard could not do in a reload. Nothing of the reload is in force when it is
+/// answered to [`Command::Prepare`].
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// Another program holds the address, or it is not one of this host's: retrying helps
+    /// only once that has changed.
+    #[error("listener {listener}: cannot listen on {addr}: {source}")]
+    Bind {
+        listener: Arc<str>,
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    /// A commit without a prepare (the prepare came after the control thread gave up on it).
+    #[error("asked to commit a reload it had not prepared")]
+    NothingPrepared,
+}
+
+/// Why a dead letter could not be put back on its way; the letter stays where it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The configuration no longer has the endpoint: add it back, or drop the letter.
+    #[error("endpoint {0} is not in the configuration any more")]
+    EndpointGone(String),
+    /// The shard's log did not take the message (full, or failing); a retry may help.
+    #[error("shard {shard}: the message could not be stored again: {reason}")]
+    NotStored { shard: usize, reason: String },
 }
 
 struct Mailbox {

@@ -2,20 +2,25 @@
 //!
 //! Start-up is a reload from nothing: the same `routes::load` that `check` and every reload
 //! use builds the first table. The shards are started (every runtime built before any starts
-//! work), each binds its share of the listeners, and this thread becomes the control thread:
-//! it turns SIGHUP, a change to the config file and admin requests into two-phase reloads, and
-//! SIGTERM/SIGINT into a graceful shutdown.
+//! work) with an empty table; the first table reaches them as any reload does (a plan, prepare:
+//! each shard binds its own sockets; commit), then they replay their logs and accept. This
+//! thread becomes the control thread: it turns SIGHUP, a settled change to the config file
+//! and admin requests into two-phase reloads, and SIGTERM/SIGINT into a graceful shutdown.
 pub mod admin;
+mod data_dir;
+mod listeners;
 mod outcomes;
+pub mod plan;
 mod reload;
+mod shard_listeners;
 mod shard_main;
+mod watch;
 
 use std::io;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -23,18 +28,16 @@ use signal_hook::iterator::Signals;
 use crate::control::{Command, Control};
 use crate::deadletter::{DeadLetterId, DeadLetterStore};
 use crate::egress::settings::EgressSettings;
-use crate::ingress::budget::{self, InputBudget, PeerShares};
-use crate::ingress::listener::{bind_reuseport, ListenerCtx};
+use crate::ingress::budget::{self, InputBudget};
 use crate::metrics::Metrics;
-use crate::routes::file::ClientAuth;
 use crate::routes::file::Workers;
-use crate::routes::{self, Diagnostic, Protocol};
+use crate::routes::{Diagnostic, RouteTable};
 use crate::runtime::driver::{Driver, DriverChoice};
 use crate::runtime::fdtable;
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::{self, ShardOptions};
 use crate::shard::Routing;
-use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
+use crate::tls::config::TlsConfigError;
 use crate::wal::WalConfig;
 use admin::AdminRequest;
 pub use reload::ReloadOutcome;
@@ -55,6 +58,9 @@ pub struct RunOptions {
     pub private_fds: bool,
     /// Pin each shard's thread to a core (the default).
     pub pin: bool,
+    /// Start even when group or others can reach the data directory (or when `[server]
+    /// allow_shared_data_dir` says so).
+    pub allow_shared_data_dir: bool,
     /// Store every message before acknowledging it (the default). Off only for measuring
     /// what durability costs: then an ACK means "queued in memory".
     pub durable: bool,
@@ -67,10 +73,23 @@ pub struct RunOptions {
 pub enum RunError {
     #[error("{} problem(s) in the configuration", .0.iter().filter(|d| d.is_error()).count())]
     Config(Vec<Diagnostic>),
-    #[error("{0}")]
+    #[error(transparent)]
     Tls(#[from] TlsConfigError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    /// The first table could not be put in force (a listener's address taken, a certificate
+    /// that cannot be used); each reason.
+    #[error("the configuration could not be put in force:\n  {}", .0.join("\n  "))]
+    Startup(Vec<String>),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
+    #[error(
+        "the data directory {0}, and it holds messages: make it private (chmod 700 {path}), \
+         or, if other users must reach it, set `allow_shared_data_dir = true` in [server] \
+         (or run with --allow-shared-data-dir)",
+        path = .0.path.display()
+    )]
+    SharedDataDir(crate::private_fs::Shared),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
@@ -78,12 +97,13 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
     move |source| RunError::Io { what, source }
 }
 
-/// Listening sockets for one shard: each listener's context and socket.
-type ShardSockets = Vec<(ListenerCtx, std::net::TcpListener)>;
-
 /// Runs the router until SIGTERM or SIGINT; returns once every shard has stopped.
 pub fn run(options: RunOptions) -> Result<(), RunError> {
-    let (table, warnings) = routes::load(&options.config).map_err(RunError::Config)?;
+    let read = watch::read_stable(&options.config, None).map_err(|unsettled| RunError::Io {
+        what: "reading the configuration".to_string(),
+        source: io::Error::other(unsettled),
+    })?;
+    let (table, warnings) = read.loaded.map_err(RunError::Config)?;
     for warning in &warnings {
         log::warn!("{warning}");
     }
@@ -98,11 +118,18 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         }
         _ => log::info!("I/O driver: {driver}"),
     }
-    let table = Arc::new(table);
-    let routing = Arc::new(Routing::build(Arc::clone(&table), workers, None)?);
+    // The shards start from nothing; the start-up reload below brings the table.
+    let empty = Arc::new(Routing::build(
+        Arc::new(RouteTable::empty(&options.config)),
+        workers,
+        None,
+    )?);
     let data_dir = table.data_dir();
-    std::fs::create_dir_all(&data_dir)
-        .map_err(io_error(format!("data directory {}", data_dir.display())))?;
+    data_dir::prepare(
+        &data_dir,
+        options.allow_shared_data_dir || table.server().allow_shared_data_dir,
+    )?;
+    let admin_access = admin::prepare(admin::settings::AdminSettings::of(&table))?;
     let dead_letters = Arc::new(
         DeadLetterStore::open(&data_dir)
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
@@ -113,15 +140,12 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
     }
     let metrics = Metrics::new(workers);
     let budget = input_budget(&table, &metrics);
-    let sockets = bind_listeners(&table, workers, &budget)?;
     let mesh = Arc::new(Mesh::new(workers, 64 * 1024));
     let control = Control::new(workers);
     let ingress_open = Arc::new(AtomicU32::new(workers as u32));
-    let slots: Arc<Mutex<Vec<Option<ShardSockets>>>> =
-        Arc::new(Mutex::new(sockets.into_iter().map(Some).collect()));
     let (ready, started) = std::sync::mpsc::channel();
     let context = shard_main::Context {
-        routing: Arc::clone(&routing),
+        routing: Arc::clone(&empty),
         mesh,
         control: Arc::clone(&control),
         metrics: Arc::clone(&metrics),
@@ -147,14 +171,17 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         private_fds: options.private_fds,
     };
     let handles = shards::spawn(workers, shard_options, move |info| {
-        let sockets = slots
-            .lock()
-            .ok()
-            .and_then(|mut all| all.get_mut(info.index).and_then(Option::take))
-            .unwrap_or_default();
-        shard_main::run(info, context.clone(), sockets)
+        shard_main::run(info, context.clone())
     })
     .map_err(io_error("starting shards"))?;
+    let stop_shards = |handles: Vec<std::thread::JoinHandle<_>>| {
+        for shard in 0..control.shards() {
+            control.send(shard, Command::Shutdown);
+        }
+        for handle in handles {
+            let _ = handle.join();
+        }
+    };
     // Each shard opens its own log (inside its own descriptor table); wait until all have,
     // and give up cleanly if one cannot.
     let mut failure = None;
@@ -166,32 +193,49 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         }
     }
     if let Some(why) = failure {
-        for shard in 0..control.shards() {
-            control.send(shard, Command::Shutdown);
-        }
-        for handle in handles {
-            let _ = handle.join();
-        }
+        stop_shards(handles);
         return Err(RunError::Io {
             what: "starting the shards".to_string(),
             source: io::Error::other(why),
         });
     }
+    // Start-up is a reload from the empty table: the same plan, prepare and commit.
+    let started = reload::Reloader::start(
+        options.config.clone(),
+        workers,
+        options.workers,
+        empty,
+        Arc::clone(&control),
+        table,
+        read.files,
+        budget,
+    );
+    let mut reloader = match started {
+        Ok(reloader) => reloader,
+        Err(outcome) => {
+            stop_shards(handles);
+            return Err(RunError::Startup(outcome.reasons()));
+        }
+    };
     log::info!("ganglion running with {workers} shard(s)");
 
     let admin = admin::start(
-        table.server().admin,
+        admin_access,
         Arc::clone(&metrics),
-        Arc::clone(&routing),
+        Arc::clone(reloader.current()),
         Arc::clone(&dead_letters),
     )
-    .map_err(io_error(format!("admin address {}", table.server().admin)))?;
-    let mut reloader = reload::Reloader::new(
-        options.config.clone(),
-        workers,
-        routing,
-        Arc::clone(&control),
-    );
+    .map_err(io_error(format!(
+        "admin address {}",
+        reloader.current().table.server().admin
+    )));
+    let admin = match admin {
+        Ok(admin) => admin,
+        Err(e) => {
+            stop_shards(handles);
+            return Err(e);
+        }
+    };
     control_loop(&options, signals, &mut reloader, &admin, &dead_letters);
 
     for shard in 0..control.shards() {
@@ -226,7 +270,7 @@ fn check_open_files(limit: u64, shards: usize, endpoints: usize) {
 
 /// The process's budget for senders' unfinished input: `[server] max_buffered_input`, or the
 /// default for this machine.
-fn input_budget(table: &routes::RouteTable, metrics: &Arc<Metrics>) -> Arc<InputBudget> {
+fn input_budget(table: &crate::routes::RouteTable, metrics: &Arc<Metrics>) -> Arc<InputBudget> {
     let limit = match &table.server().max_buffered_input {
         Some(limit) => *limit.get_ref(),
         None => {
@@ -241,58 +285,6 @@ fn input_budget(table: &routes::RouteTable, metrics: &Arc<Metrics>) -> Arc<Input
     InputBudget::new(limit, Arc::clone(metrics))
 }
 
-/// Binds every listener once per shard and prints where each listens (port 0 picks one).
-fn bind_listeners(
-    table: &routes::RouteTable,
-    workers: usize,
-    budget: &Arc<InputBudget>,
-) -> Result<Vec<ShardSockets>, RunError> {
-    let mut per_shard: Vec<ShardSockets> = (0..workers).map(|_| Vec::new()).collect();
-    for listener in table.listeners() {
-        let tls = match (&listener.protocol, &listener.cert) {
-            (Protocol::Mllps | Protocol::ItkHttps, Some((cert, key))) => {
-                let clients = match (listener.client_cert, listener.client_ca.as_deref()) {
-                    (ClientAuth::Required, Some(ca)) => ClientCerts::Required(ca),
-                    (ClientAuth::Optional, Some(ca)) => ClientCerts::Optional(ca),
-                    _ => ClientCerts::NotAsked,
-                };
-                Some(server_config(cert, key, clients)?)
-            }
-            _ => None,
-        };
-        let sockets = bind_reuseport(listener.bind, workers).map_err(io_error(format!(
-            "listener {} on {}",
-            listener.name, listener.bind
-        )))?;
-        let bound: SocketAddr = sockets
-            .first()
-            .and_then(|s| s.local_addr().ok())
-            .unwrap_or(listener.bind);
-        // A fixed, parseable line: tests and scripts read the port when the config says 0.
-        println!(
-            "listening name={} protocol={} addr={bound}",
-            listener.name, listener.protocol
-        );
-        let open = Arc::new(AtomicU32::new(0));
-        let peers = PeerShares::new(listener.max_buffered_per_peer);
-        let name: Arc<str> = Arc::from(listener.name.as_str());
-        for (shard, socket) in sockets.into_iter().enumerate() {
-            per_shard[shard].push((
-                ListenerCtx {
-                    name: Arc::clone(&name),
-                    config: listener.clone(),
-                    tls: tls.clone(),
-                    open: Arc::clone(&open),
-                    budget: Arc::clone(budget),
-                    peers: Arc::clone(&peers),
-                },
-                socket,
-            ));
-        }
-    }
-    Ok(per_shard)
-}
-
 /// Signals, the config-file watch and admin requests, until told to stop.
 fn control_loop(
     options: &RunOptions,
@@ -301,22 +293,15 @@ fn control_loop(
     admin: &admin::Admin,
     dead_letters: &DeadLetterStore,
 ) {
-    // Both the routes file and the directory it names: ops staff edit either.
-    let watched = |reloader: &reload::Reloader| -> Vec<Option<SystemTime>> {
-        let table = &reloader.current().table;
-        std::iter::once(options.config.as_path())
-            .chain(table.directory_path())
-            .map(modified)
-            .collect()
-    };
-    let mut seen = watched(reloader);
-    let mut last_check = Instant::now();
+    // The routes file and the directory it names, as the last reload read them: ops staff
+    // edit either.
+    let mut watch = watch::Watch::new(reloader.files().clone());
     loop {
         for signal in signals.pending() {
             match signal {
                 SIGHUP => {
                     log::info!("SIGHUP: reloading {}", options.config.display());
-                    reload(reloader, admin);
+                    reload(reloader, admin, &mut watch, false);
                 }
                 _ => {
                     log::info!("signal {signal}: shutting down");
@@ -326,22 +311,17 @@ fn control_loop(
         }
         while let Some(request) = admin.next_request() {
             match request {
-                AdminRequest::Reload(reply) => {
-                    let _ = reply.send(reload(reloader, admin));
+                AdminRequest::Reload { allow_empty, reply } => {
+                    let _ = reply.send(reload(reloader, admin, &mut watch, allow_empty));
                 }
                 AdminRequest::Replay { id, reply } => {
                     let _ = reply.send(replay(&id, reloader.control(), dead_letters));
                 }
             }
         }
-        if options.watch && last_check.elapsed() >= Duration::from_secs(1) {
-            last_check = Instant::now();
-            let now = watched(reloader);
-            if now != seen {
-                log::info!("the configuration changed: reloading");
-                reload(reloader, admin);
-                seen = watched(reloader);
-            }
+        if options.watch && watch.poll(Instant::now()) {
+            log::info!("the configuration changed: reloading");
+            reload(reloader, admin, &mut watch, false);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -367,7 +347,7 @@ fn replay(id: &DeadLetterId, control: &Control, store: &DeadLetterStore) -> Resu
         }
         Ok(Err(why)) => {
             let _ = claim.release();
-            Err(why)
+            Err(why.to_string())
         }
         Err(_) => {
             let _ = claim.release();
@@ -376,15 +356,18 @@ fn replay(id: &DeadLetterId, control: &Control, store: &DeadLetterStore) -> Resu
     }
 }
 
-/// Reloads and lets the admin server see the routing now in force.
-fn reload(reloader: &mut reload::Reloader, admin: &admin::Admin) -> ReloadOutcome {
-    let outcome = reloader.reload();
+/// Reloads, lets the admin server see the routing now in force, and has the watch wait for
+/// the next change of the files this reload read.
+fn reload(
+    reloader: &mut reload::Reloader,
+    admin: &admin::Admin,
+    watch: &mut watch::Watch,
+    allow_empty: bool,
+) -> ReloadOutcome {
+    let outcome = reloader.reload(allow_empty);
+    watch.reloaded(reloader.files().clone());
     if let Ok(mut current) = admin.routing.lock() {
         *current = Arc::clone(reloader.current());
     }
     outcome
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }

@@ -1,18 +1,25 @@
 //! Delivering messages to endpoints.
 //!
-//! - [`worker`]: one endpoint's queue and the loop that delivers it in order, one in flight.
+//! - [`worker`]: one endpoint's queue and the loop that delivers it in order, one in flight; it
+//!   does the I/O and asks [`policy`] what each outcome means.
+//! - [`policy`]: the retry policy as a pure state machine over outcomes and the time: backoff,
+//!   circuit breaker, each message's retry budget, the stuck-queue watch.
 //! - [`connect`]: TCP and TLS connections to an endpoint, with keepalive.
 //! - [`gate`]: how many connections a shard opens at once, and how fast.
 //! - [`exchange`]: one attempt: send, wait for the reply, judge it (MLLP here, ITK in [`itk`]).
-//! - [`verdict`]: what a reply means: delivered, retry, or refused for good.
+//! - [`verdict`]: what a reply means: delivered, or a typed [`verdict::Failure`] that says which
+//!   side failed and whether a retry can help.
+//! - [`acked`]: the ids acknowledged on a connection, so that replayed earlier ACKs are skipped.
 //! - [`backoff`]: exponential backoff with full jitter, so endpoints that fail together do not
 //!   come back together.
-//! - [`settings`]: timeouts, retry budget, queue limit.
+//! - [`settings`]: timeouts, backoff and breaker settings shared by every endpoint.
+pub mod acked;
 pub mod backoff;
 pub mod connect;
 pub mod exchange;
 pub mod gate;
 pub mod itk;
+pub mod policy;
 pub mod settings;
 pub mod verdict;
 pub mod worker;

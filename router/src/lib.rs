@@ -20,7 +20,8 @@
 //!
 //! Parts they share: [`net`] (plain and TLS streams with pooled buffers), [`tls`] (rustls
 //! configurations, a private CA), [`control`] (control-thread commands), [`metrics`],
-//! [`signal`] (shard-local stop signal), [`clock`] (wire-format times), [`ids`] (UUIDs).
+//! [`signal`] (shard-local stop signal), [`clock`] (wire-format times), [`ids`] (UUIDs),
+//! [`private_fs`] (0700 folders and 0600 files for messages and secrets).
 #![deny(unsafe_code)]
 
 pub mod charset;
@@ -36,6 +37,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;
+pub mod private_fs;
 pub mod routes;
 pub mod runtime;
 pub mod semaphore;

@@ -4,11 +4,11 @@
 //! it is accepted; every destination then shares it through an `Arc`, so fan-out to N endpoints
 //! costs N small [`Delivery`] values, not N copies. The bytes are exactly those received.
 use std::ops::Range;
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use crate::shard::durable::RecordRef;
+use crate::shard::room::QueueCount;
 
 /// The family a message belongs to, which decides how it is framed towards an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct Delivery {
     /// The endpoint's name: stable across reloads, unlike its index in a table.
     pub endpoint: Arc<str>,
     /// The endpoint's count of messages not yet done, lowered when this one is.
-    pub queued: Arc<AtomicU32>,
+    pub queued: Arc<QueueCount>,
     /// Where the message is in the write-ahead log, to mark this destination done; `None`
     /// when the router runs without durability.
     pub record: Option<RecordRef>,

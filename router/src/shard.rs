@@ -5,26 +5,32 @@
 //! message for an endpoint (or at start-up when pre-warmed) and live until a reload removes the
 //! endpoint and its queue has drained.
 pub mod durable;
+pub mod room;
 pub mod routing;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::deadletter::DeadLetterError;
 use crate::egress::gate::ConnectGate;
 use crate::egress::settings::EgressSettings;
-use crate::egress::worker::{ConnectionCounters, GiveUp, Outcomes, Worker, WorkerContext};
+use crate::egress::worker::{
+    ConnectionCounters, GiveUp, Outcomes, RoomBell, Worker, WorkerContext,
+};
 use crate::ids::Uuids;
+use crate::ingress::refusals::Refusals;
 use crate::metrics::Metrics;
 use crate::net::pool::{BufferPool, IO_BUFFER};
 use crate::net::stream::Stream;
 use crate::pipeline::{Accepted, Delivery};
+use crate::routes::TableDiff;
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
+use crate::signal::LocalNotify;
 use durable::Durability;
+use room::{QueueCount, Waiting};
 pub use routing::{EndpointHandle, Routing};
 
 /// Handshakes a shard runs at once, and connections it starts per second: enough to pre-warm
@@ -56,13 +62,24 @@ impl ConnectionCounters for ShardConnections {
     }
 }
 
-/// How often a sender held back by a full queue looks again. Back-pressure is the slow path:
-/// polling it keeps the fast path free of cross-shard bookkeeping.
-const BACKPRESSURE_POLL: Duration = Duration::from_millis(2);
+/// Rings the room bells of the shards whose senders wait for room in a queue.
+struct MeshRoomBell {
+    mesh: Arc<Mesh<Delivery>>,
+}
+
+impl RoomBell for MeshRoomBell {
+    fn ring(&self, waiting: Waiting) {
+        for shard in waiting.shards(self.mesh.shards()) {
+            self.mesh.ring_room(shard);
+        }
+    }
+}
 
 pub struct Shard {
     pub info: ShardInfo,
     routing: RefCell<Arc<Routing>>,
+    /// The routing of a reload prepared and not yet committed here.
+    prepared: RefCell<Option<Arc<Routing>>>,
     mesh: Arc<Mesh<Delivery>>,
     pub pool: Rc<BufferPool>,
     workers: RefCell<HashMap<Arc<str>, Rc<Worker>>>,
@@ -73,9 +90,16 @@ pub struct Shard {
     /// The shard's write-ahead log; `None` only when durability was turned off (benchmarks).
     pub durability: Option<Rc<Durability>>,
     pub uuids: Uuids,
+    /// What ingress refused on this shard, logged with a per-peer limit.
+    pub refusals: Rc<Refusals>,
     seq: Cell<u64>,
     /// Shards sent to since the last [`Shard::flush`].
     touched: RefCell<Vec<usize>>,
+    /// Notified when this shard's room bell rings: senders held back by a full endpoint queue
+    /// or a full mesh queue look again.
+    room: LocalNotify,
+    /// Set at shutdown: nobody waits for room any more.
+    released: Cell<bool>,
 }
 
 impl Shard {
@@ -98,11 +122,15 @@ impl Shard {
                 metrics: Arc::clone(&metrics),
                 shard: info.index,
             }),
+            room: Rc::new(MeshRoomBell {
+                mesh: Arc::clone(&mesh),
+            }),
         };
         Rc::new(Shard {
             workers_context,
             info,
             routing: RefCell::new(routing),
+            prepared: RefCell::new(None),
             mesh,
             pool,
             workers: RefCell::new(HashMap::new()),
@@ -111,8 +139,11 @@ impl Shard {
             metrics,
             durability,
             uuids: Uuids::new(info.index),
+            refusals: Rc::new(Refusals::new()),
             seq: Cell::new(0),
             touched: RefCell::new(Vec::new()),
+            room: LocalNotify::new(),
+            released: Cell::new(false),
         })
     }
 
@@ -121,26 +152,46 @@ impl Shard {
         Arc::clone(&self.routing.borrow())
     }
 
-    /// Takes a new routing into use: workers of endpoints it still has get their (possibly
-    /// changed) definitions; workers of endpoints it dropped finish their queues and stop.
-    pub fn install(&self, routing: Arc<Routing>) {
+    /// Phase one of a reload: `routing` is about to be in force. Until this shard commits it,
+    /// a delivery that another shard (already committed) routed to an endpoint new in it still
+    /// finds its definition here.
+    pub fn prepare(&self, routing: Arc<Routing>) {
+        *self.prepared.borrow_mut() = Some(routing);
+    }
+
+    /// The reload was aborted.
+    pub fn forget_prepared(&self) {
+        self.prepared.borrow_mut().take();
+    }
+
+    /// Takes a new routing into use as `diff` (from the routing in force to it) says: workers
+    /// of removed endpoints finish their queues and stop; workers of changed endpoints take
+    /// the new definition and reconnect; those of unchanged ones keep their connection (their
+    /// definition may still differ in what does not make the connection, such as `prewarm`);
+    /// endpoints that want it are pre-warmed.
+    pub fn install(&self, routing: Arc<Routing>, diff: &TableDiff) {
+        let old = self.routing();
         let mut workers = self.workers.borrow_mut();
-        let table = &routing.table;
-        workers.retain(|name, worker| match table.endpoint_id(name) {
-            Some(id) => {
-                if let Some(endpoint) = table.endpoint(id) {
-                    let tls = routing.client_tls_for(endpoint);
-                    worker.update(Arc::new(endpoint.clone()), tls);
-                }
-                true
-            }
-            None => {
+        for &id in &diff.removed {
+            let stopped = old
+                .table
+                .endpoint(id)
+                .and_then(|endpoint| workers.remove(endpoint.name.as_str()));
+            if let Some(worker) = stopped {
                 worker.stop();
-                false
             }
-        });
+        }
+        for &(_, id) in diff.changed.iter().chain(&diff.unchanged) {
+            let Some(endpoint) = routing.table.endpoint(id) else {
+                continue;
+            };
+            if let Some(worker) = workers.get(endpoint.name.as_str()) {
+                worker.update(Arc::new(endpoint.clone()), routing.client_tls_for(endpoint));
+            }
+        }
         drop(workers);
         *self.routing.borrow_mut() = routing;
+        self.prepared.borrow_mut().take();
         self.prewarm();
     }
 
@@ -179,17 +230,60 @@ impl Shard {
     }
 
     /// Holds the caller (and so stops reading from its sender) while the endpoint's queue is
-    /// full.
+    /// full: before a message is stored, so that a full queue does not fill the log.
     pub async fn wait_for_room(&self, handle: &EndpointHandle) {
-        while handle.queued.load(Ordering::Acquire) >= self.settings.queue_limit {
-            monoio::time::sleep(BACKPRESSURE_POLL).await;
+        self.room_in(handle, false).await;
+    }
+
+    /// Hands a delivery to the shard that owns its endpoint, once it has a place in the
+    /// endpoint's queue (waiting, and so holding its sender's answer, while the queue is at its
+    /// limit): directly when the owner is this shard, through the mesh otherwise.
+    pub async fn dispatch(&self, delivery: Delivery, handle: &EndpointHandle) {
+        self.room_in(handle, true).await;
+        self.hand_over(delivery, handle).await;
+    }
+
+    /// As [`Shard::dispatch`], past the queue limit: for messages accepted before (replayed
+    /// from the log or the dead-letter store), which must not wait behind new senders.
+    pub async fn requeue(&self, delivery: Delivery, handle: &EndpointHandle) {
+        handle.queued.take();
+        self.hand_over(delivery, handle).await;
+    }
+
+    /// Waits until `handle`'s queue is under its limit; with `take`, takes a place in it.
+    /// Woken by the room bell, so a held-back sender costs nothing while it waits.
+    async fn room_in(&self, handle: &EndpointHandle, take: bool) {
+        let (count, limit) = (&handle.queued, handle.queue_limit);
+        let got = |count: &QueueCount| {
+            if take {
+                count.try_take(limit)
+            } else {
+                count.has_room(limit)
+            }
+        };
+        loop {
+            if got(count) {
+                return;
+            }
+            if self.released.get() {
+                if take {
+                    count.take();
+                }
+                return;
+            }
+            let seen = self.room.generation();
+            count.wait_from(self.info.index);
+            if got(count) {
+                return;
+            }
+            // What this batch already handed over must reach its owners before we sleep:
+            // their progress is what makes room.
+            self.flush();
+            self.room.changed(seen).await;
         }
     }
 
-    /// Hands a delivery to the shard that owns its endpoint: directly when that is this shard,
-    /// through the mesh otherwise. Counts it against the endpoint's queue.
-    pub async fn dispatch(&self, delivery: Delivery, handle: &EndpointHandle) {
-        delivery.queued.fetch_add(1, Ordering::AcqRel);
+    async fn hand_over(&self, delivery: Delivery, handle: &EndpointHandle) {
         if handle.owner == self.info.index {
             self.deliver_here(delivery);
             return;
@@ -199,10 +293,17 @@ impl Shard {
             match self.mesh.try_send(self.info.index, handle.owner, item) {
                 Ok(()) => break,
                 Err(back) => {
-                    // The owner is behind: make sure it is awake, then wait for room.
+                    // The owner is behind: ask to be told when it has drained, make sure it is
+                    // awake, and try again once told (or at once, if it drained meanwhile).
                     item = back;
+                    let seen = self.room.generation();
+                    self.mesh.wake_when_drained(self.info.index, handle.owner);
+                    match self.mesh.try_send(self.info.index, handle.owner, item) {
+                        Ok(()) => break,
+                        Err(back) => item = back,
+                    }
                     self.mesh.notify(handle.owner);
-                    monoio::time::sleep(BACKPRESSURE_POLL).await;
+                    self.room.changed(seen).await;
                 }
             }
         }
@@ -210,6 +311,22 @@ impl Shard {
         if !touched.contains(&handle.owner) {
             touched.push(handle.owner);
         }
+    }
+
+    /// Runs for the life of the shard: passes the room bell's rings on to the senders of this
+    /// shard that wait for room.
+    pub async fn run_room(self: Rc<Self>) {
+        loop {
+            self.mesh.room_rung(self.info.index).await;
+            self.room.notify();
+        }
+    }
+
+    /// Shutdown: senders stop waiting for room (what they hold is stored; it is delivered in
+    /// the grace period or after the restart).
+    pub fn release_waiters(&self) {
+        self.released.set(true);
+        self.room.notify();
     }
 
     /// Ends a batch: wakes each shard that was sent something, once.
@@ -230,7 +347,7 @@ impl Shard {
                 None => {
                     // The endpoint vanished in a reload between routing and delivery; the
                     // message was accepted, so it must not be lost.
-                    delivery.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.workers_context.room.ring(delivery.queued.done());
                     self.outcomes.dead_letter(
                         &delivery,
                         GiveUp::Unroutable,
@@ -245,8 +362,11 @@ impl Shard {
     }
 
     fn start_worker(&self, name: &str) -> Option<Rc<Worker>> {
-        let routing = self.routing();
-        let id = routing.table.endpoint_id(name)?;
+        let current = self.routing();
+        let prepared = self.prepared.borrow().clone();
+        let (routing, id) = std::iter::once(current)
+            .chain(prepared)
+            .find_map(|routing| routing.table.endpoint_id(name).map(|id| (routing, id)))?;
         let endpoint = routing.table.endpoint(id)?;
         let tls = routing.client_tls_for(endpoint);
         let worker = Worker::new(Arc::new(endpoint.clone()), tls);
@@ -261,6 +381,7 @@ impl Shard {
     /// Runs for the life of the shard: moves deliveries that other shards queued for this one
     /// to their endpoints' workers.
     pub async fn run_inbox(self: Rc<Self>) {
+        monoio::spawn(Rc::clone(&self).run_room());
         let mut batch = Vec::with_capacity(256);
         loop {
             self.mesh.wait(self.info.index).await;
@@ -277,20 +398,10 @@ impl Shard {
             .dead_letter(delivery, GiveUp::Unroutable, detail, None);
     }
 
-    /// Keeps a message that no rule routes, when the policy says to keep such messages.
-    pub fn dead_letter_unrouted(&self, message: &Arc<Accepted>) {
-        let delivery = Delivery {
-            message: Arc::clone(message),
-            endpoint: Arc::from("(unrouted)"),
-            queued: Arc::new(AtomicU32::new(0)),
-            record: None,
-        };
-        self.outcomes.dead_letter(
-            &delivery,
-            GiveUp::Unroutable,
-            "no route for this message",
-            None,
-        );
+    /// Keeps a message that no rule routes, when the policy says to keep such messages; its
+    /// sender may be acknowledged once this returned `Ok`.
+    pub fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError> {
+        self.outcomes.keep_unrouted(message)
     }
 
     /// This shard's counters.

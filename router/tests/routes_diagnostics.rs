@@ -263,6 +263,13 @@ fn listener_duplicates() {
             "routes.toml:6:8: error: listener `a` binds 0.0.0.0:1, as the listener on line 2 does",
         ],
     );
+    // Port 0 asks for any free port: two listeners asking for one each do not collide.
+    let (diags, _, loaded) = load_in(&[(
+        "routes.toml",
+        b"[[listener]]\nname = \"a\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\
+[[listener]]\nname = \"b\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n",
+    )]);
+    assert!(loaded, "{diags:?}");
 }
 
 // ---- [tls.*] ----

@@ -151,3 +151,157 @@ fn rule_changes_are_seen() {
         assert_eq!(d.unchanged.len(), 3);
     }
 }
+
+/// Loads `routes.toml` from `dir` as it is now.
+fn table_in(dir: &std::path::Path) -> RouteTable {
+    match load(&dir.join("routes.toml")) {
+        Ok((t, _)) => t,
+        Err(d) => panic!("config does not load: {d:#?}"),
+    }
+}
+
+fn listener(name: &str, bind: &str, extra: &str) -> String {
+    format!("[[listener]]\nname = \"{name}\"\nprotocol = \"mllp\"\nbind = \"{bind}\"\n{extra}")
+}
+
+#[test]
+fn listeners_added_removed_moved_and_changed() {
+    let old = table(
+        &[
+            listener("same", "127.0.0.1:2575", ""),
+            listener("gone", "127.0.0.1:2576", ""),
+            listener("moves", "127.0.0.1:2577", ""),
+            listener("limits", "127.0.0.1:2578", ""),
+            format!("{TLS}{ROUTES}"),
+        ]
+        .concat(),
+        CSV,
+    );
+    let new = table(
+        &[
+            listener("limits", "127.0.0.1:2578", "max_connections = 5\n"),
+            listener("moves", "127.0.0.1:2587", ""),
+            listener("same", "127.0.0.1:2575", ""),
+            listener("fresh", "127.0.0.1:2579", ""),
+            format!("{TLS}{ROUTES}"),
+        ]
+        .concat(),
+        CSV,
+    );
+    let d = diff(Some(&old), &new).listeners;
+    let name = |t: &RouteTable, i: usize| t.listeners()[i].name.clone();
+    let pairs = |v: &[(usize, usize)]| -> Vec<String> {
+        v.iter()
+            .map(|&(o, n)| {
+                assert_eq!(name(&old, o), name(&new, n));
+                name(&new, n)
+            })
+            .collect()
+    };
+    assert_eq!(
+        d.added.iter().map(|&i| name(&new, i)).collect::<Vec<_>>(),
+        v(&["fresh"])
+    );
+    assert_eq!(
+        d.removed.iter().map(|&i| name(&old, i)).collect::<Vec<_>>(),
+        v(&["gone"])
+    );
+    assert_eq!(pairs(&d.moved), v(&["moves"]));
+    assert_eq!(pairs(&d.changed), v(&["limits"]));
+    assert_eq!(pairs(&d.unchanged), v(&["same"]));
+
+    // Start-up opens every listener; the same file changes none.
+    let all = diff(None, &new).listeners;
+    assert_eq!(all.added, vec![0, 1, 2, 3]);
+    assert!(diff(Some(&new), &new).listeners.is_empty());
+}
+
+#[test]
+fn a_certificate_renewed_in_place_is_a_change() {
+    let listener = listener(
+        "in",
+        "127.0.0.1:2575",
+        "cert = \"hub.crt\"\nkey = \"hub.key\"\n",
+    )
+    .replace("\"mllp\"", "\"mllps\"");
+    let toml =
+        format!("{listener}[tls.nhs]\nca = \"ca.crt\"\n[directory]\nfile = \"e.csv\"\n{ROUTES}");
+    let dir = folder(&[
+        ("routes.toml", toml.as_bytes()),
+        ("e.csv", CSV.as_bytes()),
+        ("hub.crt", b"first certificate"),
+        ("hub.key", b"first key"),
+        ("ca.crt", b"first CA"),
+    ]);
+    let first = table_in(&dir);
+    assert!(diff(Some(&first), &table_in(&dir)).is_empty());
+
+    // The listener's certificate, renewed under the same name.
+    std::fs::write(dir.join("hub.crt"), "renewed certificate").unwrap();
+    let renewed = table_in(&dir);
+    let d = diff(Some(&first), &renewed);
+    assert_eq!(d.listeners.changed, vec![(0, 0)]);
+    assert_eq!(d.changed.len(), 0);
+
+    // The profile's CA bundle: its endpoints reconnect, the others keep their connections.
+    std::fs::write(dir.join("ca.crt"), "renewed CA").unwrap();
+    let d = diff(Some(&renewed), &table_in(&dir));
+    assert_eq!(
+        names(Some(&renewed), &table_in(&dir), &d),
+        [v(&[]), v(&[]), v(&["b", "c"]), v(&["a"])]
+    );
+    assert!(d.listeners.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn server_settings_that_differ_are_named() {
+    let old = table(
+        &format!("[server]\nworkers = 2\ndata_dir = \"d1\"\n{TLS}{ROUTES}"),
+        CSV,
+    );
+    let new = table(
+        &format!(
+            "[server]\nworkers = \"auto\"\ndata_dir = \"d2\"\nadmin = \"127.0.0.1:1\"\n{TLS}{ROUTES}"
+        ),
+        CSV,
+    );
+    let said: Vec<String> = diff(Some(&old), &new)
+        .server
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert_eq!(said[0], "[server] workers 2 -> \"auto\"");
+    assert!(
+        said[1].starts_with("[server] data_dir ") && said[1].ends_with("d2"),
+        "{said:?}"
+    );
+    assert_eq!(said[2], "[server] admin 127.0.0.1:9464 -> 127.0.0.1:1");
+    assert!(diff(Some(&old), &old).server.is_empty());
+}
+
+#[test]
+fn admin_access_settings_that_differ_are_named_without_their_values() {
+    let old = table(&format!("[server]\n{TLS}{ROUTES}"), CSV);
+    let new = table(
+        &format!(
+            "[server]\nadmin_token_file = \"secret/token\"\nadmin_names = [\"hub.example.org\"]\n\
+             allow_shared_data_dir = true\n{TLS}{ROUTES}"
+        ),
+        CSV,
+    );
+    let said: Vec<String> = diff(Some(&old), &new)
+        .server
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "[server] admin_token_file changed",
+            "[server] admin_names changed",
+            "[server] allow_shared_data_dir changed"
+        ]
+    );
+}

@@ -22,6 +22,9 @@ pub enum Reply {
     Close,
     /// Say nothing (the sender times out).
     Silent,
+    /// First the AA of every message received earlier on this connection again, then an ACK
+    /// with this code for this one: a server seen in the field that replays its history.
+    ReplayingEarlier(AckCode),
 }
 
 /// How an ITK endpoint answers: HTTP status and body.
@@ -216,6 +219,8 @@ fn mllp_connection(
     let mut decoder = mllp::Decoder::new(64 * 1024 * 1024);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
+    // Messages received on this connection, for `Reply::ReplayingEarlier`.
+    let mut earlier: Vec<Vec<u8>> = Vec::new();
     loop {
         let n = conn.read(&mut chunk)?;
         if n == 0 {
@@ -238,7 +243,16 @@ fn mllp_connection(
                 }
                 Reply::Close => return Ok(()),
                 Reply::Silent => {}
+                Reply::ReplayingEarlier(code) => {
+                    let mut out = Vec::new();
+                    for old in &earlier {
+                        out.extend(ack_for(old, AckCode::AA, None));
+                    }
+                    out.extend(ack_for(&frame, code, None));
+                    conn.write_all(&out)?;
+                }
             }
+            earlier.push(frame);
             conn.flush()?;
         }
     }
@@ -352,13 +366,18 @@ pub struct Sender {
     conn: Box<dyn Conn>,
     decoder: mllp::Decoder,
     buf: Vec<u8>,
+    local: Option<SocketAddr>,
 }
 
 impl Sender {
     pub fn connect(addr: SocketAddr) -> io::Result<Sender> {
         let tcp = TcpStream::connect(addr)?;
         tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(Sender::over(Box::new(tcp)))
+        let local = tcp.local_addr().ok();
+        Ok(Sender {
+            local,
+            ..Sender::over(Box::new(tcp))
+        })
     }
 
     /// As [`Sender::connect`], from the loopback address `local` (`127.0.0.2`, …): another
@@ -374,7 +393,13 @@ impl Sender {
             conn,
             decoder: mllp::Decoder::new(1 << 20),
             buf: Vec::new(),
+            local: None,
         }
+    }
+
+    /// The sender's own address (as the router's logs name it), for plain connections.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
     }
 
     /// Sends raw bytes (framing included).
@@ -432,6 +457,7 @@ pub fn msa(ack: &[u8]) -> (String, String) {
 pub struct HttpClient {
     conn: Box<dyn Conn>,
     buf: Vec<u8>,
+    local: Option<SocketAddr>,
 }
 
 /// An HTTP response as the client saw it.
@@ -452,14 +478,23 @@ impl HttpClient {
     pub fn connect(addr: SocketAddr) -> io::Result<HttpClient> {
         let tcp = TcpStream::connect(addr)?;
         tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(HttpClient::over(Box::new(tcp)))
+        let local = tcp.local_addr().ok();
+        let mut client = HttpClient::over(Box::new(tcp));
+        client.local = local;
+        Ok(client)
     }
 
     pub fn over(conn: Box<dyn Conn>) -> HttpClient {
         HttpClient {
+            local: None,
             conn,
             buf: Vec::new(),
         }
+    }
+
+    /// The client's own address (as the router's logs name it).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
     }
 
     /// POSTs `body` with `SOAPAction: "action"` and returns the response.

@@ -2,25 +2,15 @@
 //! child process, stand-in endpoints and senders over real sockets, and test certificates.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod endpoint;
 pub mod fleet;
 pub mod pki;
 pub mod process;
 pub mod scratch;
 
-use std::path::PathBuf;
-
-/// The shared sample corpus: `$GANGLION_CORPUS`, else `../shared/corpus` beside the workspace.
-/// `None` (after printing a notice) when it is absent, so a clone elsewhere still passes.
-pub fn corpus() -> Option<PathBuf> {
-    let dir = match std::env::var_os("GANGLION_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("corpus not found, skipped ({})", dir.display());
-        None
-    }
+/// The shared sample corpus, or `None` on a developer's machine without it (in CI a missing
+/// corpus fails): the workspace's one finder, [`corpus::find`].
+pub fn corpus() -> Option<std::path::PathBuf> {
+    ::corpus::find()
 }

@@ -41,6 +41,18 @@ impl RouterProcess {
     /// recover (20 ms first retry, 200 ms circuit cool-down, 1 s shutdown grace) and the given
     /// reply timeout in seconds.
     pub fn start_quick(config: &Path, reply_timeout_s: u32, expect: &[&str]) -> RouterProcess {
+        RouterProcess::start_quick_through(&[], config, reply_timeout_s, expect)
+    }
+
+    /// As [`RouterProcess::start_quick`], with the router's command line handed to `wrapper`
+    /// (a program and its arguments, which must end by running the command given after them:
+    /// `unshare … sh -c '…; exec "$@"' sh`, say); no wrapper runs the router directly.
+    pub fn start_quick_through(
+        wrapper: &[&str],
+        config: &Path,
+        reply_timeout_s: u32,
+        expect: &[&str],
+    ) -> RouterProcess {
         let timeout = reply_timeout_s.to_string();
         let args = [
             "--retry-base-ms",
@@ -51,14 +63,27 @@ impl RouterProcess {
             "1",
             "--reply-timeout",
             &timeout,
+            "--no-watch",
         ];
-        RouterProcess::start(config, &args, expect)
+        RouterProcess::launch(wrapper, config, &args, expect)
     }
 
     /// As [`RouterProcess::start`], without `--no-watch`: the router reloads when the file
     /// changes.
     pub fn start_watching(config: &Path, args: &[&str], expect: &[&str]) -> RouterProcess {
-        let mut child = Command::new(bin())
+        RouterProcess::launch(&[], config, args, expect)
+    }
+
+    fn launch(wrapper: &[&str], config: &Path, args: &[&str], expect: &[&str]) -> RouterProcess {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(bin());
+                command
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -274,5 +299,28 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `ganglion ARGS…` and waits up to `timeout` for it to exit by itself: `None` (after
+/// killing it) when it was still running, as a daemon that should have refused to start is.
+pub fn ganglion_exit(args: &[&str], timeout: Duration) -> Option<std::process::Output> {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ganglion");
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().ok(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
     }
 }

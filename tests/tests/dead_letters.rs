@@ -41,6 +41,13 @@ fn refused_messages_are_kept_listed_replayed_and_dropped() {
     );
     let router = RouterProcess::start(&config, &["--grace", "1"], &["in", "admin"]);
     let admin = router.addr("admin").to_string();
+    // The token is found through the routes file; the address is given (the file says port 0).
+    let config_arg = config.display().to_string();
+    let through_admin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--admin", &admin, "--config", &config_arg]);
+        ganglion(&all)
+    };
     let mut sender = Sender::connect(router.addr("in")).unwrap();
     for id in ["D1", "D2"] {
         assert_eq!(msa(&sender.exchange(&adt(id)).unwrap()).0, "AA");
@@ -50,7 +57,7 @@ fn refused_messages_are_kept_listed_replayed_and_dropped() {
     // Listed through the admin address, with the endpoint's reply kept.
     let deadline = std::time::Instant::now() + WAIT;
     let letters = loop {
-        let output = ganglion(&["dead-letters", "list", "--admin", &admin, "--json"]);
+        let output = through_admin(&["dead-letters", "list", "--json"]);
         assert!(output.status.success(), "{output:?}");
         let letters: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -71,7 +78,7 @@ fn refused_messages_are_kept_listed_replayed_and_dropped() {
             .to_string()
     };
     let (d1, d2) = (id_of("D1"), id_of("D2"));
-    let shown = ganglion(&["dead-letters", "show", &d1, "--admin", &admin]);
+    let shown = through_admin(&["dead-letters", "show", &d1]);
     let letter: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(letter["reason"], "rejected");
     assert!(
@@ -85,7 +92,7 @@ fn refused_messages_are_kept_listed_replayed_and_dropped() {
 
     // The endpoint changes its mind; replaying D1 through the running router delivers it.
     willing.store(true, Ordering::SeqCst);
-    let replayed = ganglion(&["dead-letters", "replay", &d1, "--admin", &admin]);
+    let replayed = through_admin(&["dead-letters", "replay", &d1]);
     assert!(replayed.status.success(), "{replayed:?}");
     assert!(picky.inbox.wait_for(3, WAIT));
     assert_eq!(picky.inbox.messages()[2], adt("D1"));

@@ -316,7 +316,7 @@ fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
     std::fs::create_dir_all(&data).unwrap();
     // A 2 MiB tmpfs: the router's disk fills for real (ENOSPC), not just its budget.
     let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
         .arg(&data)
         .status()
         .is_ok_and(|s| s.success());

@@ -317,3 +317,111 @@ fn an_infrastructure_ack_goes_back_to_a_sender_in_the_directory() {
     assert!(body.contains("result=\"OK\""), "{body}");
     assert!(router.terminate(WAIT).success());
 }
+
+/// A valid ITK request that the test config routes nowhere (an infrastructure ACK: only
+/// SendCDADocument is routed), with the tracking id given.
+fn unroutable_request(tracking_id: &str) -> Vec<u8> {
+    let ack = codecs::itk::InfAck {
+        tracking_id,
+        payload_uuid: "0B7E4A39-1F0C-4D5E-9A61-3C0D2B8E7F10",
+        to: Some("urn:nhs-uk:addressing:ods:X0912"),
+        audit_identity: "urn:nhs-uk:identity:ods:TEST",
+        sender: None,
+        timestamp: "2026-11-25T09:30:00Z",
+        tracking_id_ref: "217D1168-7F0B-4F31-A0A9-5B030E545FAE",
+        service_ref: CDA,
+        result: codecs::itk::InfResult::Ok,
+        errors: &[],
+    };
+    let header = codecs::itk::RequestHeader {
+        message_id: "5E1A7C90-3B2D-4F6E-8A1C-9D0B2E4F6A81",
+        action: codecs::itk::SERVICE_INF_ACK,
+        to: "http://127.0.0.1/itk",
+        from: None,
+        timestamp: None,
+        username: None,
+    };
+    let mut bytes = Vec::new();
+    codecs::itk::write_soap_request(&mut bytes, &header, |out| {
+        codecs::itk::write_infrastructure_ack(out, &ack)
+    });
+    bytes
+}
+
+#[test]
+fn an_error_after_a_byte_order_mark_names_the_right_byte() {
+    let scratch = Scratch::new("itk-bom");
+    let sink = Endpoint::itk(None, ok());
+    let config = config(
+        &scratch,
+        &[("sink", "urn:nhs-uk:addressing:ods:SINK", &sink)],
+    );
+    let router = start(&config);
+    let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+    let body = "\u{feff}<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+                <soap:Body><x:Other xmlns:x=\"urn:x\"/></soap:Body></soap:Envelope>";
+    let response = client.post("/syncsoap", CDA, body.as_bytes()).unwrap();
+    assert_eq!(response.status, 500);
+    let at = body.find("<x:Other").unwrap();
+    let text = response.text();
+    assert!(
+        text.contains(&format!("carries no DistributionEnvelope at byte {at} ")),
+        "{at}: {text}"
+    );
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn client_faults_are_logged_once_with_the_peer_and_never_the_message() {
+    let scratch = Scratch::new("itk-refusal-log");
+    let sink = Endpoint::itk(None, ok());
+    let config = config(
+        &scratch,
+        &[("sink", "urn:nhs-uk:addressing:ods:SINK", &sink)],
+    );
+    let mut router = start(&config);
+    let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+    let peer = client.local_addr().unwrap();
+    let tracking = "9F1E2D3C-4B5A-4968-8776-A5B4C3D2E1F0";
+    let response = client
+        .post(
+            "/syncsoap",
+            codecs::itk::SERVICE_INF_ACK,
+            &unroutable_request(tracking),
+        )
+        .unwrap();
+    assert_eq!(response.status, 500);
+    assert!(response.text().contains("no route"), "{}", response.text());
+    let response = client.post("/syncsoap", CDA, b"<not xml").unwrap();
+    assert_eq!(response.status, 500);
+    client
+        .send_raw(b"GET /syncsoap HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(client.response().unwrap().status, 405);
+    let needle = format!("itk: refused {peer}:");
+    assert!(
+        router.wait_for_count(&needle, 3, WAIT),
+        "{}",
+        router.output()
+    );
+    let output = router.output();
+    let lines: Vec<&str> = output.lines().filter(|l| l.contains(&needle)).collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(
+        lines[0].contains("no route") && lines[0].contains(tracking),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("unreadable") && lines[1].contains("at byte"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].contains("only POST"), "{}", lines[2]);
+    // The message's content (here the addressee and the acknowledged id) is not logged.
+    assert!(
+        !output.contains("217D1168") && !output.contains("X0912"),
+        "{output}"
+    );
+    assert!(router.terminate(WAIT).success());
+}

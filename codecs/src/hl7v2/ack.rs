@@ -3,7 +3,10 @@
 //!
 //! The ACK reuses the original's separators, swaps sender and receiver (MSH-3/4 ↔ MSH-5/6, copied
 //! raw: same separators, so no re-encoding), answers MSH-9 with `ACK^<trigger>^ACK`, copies
-//! MSH-11/12, and echoes MSH-10 into MSA-2. The caller supplies the ACK's own MSH-10 and MSH-7
+//! MSH-11/12 and MSH-18 (the character set: the copied fields are in it, and a receiver decodes
+//! the ACK by it), and echoes MSH-10 into MSA-2. Texts (MSA-3, ERR-8) are written in that
+//! character set: UTF-8 when MSH-18 is empty or names Unicode, ISO 8859-1 for `8859/1`, and
+//! ASCII otherwise, a character the set cannot hold becoming `?`. The caller supplies the ACK's own MSH-10 and MSH-7
 //! (codecs read no clock and invent no ids). Every caller-supplied value is escaped. Segments end
 //! with CR. Whether to acknowledge at all (never an ACK: see [`Msh::is_ack`]) and which code to
 //! send is the caller's policy.
@@ -12,6 +15,8 @@
 //! know): ERR-1 `SEG^1^field^code&text&HL70357` (v2.3 ELD), ERR-2 `SEG^1^field` (ERL), ERR-3
 //! `code^text^HL70357`, ERR-4 `E`, ERR-7 `byte <offset>`, ERR-8 the caller's text. The segment
 //! sequence is written as 1 (the first occurrence).
+
+use std::borrow::Cow;
 
 use super::error::ParseError;
 use super::escape::escape;
@@ -139,6 +144,7 @@ pub fn write_ack(original: Option<&Msh<'_>>, ack: &Ack<'_>, out: &mut Vec<u8>) {
                 trigger: msh.trigger_event(),
                 processing_id: raw(11),
                 version: raw(12),
+                charset: raw(18),
             };
             write(&header, ack, raw(10), false, out);
         }
@@ -184,6 +190,40 @@ struct Header<'o> {
     trigger: Option<&'o [u8]>,
     processing_id: &'o [u8],
     version: &'o [u8],
+    /// MSH-18 as the original has it (every repetition); empty for none.
+    charset: &'o [u8],
+}
+
+impl Header<'_> {
+    /// `text` in the ACK's character set (see the module notes).
+    fn text<'t>(&self, text: &'t str) -> Cow<'t, [u8]> {
+        if text.is_ascii() {
+            return Cow::Borrowed(text.as_bytes());
+        }
+        let first = self
+            .charset
+            .split(|&b| b == self.seps.repetition)
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        let limit = match first {
+            b"" | b"UNICODE" | b"UNICODE UTF-8" | b"UTF-8" => {
+                return Cow::Borrowed(text.as_bytes())
+            }
+            b"8859/1" | b"ISO IR100" => 0xFF,
+            _ => 0x7F,
+        };
+        Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    u8::try_from(u32::from(c))
+                        .ok()
+                        .filter(|&b| u32::from(b) <= limit)
+                })
+                .map(|b| b.unwrap_or(b'?'))
+                .collect(),
+        )
+    }
 }
 
 impl Header<'static> {
@@ -195,6 +235,7 @@ impl Header<'static> {
             trigger: None,
             processing_id: FALLBACK_PROCESSING_ID,
             version: FALLBACK_VERSION,
+            charset: b"",
         }
     }
 }
@@ -228,6 +269,11 @@ fn write(h: &Header<'_>, ack: &Ack<'_>, acked_id: &[u8], escape_id: bool, out: &
     out.extend_from_slice(h.processing_id);
     out.push(fs);
     out.extend_from_slice(h.version);
+    if !h.charset.is_empty() {
+        // MSH-13 to MSH-17 empty, then MSH-18.
+        out.extend_from_slice(&[fs; 6]);
+        out.extend_from_slice(h.charset);
+    }
     out.push(b'\r');
 
     out.extend_from_slice(b"MSA");
@@ -241,16 +287,17 @@ fn write(h: &Header<'_>, ack: &Ack<'_>, acked_id: &[u8], escape_id: bool, out: &
     }
     if let Some(text) = ack.text.filter(|t| !t.is_empty()) {
         out.push(fs);
-        escape(text.as_bytes(), seps, out);
+        escape(&h.text(text), seps, out);
     }
     out.push(b'\r');
 
     if let Some(err) = ack.error.as_ref().filter(|_| ack.code.is_negative()) {
-        write_err(err, seps, out);
+        write_err(err, h, out);
     }
 }
 
-fn write_err(err: &AckError<'_>, seps: &Separators, out: &mut Vec<u8>) {
+fn write_err(err: &AckError<'_>, h: &Header<'_>, out: &mut Vec<u8>) {
+    let seps = &h.seps;
     let fs = seps.field;
     let cs = seps.component;
     let ss = seps.subcomponent;
@@ -302,7 +349,7 @@ fn write_err(err: &AckError<'_>, seps: &Separators, out: &mut Vec<u8>) {
         }
         if !err.text.is_empty() {
             out.push(fs);
-            escape(err.text.as_bytes(), seps, out);
+            escape(&h.text(err.text), seps, out);
         }
     }
     out.push(b'\r');
@@ -392,7 +439,7 @@ mod tests {
         let out = build(original, &ack(AckCode::CA));
         assert_eq!(
             text(&out),
-            "MSH^~|\\&^RECEIVING^200^SENDING^200M^20240102030405^^ACK~A24~ACK^ACK-9^T^2.4\r\
+            "MSH^~|\\&^RECEIVING^200^SENDING^200M^20240102030405^^ACK~A24~ACK^ACK-9^T^2.4^^^^^^M\r\
              MSA^CA^2003582144\r"
         );
     }
@@ -444,6 +491,44 @@ mod tests {
             ..a
         };
         assert!(!text(&build(ORIGINAL, &a)).contains("ERR"));
+    }
+
+    #[test]
+    fn the_character_set_is_carried_and_texts_are_written_in_it() {
+        let latin1 = b"MSH|^~\\&|PAS|H\xd4PITAL|EPR|RX8|2026||ADT^A01|L1|P|2.4|||||FRA|8859/1~UNICODE UTF-8\rPID|1\r";
+        let a = Ack {
+            text: Some("refus\u{e9} \u{2192} \u{e0} l'instant"),
+            error: Some(AckError {
+                segment: None,
+                field: None,
+                offset: None,
+                code: 207,
+                text: "d\u{e9}j\u{e0}",
+            }),
+            ..ack(AckCode::AR)
+        };
+        let out = build(latin1, &a);
+        let mut expected = b"MSH|^~\\&|EPR|RX8|PAS|H\xd4PITAL|20240102030405||ACK^A01^ACK|ACK-9|P|2.4||||||8859/1~UNICODE UTF-8\r".to_vec();
+        expected.extend_from_slice(b"MSA|AR|L1|refus\xe9 ? \xe0 l'instant\r");
+        expected
+            .extend_from_slice(b"ERR|||207^Application internal error^HL70357|E||||d\xe9j\xe0\r");
+        assert_eq!(out, expected, "{}", String::from_utf8_lossy(&out));
+        // UTF-8 as it is where MSH-18 says Unicode or nothing; `?` where it says ASCII.
+        let utf8 = String::from_utf8(build(ORIGINAL, &a)).unwrap();
+        assert!(
+            utf8.contains("MSA|AR|CTRL-1|refus\u{e9} \u{2192}"),
+            "{utf8}"
+        );
+        assert!(
+            utf8.contains("|P|2.5.1\rMSA|"),
+            "no MSH-18 when there was none: {utf8}"
+        );
+        let ascii = b"MSH|^~\\&|A|B|C|D|1||ADT^A01|C2|P|2.4||||||ASCII\r";
+        let out = text(&build(ascii, &a));
+        assert!(
+            out.contains("|P|2.4||||||ASCII\rMSA|AR|C2|refus? ? ? l'instant\r"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -116,10 +116,18 @@ pub enum ErrorKind {
         "bytes outside any message: expected MSH, FHS, BHS, BTS or FTS at the start of a line"
     )]
     Garbage,
+    /// A field the standard requires (MSH-9, MSH-10, MSH-12) is empty or absent.
+    #[error("required field is empty or missing")]
+    RequiredFieldMissing,
+    /// An escape sequence that is not one HL7 defines: no closing escape character, hex data
+    /// that is not pairs of hex digits, or an unknown code.
+    #[error("malformed escape sequence")]
+    BadEscape,
 }
 
 impl ErrorKind {
-    /// HL7 table 0357 code: 100 = segment sequence error, 102 = data type error.
+    /// HL7 table 0357 code: 100 = segment sequence error, 101 = required field missing,
+    /// 102 = data type error.
     pub fn hl7_code(&self) -> u16 {
         match self {
             ErrorKind::Empty
@@ -132,7 +140,9 @@ impl ErrorKind {
             | ErrorKind::DuplicateSeparator { .. }
             | ErrorKind::TooFewEncodingChars { .. }
             | ErrorKind::TooManyEncodingChars
-            | ErrorKind::ControlByte { .. } => 102,
+            | ErrorKind::ControlByte { .. }
+            | ErrorKind::BadEscape => 102,
+            ErrorKind::RequiredFieldMissing => 101,
         }
     }
 }
@@ -254,5 +264,7 @@ mod tests {
             ParseError::new(0, ErrorKind::DuplicateSeparator { byte: b'^' }).hl7_code(),
             102
         );
+        assert_eq!(ErrorKind::RequiredFieldMissing.hl7_code(), 101);
+        assert_eq!(ErrorKind::BadEscape.hl7_code(), 102);
     }
 }

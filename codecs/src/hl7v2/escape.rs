@@ -26,22 +26,42 @@ const MAX_LAYOUT_REPEAT: usize = 64;
 /// Decodes the escape sequences of a raw value. Borrows when the value holds no escape
 /// character (the common case: one `memchr`, no allocation).
 pub fn unescape<'a>(raw: &'a [u8], seps: &Separators) -> Cow<'a, [u8]> {
+    decode(raw, seps, false).unwrap_or(Cow::Borrowed(raw))
+}
+
+/// As [`unescape`], for values whose meaning matters (routing keys): a sequence that
+/// [`unescape`] would keep byte for byte because it is not one HL7 defines (no closing escape
+/// character, `\X` data that is not pairs of hex digits, an unknown code) is an error,
+/// `Err(i)` with `i` the index in `raw` of its opening escape character. Locally defined
+/// `\Z…\` sequences are kept, as [`unescape`] keeps them.
+pub fn unescape_strict<'a>(raw: &'a [u8], seps: &Separators) -> Result<Cow<'a, [u8]>, usize> {
+    decode(raw, seps, true)
+}
+
+fn decode<'a>(raw: &'a [u8], seps: &Separators, strict: bool) -> Result<Cow<'a, [u8]>, usize> {
     let esc = seps.escape;
     let Some(first) = memchr(esc, raw) else {
-        return Cow::Borrowed(raw);
+        return Ok(Cow::Borrowed(raw));
     };
     let mut out = Vec::with_capacity(raw.len());
     let (plain, mut rest) = raw.split_at(first);
     out.extend_from_slice(plain);
     // Loop invariant: `rest` is empty or starts with the escape character.
     while let Some(after_open) = rest.get(1..) {
+        let at = raw.len() - rest.len();
         let Some(len) = memchr(esc, after_open) else {
+            if strict {
+                return Err(at);
+            }
             out.extend_from_slice(rest);
             break;
         };
         let (body, after_body) = after_open.split_at(len);
         let after_close = after_body.get(1..).unwrap_or_default();
         if !decode_sequence(body, seps, &mut out) {
+            if strict && body.first() != Some(&b'Z') {
+                return Err(at);
+            }
             // Unknown: keep the whole sequence, both escape characters included.
             out.push(esc);
             out.extend_from_slice(body);
@@ -52,7 +72,7 @@ pub fn unescape<'a>(raw: &'a [u8], seps: &Separators) -> Cow<'a, [u8]> {
         out.extend_from_slice(plain);
         rest = tail;
     }
-    Cow::Owned(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Decodes one sequence body (between the escape characters) into `out`; `false` when it is not
@@ -198,6 +218,25 @@ mod tests {
 
     fn dec(raw: &[u8]) -> Vec<u8> {
         unescape(raw, &Separators::default()).into_owned()
+    }
+
+    #[test]
+    fn strict_decoding_names_the_first_sequence_it_cannot_read() {
+        let seps = Separators::default();
+        let strict = |raw: &[u8]| unescape_strict(raw, &seps).map(Cow::into_owned);
+        assert_eq!(strict(b"ADT"), Ok(b"ADT".to_vec()));
+        assert_eq!(strict(b"N\\X48\\S\\F\\"), Ok(b"NHS|".to_vec()));
+        assert_eq!(strict(b"a\\Zlocal\\b"), Ok(b"a\\Zlocal\\b".to_vec()));
+        for (raw, at) in [
+            (&b"ADT\\X4G\\"[..], 3),
+            (b"ADT\\X0\\", 3),
+            (b"ok\\F\\then\\", 9),
+            (b"\\Q\\", 0),
+            (b"a\\\\b", 1),
+            (b"x\\.zz\\", 1),
+        ] {
+            assert_eq!(strict(raw), Err(at), "{}", String::from_utf8_lossy(raw));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use memchr::{memchr, memchr2};
 
+use super::error::{ErrorKind, ParseError};
 use super::field::{component_of_first_repetition, first_part, non_empty, nth_part, Field};
 use super::segment::Segment;
 use super::separators::Separators;
@@ -309,6 +310,37 @@ impl<'a> Msh<'a> {
     pub fn is_ack(&self) -> bool {
         self.message_type() == Some(b"ACK")
     }
+
+    /// The fields without which a message cannot be answered or told apart: MSH-9 (its
+    /// message type), MSH-10 (its control id) and MSH-12 (its version). `Err` names the first
+    /// that is empty or absent, at the byte where its value starts, or where the MSH line ends
+    /// when the line stops before it.
+    pub fn check_required(&self) -> Result<(), ParseError> {
+        let fields = [
+            (9, self.message_type()),
+            (10, self.control_id()),
+            (12, self.version()),
+        ];
+        match fields.into_iter().find(|(_, value)| value.is_none()) {
+            None => Ok(()),
+            Some((n, _)) => Err(ParseError::at(
+                self.value_offset(n),
+                *b"MSH",
+                Some(n),
+                ErrorKind::RequiredFieldMissing,
+            )),
+        }
+    }
+
+    /// Offset in the input of the value of field `n` (3 or more), or of the end of the line
+    /// when the field is absent.
+    fn value_offset(&self, n: u16) -> usize {
+        let within = match self.element(usize::from(n) - 1) {
+            Some(raw) => (raw.as_ptr() as usize).saturating_sub(self.line.as_ptr() as usize),
+            None => self.line.len(),
+        };
+        self.offset + within
+    }
 }
 
 /// High bit set in each byte of the result exactly where `x` has a zero byte (no false
@@ -433,6 +465,35 @@ mod tests {
         assert_eq!(m.version(), Some(&b"2.5"[..]));
         assert!(m.field(13).is_none());
         assert_eq!(m.field(12), m.segment().field(12));
+    }
+
+    #[test]
+    fn required_fields_are_named_where_they_are_missing() {
+        assert_eq!(msh(ADT).check_required(), Ok(()));
+        let cases: [(&[u8], u16, usize); 5] = [
+            (b"MSH|^~\\&|A|B|C|D|1|||ID|P|2.5", 9, 20),
+            (b"MSH|^~\\&|A|B|C|D|1||^A01|ID|P|2.5", 9, 20),
+            (b"MSH|^~\\&|A|B|C|D|1||ADT^A01||P|2.5\rPID|1", 10, 28),
+            (b"MSH|^~\\&|A|B|C|D|1||ADT^A01|ID|P\rPID|1", 12, 32),
+            (b"MSH|^~\\&|App|Fac", 9, 16),
+        ];
+        for (line, field, offset) in cases {
+            let e = msh(line).check_required().unwrap_err();
+            assert_eq!(
+                (e.segment, e.field, e.offset, e.kind),
+                (
+                    Some(*b"MSH"),
+                    Some(field),
+                    offset,
+                    ErrorKind::RequiredFieldMissing
+                ),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // Offsets count from the start of the input, after a preamble.
+        let m = crate::hl7v2::Message::parse(b"\n\nMSH|^~\\&|A|B|C|D|1||ADT^A01||P|2.5").unwrap();
+        assert_eq!(m.msh().check_required().unwrap_err().offset, 30);
     }
 
     #[test]

@@ -7,7 +7,6 @@
 use super::cursor::read_both;
 use super::{read_request, read_response};
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
 
 /// Both readings of `input` as a request and as a response: unless the fast tokenizer gave
 /// up, they must be equal. Returns whether it never gave up where quick-xml's reading
@@ -27,36 +26,12 @@ fn agree(input: &[u8]) -> bool {
     request && response
 }
 
-fn corpus() -> Option<PathBuf> {
-    let dir = match std::env::var_os("GANGLION_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"),
-    };
-    dir.join("itk").is_dir().then_some(dir.join("itk"))
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn corpus_samples_read_the_same_and_fast() {
-    let Some(dir) = corpus() else {
-        println!("corpus not found, skipped");
+    let Some(dir) = corpus::find_sub("itk") else {
         return;
     };
-    let mut all = Vec::new();
-    files(&dir, &mut all);
+    let all = corpus::files(&dir);
     assert!(!all.is_empty());
     let mut slow = Vec::new();
     for path in &all {

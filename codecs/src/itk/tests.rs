@@ -597,3 +597,36 @@ fn payload_content_is_opaque_but_balanced() {
     assert_eq!(e.path, "/DistributionEnvelope/payloads/payload");
     assert_eq!(&xml.as_bytes()[e.offset..e.offset + 4], b"</y>");
 }
+
+#[test]
+fn offsets_count_a_byte_order_mark() {
+    // Offsets are into the input as given, BOM included: an error after a BOM points at the
+    // same bytes as without it, and so do payload ranges.
+    let other = soap("soap", NS_WSA_2005, "", "<x:Other xmlns:x=\"urn:x\"/>");
+    let unclosed = format!("{}<", de(HEADER, PAYLOADS));
+    let bad_count = de(HEADER, PAYLOADS).replace("count=\"2\"", "count=\"x\"");
+    for body in [&other, &unclosed, &bad_count] {
+        let plain = parse(body.as_bytes()).unwrap_err();
+        let with_bom = format!("\u{feff}{body}");
+        let e = parse(with_bom.as_bytes()).unwrap_err();
+        assert_eq!(e.offset, plain.offset + 3, "{e}");
+        assert_eq!(
+            &with_bom.as_bytes()[e.offset..],
+            &body.as_bytes()[plain.offset..],
+            "{e}"
+        );
+    }
+    let good = de(HEADER, PAYLOADS);
+    let with_bom = format!("\u{feff}{good}");
+    let plain = parse(good.as_bytes()).unwrap();
+    let bommed = parse(with_bom.as_bytes()).unwrap();
+    for (a, b) in plain
+        .envelope
+        .payloads
+        .iter()
+        .zip(&bommed.envelope.payloads)
+    {
+        assert_eq!(a.content, b.content);
+        assert_eq!(&with_bom.as_bytes()[b.range.clone()], b.content);
+    }
+}

@@ -192,3 +192,23 @@ fn encode_wraps_payload() {
     encode(b"MSH|", &mut out);
     assert_eq!(out, b"keep\x0bMSH|\x1c\r");
 }
+
+#[test]
+fn between_frames_is_only_outside_a_frame() {
+    let mut dec = Decoder::new(4);
+    assert!(dec.between_frames());
+    // Half a frame: inside.
+    assert_eq!(dec.decode(b"\x0bab").event, None);
+    assert!(!dec.between_frames());
+    let whole = b"\x0babcd\x1c\r";
+    let d = dec.decode(whole);
+    assert_eq!(d.event, Some(Event::Frame(b"abcd")));
+    assert!(dec.between_frames());
+    // An oversized frame's tail is not outside a frame: it is being discarded.
+    let d = dec.decode(b"\x0babcdefgh");
+    assert!(matches!(d.event, Some(Event::TooLarge { .. })));
+    assert!(!dec.between_frames());
+    let d = dec.decode(b"ijk\x1c\r\x0b");
+    assert_eq!(d.event, None);
+    assert!(!dec.between_frames());
+}

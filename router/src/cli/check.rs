@@ -41,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 count(tests, "test"),
             );
             warnings.extend(failures);
+            warnings.extend(no_routes(&args.config, &table));
             (warnings, Some(summary))
         }
         Err(diags) => (diags, None),
@@ -64,6 +65,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EX_CONFIG)
     })
+}
+
+/// A file with no route is valid, and what an editor's half-written file often looks like; a
+/// running router refuses to reload into it without `--allow-empty`. Say so.
+fn no_routes(config: &Path, table: &routes::RouteTable) -> Option<Diagnostic> {
+    if !table.rules().is_empty() {
+        return None;
+    }
+    let fate = match table.unrouted() {
+        routes::Unrouted::Reject => "refused",
+        routes::Unrouted::DeadLetter => "dead-lettered",
+    };
+    let warning = Diagnostic {
+        severity: routes::Severity::Warning,
+        ..Diagnostic::file_error(config, format!("no routes: every message would be {fate}"))
+    };
+    Some(warning.with_hint(
+        "a running router refuses to reload into this unless told `ganglion reload --allow-empty`",
+    ))
 }
 
 /// Tests that failed: a test whose file holds several messages may fail on more than one.

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::admin_client::admin_request;
+use super::admin_client::{AdminArgs, AdminClient};
 use crate::clock::rfc3339_nanos;
 use crate::deadletter::json::{letter_json, state_name, summary_json};
 use crate::deadletter::{DeadLetter, DeadLetterId, DeadLetterStore, State};
@@ -19,6 +19,11 @@ use crate::wal::{shard_dir, Log, NewRecord, ShardLog, WalConfig};
 pub struct Args {
     #[command(subcommand)]
     action: Action,
+    /// With --admin: the routes file whose `[server]` names the admin token file (and TLS).
+    #[arg(long, default_value = "routes.toml", global = true)]
+    config: PathBuf,
+    #[command(flatten)]
+    access: AdminArgs,
 }
 
 /// Where the dead letters are: a data directory (the files themselves; safe beside a running
@@ -29,7 +34,8 @@ struct DataDir {
     /// The router's data directory (holds `dead-letters/` and `shard-N/`).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// A running router's admin address: the router does the work.
+    /// A running router's admin address: the router does the work. Its token is read from
+    /// the routes file's `[server]` (--config) or --token-file.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
 }
@@ -79,7 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if let Some(admin) = args.action.data().admin {
-        let ok = through_admin(admin, &args.action, &mut out)?;
+        let client = AdminClient::new(Some(admin), &args.config, &args.access)?;
+        let ok = through_admin(&client, &args.action, &mut out)?;
         out.flush()?;
         return Ok(if ok {
             ExitCode::SUCCESS
@@ -143,10 +150,14 @@ impl DataDir {
 }
 
 /// The same four actions, done by a running router through its admin address.
-fn through_admin(admin: SocketAddr, action: &Action, out: &mut impl Write) -> anyhow::Result<bool> {
+fn through_admin(
+    client: &AdminClient,
+    action: &Action,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let mut ok = true;
     let mut call = |method: &str, path: &str| -> anyhow::Result<()> {
-        let (status, body) = admin_request(admin, method, path)?;
+        let (status, body) = client.request(method, path)?;
         if status == 200 {
             out.write_all(body.as_bytes())?;
         } else {

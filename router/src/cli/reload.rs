@@ -3,40 +3,39 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::admin_client::admin_request;
+use super::admin_client::{AdminArgs, AdminClient};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The routes file; its `[server] admin` says where the router listens.
+    /// The routes file; its `[server]` says where the router listens and where its admin token
+    /// is.
     #[arg(long, default_value = "routes.toml")]
     pub config: PathBuf,
     /// The admin address, instead of reading it from the routes file.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
+    /// Take the file even if it closes every listener or removes every route (otherwise such
+    /// a reload is refused: it is what a half-written file looks like).
+    #[arg(long)]
+    pub allow_empty: bool,
+    #[command(flatten)]
+    pub access: AdminArgs,
 }
 
-/// Exit status 0 when the reload was applied, 78 when the file was refused, 1 otherwise.
+/// Exit status 0 when the reload was applied, 78 when the file was refused (errors, it would
+/// empty the router, or it needs a restart), 1 otherwise.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let admin = match args.admin {
-        Some(addr) => addr,
-        None => {
-            let (table, _) = crate::routes::load(&args.config).map_err(|diagnostics| {
-                for d in &diagnostics {
-                    eprintln!("{d}");
-                }
-                anyhow::anyhow!(
-                    "cannot read the admin address from {}",
-                    args.config.display()
-                )
-            })?;
-            table.server().admin
-        }
+    let client = AdminClient::new(args.admin, &args.config, &args.access)?;
+    let path = if args.allow_empty {
+        "/reload?allow_empty=1"
+    } else {
+        "/reload"
     };
-    let (status, body) = admin_request(admin, "POST", "/reload")?;
+    let (status, body) = client.request("POST", path)?;
     print!("{body}");
     Ok(match status {
         200 => ExitCode::SUCCESS,
-        422 => ExitCode::from(78),
+        422 | 409 => ExitCode::from(78),
         _ => ExitCode::from(1),
     })
 }

@@ -46,6 +46,10 @@ pub struct Args {
     /// its core while another is idle.
     #[arg(long)]
     pub no_pin: bool,
+    /// Start even when group or others can reach the data directory (it holds messages, so
+    /// this is refused by default); as `[server] allow_shared_data_dir = true`.
+    #[arg(long)]
+    pub allow_shared_data_dir: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -59,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         durable: !args.no_durability,
         private_fds: true,
         pin: !args.no_pin,
+        allow_shared_data_dir: args.allow_shared_data_dir,
         wal: crate::wal::WalConfig {
             budget_bytes: args.wal_budget_mib.saturating_mul(1 << 20),
             preallocate: true,

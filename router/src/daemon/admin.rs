@@ -1,26 +1,42 @@
-//! The admin address: `/healthz`, `/readyz`, `/metrics`, `POST /reload`, and the dead letters:
+//! The admin address: `/healthz`, `/readyz`, `/metrics`, `POST /reload` (`?allow_empty=1` to
+//! take a file that closes every listener or drops every route), and the dead letters:
 //! `GET /dead-letters`, `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`,
 //! `POST /dead-letters/ID/drop`.
 //!
-//! Served by one plain thread with blocking sockets: it answers operators and scrapers a few
-//! times a minute, so it stays off the shards entirely and cannot disturb message traffic.
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
+//! It can read, replay and drop patient data, so everything but the probes needs the admin
+//! token and a Host that names it (`access`), optionally over TLS with client certificates.
+//! It runs on a thread of its own with a small tokio runtime (axum's router on hyper, `serve`),
+//! entirely off the shards: nothing an admin client does can disturb message traffic. What only
+//! the control thread may do (reload, replay) is asked for through a channel it polls.
+mod access;
+mod routes;
+mod serve;
+pub mod settings;
+pub mod token;
+
+use std::io;
+use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use codecs::http1;
+use axum::middleware;
+use rustls::ServerConfig;
 
 use super::reload::ReloadOutcome;
-use crate::deadletter::{json, DeadLetterId, DeadLetterStore};
+use crate::deadletter::{DeadLetterId, DeadLetterStore};
 use crate::metrics::Metrics;
 use crate::shard::Routing;
+use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
+use settings::AdminSettings;
+use token::{Token, TokenError};
 
 /// Something only the control thread can do, asked for through the admin address.
 pub enum AdminRequest {
-    Reload(Sender<ReloadOutcome>),
+    /// `allow_empty`: take a file that closes every listener or drops every route.
+    Reload {
+        allow_empty: bool,
+        reply: Sender<ReloadOutcome>,
+    },
     /// Put a dead letter's message back in the log and on its way; the reply says how it went.
     Replay {
         id: DeadLetterId,
@@ -42,158 +58,84 @@ impl Admin {
     }
 }
 
-/// Binds `address` and serves it on its own thread.
+/// Why the admin address cannot be served; the router does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The cause (which file, what is wrong) follows in the error's chain.
+    #[error("TLS on the admin address")]
+    Tls(#[from] TlsConfigError),
+}
+
+/// The token and TLS configuration, read before anything else starts, so that a bad file
+/// stops the router before it opens its logs.
+pub struct Prepared {
+    settings: AdminSettings,
+    token: Token,
+    tls: Option<Arc<ServerConfig>>,
+}
+
+pub fn prepare(settings: AdminSettings) -> Result<Prepared, AdminError> {
+    let token = token::load(&settings.token_file, settings.make_token)?;
+    let tls = match &settings.tls {
+        Some(t) => {
+            let clients = match &t.client_ca {
+                Some(ca) => ClientCerts::Required(ca),
+                None => ClientCerts::NotAsked,
+            };
+            Some(server_config(&t.cert, &t.key, clients)?)
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        settings,
+        token,
+        tls,
+    })
+}
+
+/// Binds the admin address and serves it on its own thread.
 pub fn start(
-    address: SocketAddr,
+    prepared: Prepared,
     metrics: Arc<Metrics>,
     routing: Arc<Routing>,
     dead_letters: Arc<DeadLetterStore>,
 ) -> io::Result<Admin> {
-    let listener = TcpListener::bind(address)?;
+    let Prepared {
+        settings,
+        token,
+        tls,
+    } = prepared;
+    let listener = std::net::TcpListener::bind(settings.address)?;
+    listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
-    println!("listening name=admin protocol=http addr={address}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(8)
+        .thread_name("ganglion-admin-work")
+        .build()?;
     let (send, requests) = mpsc::channel();
     let routing = Arc::new(Mutex::new(routing));
-    let shared = Arc::clone(&routing);
+    let shared = routes::Shared {
+        metrics,
+        routing: Arc::clone(&routing),
+        dead_letters,
+        requests: send,
+    };
+    let access = Arc::new(access::Access::new(token, settings.names));
+    let app = routes::router(shared)
+        .layer(middleware::from_fn(serve::bounded_body))
+        .layer(middleware::from_fn_with_state(access, access::guard));
+    let protocol = if tls.is_some() { "https" } else { "http" };
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     std::thread::Builder::new()
         .name("ganglion-admin".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                if let Err(e) = serve(stream, &metrics, &shared, &dead_letters, &send) {
-                    log::debug!("admin: {e}");
-                }
-            }
-        })?;
+        .spawn(move || runtime.block_on(serve::accept_loop(listener, acceptor, app)))?;
+    println!("listening name=admin protocol={protocol} addr={address}");
     Ok(Admin {
         requests,
         routing,
         address,
     })
-}
-
-fn serve(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    routing: &Mutex<Arc<Routing>>,
-    dead_letters: &DeadLetterStore,
-    requests: &Sender<AdminRequest>,
-) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let limits = http1::Limits {
-        max_body: 0,
-        ..http1::Limits::default()
-    };
-    let (method, target) = loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [http1::EMPTY_HEADER; 32];
-        match http1::parse_request(&buf, &mut headers, &limits) {
-            Ok(Some(head)) => break (head.method.to_string(), head.target.to_string()),
-            Ok(None) => continue,
-            Err(e) => {
-                let mut out = Vec::new();
-                http1::write_error_response(&mut out, &e);
-                return stream.write_all(&out);
-            }
-        }
-    };
-    let (status, body) = match (method.as_str(), target.as_str()) {
-        ("GET", "/healthz") => (200, "ok\n".to_string()),
-        ("GET", "/readyz") => (200, "ready\n".to_string()),
-        ("GET", "/metrics") => {
-            let current = Arc::clone(&routing.lock().unwrap_or_else(|p| p.into_inner()));
-            let queued = current
-                .endpoints
-                .iter()
-                .map(|h| u64::from(h.queued.load(Ordering::Relaxed)))
-                .sum();
-            (200, metrics.render(queued))
-        }
-        ("GET", "/dead-letters") => list_dead_letters(dead_letters),
-        (method, path) if path.starts_with("/dead-letters/") => dead_letter(
-            method,
-            &path["/dead-letters/".len()..],
-            dead_letters,
-            requests,
-        ),
-        ("POST", "/reload") => {
-            let (reply, outcome) = mpsc::channel();
-            let _ = requests.send(AdminRequest::Reload(reply));
-            match outcome.recv_timeout(Duration::from_secs(60)) {
-                Ok(ReloadOutcome::Applied { .. }) => (200, "reload applied\n".to_string()),
-                Ok(ReloadOutcome::Invalid(diagnostics)) => (422, diagnostics.join("\n") + "\n"),
-                Ok(ReloadOutcome::Aborted(why)) => (409, why + "\n"),
-                Err(_) => (503, "the router did not answer in time\n".to_string()),
-            }
-        }
-        _ => (404, "not found\n".to_string()),
-    };
-    let mut out = Vec::new();
-    let content_type = if body.starts_with('{') {
-        "application/json"
-    } else {
-        "text/plain; version=0.0.4"
-    };
-    let spec = http1::ResponseSpec {
-        status,
-        content_type,
-        keep_alive: false,
-    };
-    http1::write_response(&mut out, &spec, body.as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    stream.write_all(&out)
-}
-
-/// Every dead letter, one JSON object per line, oldest first.
-fn list_dead_letters(store: &DeadLetterStore) -> (u16, String) {
-    match store.list() {
-        Ok(entries) => {
-            let mut body = String::new();
-            for summary in entries.into_iter().flatten() {
-                body.push_str(&json::summary_json(&summary).to_string());
-                body.push('\n');
-            }
-            (200, body)
-        }
-        Err(e) => (500, format!("{e}\n")),
-    }
-}
-
-/// `GET ID`, `POST ID/replay`, `POST ID/drop`.
-fn dead_letter(
-    method: &str,
-    rest: &str,
-    store: &DeadLetterStore,
-    requests: &Sender<AdminRequest>,
-) -> (u16, String) {
-    let (raw_id, action) = rest.split_once('/').unwrap_or((rest, ""));
-    let id = match DeadLetterId::parse(raw_id) {
-        Ok(id) => id,
-        Err(e) => return (400, format!("{e}\n")),
-    };
-    match (method, action) {
-        ("GET", "") => match store.show(&id) {
-            Ok((letter, state)) => (200, json::letter_json(&letter, state).to_string() + "\n"),
-            Err(e) => (404, format!("{e}\n")),
-        },
-        ("POST", "drop") => match store.remove(&id) {
-            Ok(()) => (200, format!("dropped {id}\n")),
-            Err(e) => (404, format!("{e}\n")),
-        },
-        ("POST", "replay") => {
-            let (reply, outcome) = mpsc::channel();
-            let _ = requests.send(AdminRequest::Replay { id, reply });
-            match outcome.recv_timeout(Duration::from_secs(60)) {
-                Ok(Ok(said)) => (200, said + "\n"),
-                Ok(Err(why)) => (409, why + "\n"),
-                Err(_) => (503, "the router did not answer in time\n".to_string()),
-            }
-        }
-        _ => (404, "not found\n".to_string()),
-    }
 }

@@ -1,15 +1,19 @@
 //! What a shard does when a delivery ends: count it, log it, keep dead letters, and mark the
 //! destination done in the write-ahead log.
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::deadletter::{DeadLetterStore, NewDeadLetter, Reason, Source};
+use crate::deadletter::{
+    DeadLetterError, DeadLetterId, DeadLetterStore, NewDeadLetter, Reason, Source,
+};
 use crate::egress::worker::{GiveUp, Outcomes};
 use crate::ingress::accept::unix_nanos;
 use crate::metrics::Metrics;
-use crate::pipeline::{Delivery, Kind};
+use crate::pipeline::{Accepted, Delivery, Kind};
 use crate::shard::durable::Durability;
+use crate::shard::room::QueueCount;
 use crate::wal::Origin;
 
 pub struct ShardOutcomes {
@@ -17,6 +21,9 @@ pub struct ShardOutcomes {
     pub metrics: Arc<Metrics>,
     pub durability: Option<Rc<Durability>>,
     pub dead_letters: Arc<DeadLetterStore>,
+    /// When a dead letter last could not be written, so that a broken store under a flood of
+    /// messages is reported once a second, not once a message.
+    pub last_complaint: Cell<Option<Instant>>,
 }
 
 impl ShardOutcomes {
@@ -25,15 +32,15 @@ impl ShardOutcomes {
             durability.mark(record);
         }
     }
-}
 
-impl Outcomes for ShardOutcomes {
-    fn delivered(&self, delivery: &Delivery) {
-        Metrics::bump(&self.metrics.shard(self.shard).delivered);
-        self.mark(delivery);
-    }
-
-    fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>) {
+    /// Writes the dead letter (fsynced) and counts it.
+    fn store(
+        &self,
+        delivery: &Delivery,
+        why: GiveUp,
+        detail: &str,
+        reply: Option<&[u8]>,
+    ) -> Result<DeadLetterId, DeadLetterError> {
         let message = &delivery.message;
         let reason = match (why, message.kind) {
             (GiveUp::Refused, Kind::Hl7v2) => Reason::Rejected,
@@ -41,9 +48,7 @@ impl Outcomes for ShardOutcomes {
             (GiveUp::RetriesExhausted, _) => Reason::RetriesExhausted,
             (GiveUp::Unroutable, _) => Reason::Other,
         };
-        let control_id = String::from_utf8_lossy(message.control_id()).into_owned();
-        // Writing a dead letter fsyncs; it happens only when an endpoint refuses a message or
-        // retries run out, which is rare enough to do on the shard.
+        let control_id = String::from_utf8_lossy(message.control_id());
         let letter = NewDeadLetter {
             time_unix_nanos: unix_nanos(SystemTime::now()),
             endpoint: &delivery.endpoint,
@@ -62,23 +67,74 @@ impl Outcomes for ShardOutcomes {
             },
             message: &message.bytes,
         };
-        match self.dead_letters.add(&letter) {
-            Ok(id) => {
-                Metrics::bump(&self.metrics.shard(self.shard).dead_lettered);
-                log::warn!(
-                    "dead letter {id}: message {control_id} for {}: {detail}",
-                    delivery.endpoint
-                );
-                self.mark(delivery);
-            }
+        let id = self.dead_letters.add(&letter)?;
+        Metrics::bump(&self.metrics.shard(self.shard).dead_lettered);
+        log::warn!(
+            "dead letter {id}: message {control_id} for {}: {detail}",
+            delivery.endpoint
+        );
+        Ok(id)
+    }
+
+    /// True at most once a second.
+    fn may_complain(&self) -> bool {
+        let now = Instant::now();
+        let due = self
+            .last_complaint
+            .get()
+            .is_none_or(|t| now - t >= Duration::from_secs(1));
+        if due {
+            self.last_complaint.set(Some(now));
+        }
+        due
+    }
+}
+
+impl Outcomes for ShardOutcomes {
+    fn delivered(&self, delivery: &Delivery) {
+        Metrics::bump(&self.metrics.shard(self.shard).delivered);
+        self.mark(delivery);
+    }
+
+    fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>) {
+        // Writing a dead letter fsyncs; it happens only when an endpoint refuses a message or
+        // retries run out, which is rare enough to do on the shard.
+        match self.store(delivery, why, detail, reply) {
+            Ok(_) => self.mark(delivery),
             // Not marked done: the message stays pending in the log and is tried again after
             // a restart, rather than being lost.
             Err(e) => log::error!(
-                "message {control_id} for {} could not be stored as a dead letter ({e}); \
+                "message {} for {} could not be stored as a dead letter ({e}); \
                  it stays in the log: {detail}",
+                String::from_utf8_lossy(delivery.message.control_id()),
                 delivery.endpoint
             ),
         }
+    }
+
+    fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError> {
+        let delivery = Delivery {
+            message: Arc::clone(message),
+            endpoint: Arc::from("(unrouted)"),
+            queued: Arc::new(QueueCount::default()),
+            record: None,
+        };
+        let stored = self.store(
+            &delivery,
+            GiveUp::Unroutable,
+            "no route for this message",
+            None,
+        );
+        if let Err(e) = &stored {
+            if self.may_complain() {
+                log::error!(
+                    "shard {}: unrouted messages cannot be kept as dead letters, their senders \
+                     are told to retry: {e}",
+                    self.shard
+                );
+            }
+        }
+        stored.map(|_| ())
     }
 
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration) {

@@ -1,55 +1,192 @@
-//! Reloading: parse and compile off the hot path, diff, then apply on every shard in two
-//! phases. A table that fails validation, or that any shard cannot take, changes nothing.
-use std::path::PathBuf;
+//! Reloading, start-up included: read the config while it holds still, compile, diff, refuse
+//! what the running router cannot or should not take, build what the diff needs, then apply it
+//! on every shard in two phases. A file that fails validation, a reload that is refused, or one
+//! that any shard cannot prepare changes nothing; "applied" is said only once every shard has
+//! confirmed that the new table and listeners are in force.
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::control::{Command, Control};
-use crate::routes;
+use super::listeners::Listeners;
+use super::plan::Plan;
+use super::watch::{self, Snapshot};
+use crate::control::{Command, Control, PhaseAnswer, ShardError};
+use crate::ingress::budget::InputBudget;
+use crate::routes::file::Workers;
+use crate::routes::{self, RouteTable, ServerChange, TableDiff};
+use crate::runtime::shards;
 use crate::shard::Routing;
 
-/// How long a shard has to answer "prepare" before the reload is aborted.
-const PREPARE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the shards together have to answer one phase.
+const PHASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a reload did, for the log and for `ganglion reload`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ReloadOutcome {
-    /// The new table is in force; the counts say what changed.
-    Applied {
-        added: usize,
-        removed: usize,
-        changed: usize,
-        unchanged: usize,
-        rules_changed: bool,
-    },
+    /// The new table and listeners are in force on every shard.
+    Applied(Summary),
     /// The file has errors; every diagnostic, `file:line:col: error: …`.
     Invalid(Vec<String>),
-    /// A shard could not take the table; the running one stays.
-    Aborted(String),
+    /// The file is valid, but taking it would close every listener or drop every route
+    /// (without `allow_empty`), or it changes what only a restart can change. Each reason.
+    Refused(Vec<String>),
+    /// Some shard could not prepare it; every shard kept the running configuration.
+    Aborted(Vec<ApplyError>),
+    /// Every shard was told to commit, but not every one confirmed in time.
+    Unconfirmed(Vec<ApplyError>),
 }
 
-/// Owns the routing in force, from the control thread's side.
+impl ReloadOutcome {
+    /// Each reason it was not applied (or not confirmed), one line each; none when applied.
+    pub fn reasons(&self) -> Vec<String> {
+        let errors = |failures: &[ApplyError]| failures.iter().map(ToString::to_string).collect();
+        match self {
+            ReloadOutcome::Applied(_) => Vec::new(),
+            ReloadOutcome::Invalid(reasons) | ReloadOutcome::Refused(reasons) => reasons.clone(),
+            ReloadOutcome::Aborted(failures) | ReloadOutcome::Unconfirmed(failures) => {
+                errors(failures)
+            }
+        }
+    }
+}
+
+impl fmt::Display for ReloadOutcome {
+    /// What the log and `ganglion reload` say: a headline, then one indented line per reason.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headline = match self {
+            ReloadOutcome::Applied(summary) => return write!(f, "reload applied: {summary}"),
+            ReloadOutcome::Invalid(_) => {
+                "reload refused: the file has errors; the running configuration stays"
+            }
+            ReloadOutcome::Refused(_) => "reload refused; the running configuration stays",
+            ReloadOutcome::Aborted(_) => {
+                "reload aborted; every shard keeps the running configuration"
+            }
+            ReloadOutcome::Unconfirmed(_) => "reload committed, but not every shard confirmed it",
+        };
+        write!(f, "{headline}:")?;
+        for reason in self.reasons() {
+            write!(f, "\n  {reason}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What an applied reload changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub rules_changed: bool,
+    pub listeners_added: usize,
+    pub listeners_removed: usize,
+    pub listeners_moved: usize,
+    pub listeners_changed: usize,
+}
+
+impl Summary {
+    fn of(diff: &TableDiff) -> Summary {
+        Summary {
+            added: diff.added.len(),
+            removed: diff.removed.len(),
+            changed: diff.changed.len(),
+            unchanged: diff.unchanged.len(),
+            rules_changed: diff.rules_changed,
+            listeners_added: diff.listeners.added.len(),
+            listeners_removed: diff.listeners.removed.len(),
+            listeners_moved: diff.listeners.moved.len(),
+            listeners_changed: diff.listeners.changed.len(),
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} endpoint(s) added, {} removed, {} changed, {} unchanged; rules {}; \
+             listener(s): {} added, {} removed, {} moved, {} changed",
+            self.added,
+            self.removed,
+            self.changed,
+            self.unchanged,
+            if self.rules_changed {
+                "changed"
+            } else {
+                "unchanged"
+            },
+            self.listeners_added,
+            self.listeners_removed,
+            self.listeners_moved,
+            self.listeners_changed
+        )
+    }
+}
+
+/// Why a shard did not take a reload.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("shard {shard}: {error}")]
+    Shard { shard: usize, error: ShardError },
+    /// The shard is stuck or very slow; a prepare it answers late is aborted, a commit it
+    /// answers late still takes effect when it gets to it.
+    #[error("shard {shard} did not answer the {phase} within {} s", waited.as_secs())]
+    NoAnswer {
+        shard: usize,
+        phase: &'static str,
+        waited: Duration,
+    },
+}
+
+/// Owns the configuration in force, from the control thread's side.
 pub struct Reloader {
     config: PathBuf,
     shards: usize,
+    /// `--workers`, which overrides `[server] workers`.
+    workers_flag: Option<usize>,
     current: Arc<Routing>,
+    listeners: Listeners,
     control: Arc<Control>,
+    /// The files as the last reload read them, for the watch.
+    files: Snapshot,
 }
 
 impl Reloader {
-    pub fn new(
+    /// Start-up: applies `table` (read by [`watch::read_stable`] from `files`) to shards that
+    /// hold the empty routing `empty`, through the same diff, plan, prepare and commit as any
+    /// reload, then tells them to start serving. `Err` says what stopped it.
+    pub fn start(
         config: PathBuf,
         shards: usize,
-        current: Arc<Routing>,
+        workers_flag: Option<usize>,
+        empty: Arc<Routing>,
         control: Arc<Control>,
-    ) -> Reloader {
-        Reloader {
+        table: RouteTable,
+        files: Snapshot,
+        input_budget: Arc<InputBudget>,
+    ) -> Result<Reloader, ReloadOutcome> {
+        let mut reloader = Reloader {
             config,
             shards,
-            current,
+            workers_flag,
+            current: empty,
+            listeners: Listeners::new(input_budget),
             control,
+            files,
+        };
+        let diff = routes::diff(None, &table);
+        match reloader.apply(table, diff) {
+            ReloadOutcome::Applied(summary) => log::info!("start-up: {summary}"),
+            failed => return Err(failed),
         }
+        for shard in 0..shards {
+            reloader.control.send(shard, Command::Start);
+        }
+        Ok(reloader)
     }
 
     /// The shards' mailboxes.
@@ -62,38 +199,30 @@ impl Reloader {
         &self.current
     }
 
-    /// Reads the config again and, if it is valid, puts it in force on every shard.
-    pub fn reload(&mut self) -> ReloadOutcome {
-        let outcome = self.try_reload();
+    /// The files as the last reload read them.
+    pub fn files(&self) -> &Snapshot {
+        &self.files
+    }
+
+    /// Reads the config again and, if it is valid and may be taken, puts it in force on every
+    /// shard. `allow_empty` lets it close every listener or drop every route.
+    pub fn reload(&mut self, allow_empty: bool) -> ReloadOutcome {
+        let outcome = self.try_reload(allow_empty);
         match &outcome {
-            ReloadOutcome::Applied {
-                added,
-                removed,
-                changed,
-                unchanged,
-                rules_changed,
-            } => {
-                log::info!(
-                "reload applied: {added} endpoint(s) added, {removed} removed, {changed} changed, \
-                 {unchanged} unchanged; rules {}",
-                if *rules_changed { "changed" } else { "unchanged" }
-            )
-            }
-            ReloadOutcome::Invalid(diagnostics) => {
-                log::error!("reload refused; the running configuration stays:");
-                for d in diagnostics {
-                    log::error!("{d}");
-                }
-            }
-            ReloadOutcome::Aborted(why) => {
-                log::error!("reload aborted; the running configuration stays: {why}")
-            }
+            ReloadOutcome::Applied(_) => log::info!("{outcome}"),
+            _ => log::error!("{outcome}"),
         }
         outcome
     }
 
-    fn try_reload(&mut self) -> ReloadOutcome {
-        let table = match routes::load(&self.config) {
+    fn try_reload(&mut self, allow_empty: bool) -> ReloadOutcome {
+        let directory = self.current.table.directory_path().map(Path::to_path_buf);
+        let read = match watch::read_stable(&self.config, directory.as_deref()) {
+            Ok(read) => read,
+            Err(unsettled) => return ReloadOutcome::Refused(vec![unsettled.to_string()]),
+        };
+        self.files = read.files;
+        let table = match read.loaded {
             Ok((table, warnings)) => {
                 for w in warnings {
                     log::warn!("{w}");
@@ -106,54 +235,160 @@ impl Reloader {
                 )
             }
         };
-        let diff = routes::diff(Some(&self.current.table), &table);
-        let routing = match Routing::build(Arc::new(table), self.shards, Some(&self.current)) {
+        let old = &self.current.table;
+        let diff = routes::diff(Some(old), &table);
+        let mut reasons = self.needs_restart(&diff.server);
+        if !allow_empty {
+            reasons.extend(empties(old, &table));
+        }
+        if !reasons.is_empty() {
+            return ReloadOutcome::Refused(reasons);
+        }
+        self.apply(table, diff)
+    }
+
+    /// The `[server]` changes a running router cannot make, each said with its values.
+    fn needs_restart(&self, changes: &[ServerChange]) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for change in changes {
+            if let ServerChange::Workers { new, .. } = change {
+                let wanted = match new {
+                    Workers::Auto => shards::available_cores(),
+                    Workers::Count(n) => usize::from(*n),
+                };
+                if let Some(flag) = self.workers_flag {
+                    log::warn!("{change}: ignored while --workers {flag} is given");
+                    continue;
+                }
+                if wanted == self.shards {
+                    continue;
+                }
+            }
+            reasons.push(format!("{change}: needs a restart"));
+        }
+        reasons
+    }
+
+    /// Builds what `diff` needs (routing, TLS configurations, ports), then prepare and commit.
+    fn apply(&mut self, table: RouteTable, diff: TableDiff) -> ReloadOutcome {
+        let old = &self.current.table;
+        let planned = match self.listeners.plan(old, &table, &diff.listeners) {
+            Ok(planned) => planned,
+            Err(errors) => {
+                return ReloadOutcome::Invalid(errors.iter().map(ToString::to_string).collect())
+            }
+        };
+        let table = Arc::new(table);
+        let routing = match Routing::build(table, self.shards, Some(&self.current)) {
             Ok(routing) => Arc::new(routing),
             Err(e) => return ReloadOutcome::Invalid(vec![e.to_string()]),
         };
-        if let Err(why) = self.apply(&routing) {
-            return ReloadOutcome::Aborted(why);
+        let summary = Summary::of(&diff);
+        let plan = Arc::new(Plan {
+            routing: Arc::clone(&routing),
+            diff,
+            listeners: planned.steps,
+        });
+        let held_ports = planned.ports;
+
+        let (reply, answers) = mpsc::channel();
+        for shard in 0..self.shards {
+            let (plan, reply) = (Arc::clone(&plan), reply.clone());
+            self.control.send(shard, Command::Prepare { plan, reply });
         }
+        let failures = self.collect(&answers, "prepare");
+        // The shards have bound their sockets (or given up): ports picked for port-0
+        // listeners need no holding any more.
+        drop(held_ports);
+        if !failures.is_empty() {
+            for shard in 0..self.shards {
+                self.control.send(shard, Command::Abort);
+            }
+            return ReloadOutcome::Aborted(failures);
+        }
+
+        let (reply, answers) = mpsc::channel();
+        for shard in 0..self.shards {
+            let reply = reply.clone();
+            self.control.send(shard, Command::Commit { reply });
+        }
+        let failures = self.collect(&answers, "commit");
+        // Sent to every shard: the new configuration is in force, or will be as soon as a
+        // slow shard reads its mailbox.
         self.current = routing;
-        ReloadOutcome::Applied {
-            added: diff.added.len(),
-            removed: diff.removed.len(),
-            changed: diff.changed.len(),
-            unchanged: diff.unchanged.len(),
-            rules_changed: diff.rules_changed,
+        self.listeners.committed(&plan.listeners);
+        if failures.is_empty() {
+            ReloadOutcome::Applied(summary)
+        } else {
+            ReloadOutcome::Unconfirmed(failures)
         }
     }
 
-    /// Phase one everywhere, then commit everywhere; or abort everywhere.
-    fn apply(&self, routing: &Arc<Routing>) -> Result<(), String> {
-        let (reply, answers) = mpsc::channel();
-        for shard in 0..self.shards {
-            self.control.send(
-                shard,
-                Command::Prepare {
-                    routing: Arc::clone(routing),
-                    reply: reply.clone(),
-                },
-            );
-        }
-        let mut failure = None;
-        for _ in 0..self.shards {
-            match answers.recv_timeout(PREPARE_TIMEOUT) {
-                Ok(Ok(())) => {}
-                Ok(Err(why)) => failure = Some(why),
-                Err(_) => failure = Some("a shard did not answer in time".to_string()),
+    /// Every shard's answer to one phase: the failures, and the shards that did not answer
+    /// within [`PHASE_TIMEOUT`].
+    fn collect(
+        &self,
+        answers: &mpsc::Receiver<PhaseAnswer>,
+        phase: &'static str,
+    ) -> Vec<ApplyError> {
+        let deadline = Instant::now() + PHASE_TIMEOUT;
+        let mut answered = vec![false; self.shards];
+        let mut failures = Vec::new();
+        while answered.iter().any(|a| !a) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(answer) = answers.recv_timeout(left) else {
+                break;
+            };
+            if let Some(seen) = answered.get_mut(answer.shard) {
+                *seen = true;
+            }
+            if let Err(error) = answer.result {
+                failures.push(ApplyError::Shard {
+                    shard: answer.shard,
+                    error,
+                });
             }
         }
-        let command = || {
-            if failure.is_some() {
-                Command::Abort
-            } else {
-                Command::Commit
-            }
-        };
-        for shard in 0..self.shards {
-            self.control.send(shard, command());
-        }
-        failure.map_or(Ok(()), Err)
+        failures.extend(
+            answered
+                .iter()
+                .enumerate()
+                .filter(|(_, answered)| !**answered)
+                .map(|(shard, _)| ApplyError::NoAnswer {
+                    shard,
+                    phase,
+                    waited: PHASE_TIMEOUT,
+                }),
+        );
+        failures
     }
+}
+
+/// What `new` would take away entirely: every listener, or every route.
+fn empties(old: &RouteTable, new: &RouteTable) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if !old.listeners().is_empty() && new.listeners().is_empty() {
+        reasons.push(format!(
+            "it would close every listener ({} now): no sender could connect",
+            old.listeners().len()
+        ));
+    }
+    if !old.rules().is_empty() && new.rules().is_empty() {
+        reasons.push(format!(
+            "it would remove every route ({} now): every message would be {}",
+            old.rules().len(),
+            match new.unrouted() {
+                routes::Unrouted::Reject => "refused",
+                routes::Unrouted::DeadLetter => "dead-lettered",
+            }
+        ));
+    }
+    if !reasons.is_empty() {
+        reasons.push(
+            "to do that on purpose, reload with `ganglion reload --allow-empty` \
+             (POST /reload?allow_empty=1)"
+                .to_string(),
+        );
+    }
+    reasons
 }

@@ -1,4 +1,6 @@
-//! The life of one shard: start its inbox and listeners, obey the control thread, drain.
+//! The life of one shard: start its inbox, take the start-up reload and every later one, replay
+//! its log, accept, drain.
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -7,24 +9,25 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::outcomes::ShardOutcomes;
-use super::ShardSockets;
-use crate::control::{Command, Control};
+use super::plan::Plan as ReloadPlan;
+use super::shard_listeners::ShardListeners;
+use crate::control::{Command, Control, PhaseAnswer, ReplayError, ShardError};
 use crate::deadletter::{DeadLetter, DeadLetterStore};
 use crate::egress::settings::EgressSettings;
 use crate::ingress::accept::{self, Plan};
-use crate::ingress::listener;
 use crate::metrics::Metrics;
 use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
+use crate::shard::room::QueueCount;
 use crate::shard::{Routing, Shard};
-use crate::signal::LocalSignal;
 use crate::wal::{PendingRecord, WalConfig};
 
 /// Everything every shard starts from; cloned into each.
 #[derive(Clone)]
 pub struct Context {
+    /// The routing a shard starts with: empty. The start-up reload brings the first table.
     pub routing: Arc<Routing>,
     pub mesh: Arc<Mesh<Delivery>>,
     pub control: Arc<Control>,
@@ -68,7 +71,9 @@ fn open_log(info: ShardInfo, spec: &WalSpec) -> Result<Durability, String> {
     Ok(log)
 }
 
-pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
+/// Runs one shard: from the empty routing it is built with, through the start-up reload and
+/// every reload after it, to shutdown.
+pub async fn run(info: ShardInfo, context: Context) {
     let durability = match context
         .wal
         .as_ref()
@@ -87,6 +92,7 @@ pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
         metrics: Arc::clone(&context.metrics),
         durability: durability.clone(),
         dead_letters: Arc::clone(&context.dead_letters),
+        last_complaint: Cell::new(None),
     });
     let shard = Shard::new(
         info,
@@ -106,43 +112,54 @@ pub async fn run(info: ShardInfo, context: Context, sockets: ShardSockets) {
         monoio::spawn(async move { committer.run_committer().await });
         let marks = Rc::clone(durability);
         monoio::spawn(async move { marks.run_marks().await });
-        replay(&shard, durability).await;
     }
-    shard.prewarm();
-    let stop = Rc::new(LocalSignal::new());
-    let listeners: Vec<_> = sockets
-        .into_iter()
-        .map(|(ctx, socket)| {
-            monoio::spawn(listener::run(
-                Rc::clone(&shard),
-                Rc::new(ctx),
-                socket,
-                Rc::clone(&stop),
-            ))
-        })
-        .collect();
-    let mut prepared: Option<Arc<Routing>> = None;
+    let mut listeners = ShardListeners::new(info.index);
+    let mut prepared: Option<Arc<ReloadPlan>> = None;
+    let answer = |result| PhaseAnswer {
+        shard: info.index,
+        result,
+    };
     loop {
         for command in context.control.recv(info.index).await {
             match command {
-                Command::Prepare { routing, reply } => {
-                    prepared = Some(routing);
-                    let _ = reply.send(Ok(()));
-                }
-                Command::Commit => {
-                    if let Some(routing) = prepared.take() {
-                        shard.install(routing);
+                Command::Prepare { plan, reply } => {
+                    let result = listeners.prepare(&plan.listeners);
+                    if result.is_ok() {
+                        shard.prepare(Arc::clone(&plan.routing));
+                        prepared = Some(plan);
                     }
+                    let _ = reply.send(answer(result));
                 }
-                Command::Abort => prepared = None,
+                Command::Commit { reply } => {
+                    let result = match prepared.take() {
+                        Some(plan) => {
+                            shard.install(Arc::clone(&plan.routing), &plan.diff);
+                            listeners.commit(&shard, &plan.listeners);
+                            Ok(())
+                        }
+                        None => Err(ShardError::NothingPrepared),
+                    };
+                    let _ = reply.send(answer(result));
+                }
+                Command::Abort => {
+                    prepared = None;
+                    listeners.abort();
+                    shard.forget_prepared();
+                }
+                Command::Start => {
+                    // Messages the log still holds go to their endpoints before any new one
+                    // is accepted, so each endpoint gets them in the order they came.
+                    if let Some(durability) = &durability {
+                        replay(&shard, durability).await;
+                    }
+                    listeners.serve(&shard);
+                }
                 Command::Replay { letter, reply } => {
                     let _ = reply.send(replay_letter(&shard, &letter).await);
                 }
                 Command::Shutdown => {
-                    stop.raise();
-                    for task in listeners {
-                        task.await;
-                    }
+                    shard.release_waiters();
+                    listeners.shut_down().await;
                     context.ingress_open.fetch_sub(1, Ordering::AcqRel);
                     drain(&shard, &context).await;
                     return;
@@ -181,14 +198,15 @@ async fn replay(shard: &Shard, durability: &Durability) {
                         queued: Arc::clone(&handle.queued),
                         record: Some(reference),
                     };
-                    shard.dispatch(delivery, handle).await;
+                    // Accepted before the restart: ahead of new senders, whatever the limit.
+                    shard.requeue(delivery, handle).await;
                     count += 1;
                 }
                 None => {
                     let delivery = Delivery {
                         message: Arc::clone(&message),
                         endpoint: Arc::from(name),
-                        queued: Arc::new(AtomicU32::new(0)),
+                        queued: Arc::new(QueueCount::default()),
                         record: Some(reference),
                     };
                     shard.dead_letter(&delivery, "its endpoint is no longer in the configuration");
@@ -204,14 +222,12 @@ async fn replay(shard: &Shard, durability: &Durability) {
 }
 
 /// Puts a dead letter's message back on its way: stored in this shard's log, then delivered.
-async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), String> {
+async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayError> {
     let routing = shard.routing();
-    let endpoint = routing.table.endpoint_id(&letter.endpoint).ok_or_else(|| {
-        format!(
-            "endpoint {} is not in the configuration any more",
-            letter.endpoint
-        )
-    })?;
+    let endpoint = routing
+        .table
+        .endpoint_id(&letter.endpoint)
+        .ok_or_else(|| ReplayError::EndpointGone(letter.endpoint.clone()))?;
     let bytes: Box<[u8]> = letter.message.clone().into();
     let (kind, control_id, soap_action) = describe(&bytes);
     let message = Arc::new(Accepted {
@@ -229,9 +245,12 @@ async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), String>
         endpoints: std::iter::once(endpoint).collect(),
         routing,
     };
-    let result = accept::commit(shard, &[plan]).await;
+    let result = accept::commit_replayed(shard, &[plan]).await;
     shard.flush();
-    result.map_err(|e| e.0)
+    result.map_err(|e| ReplayError::NotStored {
+        shard: shard.info.index,
+        reason: e.0,
+    })
 }
 
 /// An accepted message rebuilt from its log record.

@@ -2,7 +2,7 @@
 //! fault) or that ran out of retries, kept with the reason and the endpoint's reply until someone
 //! replays or drops them.
 //!
-//! One file per dead letter (`<id>.dl`, format in `format`), so every operation is a whole-file
+//! One file per dead letter (`<id>.dl`, format in `format`; files 0600 in a 0700 folder), so every operation is a whole-file
 //! operation that is safe beside a concurrent writer and works on a stopped router's directory:
 //! a letter is written to a hidden temporary file, fsynced, and linked under its final name
 //! (`link` fails rather than replace, so ids are never reused); a replay first renames

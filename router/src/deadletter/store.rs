@@ -1,11 +1,12 @@
 //! [`DeadLetterStore`]: the directory operations (add, list, show, claim for replay, remove).
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::format;
 use super::{DeadLetter, DeadLetterError, DeadLetterId, NewDeadLetter, State, Summary};
+use crate::private_fs;
 
 const READY: &str = "dl";
 const REPLAYING: &str = "replaying";
@@ -26,10 +27,11 @@ fn io(op: &'static str, path: &Path, source: std::io::Error) -> DeadLetterError 
 impl DeadLetterStore {
     pub const DIR: &'static str = "dead-letters";
 
-    /// The store of the data directory `data_dir` (created if absent).
+    /// The store of the data directory `data_dir` (created if absent, 0700: letters are
+    /// patient data).
     pub fn open(data_dir: &Path) -> Result<Self, DeadLetterError> {
         let dir = data_dir.join(Self::DIR);
-        fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+        private_fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
         Ok(Self { dir })
     }
 
@@ -51,11 +53,8 @@ impl DeadLetterStore {
             letter.time_unix_nanos,
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| io("create", &tmp, e))?;
+        // 0600 from the start; the name it is linked under shares the inode, so the mode.
+        let mut f = private_fs::create_new(&tmp).map_err(|e| io("create", &tmp, e))?;
         let written = f.write_all(&bytes).and_then(|()| f.sync_all());
         drop(f);
         let result = written

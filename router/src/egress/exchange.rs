@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use codecs::mllp;
 
-use super::verdict::{hl7v2_reply, Verdict};
+use super::acked::AckedIds;
+use super::verdict::{hl7v2_reply, Failure, Verdict};
 use crate::net::pool::BufferPool;
 use crate::net::stream::Stream;
 use crate::pipeline::{Accepted, Kind};
@@ -16,74 +17,106 @@ use crate::routes::Endpoint;
 /// Largest reply we wait for; an endpoint that sends more is broken.
 const MAX_REPLY: usize = 1024 * 1024;
 
-/// The outcome of one attempt that got a reply.
+/// The outcome of one attempt.
 #[derive(Debug)]
 pub struct Attempt {
     pub verdict: Verdict,
     /// Whether the connection may carry the next message.
     pub keep: bool,
-    /// The endpoint's reply, kept only when it refused the message (for the dead-letter store).
-    pub reply: Option<Vec<u8>>,
 }
 
-/// Sends `message` to `endpoint` and returns what the reply means. An `Err` is a transport
-/// failure (the connection is no longer usable); a reply we cannot make sense of is a
-/// [`Verdict::Retry`].
+/// What one attempt needs besides the message: where to send it, how long to wait, and the
+/// connection's memory of what it acknowledged.
+pub struct Exchange<'a> {
+    pub endpoint: &'a Endpoint,
+    pub reply_timeout: Duration,
+    pub pool: &'a BufferPool,
+    /// Control ids acknowledged earlier on this connection (HL7v2).
+    pub acked: &'a AckedIds,
+}
+
+/// Sends `message` and returns what came of it. When the endpoint answered without taking the
+/// message, its reply is left in `reply` (for the dead-letter store); it is untouched
+/// otherwise, so delivery copies nothing.
 pub async fn exchange(
     stream: &mut Stream,
-    endpoint: &Endpoint,
     message: &Accepted,
-    reply_timeout: Duration,
-    pool: &BufferPool,
-) -> io::Result<Attempt> {
-    match message.kind {
-        Kind::Hl7v2 => hl7v2_exchange(stream, message, reply_timeout, pool).await,
-        Kind::Itk => super::itk::exchange(stream, endpoint, message, reply_timeout, pool).await,
+    how: &Exchange<'_>,
+    reply: &mut Vec<u8>,
+) -> Attempt {
+    let result = match message.kind {
+        Kind::Hl7v2 => hl7v2_exchange(stream, message, how, reply).await,
+        Kind::Itk => super::itk::exchange(stream, message, how, reply).await,
+    };
+    result.unwrap_or_else(|e| Attempt {
+        verdict: Err(transport_failure(&e, how.reply_timeout)),
+        keep: false,
+    })
+}
+
+/// A broken exchange: the deadline passed, or the connection failed.
+fn transport_failure(e: &io::Error, reply_timeout: Duration) -> Failure {
+    if e.kind() == io::ErrorKind::TimedOut {
+        Failure::NoReply(reply_timeout)
+    } else {
+        Failure::ConnectionLost(e.to_string())
     }
 }
 
 async fn hl7v2_exchange(
     stream: &mut Stream,
     message: &Accepted,
-    reply_timeout: Duration,
-    pool: &BufferPool,
+    how: &Exchange<'_>,
+    kept: &mut Vec<u8>,
 ) -> io::Result<Attempt> {
+    let pool = how.pool;
     let mut frame = pool.take();
     mllp::encode(&message.bytes, &mut frame);
     stream.write_pooled(frame, pool).await?;
 
-    let deadline = monoio::time::Instant::now() + reply_timeout;
+    let deadline = monoio::time::Instant::now() + how.reply_timeout;
     let mut decoder = mllp::Decoder::new(MAX_REPLY);
     let mut reply = pool.take();
-    let attempt = loop {
-        match read_more(stream, &mut reply, deadline, pool).await {
-            Ok(()) => {}
-            Err(e) => {
-                pool.give(reply);
-                return Err(e);
-            }
+    let attempt = 'reply: loop {
+        if let Err(e) = read_more(stream, &mut reply, deadline, pool).await {
+            pool.give(reply);
+            return Err(e);
         }
-        // One frame is the whole reply; bytes before it (noise) are dropped as they come.
-        let decoded = decoder.decode(&reply);
-        match decoded.event {
-            Some(mllp::Event::Frame(frame)) => {
-                let verdict = hl7v2_reply(frame, message.control_id());
-                let reply = matches!(verdict, Verdict::Refused(_)).then(|| frame.to_vec());
-                break Attempt {
-                    verdict,
-                    keep: true,
-                    reply,
-                };
-            }
-            Some(mllp::Event::TooLarge { .. }) => {
-                break Attempt {
-                    verdict: Verdict::Retry(format!("reply larger than {MAX_REPLY} bytes")),
-                    keep: false,
-                    reply: None,
+        // One frame is the reply; bytes outside frames (noise) and ACKs this connection
+        // already had (replayed by some servers) are dropped as they come.
+        loop {
+            let decoded = decoder.decode(&reply);
+            let consumed = decoded.consumed;
+            match decoded.event {
+                Some(mllp::Event::Frame(frame)) => {
+                    match hl7v2_reply(frame, message.control_id(), how.acked) {
+                        Some(verdict) => {
+                            if verdict.is_err() {
+                                kept.clear();
+                                kept.extend_from_slice(frame);
+                            }
+                            break 'reply Attempt {
+                                verdict,
+                                keep: true,
+                            };
+                        }
+                        None => {
+                            reply.drain(..consumed);
+                        }
+                    }
                 }
-            }
-            None => {
-                reply.drain(..decoded.consumed);
+                Some(mllp::Event::TooLarge { .. }) => {
+                    break 'reply Attempt {
+                        verdict: Err(Failure::BadReply(format!(
+                            "reply larger than {MAX_REPLY} bytes"
+                        ))),
+                        keep: false,
+                    }
+                }
+                None => {
+                    reply.drain(..consumed);
+                    break;
+                }
             }
         }
     };

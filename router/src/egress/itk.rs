@@ -4,29 +4,26 @@
 //! the message (dead letter); a Server fault, a 5xx, 408 or 429 mean try again later. Any other
 //! 4xx without a fault is a refusal too: the request itself is what the endpoint objects to.
 use std::io;
-use std::time::Duration;
 
 use codecs::{http1, itk};
 
-use super::exchange::{read_more, Attempt};
-use super::verdict::Verdict;
+use super::exchange::{read_more, Attempt, Exchange};
+use super::verdict::{Failure, Verdict};
 use crate::net::pool::BufferPool;
 use crate::net::stream::Stream;
 use crate::pipeline::Accepted;
-use crate::routes::Endpoint;
 
 /// Largest response we read.
 const MAX_RESPONSE: u64 = 4 * 1024 * 1024;
 
-/// Sends `message` to `endpoint` and judges the response. The `bool` says whether the
-/// connection may be used again.
+/// Sends `message` and judges the response; a response that is not delivery is left in `kept`.
 pub async fn exchange(
     stream: &mut Stream,
-    endpoint: &Endpoint,
     message: &Accepted,
-    reply_timeout: Duration,
-    pool: &BufferPool,
+    how: &Exchange<'_>,
+    kept: &mut Vec<u8>,
 ) -> io::Result<Attempt> {
+    let (endpoint, pool) = (how.endpoint, how.pool);
     let mut request = pool.take();
     let host = format!("{}:{}", endpoint.address.host, endpoint.address.port);
     let spec = http1::PostSpec {
@@ -41,16 +38,15 @@ pub async fn exchange(
         // Nothing was sent: the request cannot be written (a SOAPAction with a control
         // character, say), and it never will be.
         return Ok(Attempt {
-            verdict: Verdict::Refused(format!("cannot write the request: {e}")),
+            verdict: Err(Failure::Unsendable(e.to_string())),
             keep: true,
-            reply: None,
         });
     }
     stream.write_pooled(request, pool).await?;
 
-    let deadline = monoio::time::Instant::now() + reply_timeout;
+    let deadline = monoio::time::Instant::now() + how.reply_timeout;
     let mut buf = pool.take();
-    let result = read_response(stream, &mut buf, deadline, pool).await;
+    let result = read_response(stream, &mut buf, deadline, pool, kept).await;
     pool.give(buf);
     result
 }
@@ -60,6 +56,7 @@ async fn read_response(
     buf: &mut Vec<u8>,
     deadline: monoio::time::Instant,
     pool: &BufferPool,
+    kept: &mut Vec<u8>,
 ) -> io::Result<Attempt> {
     let limits = http1::Limits {
         max_body: MAX_RESPONSE,
@@ -76,9 +73,8 @@ async fn read_response(
                 }
                 Err(e) => {
                     return Ok(Attempt {
-                        verdict: Verdict::Retry(format!("unreadable HTTP response: {e}")),
+                        verdict: Err(Failure::BadReply(format!("unreadable HTTP response: {e}"))),
                         keep: false,
-                        reply: None,
                     })
                 }
             }
@@ -88,14 +84,15 @@ async fn read_response(
             buf.drain(..head_len);
             continue;
         }
+        // The body stays in `buf`: a delivery copies nothing.
         let body = match framing {
-            http1::BodyFraming::None => Vec::new(),
+            http1::BodyFraming::None => head_len..head_len,
             http1::BodyFraming::Length(len) => {
                 let end = head_len + usize::try_from(len).unwrap_or(usize::MAX);
                 while buf.len() < end {
                     read_more(stream, buf, deadline, pool).await?;
                 }
-                buf[head_len..end].to_vec()
+                head_len..end
             }
             http1::BodyFraming::Chunked => {
                 let mut decoder = http1::ChunkedDecoder::new(MAX_RESPONSE, head_len);
@@ -110,7 +107,7 @@ async fn read_response(
                     }
                     read_more(stream, buf, deadline, pool).await?;
                 }
-                buf[head_len..end].to_vec()
+                head_len..end
             }
             http1::BodyFraming::UntilClose => {
                 loop {
@@ -120,24 +117,24 @@ async fn read_response(
                         Err(e) => return Err(e),
                     }
                 }
-                buf[head_len..].to_vec()
+                head_len..buf.len()
             }
         };
+        let body = buf.get(body).unwrap_or_default();
         let keep = keep_alive && framing != http1::BodyFraming::UntilClose;
-        let verdict = judge(status, &body);
-        let reply = matches!(verdict, Verdict::Refused(_)).then_some(body);
-        return Ok(Attempt {
-            verdict,
-            keep,
-            reply,
-        });
+        let verdict = judge(status, body);
+        if verdict.is_err() {
+            kept.clear();
+            kept.extend_from_slice(body);
+        }
+        return Ok(Attempt { verdict, keep });
     }
 }
 
 /// What an HTTP status and SOAP body mean for the message.
 pub fn judge(status: u16, body: &[u8]) -> Verdict {
     if (200..300).contains(&status) {
-        return Verdict::Delivered;
+        return Ok(());
     }
     if let Ok(response) = itk::parse_response(body) {
         if let itk::ResponseBody::Fault(fault) = response.body {
@@ -151,18 +148,18 @@ pub fn judge(status: u16, body: &[u8]) -> Verdict {
                 "HTTP {status}, SOAP {} fault: {text}",
                 String::from_utf8_lossy(fault.code_local())
             );
-            return match fault.code_local() {
-                b"Server" => Verdict::Retry(why),
-                _ => Verdict::Refused(why),
-            };
+            return Err(match fault.code_local() {
+                b"Server" => Failure::Declined(why),
+                _ => Failure::Refused(why),
+            });
         }
     }
     let why = format!("HTTP {status} {}", http1::reason_phrase(status));
-    match status {
-        408 | 429 => Verdict::Retry(why),
-        400..=499 => Verdict::Refused(why),
-        _ => Verdict::Retry(why),
-    }
+    Err(match status {
+        408 | 429 => Failure::Declined(why),
+        400..=499 => Failure::Refused(why),
+        _ => Failure::Declined(why),
+    })
 }
 
 #[cfg(test)]
@@ -178,16 +175,16 @@ mod tests {
 
     #[test]
     fn statuses_and_faults() {
-        assert_eq!(judge(200, b""), Verdict::Delivered);
-        assert_eq!(judge(202, b"anything"), Verdict::Delivered);
+        assert_eq!(judge(200, b""), Ok(()));
+        assert_eq!(judge(202, b"anything"), Ok(()));
         assert!(
-            matches!(judge(500, &fault("Client")), Verdict::Refused(w) if w.contains("Client fault: went wrong"))
+            matches!(judge(500, &fault("Client")), Err(Failure::Refused(w)) if w.contains("Client fault: went wrong"))
         );
         assert!(
-            matches!(judge(500, &fault("Server")), Verdict::Retry(w) if w.contains("Server fault"))
+            matches!(judge(500, &fault("Server")), Err(Failure::Declined(w)) if w.contains("Server fault"))
         );
-        assert!(matches!(judge(503, b""), Verdict::Retry(_)));
-        assert!(matches!(judge(429, b""), Verdict::Retry(_)));
-        assert!(matches!(judge(404, b"<html/>"), Verdict::Refused(w) if w.contains("404")));
+        assert!(matches!(judge(503, b""), Err(Failure::Declined(_))));
+        assert!(matches!(judge(429, b""), Err(Failure::Declined(_))));
+        assert!(matches!(judge(404, b"<html/>"), Err(Failure::Refused(w)) if w.contains("404")));
     }
 }

@@ -1,41 +1,36 @@
 //! One endpoint's worker: its queue, its connection, and the loop that delivers in order.
 //!
 //! Exactly one message per endpoint is in flight, and it leaves the front of the queue only when
-//! it is done (delivered, or refused and dead-lettered), so an endpoint receives its messages in
-//! the order they were accepted. A failed attempt closes the connection and retries the same
-//! message after a backoff; it never sends the next one first and never queues a second copy.
+//! it is done (delivered, or dead-lettered), so an endpoint receives its messages in the order
+//! they were accepted. A failed attempt closes the connection and retries the same message
+//! later; it never sends the next one first and never queues a second copy. The worker only
+//! does the I/O: when to try again, when to give up on a message and when to leave the endpoint
+//! alone is the retry policy's answer ([`super::policy`]), given each outcome and the time.
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 
-use super::backoff::Backoff;
+use super::acked::AckedIds;
 use super::connect::connect;
-use super::exchange::exchange;
+use super::exchange::{exchange, Exchange};
 use super::gate::ConnectGate;
+use super::policy::{Budget, Machine, Next, Policy, Step, Stuck, StuckWatch};
 use super::settings::EgressSettings;
-use super::verdict::Verdict;
+use super::verdict::{Failure, Verdict};
+use crate::deadletter::DeadLetterError;
 use crate::net::pool::BufferPool;
 use crate::net::stream::{Stream, Unsolicited};
-use crate::pipeline::Delivery;
+use crate::pipeline::{Accepted, Delivery};
 use crate::routes::Endpoint;
+use crate::shard::room::Waiting;
 
-/// Why a message is given up on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GiveUp {
-    /// The endpoint refused it (AR/CR, a SOAP client fault, a 4xx).
-    Refused,
-    /// It kept failing in ways that might have passed, for longer than the retry budget.
-    RetriesExhausted,
-    /// Nothing routes it (the `unrouted = "dead-letter"` policy), or its endpoint is gone.
-    Unroutable,
-}
+pub use super::policy::GiveUp;
 
 /// Where the worker reports what became of each message.
 pub trait Outcomes {
@@ -44,6 +39,9 @@ pub trait Outcomes {
     /// The message is given up on; it must be kept in the dead-letter store with the reason
     /// and the endpoint's reply, if any, before its destination is marked done.
     fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>);
+    /// Keeps a message that no route takes (`unrouted = "dead-letter"`) as a dead letter, now:
+    /// its sender is acknowledged only after this returned `Ok`.
+    fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError>;
     /// An attempt failed and will be retried; for logs and metrics.
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration);
 }
@@ -75,6 +73,12 @@ pub struct WorkerContext {
     pub outcomes: Rc<dyn Outcomes>,
     pub gate: Rc<ConnectGate>,
     pub counters: Rc<dyn ConnectionCounters>,
+    pub room: Rc<dyn RoomBell>,
+}
+
+/// Wakes the senders (on any shard) held back while a queue was full.
+pub trait RoomBell {
+    fn ring(&self, waiting: Waiting);
 }
 
 /// Counts connections for metrics.
@@ -86,14 +90,19 @@ pub trait ConnectionCounters {
 /// One worker's connection and failure state.
 struct Link {
     stream: Option<Stream>,
-    backoff: Backoff,
+    machine: Machine,
     tls_error_logged: bool,
-    circuit_open: bool,
+    /// Control ids acknowledged on the open connection.
+    acked: AckedIds,
+    /// The endpoint's last reply to the message in flight that did not deliver it, kept for
+    /// the dead letter; empty otherwise.
+    last_reply: Vec<u8>,
+    stuck: StuckWatch,
 }
 
-/// Consecutive failures after which the circuit opens: the endpoint is left alone for a
-/// cool-down, then tried once.
-const BREAKER_THRESHOLD: u32 = 5;
+/// Larger kept replies are given back once their message is done rather than kept for the
+/// next failure.
+const KEEP_REPLY_BUFFER: usize = 4096;
 
 impl Link {
     fn drop_stream(&mut self, ctx: &WorkerContext) {
@@ -102,31 +111,26 @@ impl Link {
         }
     }
 
-    fn succeeded(&mut self, name: &str) {
-        self.backoff.succeed();
-        if std::mem::replace(&mut self.circuit_open, false) {
-            log::info!("endpoint {name}: reachable again; circuit closed");
+    /// The message in flight is done: its kept reply is not needed any more.
+    fn forget_reply(&mut self) {
+        if self.last_reply.capacity() > KEEP_REPLY_BUFFER {
+            self.last_reply = Vec::new();
+        } else {
+            self.last_reply.clear();
         }
     }
+}
 
-    /// Records a failure; returns how long to wait before the next try.
-    fn failed(&mut self, name: &str, ctx: &WorkerContext) -> Duration {
-        let wait = self.backoff.fail();
-        if self.backoff.failures() < BREAKER_THRESHOLD {
-            return wait;
-        }
-        if !std::mem::replace(&mut self.circuit_open, true) {
-            log::warn!(
-                "endpoint {name}: {} failures in a row; circuit open, probing every {:?} or so",
-                self.backoff.failures(),
-                ctx.settings.breaker_cooldown
-            );
-        }
-        // A jittered cool-down (half to the whole of it), so endpoints that failed together
-        // are not probed together.
-        let half = ctx.settings.breaker_cooldown / 2;
-        half + wait.min(half)
+fn budget(endpoint: &Endpoint) -> Budget {
+    Budget {
+        retry_for: endpoint.delivery.retry_for,
+        max_attempts: endpoint.delivery.max_attempts,
     }
+}
+
+/// Rounded to the millisecond, for logs.
+fn millis(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Worker {
@@ -203,89 +207,53 @@ impl Worker {
 
     /// Delivers until stopped. Runs as one task on the owner shard.
     pub async fn run(self: Rc<Self>, ctx: WorkerContext, seed: u64) {
+        let policy = ctx.settings.policy();
         let mut link = Link {
             stream: None,
-            backoff: Backoff::new(ctx.settings.backoff, seed),
+            machine: Machine::new(&policy, seed),
             tls_error_logged: false,
-            circuit_open: false,
+            acked: AckedIds::default(),
+            last_reply: Vec::new(),
+            stuck: StuckWatch::default(),
         };
-        let mut first_failure: Option<Instant> = None;
         loop {
             if self.reconnect.replace(false) {
                 link.drop_stream(&ctx);
             }
-            if self.queue.borrow().is_empty() {
+            let front = self.queue.borrow().front().cloned();
+            let Some(delivery) = front else {
+                self.watch(&mut link, None, Duration::MAX);
                 if self.stopping.get() {
                     break;
                 }
-                self.idle(&mut link, &ctx).await;
-                continue;
-            }
-            let Some(delivery) = self.queue.borrow().front().cloned() else {
+                self.idle(&mut link, &ctx, &policy).await;
                 continue;
             };
             let endpoint = Arc::clone(&self.target.borrow().endpoint);
-            let unreachable = match link.stream {
-                Some(_) => None,
-                None => self.open(&mut link, &ctx).await.err(),
-            };
-            let mut reply = None;
-            let verdict = match link.stream.as_mut() {
-                None => Verdict::Retry(unreachable.unwrap_or_default()),
-                Some(open) => {
-                    let result = exchange(
-                        open,
-                        &endpoint,
-                        &delivery.message,
-                        ctx.settings.reply_timeout,
-                        &ctx.pool,
-                    )
-                    .await;
-                    match result {
-                        Ok(attempt) => {
-                            if !attempt.keep {
-                                link.drop_stream(&ctx);
-                            }
-                            reply = attempt.reply;
-                            attempt.verdict
-                        }
-                        Err(e) => Verdict::Retry(format!("connection lost: {e}")),
-                    }
+            self.watch(&mut link, Some(&delivery), endpoint.delivery.stuck_after);
+            let verdict = self.attempt(&mut link, &ctx, &endpoint, &delivery).await;
+            let step = self.judged(&mut link, &ctx, &policy, &endpoint, &delivery, &verdict);
+            let until = match step.next {
+                Next::SendNow => continue,
+                Next::WaitUntil(until) => until,
+                Next::OpenCircuit { until } => {
+                    log::warn!(
+                        "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
+                        self.name,
+                        link.machine.failures(),
+                        ctx.settings.breaker_cooldown
+                    );
+                    until
                 }
             };
-            match verdict {
-                Verdict::Delivered => {
-                    link.succeeded(&self.name);
-                    first_failure = None;
-                    self.finish();
-                    ctx.outcomes.delivered(&delivery);
-                }
-                Verdict::Refused(reason) => {
-                    link.succeeded(&self.name);
-                    first_failure = None;
-                    self.finish();
+            if let Err(failure) = &verdict {
+                if step.give_up.is_none() {
+                    let after = until.saturating_duration_since(Instant::now());
                     ctx.outcomes
-                        .dead_letter(&delivery, GiveUp::Refused, &reason, reply.as_deref());
-                }
-                Verdict::Retry(reason) => {
-                    // The reply (or its absence) leaves the stream in an unknown state: a late
-                    // ACK for this message must not be read as the ACK of the next one.
-                    link.drop_stream(&ctx);
-                    let since = *first_failure.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= ctx.settings.retry_for {
-                        link.succeeded(&self.name);
-                        first_failure = None;
-                        self.finish();
-                        let why = format!("gave up after {:?}: {reason}", ctx.settings.retry_for);
-                        ctx.outcomes
-                            .dead_letter(&delivery, GiveUp::RetriesExhausted, &why, None);
-                        continue;
-                    }
-                    let wait = link.failed(&self.name, &ctx);
-                    ctx.outcomes.retrying(&delivery, &reason, wait);
-                    monoio::time::sleep(wait).await;
+                        .retrying(&delivery, &failure.to_string(), after);
                 }
             }
+            self.pause(&mut link, until, &endpoint).await;
         }
         if let Some(mut open) = link.stream.take() {
             let _ = open.shutdown(&ctx.pool).await;
@@ -293,12 +261,149 @@ impl Worker {
         }
     }
 
+    /// One attempt at `delivery`: connect if need be, send, wait for the reply.
+    async fn attempt(
+        &self,
+        link: &mut Link,
+        ctx: &WorkerContext,
+        endpoint: &Endpoint,
+        delivery: &Delivery,
+    ) -> Verdict {
+        if link.stream.is_none() {
+            self.open(link, ctx).await?;
+        }
+        let Some(stream) = link.stream.as_mut() else {
+            return Err(Failure::Unreachable("no connection".to_string()));
+        };
+        let how = Exchange {
+            endpoint,
+            reply_timeout: ctx.settings.reply_timeout,
+            pool: &ctx.pool,
+            acked: &link.acked,
+        };
+        let attempt = exchange(stream, &delivery.message, &how, &mut link.last_reply).await;
+        if !attempt.keep {
+            link.drop_stream(ctx);
+        }
+        attempt.verdict
+    }
+
+    /// Asks the policy what the verdict means, and does what it says with the message: done,
+    /// dead-lettered, or left at the front of the queue to be tried again.
+    fn judged(
+        &self,
+        link: &mut Link,
+        ctx: &WorkerContext,
+        policy: &Policy,
+        endpoint: &Endpoint,
+        delivery: &Delivery,
+        verdict: &Verdict,
+    ) -> Step {
+        let step = match verdict {
+            Ok(()) => {
+                link.acked.remember(delivery.message.control_id());
+                link.machine.delivered()
+            }
+            Err(failure) => {
+                if failure.retry_can_help() {
+                    // The stream is in an unknown state: a late reply to this message must not
+                    // be read as the reply to the next one.
+                    link.drop_stream(ctx);
+                } else if failure.endpoint_answered() {
+                    link.acked.remember(delivery.message.control_id());
+                }
+                link.machine
+                    .failed(Instant::now(), failure, policy, &budget(endpoint))
+            }
+        };
+        if step.circuit_closed {
+            log::info!("endpoint {}: reachable again; circuit closed", self.name);
+        }
+        match (verdict, step.give_up) {
+            (Ok(()), _) => {
+                self.finish(ctx);
+                link.forget_reply();
+                ctx.outcomes.delivered(delivery);
+            }
+            (Err(failure), Some(why)) => {
+                self.finish(ctx);
+                let detail = match why {
+                    GiveUp::RetriesExhausted => format!(
+                        "gave up after {} attempts over {:?}: {failure}",
+                        step.attempts,
+                        millis(step.failing_for)
+                    ),
+                    GiveUp::Refused | GiveUp::Unroutable => failure.to_string(),
+                };
+                let reply = (!link.last_reply.is_empty()).then_some(&link.last_reply[..]);
+                ctx.outcomes.dead_letter(delivery, why, &detail, reply);
+                link.forget_reply();
+            }
+            (Err(_), None) => {}
+        }
+        step
+    }
+
+    /// Waits until `until` before the next attempt, waking on the way when the message at the
+    /// front of the queue passes the endpoint's stuck threshold, so that it is said on time.
+    async fn pause(&self, link: &mut Link, until: Instant, endpoint: &Endpoint) {
+        let threshold = endpoint.delivery.stuck_after;
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            let front = self.queue.borrow().front().cloned();
+            let mut wake = until;
+            if let (false, Some(front)) = (link.stuck.is_stuck(), &front) {
+                let age = front.message.arrived.elapsed().unwrap_or_default();
+                wake = wake.min(now + threshold.saturating_sub(age));
+            }
+            monoio::time::sleep(wake.saturating_duration_since(now)).await;
+            self.watch(link, front.as_ref(), threshold);
+        }
+    }
+
+    /// Says once when the oldest message passes the stuck threshold, and once when it is back
+    /// under it (or the queue is empty).
+    fn watch(&self, link: &mut Link, oldest: Option<&Delivery>, threshold: Duration) {
+        let age = oldest.map(|d| d.message.arrived.elapsed().unwrap_or_default());
+        match link.stuck.observe(age, threshold) {
+            Some(Stuck::Began) => log::warn!(
+                "endpoint {}: oldest message {} has waited {:?} for delivery (stuck_after is \
+                 {threshold:?}); {} failure(s) in a row",
+                self.name,
+                String::from_utf8_lossy(oldest.map_or(&[][..], |d| d.message.control_id())),
+                millis(age.unwrap_or_default()),
+                link.machine.failures()
+            ),
+            Some(Stuck::Ended) => log::info!(
+                "endpoint {}: caught up: no message has waited longer than {threshold:?}",
+                self.name
+            ),
+            None => {}
+        }
+    }
+
     /// Nothing to send: keep (or, when pre-warmed, make) the connection, watch it for the
     /// endpoint closing it, and return when work arrives or the worker is asked to stop.
-    async fn idle(&self, link: &mut Link, ctx: &WorkerContext) {
+    async fn idle(&self, link: &mut Link, ctx: &WorkerContext, policy: &Policy) {
         if link.stream.is_none() && self.prewarm.get() && !self.stopping.get() {
             if let Err(e) = self.open(link, ctx).await {
-                let wait = link.failed(&self.name, ctx);
+                let until = match link.machine.connection_failed(Instant::now(), policy) {
+                    Next::OpenCircuit { until } => {
+                        log::warn!(
+                            "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
+                            self.name,
+                            link.machine.failures(),
+                            ctx.settings.breaker_cooldown
+                        );
+                        until
+                    }
+                    Next::WaitUntil(until) => until,
+                    Next::SendNow => Instant::now(),
+                };
+                let wait = until.saturating_duration_since(Instant::now());
                 log::debug!(
                     "endpoint {}: pre-warm: {e}; next try in {wait:?}",
                     self.name
@@ -332,13 +437,14 @@ impl Worker {
             link.drop_stream(ctx);
             if self.prewarm.get() {
                 // Do not reconnect in a tight loop to an endpoint that closes at once.
-                monoio::time::sleep(link.backoff.fail()).await;
+                let until = link.machine.idle_closed(Instant::now());
+                monoio::time::sleep(until.saturating_duration_since(Instant::now())).await;
             }
         }
     }
 
     /// Opens the connection, through the shard's connect gate.
-    async fn open(&self, link: &mut Link, ctx: &WorkerContext) -> Result<(), String> {
+    async fn open(&self, link: &mut Link, ctx: &WorkerContext) -> Result<(), Failure> {
         let (endpoint, tls) = {
             let target = self.target.borrow();
             (Arc::clone(&target.endpoint), target.tls.clone())
@@ -354,24 +460,31 @@ impl Worker {
         {
             Ok(fresh) => {
                 link.tls_error_logged = false;
+                link.acked.clear();
                 ctx.counters.connection_opened(&fresh);
                 link.stream = Some(fresh);
                 Ok(())
             }
             Err(e) => {
+                let failure = Failure::from(e);
                 // A certificate problem does not go away by retrying: say it once.
-                if e.is_tls() && !std::mem::replace(&mut link.tls_error_logged, true) {
-                    log::warn!("endpoint {}: {e}", self.name);
+                if failure.is_tls() && !std::mem::replace(&mut link.tls_error_logged, true) {
+                    log::warn!("endpoint {}: {failure}", self.name);
                 }
-                Err(e.to_string())
+                Err(failure)
             }
         }
     }
 
-    /// Takes the message in flight off the queue.
-    fn finish(&self) {
-        if let Some(done) = self.queue.borrow_mut().pop_front() {
-            done.queued.fetch_sub(1, Ordering::AcqRel);
+    /// Takes the message in flight off the queue, giving its place back (and waking senders
+    /// that wait for one).
+    fn finish(&self, ctx: &WorkerContext) {
+        let done = self.queue.borrow_mut().pop_front();
+        if let Some(done) = done {
+            let waiting = done.queued.done();
+            if !waiting.is_empty() {
+                ctx.room.ring(waiting);
+            }
         }
     }
 }

@@ -32,8 +32,12 @@ pub enum Plan {
     DeadLetter { message: Arc<Accepted> },
     /// A rule said to drop it: accepted and forwarded nowhere.
     Dropped { rule: String },
-    /// Refused: by a rule (with its reason) or because nothing routes it.
-    Rejected { reason: String },
+    /// Refused: by a rule (named, with its reason) or because nothing routes it (`rule` is
+    /// `None`).
+    Rejected {
+        reason: String,
+        rule: Option<String>,
+    },
 }
 
 impl Plan {
@@ -108,17 +112,48 @@ pub async fn plan(
                 .reject_reason(rule)
                 .unwrap_or("rejected by routing rule")
                 .to_string(),
+            rule: Some(
+                routing
+                    .table
+                    .rule(rule)
+                    .map_or_else(|| "?".to_string(), |r| r.name().to_string()),
+            ),
         },
         Outcome::Unrouted(Unrouted::Reject) => Plan::Rejected {
             reason: "no route for this message".to_string(),
+            rule: None,
         },
         Outcome::Unrouted(Unrouted::DeadLetter) => Plan::DeadLetter { message: make() },
     }
 }
 
-/// Stores every accepted message of the batch durably, then hands them to their endpoints.
-/// `Err`: none of them is stored or delivered; their senders must not be acknowledged.
+/// Stores every accepted message of the batch durably (unrouted ones as dead letters, the
+/// rest in the log), then hands them to their endpoints, each once its endpoint's queue has
+/// room (so a full queue holds the batch's answer back). `Err`: none of them is delivered and
+/// their senders must not be acknowledged (dead letters written before the failure stay: a
+/// sender that tries again makes a second one, as at-least-once allows).
 pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
+    commit_with(shard, plans, false).await
+}
+
+/// As [`commit`] for a message accepted before (a dead letter replayed): queued past the
+/// limit, since it must not wait behind new senders (nor hold up the control commands).
+pub async fn commit_replayed(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
+    commit_with(shard, plans, true).await
+}
+
+async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<(), NotDurable> {
+    // Dead letters first: were the log written first and a dead letter then failed, the log
+    // would hold records of messages never acknowledged nor delivered until a restart.
+    for plan in plans {
+        if let Plan::DeadLetter { message } = plan {
+            if shard.keep_unrouted(message).is_err() {
+                return Err(NotDurable(
+                    "the message could not be stored; try again later".to_string(),
+                ));
+            }
+        }
+    }
     let deliveries = plans.iter().filter(|p| matches!(p, Plan::Deliver { .. }));
     let refs = match &shard.durability {
         Some(durability) => {
@@ -209,11 +244,14 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
                         queued: Arc::clone(&handle.queued),
                         record,
                     };
-                    shard.dispatch(delivery, handle).await;
+                    if replayed {
+                        shard.requeue(delivery, handle).await;
+                    } else {
+                        shard.dispatch(delivery, handle).await;
+                    }
                 }
             }
-            Plan::DeadLetter { message } => shard.dead_letter_unrouted(message),
-            Plan::Dropped { .. } | Plan::Rejected { .. } => {}
+            Plan::DeadLetter { .. } | Plan::Dropped { .. } | Plan::Rejected { .. } => {}
         }
     }
     Ok(())

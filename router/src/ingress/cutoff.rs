@@ -2,18 +2,20 @@
 //! `ganglion_ingress_closed_total{reason}` and logged without flooding.
 //!
 //! Two thousand connections that never start a TLS handshake are two thousand closes a minute:
-//! a line each would bury the log. [`report`] is the one place such a close is logged; for now
-//! it writes the first close of each kind on a shard and then one at each power of two, with
-//! the count so far, and the rest at debug level. It is meant to be switched over to the shared
-//! refusal log (one line per peer per period, with a count) when that exists, by replacing its
-//! body.
+//! a line each would bury the log. [`report`] is the one place such a close is counted and
+//! logged, through the shard's refusal log ([`super::refusals`]: a few lines per sender address
+//! and reason, then a count every period).
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::refusals::Refusal;
+use crate::metrics::Metrics;
 
 use crate::shard::Shard;
 
 /// Why a connection was closed early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cutoff {
     /// A TLS sender did not finish its handshake within `handshake_timeout` of connecting.
     HandshakeTimeout,
@@ -72,20 +74,13 @@ pub type CutoffCounters = [AtomicU64; Cutoff::ALL.len()];
 /// what the limit was, for the log line only.
 pub fn report(
     shard: &Shard,
-    listener: &str,
+    listener: &Arc<str>,
     peer: SocketAddr,
     cutoff: Cutoff,
     detail: std::fmt::Arguments<'_>,
 ) {
-    let counter = &shard.counters().ingress_closed[cutoff.index()];
-    let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-    if n.is_power_of_two() {
-        log::info!(
-            "{listener}: closed {peer}: {detail} ({n} closed for this reason so far on shard {}; \
-             all are counted in ganglion_ingress_closed_total)",
-            shard.info.index
-        );
-    } else {
-        log::debug!("{listener}: closed {peer}: {detail}");
-    }
+    Metrics::bump(&shard.counters().ingress_closed[cutoff.index()]);
+    shard
+        .refusals
+        .note(peer, listener, Refusal::Cutoff(cutoff), detail);
 }

@@ -3,7 +3,8 @@
 //! A request is read whole (Content-Length or chunked, within the listener's limit), parsed,
 //! routed by its service and fanned out per address, and answered synchronously: the
 //! `SimpleMessageResponse` once it is accepted, a SOAP Client fault when it is malformed or
-//! unroutable, a Server fault when we cannot take it now. Connections are kept alive as the
+//! unroutable, a Server fault when we cannot take it now; every refusal is logged once
+//! ([`super::refusals`]), with the tracking id when there is one. Connections are kept alive as the
 //! sender asks. When the envelope asks for an infrastructure acknowledgement and its sender is
 //! in the directory, an InfAck is routed back to it.
 use std::rc::Rc;
@@ -18,6 +19,7 @@ use super::budget::InputBuffer;
 use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::reader::{Got, Reader};
+use super::refusals::{ControlId, Refusal};
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
 use crate::pipeline::{Accepted, Kind};
@@ -93,6 +95,16 @@ pub async fn serve(
             Err(error) => {
                 // The framing is broken: answer with the status the parser chose, then close,
                 // because we no longer know where the next request starts.
+                let kind = match error.kind {
+                    http1::HttpErrorKind::BodyTooLarge { .. } => Refusal::TooLarge,
+                    _ => Refusal::BadRequest,
+                };
+                shard.refusals.note(
+                    origin.peer,
+                    &listener.name,
+                    kind,
+                    format_args!("{error}; closing the connection"),
+                );
                 let mut out = shard.pool.take();
                 http1::write_error_response(&mut out, &error);
                 let _ = stream.write_pooled(out, &shard.pool).await;
@@ -113,14 +125,11 @@ pub async fn serve(
             )
             .await
         } else {
-            write_fault(
-                &shard,
-                None,
-                FaultCode::Client,
-                ERROR_CLIENT,
-                "only POST is accepted here",
-                &mut out,
-            );
+            let why = "only POST is accepted here";
+            shard
+                .refusals
+                .note(origin.peer, &listener.name, Refusal::BadRequest, why);
+            write_fault(&shard, None, FaultCode::Client, ERROR_CLIENT, why, &mut out);
             405
         };
         let mut response = shard.pool.take();
@@ -276,6 +285,12 @@ async fn handle(
         Ok(message) => message,
         Err(error) => {
             Metrics::bump(&shard.counters().unreadable);
+            shard.refusals.note(
+                origin.peer,
+                &origin.listener,
+                Refusal::Unreadable,
+                LoggedError(&error),
+            );
             let text = error.to_string();
             let (code, system) = match error.de_code() {
                 Some(de) => (de, itk::DE_ERROR_CODE_SYSTEM),
@@ -337,8 +352,24 @@ async fn handle(
         soap_action: Some(&action),
     };
     let plan = accept::plan(shard, &view, incoming, origin, decision).await;
-    if let Plan::Rejected { reason } = &plan {
+    let tracking = ControlId(view.message().envelope.tracking_id.raw());
+    if let Plan::Rejected { reason, rule } = &plan {
         Metrics::bump(&shard.counters().rejected);
+        let refusals = &shard.refusals;
+        match rule {
+            Some(rule) => refusals.note(
+                origin.peer,
+                &origin.listener,
+                Refusal::Rejected,
+                format_args!("message {tracking}: route {rule}: {reason}"),
+            ),
+            None => refusals.note(
+                origin.peer,
+                &origin.listener,
+                Refusal::NoRoute,
+                format_args!("message {tracking}: {reason}"),
+            ),
+        }
         write_fault(
             shard,
             request_id.as_deref(),
@@ -358,6 +389,12 @@ async fn handle(
         }
     }
     if let Err(NotDurable(why)) = accept::commit(shard, &plans).await {
+        shard.refusals.note(
+            origin.peer,
+            &origin.listener,
+            Refusal::NotStored,
+            format_args!("message {tracking}: {why}"),
+        );
         write_fault(
             shard,
             request_id.as_deref(),
@@ -378,6 +415,30 @@ async fn handle(
     };
     itk::write_simple_response(out, &reply);
     200
+}
+
+/// An ITK error as it may be logged: where and what, without the text quick-xml quotes from
+/// the message (names and values) or the entity name a sender wrote.
+struct LoggedError<'e>(&'e itk::ItkError);
+
+impl std::fmt::Display for LoggedError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.0;
+        match &e.kind {
+            itk::ItkErrorKind::Xml(_) => f.write_str("malformed XML")?,
+            itk::ItkErrorKind::UndefinedEntity(_) => f.write_str("undefined entity reference")?,
+            itk::ItkErrorKind::UnsupportedEncoding(_) => f.write_str("unsupported encoding")?,
+            kind => write!(f, "{kind}")?,
+        }
+        write!(f, " at byte {}", e.offset)?;
+        if !e.path.is_empty() {
+            write!(f, " in {}", e.path)?;
+        }
+        if let Some(de) = e.de_code() {
+            write!(f, " ({de})")?;
+        }
+        Ok(())
+    }
 }
 
 fn write_fault(

@@ -15,11 +15,12 @@ use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use super::accept::Origin;
 use super::budget::{InputBudget, PeerShares};
 use super::cutoff::{self, Cutoff};
+use super::refusals::Refusal;
+use super::slot::ListenerSlot;
 use crate::net::stream::Stream;
 use crate::routes::table::Listener;
 use crate::routes::Protocol;
 use crate::shard::Shard;
-use crate::signal::LocalSignal;
 
 /// A listener's settings and state shared by its connections on one shard.
 pub struct ListenerCtx {
@@ -63,19 +64,16 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net
     Ok(sockets)
 }
 
-/// Accepts connections until `stop` fires, serving each on this shard.
-pub async fn run(
-    shard: Rc<Shard>,
-    ctx: Rc<ListenerCtx>,
-    socket: std::net::TcpListener,
-    stop: Rc<LocalSignal>,
-) {
+/// Accepts connections until the slot is closed, serving each on this shard with the settings
+/// the slot holds when it is accepted.
+pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::TcpListener) {
+    let stop = slot.stop_signal();
     let listener = match TcpListener::from_std(socket) {
         Ok(listener) => listener,
         Err(e) => {
             log::error!(
                 "{}: cannot use its socket on shard {}: {e}",
-                ctx.name,
+                slot.current().name,
                 shard.info.index
             );
             return;
@@ -87,6 +85,7 @@ pub async fn run(
             accepted = listener.accept() => accepted,
             _ = stop.wait() => break,
         };
+        let ctx = slot.current();
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -98,10 +97,14 @@ pub async fn run(
         };
         if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
             ctx.open.fetch_sub(1, Ordering::AcqRel);
-            log::warn!(
-                "{}: refusing {peer}: already {} connections",
-                ctx.name,
-                ctx.config.max_connections
+            shard.refusals.note(
+                peer,
+                &ctx.name,
+                Refusal::ConnectionLimit,
+                format_args!(
+                    "{} open, the most this listener takes",
+                    ctx.config.max_connections
+                ),
             );
             drop(tcp);
             continue;
@@ -161,6 +164,8 @@ pub async fn run(
             live2.set(live2.get() - 1);
         });
     }
+    // Closed: refuse new connections now, not once the open ones are done.
+    drop(listener);
     // Connections finish the batch they are reading, answer it, and close on their own (they
     // watch the same signal); wait for them so shutdown knows every sender was answered.
     while live.get() > 0 {

@@ -5,17 +5,24 @@
 //! batch goes back in one write, in the order the messages came. A sender that pipelines a
 //! hundred messages therefore costs a handful of syscalls, not hundreds.
 //!
-//! Nothing a sender does stops the connection from being answered: an unreadable message gets
-//! AE with the place it went wrong, an oversized frame gets AR and the connection stays usable,
-//! a refused one AR with the reason. Half a frame followed by a close is logged and dropped (the
-//! sender was never acknowledged, so it still has the message). A frame that the input budgets
-//! cannot make room for gets AE "try again later" and the connection is closed.
+//! Nothing a sender does stops the connection from being answered: an unreadable message (or one
+//! without MSH-9, MSH-10 or MSH-12) gets AE with the place it went wrong, an oversized frame
+//! gets AR and the connection stays usable, a refused one AR with the reason; each refusal is
+//! logged once ([`super::refusals`]). Bytes outside a frame other than line ends mean the peer
+//! does not speak MLLP (an HTTP or TLS client, a sender that lost its framing): what was read
+//! before them is answered, then the connection is closed at once with one log line. Half a
+//! frame followed by a close is logged and dropped (the sender was never acknowledged, so it
+//! still has the message). A frame that the input budgets cannot make room for gets AE "try
+//! again later" and the connection is closed.
+//!
+//! A frame is parsed once: its entry keeps the MSH view routing used, and the ACK is written
+//! from it.
 use std::rc::Rc;
 use std::time::SystemTime;
 
 use std::ops::Range;
 
-use codecs::hl7v2::{AckError, Message, ParseError};
+use codecs::hl7v2::{salvage_control_id, AckError, Message, Msh, ParseError};
 use codecs::mllp;
 
 use super::accept::{self, Incoming, Origin, Plan};
@@ -23,7 +30,9 @@ use super::answer::{write_hl7v2_ack, Answer, APPLICATION_ERROR};
 use super::budget::InputBuffer;
 use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
+use super::not_mllp::{self, Stray};
 use super::reader::{Got, Reader};
+use super::refusals::{ControlId, Refusal};
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
 use crate::pipeline::Kind;
@@ -50,7 +59,7 @@ pub async fn serve(
     let mut reader = Reader::new(&listener, &origin, accepted);
     let mut input = InputBuffer::default();
     let mut decision = Decision::default();
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut spare: Vec<Entry<'static>> = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
     loop {
         // Nothing read is left unanswered: every batch is answered before the next read.
@@ -96,9 +105,20 @@ pub async fn serve(
                 return;
             }
         }
+        let mut entries = recycle(std::mem::take(&mut spare));
         let mut at = 0;
+        let mut stray = None;
         loop {
-            let decoded = decoder.decode(&input[at..]);
+            if decoder.between_frames() {
+                let rest = input.get(at..).unwrap_or_default();
+                let gap = rest.get(..memchr::memchr(mllp::START, rest).unwrap_or(rest.len()));
+                stray = not_mllp::classify(gap.unwrap_or_default());
+                if stray.is_some() {
+                    at = input.len();
+                    break;
+                }
+            }
+            let decoded = decoder.decode(input.get(at..).unwrap_or_default());
             let consumed = decoded.consumed;
             let entry = match decoded.event {
                 Some(mllp::Event::Frame(frame)) => {
@@ -123,9 +143,10 @@ pub async fn serve(
         let mut acks = shard.pool.take();
         for entry in entries.drain(..) {
             write_answer(
-                &shard, &listener, &input, entry, &plans, &committed, &mut acks,
+                &shard, &listener, &origin, &input, entry, &plans, &committed, &mut acks,
             );
         }
+        spare = recycle(entries);
         plans.clear();
         input.drain(..at);
         shard.flush();
@@ -135,12 +156,38 @@ pub async fn serve(
             log::info!("{}: {}: writing ACKs: {e}", listener.name, origin.peer);
             return;
         }
+        if let Some(stray) = stray {
+            refuse_stray(&shard, &listener, &origin, stray);
+            let _ = stream.shutdown(&shard.pool).await;
+            return;
+        }
         reader.settle(&mut input);
     }
 }
 
 /// How far into an unfinished frame its MSH segment is looked for.
 const MSH_SEARCH: usize = 64 * 1024;
+
+/// Logs why a connection that sent bytes outside a frame is being closed.
+fn refuse_stray(shard: &Shard, listener: &ListenerCtx, origin: &Origin, stray: Stray) {
+    shard.refusals.note(
+        origin.peer,
+        &listener.name,
+        Refusal::NotMllp,
+        format_args!("{stray}; closing the connection"),
+    );
+}
+
+/// Empties `entries` and hands its allocation on to the entries of the next read, which borrow
+/// a different buffer: a connection allocates its list of entries once, not once per read.
+// `filter_map` because it changes the type (the lifetime), which `filter` cannot.
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'b>(mut entries: Vec<Entry<'_>>) -> Vec<Entry<'b>> {
+    entries.clear();
+    // Collecting from an emptied vector's own iterator into a type of the same size reuses
+    // its allocation (std's in-place collection).
+    entries.into_iter().filter_map(|_| None).collect()
+}
 
 /// AE "try again later" for the frame `input` holds the start of, whose rest there is no room
 /// for. Its MSH, the first segment, is all the answer needs.
@@ -166,44 +213,57 @@ fn refuse_unfinished(shard: &Shard, input: &[u8], cutoff: Cutoff, out: &mut Vec<
 }
 
 /// One frame of a batch, as far as ingress got with it before the batch is committed. Ranges
-/// are into the connection's input buffer, which is not touched until the batch is answered.
-enum Entry {
+/// and views are into the connection's input buffer, which is not touched until the batch is
+/// answered.
+enum Entry<'a> {
     /// Parsed and routed: `plans[plan]`.
-    Planned { frame: Range<usize>, plan: usize },
-    /// Could not be read.
+    Planned {
+        frame: Range<usize>,
+        msh: Msh<'a>,
+        plan: usize,
+    },
+    /// Could not be read; `msh` when at least its MSH could.
     Unreadable {
         frame: Range<usize>,
+        msh: Option<Msh<'a>>,
         error: ParseError,
     },
     /// Over the size limit; only its head was kept.
     TooLarge(Range<usize>),
 }
 
-async fn route_frame(
+async fn route_frame<'a>(
     shard: &Shard,
     origin: &Origin,
-    frame: &[u8],
+    frame: &'a [u8],
     range: Range<usize>,
     decision: &mut Decision,
     plans: &mut Vec<Plan>,
-) -> Entry {
+) -> Entry<'a> {
     Metrics::bump(&shard.counters().received);
-    let parsed = Message::parse(frame).and_then(|m| m.validate().map(|()| m));
-    let message = match parsed {
+    let message = match Message::parse(frame) {
         Ok(message) => message,
         Err(error) => {
             return Entry::Unreadable {
                 frame: range,
+                msh: None,
                 error,
             }
         }
     };
-    let msh = message.msh();
+    let view = Hl7View::new(message);
+    let msh = view.msh();
+    if let Err(error) = message.validate().and_then(|()| msh.check_required()) {
+        return Entry::Unreadable {
+            frame: range,
+            msh: Some(msh),
+            error,
+        };
+    }
     let control_id = msh
         .control_id()
         .and_then(|c| message.offset_of(c).map(|at| at..at + c.len()))
         .unwrap_or(0..0);
-    let view = Hl7View::new(message);
     let incoming = Incoming {
         bytes: frame,
         kind: Kind::Hl7v2,
@@ -211,26 +271,38 @@ async fn route_frame(
         soap_action: None,
     };
     let plan = accept::plan(shard, &view, incoming, origin, decision).await;
+    // A routing value that could not be decoded: whatever the rules made of it, the message
+    // cannot be routed as its sender meant.
+    if let Some(error) = view.unreadable() {
+        return Entry::Unreadable {
+            frame: range,
+            msh: Some(msh),
+            error,
+        };
+    }
     if let Plan::Dropped { rule } = &plan {
         log::info!(
             "{}: message {} dropped by rule {rule}",
             origin.listener,
-            String::from_utf8_lossy(msh.control_id().unwrap_or_default())
+            ControlId(msh.control_id().unwrap_or_default())
         );
     }
     plans.push(plan);
     Entry::Planned {
         frame: range,
+        msh,
         plan: plans.len() - 1,
     }
 }
 
-/// Appends the ACK (if any) for one frame of a committed batch.
+/// Appends the ACK (if any) for one frame of a committed batch, and logs it if it is a refusal.
+#[allow(clippy::too_many_arguments)]
 fn write_answer(
     shard: &Shard,
     listener: &ListenerCtx,
+    origin: &Origin,
     input: &[u8],
-    entry: Entry,
+    entry: Entry<'_>,
     plans: &[Plan],
     committed: &Result<(), NotDurable>,
     acks: &mut Vec<u8>,
@@ -238,32 +310,55 @@ fn write_answer(
     let now = SystemTime::now();
     let id = ack_id(shard);
     let counters = shard.counters();
-    let too_long;
-    let (frame, answer) = match &entry {
-        Entry::Planned { frame, plan } => {
-            let answer = match (plans.get(*plan), committed) {
-                (Some(Plan::Rejected { reason }), _) => {
+    let refuse = |kind: Refusal, control_id: &[u8], detail: &dyn std::fmt::Display| {
+        shard.refusals.note(
+            origin.peer,
+            &listener.name,
+            kind,
+            format_args!("message {}: {detail}", ControlId(control_id)),
+        );
+    };
+    match entry {
+        Entry::Planned { frame, msh, plan } => {
+            let control_id = msh.control_id().unwrap_or_default();
+            let answer = match (plans.get(plan), committed) {
+                (Some(Plan::Rejected { reason, rule }), _) => {
                     Metrics::bump(&counters.rejected);
+                    match rule {
+                        Some(rule) => refuse(
+                            Refusal::Rejected,
+                            control_id,
+                            &format_args!("route {rule}: {reason}"),
+                        ),
+                        None => refuse(Refusal::NoRoute, control_id, reason),
+                    }
                     Answer::Rejected {
                         reason,
                         code: APPLICATION_ERROR,
                     }
                 }
-                (_, Err(NotDurable(why))) => Answer::NotNow { reason: why },
+                (_, Err(NotDurable(why))) => {
+                    refuse(Refusal::NotStored, control_id, why);
+                    Answer::NotNow { reason: why }
+                }
                 _ => {
                     Metrics::bump(&counters.accepted);
                     Answer::Accepted
                 }
             };
-            (frame.clone(), answer)
+            let bytes = input.get(frame).unwrap_or_default();
+            write_hl7v2_ack(Some(&msh), bytes, answer, &id, now, acks);
         }
-        Entry::Unreadable { frame, error } => {
+        Entry::Unreadable { frame, msh, error } => {
             Metrics::bump(&counters.unreadable);
+            let bytes = input.get(frame).unwrap_or_default();
+            let control_id = match &msh {
+                Some(msh) => msh.control_id(),
+                None => salvage_control_id(bytes),
+            };
+            refuse(Refusal::Unreadable, control_id.unwrap_or_default(), &error);
             let text = error.to_string();
-            let bytes = input.get(frame.clone()).unwrap_or_default();
-            let salvage = Message::parse(bytes).ok();
-            let msh = salvage.as_ref().map(Message::msh);
-            let error = AckError::from_parse_error(error, &text);
+            let error = AckError::from_parse_error(&error, &text);
             write_hl7v2_ack(
                 msh.as_ref(),
                 bytes,
@@ -272,27 +367,28 @@ fn write_answer(
                 now,
                 acks,
             );
-            return;
         }
         Entry::TooLarge(head) => {
             Metrics::bump(&counters.rejected);
-            too_long = format!(
+            let reason = format!(
                 "message longer than this listener's limit of {} bytes",
                 listener.max_message_bytes()
             );
-            (
-                head.clone(),
-                Answer::Rejected {
-                    reason: &too_long,
-                    code: TOO_LONG,
-                },
-            )
+            let bytes = input.get(head).unwrap_or_default();
+            let parsed = Message::parse(bytes).ok();
+            let msh = parsed.as_ref().map(Message::msh);
+            let control_id = match &msh {
+                Some(msh) => msh.control_id(),
+                None => salvage_control_id(bytes),
+            };
+            refuse(Refusal::TooLarge, control_id.unwrap_or_default(), &reason);
+            let answer = Answer::Rejected {
+                reason: &reason,
+                code: TOO_LONG,
+            };
+            write_hl7v2_ack(msh.as_ref(), bytes, answer, &id, now, acks);
         }
-    };
-    let bytes = input.get(frame).unwrap_or_default();
-    let parsed = Message::parse(bytes).ok();
-    let msh = parsed.as_ref().map(Message::msh);
-    write_hl7v2_ack(msh.as_ref(), bytes, answer, &id, now, acks);
+    }
 }
 
 /// MSH-10 for an ACK we send: unique within this run, and telling which shard sent it
@@ -334,7 +430,18 @@ impl std::ops::Deref for AckId {
 
 #[cfg(test)]
 mod tests {
-    use super::AckId;
+    use super::{recycle, AckId, Entry};
+
+    #[test]
+    fn entries_keep_their_allocation_from_read_to_read() {
+        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(16);
+        entries.push(Entry::TooLarge(0..8));
+        let allocation = entries.as_ptr() as usize;
+        let next: Vec<Entry<'static>> = recycle(entries);
+        assert!(next.is_empty());
+        assert!(next.capacity() >= 16);
+        assert_eq!(next.as_ptr() as usize, allocation);
+    }
 
     #[test]
     fn ack_ids_are_g_and_hex() {

@@ -1,11 +1,19 @@
-//! What changed between two tables, so a reload keeps what it can.
+//! What changed between two tables: the plan a reload (and start-up) applies.
 //!
 //! Endpoints are paired by name and compared by [`super::EndpointIdentity`]: same identity means
 //! the egress keeps the open connection (listed in `unchanged` with the old and new ids, since
-//! ids are per table). Rules are compared as the operator wrote them, with endpoint ids mapped
-//! back to names, so a new directory order alone is not a rule change. Start-up is the diff from
-//! an empty table: every endpoint is `added`.
+//! ids are per table). Listeners are paired by name: a new address needs a new socket, other
+//! settings (certificates included, by content) apply to new connections on the same socket.
+//! Rules are compared as the operator wrote them, with endpoint ids mapped back to names, so a
+//! new directory order alone is not a rule change. `[server]` settings are listed when they
+//! differ; the daemon decides which it cannot change while running. Start-up is the diff from
+//! an empty table: every endpoint and listener is `added`.
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use super::endpoint::EndpointId;
+use super::file::Workers;
 use super::table::{Action, RouteTable, Rule, Target};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,6 +28,88 @@ pub struct TableDiff {
     pub unchanged: Vec<(EndpointId, EndpointId)>,
     /// Whether routing decisions may differ (rules, their order, `unrouted`, or lookup contents).
     pub rules_changed: bool,
+    pub listeners: ListenerDiff,
+    /// `[server]` settings that differ.
+    pub server: Vec<ServerChange>,
+}
+
+/// What changed among the listeners, as indexes into the old and new tables' listener lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListenerDiff {
+    /// New names (new index): bind a socket.
+    pub added: Vec<usize>,
+    /// Names gone (old index): close the socket, let its connections finish.
+    pub removed: Vec<usize>,
+    /// Same name, another `bind` (old, new): a new socket, the old one closed as if removed.
+    pub moved: Vec<(usize, usize)>,
+    /// Same name and address, other settings (old, new): the socket stays; connections
+    /// accepted from now on get the new protocol, limits and certificates.
+    pub changed: Vec<(usize, usize)>,
+    /// Same in every respect, certificates' contents included (old, new).
+    pub unchanged: Vec<(usize, usize)>,
+}
+
+impl ListenerDiff {
+    /// True when no listener needs anything done.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.moved.is_empty()
+            && self.changed.is_empty()
+    }
+}
+
+/// A `[server]` setting that differs between the tables, with both values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerChange {
+    Workers {
+        old: Workers,
+        new: Workers,
+    },
+    /// Resolved against the config file's folder.
+    DataDir {
+        old: PathBuf,
+        new: PathBuf,
+    },
+    Admin {
+        old: SocketAddr,
+        new: SocketAddr,
+    },
+    /// A key whose values say nothing useful side by side (paths of secrets, flags).
+    Other {
+        key: &'static str,
+    },
+}
+
+impl ServerChange {
+    /// The key as the operator writes it.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ServerChange::Workers { .. } => "[server] workers",
+            ServerChange::DataDir { .. } => "[server] data_dir",
+            ServerChange::Admin { .. } => "[server] admin",
+            ServerChange::Other { key } => key,
+        }
+    }
+}
+
+impl fmt::Display for ServerChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let workers = |w: &Workers| match w {
+            Workers::Auto => "\"auto\"".to_string(),
+            Workers::Count(n) => n.to_string(),
+        };
+        match self {
+            ServerChange::Workers { old, new } => {
+                write!(f, "{} {} -> {}", self.key(), workers(old), workers(new))
+            }
+            ServerChange::DataDir { old, new } => {
+                write!(f, "{} {} -> {}", self.key(), old.display(), new.display())
+            }
+            ServerChange::Admin { old, new } => write!(f, "{} {old} -> {new}", self.key()),
+            ServerChange::Other { key } => write!(f, "{key} changed"),
+        }
+    }
 }
 
 impl TableDiff {
@@ -29,6 +119,8 @@ impl TableDiff {
             && self.removed.is_empty()
             && self.changed.is_empty()
             && !self.rules_changed
+            && self.listeners.is_empty()
+            && self.server.is_empty()
     }
 }
 
@@ -37,6 +129,7 @@ pub fn diff(old: Option<&RouteTable>, new: &RouteTable) -> TableDiff {
     let mut d = TableDiff::default();
     let Some(old) = old else {
         d.added = (0..new.endpoints.len()).map(id).collect();
+        d.listeners.added = (0..new.listeners.len()).collect();
         d.rules_changed = true;
         return d;
     };
@@ -68,7 +161,85 @@ pub fn diff(old: Option<&RouteTable>, new: &RouteTable) -> TableDiff {
             .zip(&new.rules)
             .any(|(a, b)| !same_rule(old, a, new, b))
         || lookups_changed(old, new);
+    d.listeners = listeners(old, new);
+    d.server = server(old, new);
     d
+}
+
+fn listeners(old: &RouteTable, new: &RouteTable) -> ListenerDiff {
+    let mut d = ListenerDiff::default();
+    let find = |t: &RouteTable, name: &str| t.listeners.iter().position(|l| l.name == name);
+    for (i, l) in new.listeners.iter().enumerate() {
+        match find(old, &l.name) {
+            None => d.added.push(i),
+            Some(o) => {
+                let before = &old.listeners[o]; // `find` returned an index into this list
+                if before == l {
+                    d.unchanged.push((o, i));
+                } else if before.bind != l.bind {
+                    d.moved.push((o, i));
+                } else {
+                    d.changed.push((o, i));
+                }
+            }
+        }
+    }
+    for (i, l) in old.listeners.iter().enumerate() {
+        if find(new, &l.name).is_none() {
+            d.removed.push(i);
+        }
+    }
+    d
+}
+
+fn server(old: &RouteTable, new: &RouteTable) -> Vec<ServerChange> {
+    let mut changes = Vec::new();
+    let (a, b) = (&old.server, &new.server);
+    if a.workers != b.workers {
+        changes.push(ServerChange::Workers {
+            old: a.workers,
+            new: b.workers,
+        });
+    }
+    if old.data_dir() != new.data_dir() {
+        changes.push(ServerChange::DataDir {
+            old: old.data_dir(),
+            new: new.data_dir(),
+        });
+    }
+    if a.admin != b.admin {
+        changes.push(ServerChange::Admin {
+            old: a.admin,
+            new: b.admin,
+        });
+    }
+    let (x, y) = (&a.admin_access, &b.admin_access);
+    let others = [
+        ("[server] admin_token_file", x.token_file != y.token_file),
+        ("[server] admin_cert", x.cert != y.cert),
+        ("[server] admin_key", x.key != y.key),
+        ("[server] admin_client_ca", x.client_ca != y.client_ca),
+        ("[server] admin_names", x.names != y.names),
+        (
+            "[server] admin_allow_unverified_remote",
+            x.allow_unverified_remote != y.allow_unverified_remote,
+        ),
+        (
+            "[server] allow_shared_data_dir",
+            a.allow_shared_data_dir != b.allow_shared_data_dir,
+        ),
+        (
+            "[server] max_buffered_input",
+            a.max_buffered_input != b.max_buffered_input,
+        ),
+    ];
+    changes.extend(
+        others
+            .into_iter()
+            .filter(|&(_, differs)| differs)
+            .map(|(key, _)| ServerChange::Other { key }),
+    );
+    changes
 }
 
 fn id(i: usize) -> EndpointId {

@@ -237,6 +237,7 @@ pub fn read(file: &Path, data: &[u8]) -> Rows {
             keys,
             key_locs,
             prewarm,
+            delivery: Default::default(),
         });
     }
     Rows {

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use super::address::Address;
+use super::delivery::DeliverySettings;
 
 /// A dense endpoint number, an index into [`super::RouteTable::endpoints`]. Shards use it to pick
 /// the owner (`id % workers`) and to index per-endpoint state without hashing names.
@@ -82,6 +83,8 @@ pub struct TlsProfile {
     /// Client certificate chain and key (PEM), presented to endpoints that ask.
     pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub verify_server_name: bool,
+    /// What those files held when the table was built: a file renewed in place is a change.
+    pub contents: super::digest::ContentDigest,
 }
 
 /// Values a `to = { lookup = … }` action may look an endpoint up by (the directory's key columns).
@@ -108,6 +111,9 @@ pub struct Endpoint {
     /// Open the connection at start-up instead of on the first message.
     pub prewarm: bool,
     pub keys: LookupKeys,
+    /// Retry budget, queue limit and stuck threshold. Not part of the identity: a change
+    /// applies to the open connection.
+    pub delivery: DeliverySettings,
 }
 
 /// What makes two endpoints the same connection: when this is equal across a reload, the
@@ -148,5 +154,6 @@ pub fn default_tls_profile() -> TlsProfile {
         ca: None,
         client_cert: None,
         verify_server_name: true,
+        contents: super::digest::ContentDigest::default(),
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::delivery::DeliverySpec;
 use super::endpoint::{LookupKeys, Protocol};
 use super::keys::{Column, Key, LookupFrom};
 use super::pattern::Pattern;
@@ -53,9 +54,30 @@ pub struct ServerSection {
     /// As written; relative paths are relative to the config file's folder.
     pub data_dir: PathBuf,
     pub admin: SocketAddr,
+    /// Start even when group or others can reach `data_dir` (normally refused: it holds
+    /// messages).
+    pub allow_shared_data_dir: bool,
+    /// Who may use the admin address, and how it is reached.
+    pub admin_access: AdminSection,
     /// Bytes of senders' unfinished input the whole process may hold beyond each connection's
     /// first buffer; `None`: chosen at start-up from the memory there is.
     pub max_buffered_input: Option<Spanned<u64>>,
+}
+
+/// The `admin_*` keys of `[server]`, as written (paths relative to the config's folder).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdminSection {
+    /// The bearer token; `<data_dir>/admin.token` (made at start-up when absent) by default.
+    pub token_file: Option<Spanned<String>>,
+    /// TLS on the admin address: the certificate chain and key it presents.
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    /// With TLS: the CA that client certificates must chain to (then required).
+    pub client_ca: Option<Spanned<String>>,
+    /// Host names clients may call the admin address by, besides localhost and its IPs.
+    pub names: Vec<String>,
+    /// Bind beyond loopback without TLS and client certificates.
+    pub allow_unverified_remote: bool,
 }
 
 impl Default for ServerSection {
@@ -64,6 +86,8 @@ impl Default for ServerSection {
             workers: Workers::Auto,
             data_dir: PathBuf::from("/var/lib/ganglion"),
             admin: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            allow_shared_data_dir: false,
+            admin_access: AdminSection::default(),
             max_buffered_input: None,
         }
     }
@@ -122,12 +146,16 @@ pub struct EndpointSpec {
     /// Where each lookup key was written, in [`Column`] order (`id` excluded), for duplicates.
     pub key_locs: [Option<Loc>; 4],
     pub prewarm: bool,
+    /// Delivery keys set on the endpoint itself (`[[endpoint]]` only).
+    pub delivery: DeliverySpec,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSection {
     pub name: Spanned<String>,
     pub members: Vec<Spanned<String>>,
+    /// Delivery keys for the group's members.
+    pub delivery: DeliverySpec,
 }
 
 /// One condition of a route: a key and the pattern its value must fit.
@@ -205,6 +233,8 @@ pub struct RoutesFile {
     pub listeners: Vec<ListenerSection>,
     pub tls: Vec<TlsSection>,
     pub directory: Option<Spanned<String>>,
+    /// `[delivery]`: defaults for every endpoint.
+    pub delivery: DeliverySpec,
     pub endpoints: Vec<EndpointSpec>,
     pub groups: Vec<GroupSection>,
     pub routes: Vec<RouteSection>,

@@ -1,11 +1,15 @@
 //! [`MessageView`]s over the codecs' parsed messages, as the matcher reads them.
 //!
 //! HL7v2 values are the codec's raw slices with escape sequences decoded (borrowed unless the
-//! value holds the escape character); the MSH view is scanned once when the view is built.
+//! value holds the escape character); the MSH view is scanned once when the view is built. A
+//! value with an escape sequence HL7 does not define cannot be compared honestly: the matcher
+//! gets it as written, and the view remembers the first such place ([`Hl7View::unreadable`])
+//! so that ingress refuses the message as unreadable rather than as unroutable.
 //! ITK values are attribute values with XML references resolved (borrowed unless the value
 //! holds one). Values are compared as bytes: `routes.toml` values are UTF-8, and routing keys
 //! (application and facility codes, URNs) are ASCII in practice.
 use std::borrow::Cow;
+use std::cell::Cell;
 
 use codecs::hl7v2;
 use codecs::itk;
@@ -14,10 +18,13 @@ use super::keys::{ItkKey, Key, MessageKind, MessageView, MshKey};
 use crate::inspect::Item;
 
 /// An HL7v2 message as the matcher sees it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Hl7View<'a> {
     msg: hl7v2::Message<'a>,
     msh: hl7v2::Msh<'a>,
+    /// The first value read whose escape sequences could not be decoded: its offset, segment
+    /// and field.
+    bad_escape: Cell<Option<(usize, [u8; 3], u16)>>,
 }
 
 impl<'a> Hl7View<'a> {
@@ -25,7 +32,26 @@ impl<'a> Hl7View<'a> {
         Hl7View {
             msh: msg.msh(),
             msg,
+            bad_escape: Cell::new(None),
         }
+    }
+
+    /// The MSH view, scanned when this view was built.
+    pub fn msh(&self) -> hl7v2::Msh<'a> {
+        self.msh
+    }
+
+    /// Where a value the matcher read holds an escape sequence HL7 does not define (the first
+    /// such value), as the error an unreadable message is answered with.
+    pub fn unreadable(&self) -> Option<hl7v2::ParseError> {
+        self.bad_escape
+            .get()
+            .map(|(offset, segment, field)| hl7v2::ParseError {
+                offset,
+                segment: Some(segment),
+                field: Some(field),
+                kind: hl7v2::ErrorKind::BadEscape,
+            })
     }
 
     pub fn parse(bytes: &'a [u8]) -> Result<Self, hl7v2::ParseError> {
@@ -47,22 +73,37 @@ impl MessageView for Hl7View<'_> {
             return None;
         }
         let m = &self.msh;
-        let raw = match key {
-            Key::Msh(k) => match k {
-                MshKey::SendingApplication => m.sending_application(),
-                MshKey::SendingFacility => m.sending_facility(),
-                MshKey::ReceivingApplication => m.receiving_application(),
-                MshKey::ReceivingFacility => m.receiving_facility(),
-                MshKey::MessageType => m.message_type(),
-                MshKey::TriggerEvent => m.trigger_event(),
-                MshKey::MessageStructure => m.message_structure(),
-                MshKey::ProcessingId => m.processing_id(),
-                MshKey::Version => m.version(),
-            },
-            Key::Field(f) => self.msg.get(f.path()),
-            Key::Itk(_) => None,
-        }?;
-        Some(hl7v2::unescape(raw, self.msg.separators()))
+        let (raw, segment, field) = match key {
+            Key::Msh(k) => {
+                let (raw, field) = match k {
+                    MshKey::SendingApplication => (m.sending_application(), 3),
+                    MshKey::SendingFacility => (m.sending_facility(), 4),
+                    MshKey::ReceivingApplication => (m.receiving_application(), 5),
+                    MshKey::ReceivingFacility => (m.receiving_facility(), 6),
+                    MshKey::MessageType => (m.message_type(), 9),
+                    MshKey::TriggerEvent => (m.trigger_event(), 9),
+                    MshKey::MessageStructure => (m.message_structure(), 9),
+                    MshKey::ProcessingId => (m.processing_id(), 11),
+                    MshKey::Version => (m.version(), 12),
+                };
+                (raw?, *b"MSH", field)
+            }
+            Key::Field(f) => {
+                let path = f.path();
+                (self.msg.get(path)?, *path.segment(), path.field())
+            }
+            Key::Itk(_) => return None,
+        };
+        match hl7v2::unescape_strict(raw, self.msg.separators()) {
+            Ok(value) => Some(value),
+            Err(at) => {
+                if self.bad_escape.get().is_none() {
+                    let offset = self.msg.offset_of(raw).unwrap_or(0) + at;
+                    self.bad_escape.set(Some((offset, segment, field)));
+                }
+                Some(Cow::Borrowed(raw))
+            }
+        }
     }
 }
 

@@ -8,11 +8,13 @@
 //! [`Diagnostic`] (`routes.toml:LINE:COL: error: …`), or a table comes back with the warnings.
 //!
 //! Parts: [`diag`] (diagnostics), [`walk`] (the schema walk over toml's spanned tree),
-//! [`parse`], [`file`], [`directory`] (the CSV), [`address`], [`endpoint`], [`keys`] (what a
+//! [`parse`], [`file`], [`directory`] (the CSV), [`address`], [`endpoint`], [`delivery`] (retry
+//! budget, queue limit and stuck threshold of each endpoint), [`keys`] (what a
 //! route can test, and the [`MessageView`] trait the matcher reads messages through),
 //! [`glob`], [`pattern`], [`compile`], [`table`], [`index`], [`matcher`] (`route`),
 //! [`explain`] (the same decision, with reasons), [`shadow`] (the "can never match" warning),
-//! [`diff`] (what a reload changes), [`message`] (views over parsed HL7v2 and ITK messages)
+//! [`diff`] (what a reload changes), [`digest`] (what TLS files hold, to see one renewed in
+//! place), [`message`] (views over parsed HL7v2 and ITK messages)
 //! and [`testcase`] (`[[test]]`).
 //!
 //! Invariants: a [`RouteTable`] exists only if compilation found no error; it is immutable and
@@ -21,8 +23,10 @@
 //! nothing for messages that reach at most four endpoints.
 pub mod address;
 mod compile;
+pub mod delivery;
 pub mod diag;
 pub mod diff;
+pub mod digest;
 pub mod directory;
 pub mod endpoint;
 pub mod explain;
@@ -43,7 +47,8 @@ mod walk;
 use std::sync::Arc;
 
 pub use diag::{Diagnostic, Severity};
-pub use diff::{diff, TableDiff};
+pub use diff::{diff, ListenerDiff, ServerChange, TableDiff};
+pub use digest::ContentDigest;
 pub use endpoint::{Endpoint, EndpointId, EndpointIdentity, Protocol, TlsProfile};
 pub use explain::{Explanation, Skip};
 pub use file::Unrouted;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
+use super::digest::ContentDigest;
 use super::endpoint::{Endpoint, EndpointId, Protocol, TlsProfile};
 use super::file::{ClientAuth, Expect, MessageSource, ServerSection, Unrouted};
 use super::index::Index;
@@ -114,6 +115,9 @@ pub struct Listener {
     pub handshake_timeout: Duration,
     pub first_byte_timeout: Duration,
     pub max_buffered_per_peer: u64,
+    /// What `cert`, `key` and `client_ca` held when the table was built: a certificate renewed
+    /// in place is a change a reload applies.
+    pub tls_contents: ContentDigest,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +177,31 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// The table in force before the first: no listener, no endpoint, no route. Start-up is a
+    /// reload from it.
+    pub fn empty(config_path: &Path) -> RouteTable {
+        RouteTable {
+            config_path: config_path.to_path_buf(),
+            directory_path: None,
+            base_dir: config_path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            server: ServerSection::default(),
+            listeners: Vec::new(),
+            tls: Vec::new(),
+            endpoints: Vec::new(),
+            names: FxHashMap::default(),
+            groups: Vec::new(),
+            rules: Vec::new(),
+            keys: Vec::new(),
+            index: Index::default(),
+            directory: Directory::default(),
+            unrouted: Unrouted::default(),
+            tests: Vec::new(),
+        }
+    }
+
     /// The endpoint directory this table read, if any (a reload watches it too).
     pub fn directory_path(&self) -> Option<&Path> {
         self.directory_path.as_deref()

@@ -6,7 +6,9 @@
 use std::fmt;
 use std::io;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
+use monoio::blocking::DefaultThreadPool;
 use monoio::time::TimeDriver;
 use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 
@@ -74,16 +76,33 @@ pub type Runtime = FusionRuntime<TimeDriver<IoUringDriver>, TimeDriver<LegacyDri
 /// Room for this many I/O operations in flight per shard (io_uring submission queue entries).
 const RING_ENTRIES: u32 = 4096;
 
-/// Builds one shard's runtime with timers on `driver`.
+/// Threads shared by every runtime for calls that block (`monoio::spawn_blocking`): host name
+/// resolution, which may wait seconds for DNS. A few suffice: lookups are per connection, not
+/// per message, and a slow one holds a thread, not a shard.
+const BLOCKING_THREADS: usize = 4;
+
+/// The blocking pool, made with the first runtime: before any shard splits its descriptor
+/// table, so its threads use the process's.
+fn blocking_pool() -> Box<DefaultThreadPool> {
+    static POOL: OnceLock<DefaultThreadPool> = OnceLock::new();
+    Box::new(
+        POOL.get_or_init(|| DefaultThreadPool::new(BLOCKING_THREADS))
+            .clone(),
+    )
+}
+
+/// Builds one shard's runtime with timers on `driver`, and the shared blocking pool.
 pub fn build_runtime(driver: Driver) -> io::Result<Runtime> {
     match driver {
         Driver::Uring => Ok(RuntimeBuilder::<IoUringDriver>::new()
             .with_entries(RING_ENTRIES)
+            .attach_thread_pool(blocking_pool())
             .enable_timer()
             .build()?
             .into()),
         Driver::Epoll => Ok(RuntimeBuilder::<LegacyDriver>::new()
             .with_entries(RING_ENTRIES)
+            .attach_thread_pool(blocking_pool())
             .enable_timer()
             .build()?
             .into()),
@@ -100,6 +119,30 @@ mod tests {
         assert_eq!("uring".parse(), Ok(DriverChoice::Uring));
         assert_eq!("epoll".parse(), Ok(DriverChoice::Epoll));
         assert!("kqueue".parse::<DriverChoice>().is_err());
+    }
+
+    /// What keeps host name lookups off the shards: a blocking call waits on the pool while
+    /// the shard goes on (here, to release it). On the shard's own thread it would wait out its
+    /// timeout and fail.
+    #[test]
+    fn blocking_calls_run_off_the_shard_while_it_goes_on() {
+        for driver in [Driver::Epoll]
+            .into_iter()
+            .chain(DriverChoice::Uring.resolve().ok())
+        {
+            let mut rt = build_runtime(driver).expect("build runtime");
+            let released = rt.block_on(async {
+                let (release, wait) = std::sync::mpsc::channel::<()>();
+                let blocked = monoio::spawn_blocking(move || {
+                    wait.recv_timeout(std::time::Duration::from_secs(10))
+                        .is_ok()
+                });
+                monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+                let _ = release.send(());
+                blocked.await
+            });
+            assert!(matches!(released, Ok(true)), "{driver}");
+        }
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //! with, so it is routed and delivered by exactly one table.
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
+use super::room::QueueCount;
 use crate::routes::{Endpoint, EndpointId, RouteTable, TlsProfile};
 use crate::tls::config::{client_config, ClientSettings, TlsConfigError};
 use crate::tls::sessions::SessionStore;
@@ -42,7 +42,9 @@ pub struct EndpointHandle {
     pub owner: usize,
     /// Messages accepted for the endpoint and not yet done; ingress reads it to apply
     /// back-pressure, the owner's worker lowers it. Survives reloads with the endpoint's name.
-    pub queued: Arc<AtomicU32>,
+    pub queued: Arc<QueueCount>,
+    /// The endpoint's `queue_limit`: past it, senders are held back.
+    pub queue_limit: u32,
 }
 
 impl Routing {
@@ -62,12 +64,14 @@ impl Routing {
             .map(|e| match old.get(e.name.as_str()) {
                 Some(handle) => EndpointHandle {
                     owner: owner_of(&e.name, shards),
+                    queue_limit: e.delivery.queue_limit,
                     ..(*handle).clone()
                 },
                 None => EndpointHandle {
                     name: Arc::from(e.name.as_str()),
                     owner: owner_of(&e.name, shards),
-                    queued: Arc::new(AtomicU32::new(0)),
+                    queued: Arc::new(QueueCount::default()),
+                    queue_limit: e.delivery.queue_limit,
                 },
             })
             .collect();

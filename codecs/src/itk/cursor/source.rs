@@ -17,7 +17,11 @@ use quick_xml::Reader;
 pub(crate) enum Source<'a> {
     Fast(Lexer<'a>),
     Exact {
+        /// Reads the input after its UTF-8 byte order mark, if any: quick-xml skips a BOM
+        /// without counting it, so its positions would be 3 short of the input's offsets.
         reader: Reader<&'a [u8]>,
+        /// Where the reader's input starts in ours (3 after a BOM, else 0).
+        base: usize,
         /// Start of the token [`Source::next`] returned last.
         start: usize,
     },
@@ -36,23 +40,31 @@ impl<'a> Source<'a> {
         if !exact {
             return Self::Fast(Lexer::new(input));
         }
-        let mut reader = Reader::from_reader(input);
+        let base = if input.starts_with(UTF8_BOM) {
+            UTF8_BOM.len()
+        } else {
+            0
+        };
+        let mut reader = Reader::from_reader(input.get(base..).unwrap_or_default());
         let config = reader.config_mut();
         config.trim_text(false);
         config.expand_empty_elements = false;
         config.check_end_names = true;
         config.check_comments = true;
         config.allow_unmatched_ends = false;
-        Self::Exact { reader, start: 0 }
+        Self::Exact {
+            reader,
+            base,
+            start: 0,
+        }
     }
 
     /// Start of the next token (quick-xml's `buffer_position`).
     pub(crate) fn pos(&self) -> usize {
         match self {
             Self::Fast(lexer) => lexer.pos(),
-            Self::Exact { reader, .. } => {
-                usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX)
-            }
+            Self::Exact { reader, base, .. } => usize::try_from(reader.buffer_position())
+                .map_or(usize::MAX, |p| p.saturating_add(*base)),
         }
     }
 
@@ -77,9 +89,8 @@ impl<'a> Source<'a> {
     pub(crate) fn error_position(&self) -> usize {
         match self {
             Self::Fast(_) => 0,
-            Self::Exact { reader, .. } => {
-                usize::try_from(reader.error_position()).unwrap_or(usize::MAX)
-            }
+            Self::Exact { reader, base, .. } => usize::try_from(reader.error_position())
+                .map_or(usize::MAX, |p| p.saturating_add(*base)),
         }
     }
 
@@ -104,14 +115,15 @@ impl<'a> Source<'a> {
 
     /// The next token, whatever it is.
     pub(crate) fn token(&mut self, input: &'a [u8]) -> Result<Tok<'a>, Failure> {
-        let reader = match self {
+        let (reader, base) = match self {
             Self::Fast(lexer) => return lexer.next().map_err(|Bail| Failure::Bail),
-            Self::Exact { reader, .. } => reader,
+            Self::Exact { reader, base, .. } => (reader, *base),
         };
         let event = match reader.read_event() {
             Ok(event) => event,
             Err(e) => {
-                let at = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
+                let at = usize::try_from(reader.error_position())
+                    .map_or(usize::MAX, |p| p.saturating_add(base));
                 return Err(Failure::Xml(e, at));
             }
         };
@@ -147,6 +159,8 @@ impl<'a> Source<'a> {
         })
     }
 }
+
+const UTF8_BOM: &[u8] = &[0xEF, 0xBB, 0xBF];
 
 /// `part` as the same bytes of `input`, with their offset, when it points into it (always, for
 /// a reader over a slice).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::routes::address;
+use crate::routes::delivery::{DeliverySettings, DeliverySpec};
 use crate::routes::diag::{did_you_mean, Severity};
 use crate::routes::endpoint::{default_tls_profile, Endpoint, EndpointId, TlsProfile};
 use crate::routes::file::{EndpointSpec, GroupSection, Loc};
@@ -16,6 +17,8 @@ use crate::routes::walk::Ctx;
 
 pub(super) struct Endpoints {
     pub endpoints: Vec<Endpoint>,
+    /// The delivery keys each endpoint sets itself, by id (resolved in [`super::delivery`]).
+    pub delivery: Vec<DeliverySpec>,
     pub names: FxHashMap<Box<str>, EndpointId>,
     /// Where each endpoint was defined, by id.
     pub locs: Vec<Loc>,
@@ -37,6 +40,7 @@ pub(super) fn build(
         .unwrap_or_else(|| Arc::new(default_tls_profile()));
     let mut out = Endpoints {
         endpoints: Vec::with_capacity(specs.len()),
+        delivery: Vec::with_capacity(specs.len()),
         names: FxHashMap::default(),
         locs: Vec::with_capacity(specs.len()),
         directory: Directory::default(),
@@ -174,6 +178,7 @@ pub(super) fn build(
         }
         out.names.insert(name.as_str().into(), id);
         out.locs.push(spec.loc.clone());
+        out.delivery.push(spec.delivery);
         out.endpoints.push(Endpoint {
             name,
             protocol: spec.protocol,
@@ -182,6 +187,7 @@ pub(super) fn build(
             tls: profile,
             prewarm: spec.prewarm,
             keys: spec.keys,
+            delivery: DeliverySettings::default(),
         });
     }
     out

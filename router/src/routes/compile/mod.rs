@@ -5,6 +5,7 @@
 //! (`endpoints`), groups, then routes and tests (`rules`), then the hash index and the "can
 //! never match" warnings (`super::shadow`). The table is built only when no error was found;
 //! a half-resolved table never exists.
+mod delivery;
 mod endpoints;
 mod rules;
 
@@ -14,8 +15,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use toml::Spanned;
 
+use super::digest::ContentDigest;
 use super::endpoint::TlsProfile;
-use super::file::{ListenerSection, RoutesFile, TlsSection};
+use super::file::{AdminSection, ListenerSection, RoutesFile, TlsSection};
 use super::index::Index;
 use super::table::{Listener, RouteTable};
 use super::walk::Ctx;
@@ -32,6 +34,7 @@ pub(crate) fn compile(
         .unwrap_or_default();
     let tls = tls_profiles(ctx, &base, &file.tls);
     let listeners = listeners(ctx, &base, &file.listeners);
+    admin_files(ctx, &base, &file.server.admin_access);
 
     let mut specs = file.endpoints;
     let mut broken = file.broken_names;
@@ -64,6 +67,7 @@ pub(crate) fn compile(
     eps.broken.extend(broken);
     eps.complete = complete;
     let groups = endpoints::groups(ctx, &file.groups, &eps);
+    delivery::resolve(ctx, &file.delivery, &file.groups, &groups, &mut eps);
     let rules = rules::routes(ctx, &file.routes, &eps, &groups);
     let tests = rules::tests(ctx, &file.tests, &eps, &groups);
     let index = Index::build(&rules.rules);
@@ -136,15 +140,47 @@ fn tls_profiles(
             .key
             .as_ref()
             .and_then(|p| existing_file(ctx, base, p, &what));
+        let client_cert = cert.zip(key);
+        let files = [ca.as_deref()].into_iter().chain(
+            client_cert
+                .iter()
+                .flat_map(|(c, k)| [Some(c.as_path()), Some(k.as_path())]),
+        );
+        let contents = contents(ctx, s.name.span(), &what, files);
         let profile = TlsProfile {
             name: s.name.get_ref().clone(),
             ca,
-            client_cert: cert.zip(key),
+            client_cert,
             verify_server_name: s.verify_server_name,
+            contents,
         };
         out.insert(s.name.get_ref().clone(), Arc::new(profile));
     }
     out
+}
+
+/// What the TLS files of a listener or profile hold (`what` names them in a diagnostic).
+fn contents<'a>(
+    ctx: &mut Ctx<'_>,
+    span: std::ops::Range<usize>,
+    what: &str,
+    files: impl IntoIterator<Item = Option<&'a Path>>,
+) -> ContentDigest {
+    ContentDigest::of_files(files.into_iter().flatten()).unwrap_or_else(|e| {
+        ctx.error(span, format!("cannot read {what}: {e}"));
+        ContentDigest::default()
+    })
+}
+
+/// The admin address's TLS files must exist, as a listener's must (the token file is read, or
+/// made, at start-up).
+fn admin_files(ctx: &mut Ctx<'_>, base: &Path, admin: &AdminSection) {
+    for path in [&admin.cert, &admin.key, &admin.client_ca]
+        .into_iter()
+        .flatten()
+    {
+        existing_file(ctx, base, path, "the TLS file of the admin address");
+    }
 }
 
 fn listeners(ctx: &mut Ctx<'_>, base: &Path, sections: &[ListenerSection]) -> Vec<Listener> {
@@ -161,7 +197,9 @@ fn listeners(ctx: &mut Ctx<'_>, base: &Path, sections: &[ListenerSection]) -> Ve
             );
         }
         seen.insert(name, l.name.span().start);
-        if let Some(&first) = binds.get(&l.bind) {
+        // Port 0 asks for any free port: two such listeners never share one.
+        let fixed = l.bind.port() != 0;
+        if let Some(&first) = binds.get(&l.bind).filter(|_| fixed) {
             let line = ctx.idx.line_of(first);
             ctx.error(
                 l.name.span(),
@@ -185,12 +223,15 @@ fn listeners(ctx: &mut Ctx<'_>, base: &Path, sections: &[ListenerSection]) -> Ve
             .client_ca
             .as_ref()
             .and_then(|p| existing_file(ctx, base, p, &what));
+        let files = [cert.as_deref(), key.as_deref(), client_ca.as_deref()];
+        let tls_contents = contents(ctx, l.name.span(), &what, files);
         out.push(Listener {
             name: name.clone(),
             protocol: l.protocol,
             bind: l.bind,
             cert: cert.zip(key),
             client_ca,
+            tls_contents,
             client_cert: l.client_cert,
             max_message_bytes: l.max_message_bytes,
             idle_timeout: l.idle_timeout,

@@ -6,6 +6,8 @@
 //! value is reported and left out, so the walk always reaches the end of the file.
 //! `sections` reads the server, listener, TLS, directory, endpoint and group tables; `route`
 //! reads routes and tests.
+mod admin;
+mod delivery;
 mod route;
 mod sections;
 mod units;
@@ -22,6 +24,7 @@ const TOP_KEYS: &[&str] = &[
     "listener",
     "tls",
     "directory",
+    "delivery",
     "endpoint",
     "group",
     "route",
@@ -105,6 +108,12 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
             file.directory = t.req_str(ctx, "file");
         }
     }
+    if let Some(v) = root.get("delivery") {
+        if let Some(t) = Table::open_any(ctx, v, "[delivery]") {
+            t.reject_unknown(ctx, &crate::routes::delivery::KEYS, misplaced_top_key_hint);
+            file.delivery = delivery::spec(ctx, &t);
+        }
+    }
     if let Some(v) = root.get("endpoint") {
         for (i, item) in array_of_tables(ctx, "endpoint", v).into_iter().enumerate() {
             let what = format!("[[endpoint]] #{}", i + 1);
@@ -124,7 +133,7 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
             let what = format!("[[group]] #{}", i + 1);
             if let Some(t) = Table::open_any(ctx, item, &what).map(|t| t.named("[[group]]", "name"))
             {
-                t.reject_unknown(ctx, &["name", "members"], misplaced_top_key_hint);
+                t.reject_unknown(ctx, sections::GROUP_KEYS, misplaced_top_key_hint);
                 match sections::group(ctx, &t) {
                     Some(g) => file.groups.push(g),
                     None => file.broken_names.extend(name_of(&t)),

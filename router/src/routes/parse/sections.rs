@@ -10,7 +10,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 use toml::Spanned;
 
-use super::units;
+use super::{delivery, units};
 use crate::routes::diag::did_you_mean;
 use crate::routes::endpoint::{LookupKeys, Protocol};
 use crate::routes::file::{
@@ -19,7 +19,19 @@ use crate::routes::file::{
 };
 use crate::routes::walk::{type_name, Ctx, Table};
 
-pub const SERVER_KEYS: &[&str] = &["workers", "data_dir", "admin", "max_buffered_input"];
+pub const SERVER_KEYS: &[&str] = &[
+    "workers",
+    "data_dir",
+    "admin",
+    "allow_shared_data_dir",
+    "admin_token_file",
+    "admin_cert",
+    "admin_key",
+    "admin_client_ca",
+    "admin_names",
+    "admin_allow_unverified_remote",
+    "max_buffered_input",
+];
 pub const LISTENER_KEYS: &[&str] = &[
     "name",
     "protocol",
@@ -47,6 +59,18 @@ pub const ENDPOINT_KEYS: &[&str] = &[
     "hl7_application",
     "hl7_facility",
     "prewarm",
+    "retry_for",
+    "max_attempts",
+    "queue_limit",
+    "stuck_after",
+];
+pub const GROUP_KEYS: &[&str] = &[
+    "name",
+    "members",
+    "retry_for",
+    "max_attempts",
+    "queue_limit",
+    "stuck_after",
 ];
 
 /// Default largest MLLP frame or ITK request body a listener accepts.
@@ -88,6 +112,10 @@ pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
     if let Some(a) = socket_addr(ctx, t, "admin") {
         s.admin = a;
     }
+    if let Some(b) = t.bool(ctx, "allow_shared_data_dir") {
+        s.allow_shared_data_dir = b.into_inner();
+    }
+    s.admin_access = super::admin::access(ctx, t, s.admin);
     s.max_buffered_input = spanned_size(ctx, t, "max_buffered_input");
     s
 }
@@ -335,6 +363,7 @@ pub fn endpoint(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<EndpointSpec> {
         }
     }
     let prewarm = t.bool(ctx, "prewarm").is_some_and(|b| *b.get_ref());
+    let delivery = delivery::spec(ctx, t);
     Some(EndpointSpec {
         loc: Loc::Toml(t.span.clone()),
         name: val(name?),
@@ -345,6 +374,7 @@ pub fn endpoint(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<EndpointSpec> {
         keys,
         key_locs,
         prewarm,
+        delivery,
     })
 }
 
@@ -356,8 +386,10 @@ pub fn group(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<GroupSection> {
     } else {
         t.str_list(ctx, "members")
     };
+    let delivery = delivery::spec(ctx, t);
     Some(GroupSection {
         name: name?,
         members: members?,
+        delivery,
     })
 }

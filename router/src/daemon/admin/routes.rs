@@ -1,0 +1,172 @@
+//! The routes: `/healthz`, `/readyz`, `/metrics`, `POST /reload`, `GET /dead-letters`,
+//! `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`, `POST /dead-letters/ID/drop`.
+//!
+//! Work that touches files or waits for the control thread runs on the runtime's blocking
+//! threads, so one slow request never holds up the others.
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+
+use super::AdminRequest;
+use crate::daemon::reload::ReloadOutcome;
+use crate::deadletter::{json, DeadLetterId, DeadLetterStore};
+use crate::metrics::Metrics;
+use crate::shard::Routing;
+
+/// What the routes work with.
+#[derive(Clone)]
+pub struct Shared {
+    pub metrics: Arc<Metrics>,
+    pub routing: Arc<Mutex<Arc<Routing>>>,
+    pub dead_letters: Arc<DeadLetterStore>,
+    pub requests: Sender<AdminRequest>,
+}
+
+/// How long a request waits for the control thread to reload or replay.
+const CONTROL_WAIT: Duration = Duration::from_secs(60);
+
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { reply(200, "ok\n".into()) }))
+        .route("/readyz", get(|| async { reply(200, "ready\n".into()) }))
+        .route("/metrics", get(metrics))
+        .route("/reload", post(reload))
+        .route("/dead-letters", get(list))
+        .route("/dead-letters/{*rest}", any(dead_letter))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .with_state(shared)
+}
+
+/// The response: JSON when the body is a JSON object, Prometheus' text format otherwise.
+pub fn reply(status: u16, body: String) -> Response {
+    let content_type = if body.starts_with('{') {
+        "application/json"
+    } else {
+        "text/plain; version=0.0.4"
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn not_found() -> Response {
+    reply(404, "not found\n".into())
+}
+
+/// Runs `work` on a blocking thread and answers with what it returns.
+async fn blocking(work: impl FnOnce() -> (u16, String) + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(work).await {
+        Ok((status, body)) => reply(status, body),
+        Err(e) => reply(500, format!("the request failed: {e}\n")),
+    }
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let current = Arc::clone(&s.routing.lock().unwrap_or_else(|p| p.into_inner()));
+    let queued = current
+        .endpoints
+        .iter()
+        .map(|h| u64::from(h.queued.load(Ordering::Relaxed)))
+        .sum();
+    reply(200, s.metrics.render(queued))
+}
+
+async fn reload(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let allow_empty = match reload_query(query.as_deref().unwrap_or("")) {
+        Ok(allow_empty) => allow_empty,
+        Err(why) => return reply(400, why),
+    };
+    blocking(move || {
+        let (reply, outcome) = mpsc::channel();
+        let _ = s.requests.send(AdminRequest::Reload { allow_empty, reply });
+        let Ok(outcome) = outcome.recv_timeout(CONTROL_WAIT) else {
+            return (503, "the router did not answer in time\n".to_string());
+        };
+        // 200 applied, 422 the file has errors, 409 refused (it would empty the router, or
+        // needs a restart), 500 a shard could not take it or did not confirm.
+        let status = match outcome {
+            ReloadOutcome::Applied(_) => 200,
+            ReloadOutcome::Invalid(_) => 422,
+            ReloadOutcome::Refused(_) => 409,
+            ReloadOutcome::Aborted(_) | ReloadOutcome::Unconfirmed(_) => 500,
+        };
+        (status, format!("{outcome}\n"))
+    })
+    .await
+}
+
+/// `allow_empty=1` (or `true`), or nothing.
+fn reload_query(query: &str) -> Result<bool, String> {
+    let mut allow_empty = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "1")) {
+            ("allow_empty", "1" | "true") => allow_empty = true,
+            ("allow_empty", "0" | "false") => allow_empty = false,
+            _ => {
+                return Err(format!(
+                    "unknown reload parameter `{pair}`: allow_empty=1 is the one there is\n"
+                ))
+            }
+        }
+    }
+    Ok(allow_empty)
+}
+
+/// Every dead letter, one JSON object per line, oldest first.
+async fn list(State(s): State<Shared>) -> Response {
+    blocking(move || match s.dead_letters.list() {
+        Ok(entries) => {
+            let mut body = String::new();
+            for summary in entries.into_iter().flatten() {
+                body.push_str(&json::summary_json(&summary).to_string());
+                body.push('\n');
+            }
+            (200, body)
+        }
+        Err(e) => (500, format!("{e}\n")),
+    })
+    .await
+}
+
+/// `GET ID`, `POST ID/replay`, `POST ID/drop`.
+async fn dead_letter(
+    method: Method,
+    State(s): State<Shared>,
+    Path(rest): Path<String>,
+) -> Response {
+    blocking(move || {
+        let (raw_id, action) = rest.split_once('/').unwrap_or((&rest, ""));
+        let id = match DeadLetterId::parse(raw_id) {
+            Ok(id) => id,
+            Err(e) => return (400, format!("{e}\n")),
+        };
+        match (method.as_str(), action) {
+            ("GET", "") => match s.dead_letters.show(&id) {
+                Ok((letter, state)) => (200, json::letter_json(&letter, state).to_string() + "\n"),
+                Err(e) => (404, format!("{e}\n")),
+            },
+            ("POST", "drop") => match s.dead_letters.remove(&id) {
+                Ok(()) => (200, format!("dropped {id}\n")),
+                Err(e) => (404, format!("{e}\n")),
+            },
+            ("POST", "replay") => {
+                let (reply, outcome) = mpsc::channel();
+                let _ = s.requests.send(AdminRequest::Replay { id, reply });
+                match outcome.recv_timeout(CONTROL_WAIT) {
+                    Ok(Ok(said)) => (200, said + "\n"),
+                    Ok(Err(why)) => (409, why + "\n"),
+                    Err(_) => (503, "the router did not answer in time\n".to_string()),
+                }
+            }
+            _ => (404, "not found\n".to_string()),
+        }
+    })
+    .await
+}

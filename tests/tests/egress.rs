@@ -1,0 +1,273 @@
+//! Delivery to endpoints over real sockets: the retry budget and dead letters of a message an
+//! endpoint keeps failing, endpoints that replay earlier ACKs, back-pressure from a slow
+//! endpoint with a small queue, and endpoints reached by host name. Runs on the driver named by
+//! GANGLION_DRIVER (`.ci/run` runs the suite once with each).
+use std::path::PathBuf;
+use std::time::Duration;
+
+use codecs::hl7v2::AckCode;
+use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::process::{dead_letters, ganglion, RouterProcess};
+use tests::scratch::Scratch;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn adt(control_id: &str) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|PAS|RX8|EPR|RX8|20261125093015||ADT^A08^ADT_A01|{control_id}|P|2.4\r\
+         EVN|A08|20261125093000\rPID|1||9449305552^^^NHS^NH||DOE^JANE||19620314|F\r"
+    )
+    .into_bytes()
+}
+
+fn msh10(message: &[u8]) -> String {
+    let parsed = codecs::hl7v2::Message::parse(message).expect("a message the test sent");
+    String::from_utf8_lossy(parsed.msh().control_id().unwrap_or_default()).into_owned()
+}
+
+/// A routes file with one MLLP listener (`in`), two shards, `extra` (endpoints, groups,
+/// `[delivery]`), and one route sending every ADT to `to`.
+fn config(scratch: &Scratch, top: &str, extra: &str, to: &str) -> PathBuf {
+    scratch.file(
+        "routes.toml",
+        format!(
+            "{top}[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+             [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+             {extra}\n[[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"{to}\"\n",
+            scratch.join("data").display()
+        ),
+    )
+}
+
+fn start(config: &std::path::Path) -> RouterProcess {
+    RouterProcess::start_quick(config, 2, &["in", "admin"])
+}
+
+/// AE for the message called POISON, AA for every other.
+fn poisoned(_: usize, frame: &[u8]) -> Reply {
+    if msh10(frame) == "POISON" {
+        Reply::Ack(AckCode::AE)
+    } else {
+        Reply::Ack(AckCode::AA)
+    }
+}
+
+#[test]
+fn a_message_failing_past_its_attempts_is_dead_lettered_and_the_next_is_delivered() {
+    let scratch = Scratch::new("poison");
+    let epr = Endpoint::mllp(None, poisoned);
+    let config = config(
+        &scratch,
+        "",
+        &format!(
+            "[[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{}\"\nmax_attempts = 3\n",
+            epr.addr
+        ),
+        "epr",
+    );
+    let mut router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    for id in ["POISON", "N1", "N2"] {
+        assert_eq!(
+            msa(&sender.exchange(&adt(id)).unwrap()),
+            ("AA".into(), id.into())
+        );
+    }
+    assert!(epr.inbox.wait_for(5, WAIT), "{}", router.output());
+    // Three attempts at the poison message, then the queue moves on, in order.
+    let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
+    assert_eq!(ids, ["POISON", "POISON", "POISON", "N1", "N2"]);
+    assert!(
+        router.wait_for_output("dead letter", WAIT),
+        "{}",
+        router.output()
+    );
+    assert!(router.terminate(WAIT).success());
+    let letters = dead_letters(&scratch.join("data"));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["endpoint"], "epr");
+    assert_eq!(letters[0]["control_id"], "POISON");
+    assert_eq!(letters[0]["reason"], "retries-exhausted");
+    // The endpoint's last reply is kept beside the message.
+    let id = letters[0]["id"].as_str().unwrap();
+    let shown = ganglion(&[
+        "dead-letters",
+        "show",
+        id,
+        "--data-dir",
+        &scratch.join("data").display().to_string(),
+        "--json",
+    ]);
+    let letter: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert!(
+        letter["reply"].as_str().unwrap().contains("MSA|AE|POISON"),
+        "{letter}"
+    );
+    assert!(
+        letter["detail"].as_str().unwrap().contains("3 attempts"),
+        "{letter}"
+    );
+}
+
+#[test]
+fn a_group_s_time_budget_dead_letters_and_a_stuck_queue_is_logged_once_then_cleared() {
+    let scratch = Scratch::new("stuck");
+    let epr = Endpoint::mllp(None, poisoned);
+    let config = config(
+        &scratch,
+        "[delivery]\nstuck_after = \"400ms\"\n\n",
+        &format!(
+            "[[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{}\"\n\n\
+             [[group]]\nname = \"slow-to-give-up\"\nmembers = [\"epr\"]\nretry_for = \"2s\"\n",
+            epr.addr
+        ),
+        "epr",
+    );
+    let mut router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    for id in ["POISON", "N1"] {
+        assert_eq!(msa(&sender.exchange(&adt(id)).unwrap()).0, "AA");
+    }
+    assert!(
+        router.wait_for_output("endpoint epr: caught up", WAIT),
+        "{}",
+        router.output()
+    );
+    let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
+    assert!(ids.len() > 3, "retried for two seconds: {ids:?}");
+    assert_eq!(ids.last().map(String::as_str), Some("N1"), "{ids:?}");
+    assert!(
+        ids[..ids.len() - 1].iter().all(|id| id == "POISON"),
+        "{ids:?}"
+    );
+    // Said once, however many retries there were.
+    assert_eq!(router.count_output("endpoint epr: oldest message"), 1);
+    assert!(router.terminate(WAIT).success());
+    let letters = dead_letters(&scratch.join("data"));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["reason"], "retries-exhausted");
+}
+
+#[test]
+fn acks_of_earlier_messages_replayed_before_the_current_one_are_skipped() {
+    let scratch = Scratch::new("replayed-acks");
+    let node = Endpoint::mllp(None, |_, _| Reply::ReplayingEarlier(AckCode::AA));
+    let config = config(
+        &scratch,
+        "",
+        &format!(
+            "[[endpoint]]\nname = \"node\"\nprotocol = \"mllp\"\naddress = \"{}\"\n",
+            node.addr
+        ),
+        "node",
+    );
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let messages: Vec<Vec<u8>> = (0..6).map(|i| adt(&format!("R{i}"))).collect();
+    for m in &messages {
+        assert_eq!(msa(&sender.exchange(m).unwrap()).0, "AA");
+    }
+    assert!(node.inbox.wait_for(messages.len(), WAIT));
+    // Each message sent once, on one connection: no reconnect, no resend.
+    let ids: Vec<String> = node.inbox.messages().iter().map(|m| msh10(m)).collect();
+    assert_eq!(ids, ["R0", "R1", "R2", "R3", "R4", "R5"]);
+    assert_eq!(node.inbox.messages(), messages);
+    assert_eq!(node.inbox.connections(), 1);
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn a_full_queue_holds_the_senders_back_and_nothing_is_lost() {
+    const LIMIT: usize = 4;
+    const SENDERS: usize = 2;
+    const EACH: usize = 25;
+    let scratch = Scratch::new("backpressure");
+    // A slow endpoint: a stand-in for one that takes a while over each message.
+    let slow = Endpoint::mllp(None, |_, _| {
+        std::thread::sleep(Duration::from_millis(20));
+        Reply::Ack(AckCode::AA)
+    });
+    let config = config(
+        &scratch,
+        "",
+        &format!(
+            "[[endpoint]]\nname = \"slow\"\nprotocol = \"mllp\"\naddress = \"{}\"\nqueue_limit = {LIMIT}\n",
+            slow.addr
+        ),
+        "slow",
+    );
+    let router = start(&config);
+    let addr = router.addr("in");
+    // Two connections (the kernel spreads them over both shards), each sending all its
+    // messages at once: one read, one batch, far more than the queue holds.
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let inbox = slow.inbox.clone();
+            std::thread::spawn(move || {
+                let mut sender = Sender::connect(addr).unwrap();
+                let mut burst = Vec::new();
+                for i in 0..EACH {
+                    codecs::mllp::encode(&adt(&format!("S{s}-{i}")), &mut burst);
+                }
+                sender.send_raw(&burst).unwrap();
+                for i in 0..EACH {
+                    assert_eq!(
+                        msa(&sender.ack().unwrap()),
+                        ("AA".into(), format!("S{s}-{i}"))
+                    );
+                    // An ACK means queued; with at most LIMIT queued, the endpoint has had all
+                    // but LIMIT of what was acknowledged so far (this sender's share included).
+                    let (acked, received) = (i + 1, inbox.len());
+                    assert!(
+                        received + LIMIT >= acked,
+                        "{acked} acknowledged while the endpoint had received {received}: \
+                         the queue grew past {LIMIT}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert!(slow.inbox.wait_for(SENDERS * EACH, WAIT));
+    let ids: Vec<String> = slow.inbox.messages().iter().map(|m| msh10(m)).collect();
+    assert_eq!(ids.len(), SENDERS * EACH, "{ids:?}");
+    // Every message once, each sender's in its order.
+    for s in 0..SENDERS {
+        let mine: Vec<&String> = ids
+            .iter()
+            .filter(|id| id.starts_with(&format!("S{s}-")))
+            .collect();
+        let expected: Vec<String> = (0..EACH).map(|i| format!("S{s}-{i}")).collect();
+        assert_eq!(mine, expected.iter().collect::<Vec<_>>());
+    }
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn an_endpoint_named_by_host_is_reached_on_whichever_address_listens() {
+    let scratch = Scratch::new("localhost");
+    let epr = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let port = epr.addr.port();
+    // Where `localhost` also means ::1 (most hosts list it first), nothing listens there: the
+    // connection is refused and 127.0.0.1 must be tried next.
+    if let Ok(v6) = std::net::TcpListener::bind(("::1", port)) {
+        drop(v6);
+    }
+    let config = config(
+        &scratch,
+        "",
+        &format!(
+            "[[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"localhost:{port}\"\n"
+        ),
+        "epr",
+    );
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let message = adt("L1");
+    assert_eq!(msa(&sender.exchange(&message).unwrap()).0, "AA");
+    assert!(epr.inbox.wait_for(1, WAIT));
+    assert_eq!(epr.inbox.messages(), vec![message]);
+    assert!(router.terminate(WAIT).success());
+}
