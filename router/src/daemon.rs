@@ -28,6 +28,7 @@ use signal_hook::iterator::Signals;
 use crate::control::{Command, Control};
 use crate::deadletter::{DeadLetterId, DeadLetterStore};
 use crate::egress::settings::EgressSettings;
+use crate::ingress::budget::{self, InputBudget};
 use crate::metrics::Metrics;
 use crate::routes::file::Workers;
 use crate::routes::{Diagnostic, RouteTable};
@@ -138,6 +139,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         log::warn!("durability is off: messages are acknowledged before they are on disk");
     }
     let metrics = Metrics::new(workers);
+    let budget = input_budget(&table, &metrics);
     let mesh = Arc::new(Mesh::new(workers, 64 * 1024));
     let control = Control::new(workers);
     let ingress_open = Arc::new(AtomicU32::new(workers as u32));
@@ -206,6 +208,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         Arc::clone(&control),
         table,
         read.files,
+        budget,
     );
     let mut reloader = match started {
         Ok(reloader) => reloader,
@@ -263,6 +266,23 @@ fn check_open_files(limit: u64, shards: usize, endpoints: usize) {
     } else {
         log::info!("open-files limit: {limit} per shard ({shards} descriptor tables)");
     }
+}
+
+/// The process's budget for senders' unfinished input: `[server] max_buffered_input`, or the
+/// default for this machine.
+fn input_budget(table: &crate::routes::RouteTable, metrics: &Arc<Metrics>) -> Arc<InputBudget> {
+    let limit = match &table.server().max_buffered_input {
+        Some(limit) => *limit.get_ref(),
+        None => {
+            let largest = table.listeners().iter().map(|l| l.max_message_bytes).max();
+            budget::default_limit(largest.unwrap_or(0))
+        }
+    };
+    log::info!(
+        "senders' unfinished input: at most {:.0} MiB held (max_buffered_input)",
+        limit as f64 / f64::from(1u32 << 20)
+    );
+    InputBudget::new(limit, Arc::clone(metrics))
 }
 
 /// Signals, the config-file watch and admin requests, until told to stop.

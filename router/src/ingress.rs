@@ -7,13 +7,19 @@
 //! - [`itk`]: an ITK sender's HTTP/1.1 connection: SOAP requests in, responses or faults out.
 //! - [`accept`]: route, wait for room, hand to the endpoints' owners: where "accepted" is decided.
 //! - [`answer`]: what the sender is told (AA/AE/AR, CA/CE/CR), decided in one place.
+//! - [`reader`]: reading within the listener's deadlines and the input budgets, for both.
+//! - [`budget`]: memory for unfinished input, per process and per sender address.
+//! - [`cutoff`]: connections closed at a limit, counted and logged without flooding.
 //! - [`refusals`]: one log line per refusal, rate-limited per peer, summaries for floods.
 //! - [`not_mllp`]: what bytes outside an MLLP frame look like, for the line that closes them.
 pub mod accept;
 pub mod answer;
+pub mod budget;
+pub mod cutoff;
 pub mod itk;
 pub mod listener;
 pub mod mllp;
 pub mod not_mllp;
+pub mod reader;
 pub mod refusals;
 pub mod slot;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
+use crate::ingress::cutoff::{Cutoff, CutoffCounters};
+
 /// What one shard counts.
 #[derive(Default)]
 pub struct ShardCounters {
@@ -24,6 +26,18 @@ pub struct ShardCounters {
     pub tls_handshakes_full: AtomicU64,
     pub tls_handshakes_resumed: AtomicU64,
     pub wal_sync: SyncHistogram,
+    /// Connections ingress closed because a limit was reached (see `ingress::cutoff`).
+    pub ingress_closed: CutoffCounters,
+}
+
+/// Senders' unfinished input held beyond each connection's first buffer, against the
+/// process-wide budget (`ingress::budget`), which counts in `held` itself.
+#[derive(Default)]
+pub struct InputGauge {
+    pub held: AtomicU64,
+    pub limit: AtomicU64,
+    /// Connections waiting for room in the budget now.
+    pub waiting: AtomicU64,
 }
 
 /// Upper bounds (µs) of the fdatasync histogram's buckets; the last bucket is `+Inf`.
@@ -55,12 +69,14 @@ impl SyncHistogram {
 /// The counters of every shard.
 pub struct Metrics {
     shards: Box<[CachePadded<ShardCounters>]>,
+    pub input: CachePadded<InputGauge>,
 }
 
 impl Metrics {
     pub fn new(shards: usize) -> Arc<Metrics> {
         Arc::new(Metrics {
             shards: (0..shards.max(1)).map(|_| CachePadded::default()).collect(),
+            input: CachePadded::default(),
         })
     }
 
@@ -156,7 +172,47 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE ganglion_queued gauge");
         let _ = writeln!(out, "ganglion_queued {queued}");
         self.render_sync(&mut out);
+        self.render_ingress(&mut out);
         out
+    }
+
+    fn render_ingress(&self, out: &mut String) {
+        let name = "ganglion_ingress_closed_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Sender connections closed because they reached a limit (timeouts, buffered input)."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for cutoff in Cutoff::ALL {
+            let n: u64 = self
+                .shards
+                .iter()
+                .map(|s| s.ingress_closed[cutoff.index()].load(Ordering::Relaxed))
+                .sum();
+            let _ = writeln!(out, "{name}{{reason=\"{}\"}} {n}", cutoff.label());
+        }
+        let gauges = [
+            (
+                "ganglion_ingress_buffered_bytes",
+                "Senders' unfinished input held beyond each connection's first buffer.",
+                &self.input.held,
+            ),
+            (
+                "ganglion_ingress_buffered_limit_bytes",
+                "The most unfinished input the router holds (max_buffered_input).",
+                &self.input.limit,
+            ),
+            (
+                "ganglion_ingress_waiting_for_budget",
+                "Sender connections not read until there is room in the input budget.",
+                &self.input.waiting,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
     }
 
     fn render_sync(&self, out: &mut String) {
@@ -206,6 +262,25 @@ mod tests {
         assert!(text.contains("ganglion_delivered_total 1\n"), "{text}");
         assert!(text.contains("ganglion_retries_total 1\n"), "{text}");
         assert!(text.contains("ganglion_queued 3\n"), "{text}");
+    }
+
+    #[test]
+    fn ingress_closes_are_labelled_by_reason() {
+        let metrics = Metrics::new(2);
+        let handshake = Cutoff::HandshakeTimeout.index();
+        Metrics::bump(&metrics.shard(0).ingress_closed[handshake]);
+        Metrics::bump(&metrics.shard(1).ingress_closed[handshake]);
+        metrics.input.held.store(5, Ordering::Relaxed);
+        let text = metrics.render(0);
+        for line in [
+            "ganglion_ingress_closed_total{reason=\"handshake_timeout\"} 2\n",
+            "ganglion_ingress_closed_total{reason=\"first_byte_timeout\"} 0\n",
+            "ganglion_ingress_closed_total{reason=\"peer_buffer_cap\"} 0\n",
+            "ganglion_ingress_closed_total{reason=\"input_budget\"} 0\n",
+            "ganglion_ingress_buffered_bytes 5\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

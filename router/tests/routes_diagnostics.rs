@@ -215,6 +215,34 @@ fn listener_sizes_and_durations() {
 }
 
 #[test]
+fn listener_timeouts_and_buffer_limits() {
+    errors(
+        "[[listener]]\nname = \"a\"\nprotocol = \"mllp\"\nbind = \"0.0.0.0:1\"\nhandshake_timeout = \"soon\"\nfirst_byte_timeout = 0\nmax_buffered_per_peer = \"1 MiB\"\n",
+        &[
+            "routes.toml:5:21: error: `handshake_timeout` in [[listener]] \"a\" is not a duration",
+            "routes.toml:6:22: error: `first_byte_timeout` in [[listener]] \"a\" is not a duration",
+            "routes.toml:7:25: error: `max_buffered_per_peer` in [[listener]] \"a\" (1 MiB) is less than its `max_message_bytes` (16 MiB): a message that long could never be read",
+        ],
+    );
+    first_hint(
+        "[[listener]]\nname = \"a\"\nprotocol = \"mllp\"\nbind = \"0.0.0.0:1\"\nmax_buffered_per_peer = \"1 MiB\"\n",
+        "raise max_buffered_per_peer, or lower max_message_bytes",
+    );
+}
+
+#[test]
+fn the_process_budget_holds_every_listeners_largest_message() {
+    errors(
+        "[server]\nmax_buffered_input = \"8 MiB\"\n\n[[listener]]\nname = \"small\"\nprotocol = \"mllp\"\nbind = \"0.0.0.0:1\"\nmax_message_bytes = \"1 MiB\"\n\n[[listener]]\nname = \"big\"\nprotocol = \"mllp\"\nbind = \"0.0.0.0:2\"\n",
+        &["routes.toml:2:22: error: `max_buffered_input` in [server] (8 MiB) is less than `max_message_bytes` of [[listener]] \"big\" (16 MiB): a message that long could never be read"],
+    );
+    errors(
+        "[server]\nmax_buffered_input = \"lots\"\n",
+        &["routes.toml:2:22: error: `max_buffered_input` in [server] is not a size"],
+    );
+}
+
+#[test]
 fn listener_value_types() {
     errors(
         "[[listener]]\nname = \"a\"\nprotocol = \"mllp\"\nbind = \"pas.local:1\"\nmax_message_bytes = true\nidle_timeout = [5]\n",

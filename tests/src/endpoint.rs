@@ -1,7 +1,7 @@
 //! Endpoints that stand in for hospital systems: real sockets, real (optional) TLS, and a
 //! script that says how to answer each message. Everything they receive is recorded.
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -349,6 +349,18 @@ fn http_connection(
     }
 }
 
+/// A TCP connection to `addr` from the local address `local` (port chosen by the kernel).
+pub fn tcp_from(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.bind(&SocketAddr::new(local, 0).into())?;
+    socket.connect(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// A sender's MLLP connection to the router.
 pub struct Sender {
     conn: Box<dyn Conn>,
@@ -366,6 +378,14 @@ impl Sender {
             local,
             ..Sender::over(Box::new(tcp))
         })
+    }
+
+    /// As [`Sender::connect`], from the loopback address `local` (`127.0.0.2`, …): another
+    /// peer, as far as the router can tell.
+    pub fn connect_from(local: IpAddr, addr: SocketAddr) -> io::Result<Sender> {
+        let tcp = tcp_from(local, addr)?;
+        tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+        Ok(Sender::over(Box::new(tcp)))
     }
 
     pub fn over(conn: Box<dyn Conn>) -> Sender {
@@ -458,11 +478,18 @@ impl HttpClient {
     pub fn connect(addr: SocketAddr) -> io::Result<HttpClient> {
         let tcp = TcpStream::connect(addr)?;
         tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(HttpClient {
-            local: tcp.local_addr().ok(),
-            conn: Box::new(tcp),
+        let local = tcp.local_addr().ok();
+        let mut client = HttpClient::over(Box::new(tcp));
+        client.local = local;
+        Ok(client)
+    }
+
+    pub fn over(conn: Box<dyn Conn>) -> HttpClient {
+        HttpClient {
+            local: None,
+            conn,
             buf: Vec::new(),
-        })
+        }
     }
 
     /// The client's own address (as the router's logs name it).

@@ -1,8 +1,8 @@
 //! The router as a child process: started on a config, its listening addresses read from
 //! its standard output, stopped with SIGTERM (or killed) when the test is done.
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -276,6 +276,30 @@ pub fn dead_letters(data_dir: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect()
+}
+
+/// One figure from the router's `/metrics` at `admin` (a name with its labels, if any, as
+/// printed: `ganglion_x_total{kind="y"}`); 0 when the router does not answer or lacks it.
+pub fn metric(admin: SocketAddr, name: &str) -> u64 {
+    let Ok(mut stream) = TcpStream::connect(admin) else {
+        return 0;
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Polls `done` until it holds; panics naming `what` when `timeout` passes first.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Runs `ganglion ARGS…` and waits up to `timeout` for it to exit by itself: `None` (after

@@ -2,39 +2,16 @@
 //! verified TLS connection to every one, routes a message to each through a directory lookup,
 //! each arrives once; then a tenth of them restart while traffic flows, nothing is lost and the
 //! others keep their connections.
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tests::endpoint::{msa, Sender};
 use tests::fleet::Fleet;
 use tests::pki::TestPki;
-use tests::process::RouterProcess;
+use tests::process::{metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 
 const ENDPOINTS: usize = 3_000;
-
-fn metric(admin: SocketAddr, name: &str) -> u64 {
-    let Ok(mut stream) = TcpStream::connect(admin) else {
-        return 0;
-    };
-    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn adt(i: usize, n: usize) -> Vec<u8> {
     format!(

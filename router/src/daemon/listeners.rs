@@ -4,8 +4,10 @@
 //! shard then binds.
 //!
 //! An unchanged listener keeps everything; a changed one keeps its connection count (against
-//! `max_connections`) and, when its TLS files and settings are the same, its server
-//! configuration, so session tickets it issued stay valid.
+//! `max_connections`), its senders' shares of unfinished input (unless `max_buffered_per_peer`
+//! changed) and, when its TLS files and settings are the same, its server configuration, so
+//! session tickets it issued stay valid. Every listener draws on the one process-wide input
+//! budget (`[server] max_buffered_input`, fixed at start-up).
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use rustls::ServerConfig;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use super::plan::{ListenerAction, ListenerStep};
+use crate::ingress::budget::{InputBudget, PeerShares};
 use crate::ingress::listener::ListenerCtx;
 use crate::routes::file::ClientAuth;
 use crate::routes::table::Listener;
@@ -53,12 +56,27 @@ pub struct Planned {
     pub ports: Vec<Socket>,
 }
 
-#[derive(Default)]
 pub struct Listeners {
     in_force: HashMap<String, InForce>,
+    budget: Arc<InputBudget>,
+}
+
+/// What a changed listener keeps of the one it replaces.
+struct Kept {
+    tls: Option<Arc<ServerConfig>>,
+    open: Arc<AtomicU32>,
+    peers: Arc<PeerShares>,
 }
 
 impl Listeners {
+    /// No listener in force yet; every one will draw on `budget`.
+    pub fn new(budget: Arc<InputBudget>) -> Listeners {
+        Listeners {
+            in_force: HashMap::new(),
+            budget,
+        }
+    }
+
     /// The steps from the listeners in force (those of `old`) to those of `new`.
     pub fn plan(
         &self,
@@ -73,22 +91,27 @@ impl Listeners {
         for listener in diff.added.iter().filter_map(|&i| new_listener(i)) {
             let made = server_tls(listener).and_then(|tls| {
                 let (addr, port) = resolve(listener)?;
-                let ctx = ctx(listener, tls, Arc::new(AtomicU32::new(0)));
+                let kept = Kept {
+                    tls,
+                    open: Arc::new(AtomicU32::new(0)),
+                    peers: PeerShares::new(listener.max_buffered_per_peer),
+                };
+                let ctx = self.ctx(listener, kept);
                 Ok((ListenerAction::Open { ctx, addr }, port))
             });
             push(listener, made, &mut steps, &mut ports, &mut errors);
         }
         for listener in diff.moved.iter().filter_map(|&(_, i)| new_listener(i)) {
-            let made = self.keep_or_build(listener).and_then(|(tls, open)| {
+            let made = self.keep_or_build(listener).and_then(|kept| {
                 let (addr, port) = resolve(listener)?;
-                let ctx = ctx(listener, tls, open);
+                let ctx = self.ctx(listener, kept);
                 Ok((ListenerAction::Move { ctx, addr }, port))
             });
             push(listener, made, &mut steps, &mut ports, &mut errors);
         }
         for listener in diff.changed.iter().filter_map(|&(_, i)| new_listener(i)) {
-            let made = self.keep_or_build(listener).map(|(tls, open)| {
-                let ctx = ctx(listener, tls, open);
+            let made = self.keep_or_build(listener).map(|kept| {
+                let ctx = self.ctx(listener, kept);
                 (ListenerAction::Update { ctx }, None)
             });
             push(listener, made, &mut steps, &mut ports, &mut errors);
@@ -147,15 +170,16 @@ impl Listeners {
         }
     }
 
-    /// The server configuration and connection count for a listener that is in force under
-    /// this name: kept when its TLS settings and files are the same, built anew otherwise.
-    #[allow(clippy::type_complexity)]
-    fn keep_or_build(
-        &self,
-        listener: &Listener,
-    ) -> Result<(Option<Arc<ServerConfig>>, Arc<AtomicU32>), ListenerPlanError> {
+    /// The server configuration, connection count and senders' shares for a listener that is
+    /// in force under this name: each kept while what it depends on is the same, built anew
+    /// otherwise.
+    fn keep_or_build(&self, listener: &Listener) -> Result<Kept, ListenerPlanError> {
         let Some(old) = self.in_force.get(&listener.name) else {
-            return Ok((server_tls(listener)?, Arc::new(AtomicU32::new(0))));
+            return Ok(Kept {
+                tls: server_tls(listener)?,
+                open: Arc::new(AtomicU32::new(0)),
+                peers: PeerShares::new(listener.max_buffered_per_peer),
+            });
         };
         let was = &old.ctx.config;
         let same_tls = was.protocol.is_tls() == listener.protocol.is_tls()
@@ -168,7 +192,27 @@ impl Listeners {
         } else {
             server_tls(listener)?
         };
-        Ok((tls, Arc::clone(&old.ctx.open)))
+        let peers = if was.max_buffered_per_peer == listener.max_buffered_per_peer {
+            Arc::clone(&old.ctx.peers)
+        } else {
+            PeerShares::new(listener.max_buffered_per_peer)
+        };
+        Ok(Kept {
+            tls,
+            open: Arc::clone(&old.ctx.open),
+            peers,
+        })
+    }
+
+    fn ctx(&self, listener: &Listener, kept: Kept) -> Arc<ListenerCtx> {
+        Arc::new(ListenerCtx {
+            name: Arc::from(listener.name.as_str()),
+            config: listener.clone(),
+            tls: kept.tls,
+            open: kept.open,
+            budget: Arc::clone(&self.budget),
+            peers: kept.peers,
+        })
     }
 }
 
@@ -189,19 +233,6 @@ fn push(
         }
         Err(e) => errors.push(e),
     }
-}
-
-fn ctx(
-    listener: &Listener,
-    tls: Option<Arc<ServerConfig>>,
-    open: Arc<AtomicU32>,
-) -> Arc<ListenerCtx> {
-    Arc::new(ListenerCtx {
-        name: Arc::from(listener.name.as_str()),
-        config: listener.clone(),
-        tls,
-        open,
-    })
 }
 
 /// The server configuration of a TLS listener; `None` for a plain one.

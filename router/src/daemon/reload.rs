@@ -13,6 +13,7 @@ use super::listeners::Listeners;
 use super::plan::Plan;
 use super::watch::{self, Snapshot};
 use crate::control::{Command, Control, PhaseAnswer, ShardError};
+use crate::ingress::budget::InputBudget;
 use crate::routes::file::Workers;
 use crate::routes::{self, RouteTable, ServerChange, TableDiff};
 use crate::runtime::shards;
@@ -166,13 +167,14 @@ impl Reloader {
         control: Arc<Control>,
         table: RouteTable,
         files: Snapshot,
+        input_budget: Arc<InputBudget>,
     ) -> Result<Reloader, ReloadOutcome> {
         let mut reloader = Reloader {
             config,
             shards,
             workers_flag,
             current: empty,
-            listeners: Listeners::default(),
+            listeners: Listeners::new(input_budget),
             control,
             files,
         };

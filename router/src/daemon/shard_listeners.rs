@@ -166,5 +166,7 @@ fn local(ctx: &ListenerCtx) -> Rc<ListenerCtx> {
         config: ctx.config.clone(),
         tls: ctx.tls.clone(),
         open: Arc::clone(&ctx.open),
+        budget: Arc::clone(&ctx.budget),
+        peers: Arc::clone(&ctx.peers),
     })
 }

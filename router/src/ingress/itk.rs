@@ -9,13 +9,16 @@
 //! in the directory, an InfAck is routed back to it.
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use codecs::http1;
 use codecs::itk::{self, ErrorInfo, FaultCode, FaultReply, InfAck, InfResult, SimpleResponse};
 
 use super::accept::{self, Incoming, Origin, Plan};
+use super::budget::InputBuffer;
+use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
+use super::reader::{Got, Reader};
 use super::refusals::{ControlId, Refusal};
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
@@ -35,45 +38,80 @@ const ERROR_CLIENT: &str = "1000";
 /// Toolkit error code for a failure on our side (the message could not be stored).
 const ERROR_SERVER: &str = "2100";
 
-/// Serves one sender (its TLS handshake, if any, already done) until it closes, asks to close, goes idle, or breaks the protocol.
+/// Serves one sender (its TLS handshake, if any, already done; `accepted` when it connected)
+/// until it closes, asks to close, goes idle, reaches a limit, or breaks the protocol.
 pub async fn serve(
     shard: Rc<Shard>,
     listener: Rc<ListenerCtx>,
     mut stream: Stream,
     origin: Origin,
     stop: Rc<LocalSignal>,
+    accepted: monoio::time::Instant,
 ) {
     let limits = http1::Limits {
         max_body: listener.config.max_message_bytes,
         ..http1::Limits::default()
     };
-    let mut input: Vec<u8> = Vec::new();
+    let mut reader = Reader::new(&listener, &origin, accepted);
+    let mut input = InputBuffer::default();
     let mut decision = Decision::default();
     loop {
-        let request =
-            match read_request(&mut stream, &mut input, &limits, &listener, &stop, &shard).await {
-                Ok(Some(request)) => request,
-                Ok(None) => return,
-                Err(error) => {
-                    // The framing is broken: answer with the status the parser chose, then close,
-                    // because we no longer know where the next request starts.
-                    let kind = match error.kind {
-                        http1::HttpErrorKind::BodyTooLarge { .. } => Refusal::TooLarge,
-                        _ => Refusal::BadRequest,
-                    };
-                    shard.refusals.note(
-                        origin.peer,
-                        &listener.name,
-                        kind,
-                        format_args!("{error}; closing the connection"),
-                    );
-                    let mut out = shard.pool.take();
-                    http1::write_error_response(&mut out, &error);
-                    let _ = stream.write_pooled(out, &shard.pool).await;
-                    let _ = stream.shutdown(&shard.pool).await;
-                    return;
+        let connection = Connection {
+            stream: &mut stream,
+            reader: &mut reader,
+            listener: &listener,
+            origin: &origin,
+            stop: &stop,
+            shard: &shard,
+        };
+        let request = match read_request(connection, &mut input, &limits).await {
+            Ok(Next::Request(request)) => request,
+            Ok(Next::Ended) => return,
+            Ok(Next::Refused(cutoff)) => {
+                // The rest of the request cannot be read: say why, then close, because we
+                // no longer know where the next request starts.
+                let mut out = shard.pool.take();
+                write_fault(
+                    &shard,
+                    None,
+                    FaultCode::Server,
+                    ERROR_SERVER,
+                    cutoff.reason(),
+                    &mut out,
+                );
+                let mut response = shard.pool.take();
+                let spec = http1::ResponseSpec {
+                    status: 500,
+                    content_type: "text/xml; charset=utf-8",
+                    keep_alive: false,
+                };
+                if http1::write_response(&mut response, &spec, &out).is_ok() {
+                    let _ = stream.write_pooled(response, &shard.pool).await;
                 }
-            };
+                shard.pool.give(out);
+                let _ = stream.shutdown(&shard.pool).await;
+                return;
+            }
+            Err(error) => {
+                // The framing is broken: answer with the status the parser chose, then close,
+                // because we no longer know where the next request starts.
+                let kind = match error.kind {
+                    http1::HttpErrorKind::BodyTooLarge { .. } => Refusal::TooLarge,
+                    _ => Refusal::BadRequest,
+                };
+                shard.refusals.note(
+                    origin.peer,
+                    &listener.name,
+                    kind,
+                    format_args!("{error}; closing the connection"),
+                );
+                let mut out = shard.pool.take();
+                http1::write_error_response(&mut out, &error);
+                let _ = stream.write_pooled(out, &shard.pool).await;
+                let _ = stream.shutdown(&shard.pool).await;
+                return;
+            }
+        };
         let mut out = shard.pool.take();
         let body = &input[request.body.clone()];
         let status = if request.method_ok {
@@ -103,6 +141,7 @@ pub async fn serve(
         let written = http1::write_response(&mut response, &spec, &out);
         shard.pool.give(out);
         input.drain(..request.consumed);
+        reader.settle(&mut input);
         shard.flush();
         if written.is_err() || stream.write_pooled(response, &shard.pool).await.is_err() {
             return;
@@ -125,16 +164,39 @@ struct Request {
     consumed: usize,
 }
 
-/// Reads until one whole request is in `input`. `Ok(None)`: the connection ended (closed,
-/// idle, or shutdown) between requests.
+/// What came of reading the next request.
+enum Next {
+    Request(Request),
+    /// The connection ended (closed, idle, broken, or shutdown between requests).
+    Ended,
+    /// The rest of the request cannot be read: no room for it (already counted and logged).
+    Refused(Cutoff),
+}
+
+/// A connection's parts that reading a request needs.
+struct Connection<'a> {
+    stream: &'a mut Stream,
+    reader: &'a mut Reader,
+    listener: &'a ListenerCtx,
+    origin: &'a Origin,
+    stop: &'a LocalSignal,
+    shard: &'a Shard,
+}
+
+/// Reads until one whole request is in `input`.
 async fn read_request(
-    stream: &mut Stream,
+    conn: Connection<'_>,
     input: &mut Vec<u8>,
     limits: &http1::Limits,
-    listener: &ListenerCtx,
-    stop: &LocalSignal,
-    shard: &Shard,
-) -> Result<Option<Request>, http1::HttpError> {
+) -> Result<Next, http1::HttpError> {
+    let Connection {
+        stream,
+        reader,
+        listener,
+        origin,
+        stop,
+        shard,
+    } = conn;
     let mut sent_continue = false;
     let mut chunked: Option<(http1::ChunkedDecoder, usize)> = None;
     loop {
@@ -160,7 +222,7 @@ async fn read_request(
                 let mut out = shard.pool.take();
                 out.extend_from_slice(http1::CONTINUE_100);
                 if stream.write_pooled(out, &shard.pool).await.is_err() {
-                    return Ok(None);
+                    return Ok(Next::Ended);
                 }
             }
             let body = match framing {
@@ -185,7 +247,7 @@ async fn read_request(
                 http1::BodyFraming::UntilClose => Some((head_len..head_len, head_len)),
             };
             if let Some((body, consumed)) = body {
-                return Ok(Some(Request {
+                return Ok(Next::Request(Request {
                     method_ok,
                     soap_action,
                     keep_alive,
@@ -194,37 +256,17 @@ async fn read_request(
                 }));
             }
         }
-        if !wait_and_read(stream, input, listener, stop, shard).await {
-            return Ok(None);
+        // Shutdown interrupts a connection only between requests; one half-read is finished.
+        let between = input.is_empty();
+        match reader
+            .read(stream, input, shard, listener, origin, stop, between)
+            .await
+        {
+            Got::Data => {}
+            Got::Refused(cutoff) => return Ok(Next::Refused(cutoff)),
+            Got::Closed | Got::TimedOut | Got::Stopped | Got::Failed(_) => return Ok(Next::Ended),
         }
     }
-}
-
-/// Reads more of the request; `false` when the connection should end.
-async fn wait_and_read(
-    stream: &mut Stream,
-    input: &mut Vec<u8>,
-    listener: &ListenerCtx,
-    stop: &LocalSignal,
-    shard: &Shard,
-) -> bool {
-    // Shutdown only interrupts a connection between requests; one half-read is finished.
-    let idle: Duration = listener.config.idle_timeout;
-    let ready = if input.is_empty() {
-        if stop.is_raised() {
-            return false;
-        }
-        monoio::select! {
-            r = monoio::time::timeout(idle, stream.readable()) => r,
-            _ = stop.wait() => return false,
-        }
-    } else {
-        monoio::time::timeout(idle, stream.readable()).await
-    };
-    if !matches!(ready, Ok(Ok(()))) {
-        return false;
-    }
-    matches!(stream.read_into(input, &shard.pool).await, Ok(n) if n > 0)
 }
 
 /// Handles one request body; writes the SOAP response into `out`, returns the HTTP status.

@@ -13,6 +13,8 @@ use rustls::ServerConfig;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 use super::accept::Origin;
+use super::budget::{InputBudget, PeerShares};
+use super::cutoff::{self, Cutoff};
 use super::refusals::Refusal;
 use super::slot::ListenerSlot;
 use crate::net::stream::Stream;
@@ -27,6 +29,10 @@ pub struct ListenerCtx {
     pub tls: Option<Arc<ServerConfig>>,
     /// Open connections across all shards, against `config.max_connections`.
     pub open: Arc<AtomicU32>,
+    /// The process's budget for unfinished input, shared by every listener.
+    pub budget: Arc<InputBudget>,
+    /// This listener's shares of unfinished input per sender address, across shards.
+    pub peers: Arc<PeerShares>,
 }
 
 impl ListenerCtx {
@@ -127,16 +133,30 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
             Rc::clone(&live),
         );
         live.set(live.get() + 1);
+        let accepted = monoio::time::Instant::now();
         monoio::spawn(async move {
             let mut stream = stream;
-            match stream.handshake(&shard.pool).await {
-                Err(e) => log::info!("{}: {}: TLS handshake failed: {e}", ctx2.name, origin.peer),
-                Ok(()) => match ctx2.config.protocol {
+            // Bounded: a sender that never finishes its handshake must not hold its place.
+            let limit = ctx2.config.handshake_timeout;
+            match monoio::time::timeout(limit, stream.handshake(&shard.pool)).await {
+                Err(_) => cutoff::report(
+                    &shard,
+                    &ctx2.name,
+                    origin.peer,
+                    Cutoff::HandshakeTimeout,
+                    format_args!("did not finish its TLS handshake within {limit:?}"),
+                ),
+                Ok(Err(e)) => {
+                    log::info!("{}: {}: TLS handshake failed: {e}", ctx2.name, origin.peer)
+                }
+                Ok(Ok(())) => match ctx2.config.protocol {
                     Protocol::Mllp | Protocol::Mllps => {
-                        super::mllp::serve(shard, Rc::clone(&ctx2), stream, origin, stop2).await
+                        super::mllp::serve(shard, Rc::clone(&ctx2), stream, origin, stop2, accepted)
+                            .await
                     }
                     Protocol::ItkHttp | Protocol::ItkHttps => {
-                        super::itk::serve(shard, Rc::clone(&ctx2), stream, origin, stop2).await
+                        super::itk::serve(shard, Rc::clone(&ctx2), stream, origin, stop2, accepted)
+                            .await
                     }
                 },
             }

@@ -12,7 +12,8 @@
 //! does not speak MLLP (an HTTP or TLS client, a sender that lost its framing): what was read
 //! before them is answered, then the connection is closed at once with one log line. Half a
 //! frame followed by a close is logged and dropped (the sender was never acknowledged, so it
-//! still has the message).
+//! still has the message). A frame that the input budgets cannot make room for gets AE "try
+//! again later" and the connection is closed.
 //!
 //! A frame is parsed once: its entry keeps the MSH view routing used, and the ACK is written
 //! from it.
@@ -26,8 +27,11 @@ use codecs::mllp;
 
 use super::accept::{self, Incoming, Origin, Plan};
 use super::answer::{write_hl7v2_ack, Answer, APPLICATION_ERROR};
+use super::budget::InputBuffer;
+use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::not_mllp::{self, Stray};
+use super::reader::{Got, Reader};
 use super::refusals::{ControlId, Refusal};
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
@@ -41,38 +45,38 @@ use crate::signal::LocalSignal;
 /// table 0357 code 100 would blame segment order; an oversized message is a "value too long".
 const TOO_LONG: u16 = 104;
 
-/// Receive buffers bigger than this are released when the connection goes idle, so that one
-/// large message does not pin memory for the connection's life.
-const KEEP_IDLE_BUFFER: usize = 64 * 1024;
-
-/// Serves one sender (its TLS handshake, if any, already done) until it closes, goes idle too long, or breaks the connection.
+/// Serves one sender (its TLS handshake, if any, already done; `accepted` when it connected)
+/// until it closes, goes idle too long, reaches a limit, or breaks the connection.
 pub async fn serve(
     shard: Rc<Shard>,
     listener: Rc<ListenerCtx>,
     mut stream: Stream,
     origin: Origin,
     stop: Rc<LocalSignal>,
+    accepted: monoio::time::Instant,
 ) {
     let mut decoder = mllp::Decoder::new(listener.max_message_bytes());
-    let mut input: Vec<u8> = Vec::new();
+    let mut reader = Reader::new(&listener, &origin, accepted);
+    let mut input = InputBuffer::default();
     let mut decision = Decision::default();
     let mut spare: Vec<Entry<'static>> = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
     loop {
-        match wait_for_input(&mut stream, &listener, &stop).await {
-            Wake::Input => {}
-            Wake::Failed(e) => {
-                log::debug!("{}: {}: {e}", listener.name, origin.peer);
-                return;
-            }
-            Wake::Idle | Wake::Stop => {
-                // Nothing read is left unanswered: every batch is answered before we wait.
-                let _ = stream.shutdown(&shard.pool).await;
-                return;
-            }
-        }
-        match stream.read_into(&mut input, &shard.pool).await {
-            Ok(0) => {
+        // Nothing read is left unanswered: every batch is answered before the next read.
+        let got = reader
+            .read(
+                &mut stream,
+                &mut input,
+                &shard,
+                &listener,
+                &origin,
+                &stop,
+                true,
+            )
+            .await;
+        match got {
+            Got::Data => {}
+            Got::Closed => {
                 if decoder.in_frame() {
                     log::warn!(
                         "{}: {}: closed in the middle of a message ({} bytes); it was not acknowledged",
@@ -83,9 +87,21 @@ pub async fn serve(
                 }
                 return;
             }
-            Ok(_) => {}
-            Err(e) => {
+            Got::TimedOut | Got::Stopped => {
+                let _ = stream.shutdown(&shard.pool).await;
+                return;
+            }
+            Got::Failed(e) => {
                 log::info!("{}: {}: {e}", listener.name, origin.peer);
+                return;
+            }
+            Got::Refused(cutoff) => {
+                if decoder.in_frame() {
+                    let mut out = shard.pool.take();
+                    refuse_unfinished(&shard, &input, cutoff, &mut out);
+                    let _ = stream.write_pooled(out, &shard.pool).await;
+                }
+                let _ = stream.shutdown(&shard.pool).await;
                 return;
             }
         }
@@ -145,11 +161,12 @@ pub async fn serve(
             let _ = stream.shutdown(&shard.pool).await;
             return;
         }
-        if input.is_empty() && input.capacity() > KEEP_IDLE_BUFFER {
-            input = Vec::new();
-        }
+        reader.settle(&mut input);
     }
 }
+
+/// How far into an unfinished frame its MSH segment is looked for.
+const MSH_SEARCH: usize = 64 * 1024;
 
 /// Logs why a connection that sent bytes outside a frame is being closed.
 fn refuse_stray(shard: &Shard, listener: &ListenerCtx, origin: &Origin, stray: Stray) {
@@ -172,26 +189,27 @@ fn recycle<'b>(mut entries: Vec<Entry<'_>>) -> Vec<Entry<'b>> {
     entries.into_iter().filter_map(|_| None).collect()
 }
 
-enum Wake {
-    Input,
-    Failed(std::io::Error),
-    Idle,
-    Stop,
-}
-
-/// Waits for the sender's next bytes, its idle timeout, or shutdown, holding no buffer.
-async fn wait_for_input(stream: &mut Stream, listener: &ListenerCtx, stop: &LocalSignal) -> Wake {
-    if stop.is_raised() {
-        return Wake::Stop;
-    }
-    monoio::select! {
-        ready = monoio::time::timeout(listener.config.idle_timeout, stream.readable()) => match ready {
-            Ok(Ok(())) => Wake::Input,
-            Ok(Err(e)) => Wake::Failed(e),
-            Err(_) => Wake::Idle,
-        },
-        _ = stop.wait() => Wake::Stop,
-    }
+/// AE "try again later" for the frame `input` holds the start of, whose rest there is no room
+/// for. Its MSH, the first segment, is all the answer needs.
+fn refuse_unfinished(shard: &Shard, input: &[u8], cutoff: Cutoff, out: &mut Vec<u8>) {
+    let frame = input.strip_prefix(&[mllp::START]).unwrap_or(input);
+    let frame = &frame[..frame.len().min(MSH_SEARCH)];
+    let msh = frame
+        .iter()
+        .position(|&b| b == b'\r')
+        .map_or(frame, |end| &frame[..=end]);
+    let parsed = Message::parse(msh).ok();
+    let answer = Answer::NotNow {
+        reason: cutoff.reason(),
+    };
+    write_hl7v2_ack(
+        parsed.as_ref().map(Message::msh).as_ref(),
+        msh,
+        answer,
+        &ack_id(shard),
+        SystemTime::now(),
+        out,
+    );
 }
 
 /// One frame of a batch, as far as ingress got with it before the batch is committed. Ranges

@@ -14,6 +14,7 @@
 //! refusals of further peers are counted together. Time is passed in ([`Refusals::note_at`],
 //! [`Refusals::flush_at`]) so the limiter is tested without sleeping; a timer task runs only
 //! while some peer is being tracked.
+use super::cutoff::Cutoff;
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -52,6 +53,9 @@ pub enum Refusal {
     BadRequest,
     /// The listener already holds `max_connections`.
     ConnectionLimit,
+    /// Closed at a limit before the sender was done (a handshake or first byte too late, more
+    /// unfinished input than its share or the budget allows).
+    Cutoff(Cutoff),
 }
 
 impl Refusal {
@@ -65,6 +69,7 @@ impl Refusal {
             Refusal::NotMllp => "not MLLP",
             Refusal::BadRequest => "bad request",
             Refusal::ConnectionLimit => "connection limit",
+            Refusal::Cutoff(cutoff) => cutoff.label(),
         }
     }
 }

@@ -50,6 +50,14 @@ pub struct TlsStream {
     peer_closed: bool,
 }
 
+/// Whether a read may grow the caller's buffer.
+#[derive(Clone, Copy)]
+enum Growth {
+    Any,
+    /// Only into its spare capacity.
+    Within,
+}
+
 /// Reads at least this much room into a receive buffer, so small reads do not become a
 /// syscall per few bytes.
 const READ_CHUNK: usize = 16 * 1024;
@@ -180,7 +188,29 @@ impl Stream {
                 *buf = slice.into_inner();
                 result
             }
-            Stream::Tls(tls) => tls.read_plaintext(buf, pool).await,
+            Stream::Tls(tls) => tls.read_plaintext(buf, pool, Growth::Any).await,
+        }
+    }
+
+    /// Reads what arrives next into the spare capacity of `buf`, never growing it: the caller
+    /// decides how much memory a connection may hold. `Ok(0)` means the peer closed. TLS
+    /// plaintext beyond the spare room stays in the stream for the next read.
+    pub async fn read_within(&mut self, buf: &mut Vec<u8>, pool: &BufferPool) -> io::Result<usize> {
+        if buf.capacity() == buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no room in the buffer to read into",
+            ));
+        }
+        match self {
+            Stream::Plain(tcp) => {
+                let len = buf.len();
+                let owned = std::mem::take(buf);
+                let (result, slice) = tcp.read(owned.slice_mut(len..)).await;
+                *buf = slice.into_inner();
+                result
+            }
+            Stream::Tls(tls) => tls.read_plaintext(buf, pool, Growth::Within).await,
         }
     }
 
@@ -301,15 +331,31 @@ impl TlsStream {
 
     /// Appends plaintext to `buf`: what an earlier read left, or else what the next records
     /// decrypt to; `Ok(0)` means the peer closed.
-    async fn read_plaintext(&mut self, buf: &mut Vec<u8>, pool: &BufferPool) -> io::Result<usize> {
+    async fn read_plaintext(
+        &mut self,
+        buf: &mut Vec<u8>,
+        pool: &BufferPool,
+        growth: Growth,
+    ) -> io::Result<usize> {
         loop {
             if !self.plaintext.is_empty() {
-                let n = self.plaintext.len();
-                if buf.is_empty() {
-                    std::mem::swap(buf, &mut self.plaintext);
-                } else {
-                    buf.append(&mut self.plaintext);
-                }
+                let n = match growth {
+                    Growth::Any => {
+                        let n = self.plaintext.len();
+                        if buf.is_empty() {
+                            std::mem::swap(buf, &mut self.plaintext);
+                        } else {
+                            buf.append(&mut self.plaintext);
+                        }
+                        n
+                    }
+                    Growth::Within => {
+                        let n = self.plaintext.len().min(buf.capacity() - buf.len());
+                        buf.extend_from_slice(&self.plaintext[..n]);
+                        self.plaintext.drain(..n);
+                        n
+                    }
+                };
                 self.settle(pool);
                 return Ok(n);
             }

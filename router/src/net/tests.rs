@@ -248,6 +248,59 @@ fn mutual_tls_echo_on_both_drivers() {
     }
 }
 
+/// Sends `sent` to the echo server and reads the echo back with `read_within` into a buffer
+/// of 1,000 bytes that is emptied after every read: whatever a read brings must fit in it.
+async fn echo_within(
+    port: u16,
+    tls: Option<Arc<ClientConfig>>,
+    sent: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    let pool = BufferPool::new(IO_BUFFER, 4);
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut stream = match tls {
+        Some(config) => {
+            let name = ServerName::try_from("127.0.0.1").map_err(std::io::Error::other)?;
+            Stream::tls(
+                tcp,
+                UnbufferedClientConnection::new(config, name).map_err(std::io::Error::other)?,
+            )
+        }
+        None => Stream::Plain(tcp),
+    };
+    stream.handshake(&pool).await?;
+    stream.write_all(sent, &pool).await?;
+    let mut buf = Vec::with_capacity(1000);
+    let capacity = buf.capacity();
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        stream.readable().await?;
+        if stream.read_within(&mut buf, &pool).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        assert_eq!(buf.capacity(), capacity, "a read grew the buffer");
+        got.extend_from_slice(&buf);
+        buf.clear();
+    }
+    stream.shutdown(&pool).await?;
+    Ok(got)
+}
+
+#[test]
+fn reads_within_a_buffer_never_grow_it_and_lose_nothing() {
+    let pki = Pki::new("within");
+    let sent: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    for driver in drivers() {
+        for tls in [false, true] {
+            let (port, server) = echo_server(driver, tls.then(|| pki.server(false)));
+            let client = tls.then(|| pki.client("ca.crt", None, true));
+            let mut rt = build_runtime(driver).unwrap();
+            let got = rt.block_on(echo_within(port, client, &sent)).unwrap();
+            assert!(got == sent, "{driver}, tls {tls}");
+            server.join().unwrap().unwrap();
+        }
+    }
+}
+
 /// Connects `times` times in a row to a server with one configuration (so one ticket key)
 /// with one client configuration; whether each resumed.
 fn reconnect(

@@ -228,6 +228,10 @@ fn server(old: &RouteTable, new: &RouteTable) -> Vec<ServerChange> {
             "[server] allow_shared_data_dir",
             a.allow_shared_data_dir != b.allow_shared_data_dir,
         ),
+        (
+            "[server] max_buffered_input",
+            a.max_buffered_input != b.max_buffered_input,
+        ),
     ];
     changes.extend(
         others

@@ -59,6 +59,9 @@ pub struct ServerSection {
     pub allow_shared_data_dir: bool,
     /// Who may use the admin address, and how it is reached.
     pub admin_access: AdminSection,
+    /// Bytes of senders' unfinished input the whole process may hold beyond each connection's
+    /// first buffer; `None`: chosen at start-up from the memory there is.
+    pub max_buffered_input: Option<Spanned<u64>>,
 }
 
 /// The `admin_*` keys of `[server]`, as written (paths relative to the config's folder).
@@ -85,6 +88,7 @@ impl Default for ServerSection {
             admin: SocketAddr::from(([127, 0, 0, 1], 9464)),
             allow_shared_data_dir: false,
             admin_access: AdminSection::default(),
+            max_buffered_input: None,
         }
     }
 }
@@ -110,6 +114,13 @@ pub struct ListenerSection {
     pub max_message_bytes: u64,
     pub idle_timeout: Duration,
     pub max_connections: u32,
+    /// A TLS sender must finish its handshake this long after connecting.
+    pub handshake_timeout: Duration,
+    /// A sender must send the first byte of a message this long after connecting.
+    pub first_byte_timeout: Duration,
+    /// Unfinished input held for one sender IP address across its connections (beyond each
+    /// connection's first buffer).
+    pub max_buffered_per_peer: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -112,6 +112,9 @@ pub struct Listener {
     pub max_message_bytes: u64,
     pub idle_timeout: Duration,
     pub max_connections: u32,
+    pub handshake_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub max_buffered_per_peer: u64,
     /// What `cert`, `key` and `client_ca` held when the table was built: a certificate renewed
     /// in place is a change a reload applies.
     pub tls_contents: ContentDigest,

@@ -236,6 +236,9 @@ fn listeners(ctx: &mut Ctx<'_>, base: &Path, sections: &[ListenerSection]) -> Ve
             max_message_bytes: l.max_message_bytes,
             idle_timeout: l.idle_timeout,
             max_connections: l.max_connections,
+            handshake_timeout: l.handshake_timeout,
+            first_byte_timeout: l.first_byte_timeout,
+            max_buffered_per_peer: l.max_buffered_per_peer,
         });
     }
     out

@@ -90,6 +90,7 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
             }
         }
     }
+    sections::check_buffer_budget(ctx, &file.server, &file.listeners);
     if let Some(v) = root.get("tls") {
         if let Some(t) = Table::open_any(ctx, v, "[tls]") {
             for (name, profile) in t.entries() {

@@ -30,6 +30,7 @@ pub const SERVER_KEYS: &[&str] = &[
     "admin_client_ca",
     "admin_names",
     "admin_allow_unverified_remote",
+    "max_buffered_input",
 ];
 pub const LISTENER_KEYS: &[&str] = &[
     "name",
@@ -42,6 +43,9 @@ pub const LISTENER_KEYS: &[&str] = &[
     "max_message_bytes",
     "idle_timeout",
     "max_connections",
+    "handshake_timeout",
+    "first_byte_timeout",
+    "max_buffered_per_peer",
 ];
 pub const TLS_KEYS: &[&str] = &["ca", "cert", "key", "verify_server_name"];
 pub const ENDPOINT_KEYS: &[&str] = &[
@@ -73,6 +77,12 @@ pub const GROUP_KEYS: &[&str] = &[
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+/// Long enough for a TLS handshake across a slow WAN link with client certificates, short
+/// enough that connections which never start one do not hold the listener's places for long.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// `max_buffered_per_peer` when not given: this many of the listener's largest messages.
+pub const DEFAULT_PEER_MESSAGES: u64 = 4;
 
 pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
     let mut s = ServerSection::default();
@@ -106,7 +116,39 @@ pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
         s.allow_shared_data_dir = b.into_inner();
     }
     s.admin_access = super::admin::access(ctx, t, s.admin);
+    s.max_buffered_input = spanned_size(ctx, t, "max_buffered_input");
     s
+}
+
+fn spanned_size(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str) -> Option<Spanned<u64>> {
+    let span = t.get(key)?.span();
+    units::size(ctx, t, key).map(|n| Spanned::new(span, n))
+}
+
+/// A process-wide budget smaller than one listener's largest message would leave that
+/// message waiting for room that can never come.
+pub fn check_buffer_budget(
+    ctx: &mut Ctx<'_>,
+    server: &ServerSection,
+    listeners: &[ListenerSection],
+) {
+    let Some(budget) = &server.max_buffered_input else {
+        return;
+    };
+    for l in listeners {
+        if l.max_message_bytes > *budget.get_ref() {
+            ctx.error(
+                budget.span(),
+                format!(
+                    "`max_buffered_input` in [server] ({}) is less than `max_message_bytes` of [[listener]] \"{}\" ({}): a message that long could never be read",
+                    units::show_size(*budget.get_ref()),
+                    l.name.get_ref(),
+                    units::show_size(l.max_message_bytes)
+                ),
+            )
+            .hint = Some("raise max_buffered_input, or lower the listener's max_message_bytes".to_owned());
+        }
+    }
 }
 
 /// `"x"` for strings (so the operator sees what they wrote), the type otherwise.
@@ -187,6 +229,27 @@ pub fn listener(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<ListenerSection>
         .int(ctx, "max_connections", 1, 1_000_000)
         .and_then(|n| u32::try_from(*n.get_ref()).ok())
         .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    let handshake_timeout =
+        units::duration(ctx, t, "handshake_timeout").unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+    let first_byte_timeout =
+        units::duration(ctx, t, "first_byte_timeout").unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
+    let max_buffered_per_peer = match spanned_size(ctx, t, "max_buffered_per_peer") {
+        None => max_message_bytes.saturating_mul(DEFAULT_PEER_MESSAGES),
+        Some(cap) if *cap.get_ref() < max_message_bytes => {
+            ctx.error(
+                cap.span(),
+                format!(
+                    "`max_buffered_per_peer` in {} ({}) is less than its `max_message_bytes` ({}): a message that long could never be read",
+                    t.what,
+                    units::show_size(*cap.get_ref()),
+                    units::show_size(max_message_bytes)
+                ),
+            )
+            .hint = Some("raise max_buffered_per_peer, or lower max_message_bytes".to_owned());
+            max_message_bytes
+        }
+        Some(cap) => cap.into_inner(),
+    };
 
     let protocol = protocol?;
     if protocol.is_tls() {
@@ -239,6 +302,9 @@ pub fn listener(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<ListenerSection>
         max_message_bytes,
         idle_timeout,
         max_connections,
+        handshake_timeout,
+        first_byte_timeout,
+        max_buffered_per_peer,
     })
 }
 

@@ -48,6 +48,17 @@ fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
+/// A size as an operator would write it: `16 MiB` when it is a whole number of a unit, else
+/// bytes.
+pub fn show_size(n: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} bytes")
+}
+
 /// A duration: an integer number of seconds, or a string like `250ms`, `30s`, `5m`, `1h`.
 pub fn duration(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str) -> Option<Duration> {
     let v = t.get(key)?;
@@ -106,5 +117,9 @@ mod tests {
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("5 minutes"), None);
+        assert_eq!(show_size(16 << 20), "16 MiB");
+        assert_eq!(show_size(1 << 30), "1 GiB");
+        assert_eq!(show_size(1536), "1536 bytes");
+        assert_eq!(show_size(3 << 10), "3 KiB");
     }
 }
