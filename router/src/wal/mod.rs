@@ -33,6 +33,7 @@
 mod commit;
 mod error;
 mod marks;
+mod private;
 mod record;
 mod recover;
 mod scan;

@@ -17,6 +17,7 @@ use super::error::WalError;
 use super::marks::{self, MarksFile};
 use super::scan;
 use super::segment::{self, Applied, Segment, SegmentFile, MARKS_EXT, SEGMENT_EXT};
+use super::private;
 use super::spare;
 
 pub(crate) const QUARANTINE: &str = "quarantine";
@@ -167,6 +168,7 @@ fn open_segment(
         len = at;
     }
     let file = File::open(&path).map_err(|e| WalError::io("open", &path, e))?;
+    private::close_up_file(&file).map_err(|e| WalError::io("chmod", &path, e))?;
     let mut seg = Segment::new(first_seq, Arc::new(SegmentFile { file, path }), len);
     seg.sealed = true;
     for r in &found.records {
@@ -215,7 +217,7 @@ fn save_aside(
 ) -> Result<PathBuf, WalError> {
     let bytes = bytes.unwrap_or_default();
     let qdir = dir.join(QUARANTINE);
-    fs::create_dir_all(&qdir).map_err(|e| WalError::io("create", &qdir, e))?;
+    private::create_dir(&qdir).map_err(|e| WalError::io("create", &qdir, e))?;
     let name = segment
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -231,7 +233,7 @@ fn save_aside(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(WalError::io("read", &target, e)),
         }
-        let mut f = OpenOptions::new()
+        let mut f = private::options()
             .write(true)
             .create_new(true)
             .open(&target)
