@@ -27,6 +27,7 @@ fn three_records(dir: &Path) -> (Vec<Msg>, PathBuf, Vec<u8>, Vec<u64>) {
         let rec = NewRecord {
             destinations: &dests,
             origin: m.origin.as_origin(),
+            parsed: m.parsed.as_parsed(),
             message: &m.message,
         };
         starts.push(starts.last().unwrap() + encoded_len(&rec).unwrap());

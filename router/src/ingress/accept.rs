@@ -154,6 +154,7 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
                             arrival_unix_nanos: unix_nanos(message.arrived),
                             control_id,
                         },
+                        parsed: crate::shard::logged::parsed(message),
                         message: &message.bytes,
                     }),
                     _ => None,

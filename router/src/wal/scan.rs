@@ -111,6 +111,7 @@ mod tests {
                     arrival_unix_nanos: seq,
                     control_id: "c",
                 },
+                parsed: Default::default(),
                 message: &message,
             };
             record::encode(seq, &rec, &mut buf).unwrap();

@@ -362,6 +362,7 @@ mod tests {
                 arrival_unix_nanos: 1,
                 control_id: "c",
             },
+            parsed: Default::default(),
             message,
         }
     }
