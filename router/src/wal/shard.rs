@@ -161,7 +161,8 @@ impl ShardLog {
         Ok(())
     }
 
-    /// Deletes the sealed segments whose records are all done.
+    /// Deletes the sealed segments whose records are all done (once damage recovery could not
+    /// copy aside is copied).
     fn reap(&mut self) -> Result<usize, WalError> {
         let done: Vec<u64> = self
             .segments
@@ -169,18 +170,24 @@ impl ShardLog {
             .filter(|(_, s)| s.sealed && s.outstanding() == 0)
             .map(|(k, _)| *k)
             .collect();
+        let mut deleted = 0;
         for key in &done {
-            if let Some(seg) = self.segments.get(key) {
-                recover::delete_files(seg)?;
-                self.used = self.used.saturating_sub(seg.disk_len());
-                self.segments.remove(key);
+            let Some(seg) = self.segments.get_mut(key) else {
+                continue;
+            };
+            if !seg.unsaved.is_empty() && !recover::save_unsaved(seg)? {
+                continue;
             }
+            recover::delete_files(seg)?;
+            self.used = self.used.saturating_sub(seg.disk_len());
+            self.segments.remove(key);
+            deleted += 1;
         }
-        if !done.is_empty() && self.segments.is_empty() {
+        if deleted > 0 && self.segments.is_empty() {
             // Best effort (see the module note): a failure only lets ids restart lower.
             let _ = self.lock.write_all_at(&self.next_seq.to_le_bytes(), 0);
         }
-        Ok(done.len())
+        Ok(deleted)
     }
 }
 
