@@ -54,6 +54,7 @@ fn batch<'a>(msg: &'a [u8], dests: &'a [&'a str], n: usize, arrival: u64) -> Vec
                 arrival_unix_nanos: arrival + i as u64,
                 control_id: "MSG00017342",
             },
+            parsed: Default::default(),
             message: msg,
         })
         .collect()

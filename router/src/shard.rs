@@ -5,6 +5,7 @@
 //! message for an endpoint (or at start-up when pre-warmed) and live until a reload removes the
 //! endpoint and its queue has drained.
 pub mod durable;
+pub mod logged;
 pub mod room;
 pub mod routing;
 

@@ -27,6 +27,7 @@ fn three_records(dir: &Path) -> (Vec<Msg>, PathBuf, Vec<u8>, Vec<u64>) {
         let rec = NewRecord {
             destinations: &dests,
             origin: m.origin.as_origin(),
+            parsed: m.parsed.as_parsed(),
             message: &m.message,
         };
         starts.push(starts.last().unwrap() + encoded_len(&rec).unwrap());
@@ -143,10 +144,18 @@ fn a_segment_of_garbage_is_moved_aside_and_the_log_opens_empty() {
     fs::write(&seg, b"\xA7GWR not a record at all").unwrap();
     let (mut log, recovery) = ShardLog::open(dir.path(), WalConfig::default()).unwrap();
     assert_eq!(recovery.damage.len(), 1);
+    // It begins like a record: this log's own first write, torn; moved aside whole.
     assert_eq!(recovery.damage[0].kind, DamageKind::TornTail);
-    assert_eq!(recovery.deleted_segments, 1);
     assert!(log.pending_ids().is_empty());
-    assert_eq!(quarantined(dir.path()).len(), 1);
+    assert!(!seg.exists());
+    assert_eq!(
+        quarantined(dir.path()),
+        [recovery.damage[0].saved_to.clone().unwrap()]
+    );
+    assert_eq!(
+        fs::read(&quarantined(dir.path())[0]).unwrap(),
+        b"\xA7GWR not a record at all"
+    );
     // Numbering goes on past the damaged segment's name.
     let a = append_durably(&mut log, &[Msg::new(0, &["E"], 10)]).unwrap();
     assert_eq!(a.first, RecordId(7));
@@ -179,4 +188,139 @@ fn a_torn_marks_file_keeps_its_good_marks_and_stays_aligned() {
         .map(|r| (r.id.0, r.pending))
         .collect();
     assert_eq!(pending, [(0, vec![1]), (1, vec![0]), (2, vec![1])]);
+}
+
+/// The log as an incident left it: 3,006 acknowledged records, ~1.8 MB, in one segment.
+fn big_segment(dir: &Path) -> (Vec<Msg>, PathBuf) {
+    let msgs: Vec<Msg> = (0..3006).map(|i| Msg::new(i, &["EPR"], 600)).collect();
+    let (mut log, _) = ShardLog::open(dir, WalConfig::default()).unwrap();
+    for batch in msgs.chunks(200) {
+        append_durably(&mut log, batch).unwrap();
+    }
+    drop(log);
+    let seg = segments(dir).remove(0);
+    (msgs, seg)
+}
+
+fn all_pending(msgs: &[Msg]) -> Vec<router::wal::PendingRecord> {
+    msgs.iter()
+        .enumerate()
+        .map(|(i, m)| m.pending(RecordId(i as u64), &[0]))
+        .collect()
+}
+
+#[test]
+fn a_stray_empty_segment_file_cuts_no_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (msgs, seg) = big_segment(dir.path());
+    let len = fs::metadata(&seg).unwrap().len();
+    // Named inside the good segment's numbers: the next segment's name used to be taken as
+    // where the good one must end.
+    fs::write(dir.path().join("00000000000000000100.wal"), b"").unwrap();
+    let (log, recovery) = ShardLog::open(dir.path(), WalConfig::default()).unwrap();
+    assert!(recovery.damage.is_empty(), "{:?}", recovery.damage);
+    assert_eq!(replay(&log), all_pending(&msgs));
+    assert_eq!(fs::metadata(&seg).unwrap().len(), len);
+    assert_eq!(segments(dir.path()), [seg]);
+}
+
+#[test]
+fn a_foreign_file_named_like_a_segment_is_moved_aside_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (msgs, seg) = big_segment(dir.path());
+    let stray = dir.path().join("00000000000000000100.wal");
+    let foreign = b"rsync partial file, not a segment of this log".repeat(50);
+    fs::write(&stray, &foreign).unwrap();
+    let (log, recovery) = ShardLog::open(dir.path(), WalConfig::default()).unwrap();
+    assert_eq!(replay(&log), all_pending(&msgs));
+    let [d] = recovery.damage.as_slice() else {
+        panic!("{:?}", recovery.damage)
+    };
+    assert_eq!(d.kind, DamageKind::Foreign);
+    assert_eq!((d.file.as_path(), d.offset, d.len), (stray.as_path(), 0, foreign.len() as u64));
+    let saved = d.saved_to.as_ref().unwrap();
+    assert_eq!(fs::read(saved).unwrap(), foreign);
+    assert!(!stray.exists());
+    assert_eq!(segments(dir.path()), [seg]);
+}
+
+#[test]
+fn a_copy_of_a_segment_under_another_name_loses_and_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (msgs, seg) = big_segment(dir.path());
+    let copy = dir.path().join("00000000000000000050.wal");
+    fs::copy(&seg, &copy).unwrap();
+    let (mut log, recovery) = ShardLog::open(dir.path(), WalConfig::default()).unwrap();
+    assert_eq!(replay(&log), all_pending(&msgs));
+    // The copy's first 50 records are not where its name says records start: kept aside.
+    for d in &recovery.damage {
+        assert_ne!(d.kind, DamageKind::TornTail, "{d}");
+        assert_ne!(d.file, seg, "{d}");
+    }
+    // Numbering goes on after the last record, and marks find their records.
+    let next = append_durably(&mut log, &[Msg::new(9999, &["EPR"], 10)]).unwrap();
+    assert_eq!(next.first, RecordId(3006));
+    let marks: Vec<Mark> = (0..3007)
+        .map(|i| Mark {
+            record: RecordId(i),
+            destination: 0,
+        })
+        .collect();
+    assert_eq!(log.mark_done(&marks).unwrap().applied, 3007);
+    assert!(log.pending_ids().is_empty());
+}
+
+#[test]
+fn intact_records_out_of_order_at_the_end_are_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (msgs, seg, bytes, _) = three_records(dir.path());
+    // Records 0..2 once more, as if a second log's segment had been appended to this one.
+    let mut doubled = bytes.clone();
+    doubled.extend_from_slice(&bytes);
+    reset(dir.path(), &seg, &doubled);
+    let (log, recovery) = ShardLog::open(dir.path(), WalConfig::default()).unwrap();
+    assert_eq!(replay(&log).len(), msgs.len());
+    let [d] = recovery.damage.as_slice() else {
+        panic!("{:?}", recovery.damage)
+    };
+    assert_eq!(d.kind, DamageKind::Foreign);
+    assert_eq!(d.intact_records, 3);
+    assert_eq!((d.offset, d.len), (bytes.len() as u64, bytes.len() as u64));
+    assert_eq!(fs::read(d.saved_to.as_ref().unwrap()).unwrap(), bytes);
+}
+
+#[test]
+fn a_file_whose_records_clash_with_the_log_is_moved_aside_and_the_log_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (msgs, seg) = big_segment(dir.path());
+    // Records numbered 3000.. with other contents, under a name after the good segment's.
+    let other = tempfile::tempdir().unwrap();
+    let (mut olog, _) = ShardLog::open(other.path(), WalConfig::default()).unwrap();
+    let filler: Vec<Msg> = (0..3000).map(|i| Msg::new(i, &["X"], 20)).collect();
+    append_durably(&mut olog, &filler).unwrap();
+    let marks: Vec<Mark> = (0..3000)
+        .map(|i| Mark {
+            record: RecordId(i),
+            destination: 0,
+        })
+        .collect();
+    olog.mark_done(&marks).unwrap();
+    drop(olog);
+    let (mut olog, _) = ShardLog::open(other.path(), WalConfig::default()).unwrap();
+    let clash: Vec<Msg> = (0..10).map(|i| Msg::new(50_000 + i, &["OTHER"], 90)).collect();
+    append_durably(&mut olog, &clash).unwrap();
+    drop(olog);
+    let theirs = segments(other.path()).remove(0);
+    let target = dir.path().join(theirs.file_name().unwrap());
+    fs::copy(&theirs, &target).unwrap();
+
+    let (log, recovery) = ShardLog::open(dir.path(), WalConfig::default()).unwrap();
+    assert_eq!(replay(&log), all_pending(&msgs));
+    let [d] = recovery.damage.as_slice() else {
+        panic!("{:?}", recovery.damage)
+    };
+    assert_eq!(d.kind, DamageKind::Foreign);
+    assert_eq!(d.intact_records, 10);
+    assert_eq!(fs::read(d.saved_to.as_ref().unwrap()).unwrap(), fs::read(&theirs).unwrap());
+    assert_eq!(segments(dir.path()), [seg]);
 }

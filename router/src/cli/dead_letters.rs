@@ -297,9 +297,11 @@ fn append(
         anyhow::bail!("log of shard-{shard} went missing"); // cannot happen: index is in range
     };
     let destinations = [letter.endpoint.as_str()];
+    let parsed = crate::shard::logged::describe(&letter.message);
     let record = NewRecord {
         destinations: &destinations,
         origin: letter.origin.as_origin(),
+        parsed: parsed.as_parsed(),
         message: &letter.message,
     };
     Ok(log.append_durably(&[record])?.first)

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::outcomes::ShardOutcomes;
 use super::plan::Plan as ReloadPlan;
@@ -22,7 +22,8 @@ use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
 use crate::shard::room::QueueCount;
 use crate::shard::{Routing, Shard};
-use crate::wal::{PendingRecord, WalConfig};
+use crate::shard::logged;
+use crate::wal::{MessageKind, WalConfig};
 
 /// Everything every shard starts from; cloned into each.
 #[derive(Clone)]
@@ -179,7 +180,7 @@ async fn replay(shard: &Shard, durability: &Durability) {
     let routing = shard.routing();
     let mut count = 0usize;
     for (log, record) in pending {
-        let message = Arc::new(recovered_message(shard, &record));
+        let message = Arc::new(logged::accepted(&record, shard.next_seq()));
         for (destination, name) in record.pending_destinations() {
             let reference = RecordRef {
                 log,
@@ -229,12 +230,15 @@ async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayE
         .endpoint_id(&letter.endpoint)
         .ok_or_else(|| ReplayError::EndpointGone(letter.endpoint.clone()))?;
     let bytes: Box<[u8]> = letter.message.clone().into();
-    let (kind, control_id, soap_action) = describe(&bytes);
+    let parsed = logged::describe(&bytes);
     let message = Arc::new(Accepted {
         seq: shard.next_seq(),
-        kind,
-        control_id,
-        soap_action,
+        kind: match parsed.kind {
+            Some(MessageKind::Itk) => Kind::Itk,
+            Some(MessageKind::Hl7v2) | None => Kind::Hl7v2,
+        },
+        control_id: parsed.control_id.range(),
+        soap_action: parsed.soap_action.map(String::into_boxed_str),
         arrived: std::time::SystemTime::now(),
         listener: Arc::from(letter.origin.listener.as_str()),
         peer: Arc::from(letter.origin.peer.as_str()),
@@ -251,47 +255,6 @@ async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayE
         shard: shard.info.index,
         reason: e.0,
     })
-}
-
-/// An accepted message rebuilt from its log record.
-fn recovered_message(shard: &Shard, record: &PendingRecord) -> Accepted {
-    let bytes: Box<[u8]> = record.message.clone().into();
-    let (kind, control_id, soap_action) = describe(&bytes);
-    Accepted {
-        seq: shard.next_seq(),
-        kind,
-        control_id,
-        soap_action,
-        arrived: UNIX_EPOCH + Duration::from_nanos(record.origin.arrival_unix_nanos),
-        listener: Arc::from(record.origin.listener.as_str()),
-        peer: Arc::from(record.origin.peer.as_str()),
-        bytes,
-    }
-}
-
-/// Kind, control-id position and SOAPAction of stored message bytes, read again.
-fn describe(bytes: &[u8]) -> (Kind, std::ops::Range<usize>, Option<Box<str>>) {
-    if let Ok(message) = codecs::itk::parse(bytes) {
-        let tracking = message.envelope.tracking_id;
-        let action = message
-            .soap
-            .as_ref()
-            .and_then(|s| s.action)
-            .unwrap_or(message.envelope.service)
-            .decoded()
-            .ok()
-            .map(|a| a.into_owned().into_boxed_str());
-        let at = tracking.offset();
-        return (Kind::Itk, at..at + tracking.raw().len(), action);
-    }
-    let control_id = codecs::hl7v2::Message::parse(bytes)
-        .ok()
-        .and_then(|m| {
-            let id = m.msh().control_id()?;
-            m.offset_of(id).map(|at| at..at + id.len())
-        })
-        .unwrap_or(0..0);
-    (Kind::Hl7v2, control_id, None)
 }
 
 /// Waits until every shard has stopped accepting and every queued message is delivered, or

@@ -189,6 +189,7 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                             arrival_unix_nanos: unix_nanos(message.arrived),
                             control_id,
                         },
+                        parsed: crate::shard::logged::parsed(message),
                         message: &message.bytes,
                     }),
                     _ => None,

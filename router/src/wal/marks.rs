@@ -12,11 +12,12 @@
 //! and fsyncing per mark would double the log's fsyncs. Writes go at tracked offsets
 //! (`pwrite`), so a failed, partly written entry is overwritten by the next one rather than
 //! shifting the rest.
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use super::error::WalError;
+use super::private;
 use super::types::Mark;
 
 pub(crate) const HEADER: [u8; 8] = *b"GGLMRK\x00\x01";
@@ -76,13 +77,14 @@ pub(crate) struct MarksFile {
 impl MarksFile {
     /// Opens (creating with its header if absent) and cuts a torn last entry off at `keep_len`.
     pub fn open(path: PathBuf, keep_len: u64) -> Result<Self, WalError> {
-        let file = OpenOptions::new()
+        let file = private::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| WalError::io("open", &path, e))?;
+        private::close_up_file(&file).map_err(|e| WalError::io("chmod", &path, e))?;
         let on_disk = file
             .metadata()
             .map_err(|e| WalError::io("stat", &path, e))?

@@ -33,6 +33,7 @@
 mod commit;
 mod error;
 mod marks;
+mod private;
 mod record;
 mod recover;
 mod scan;
@@ -46,8 +47,8 @@ pub use error::WalError;
 pub use recover::{Damage, DamageKind, Recovery};
 pub use shard::{shard_dir, ShardLog};
 pub use types::{
-    Appended, Durable, Mark, MarkOutcome, NewRecord, Origin, OwnedOrigin, PendingRecord, RecordId,
-    Usage, WalConfig,
+    Appended, Durable, Mark, MarkOutcome, MessageKind, NewRecord, Origin, OwnedOrigin,
+    OwnedParsed, Parsed, PendingRecord, RecordId, Span, Usage, WalConfig,
 };
 
 /// Bytes `record` will take in the log (for budgeting before an append), or why it cannot be

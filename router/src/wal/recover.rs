@@ -1,25 +1,43 @@
 //! Opening a shard directory after a stop or a crash: every segment is read and checked, damage
 //! is saved to `quarantine/` and reported, marks are applied, and finished segments are deleted.
 //!
-//! Order matters for crash safety: a torn tail is copied to `quarantine/` and that copy fsynced
-//! *before* the segment is truncated, so the bytes are never lost, only moved. A damaged range in
-//! the middle of a segment cannot be cut out without rewriting the file, so it is copied (once)
-//! and left in place; the scan skips it on every open and reports it again until the segment is
-//! deleted. Nothing here fails because of what a file contains; only I/O errors are errors.
+//! What recovery may throw away is only what it can prove was never acknowledged: zeros never
+//! written, and a torn tail (damage after the last record that holds no intact record). Every
+//! other byte it will not use is kept in `quarantine/`: a range of damage between records is
+//! copied there (once) and left in place; a tail of intact records that do not follow the log's
+//! numbering is copied there and cut off; a file named like a segment that holds none of this
+//! log's records, or whose records clash with the log's, is moved there whole. A file is never
+//! read past its neighbours' names: each segment is read on its own, so a stray or empty file
+//! beside good ones takes nothing from them. `ganglion wal inspect` lists what quarantine holds
+//! and `ganglion wal replay` puts its intact records back in the log.
+//!
+//! Order matters for crash safety: a tail is copied to `quarantine/` and that copy fsynced
+//! *before* the segment is truncated, so the bytes are never lost, only moved. Recovery needs
+//! no free space: moving a file aside is a rename, and where a copy cannot be written (the disk
+//! is full) the bytes stay where they are, are reported as not saved, and the segment is kept
+//! until a later open or the reaping of finished segments can copy them. Nothing here fails
+//! because of what a file contains; only I/O errors are errors.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::error::WalError;
+use super::error::{is_no_space, WalError};
 use super::marks::{self, MarksFile};
-use super::scan;
-use super::segment::{self, Applied, Segment, SegmentFile, MARKS_EXT, SEGMENT_EXT};
+use super::private;
+use super::record::MAGIC;
+use super::scan::{self, Damaged, Found};
+use super::segment::{self, Applied, Segment, SegmentFile, Unsaved, MARKS_EXT, SEGMENT_EXT};
 use super::spare;
 
 pub(crate) const QUARANTINE: &str = "quarantine";
+
+/// Larger files named like segments are not read: no segment grows this big (64 MiB and one
+/// batch over), and reading one whole would take that much memory at start-up.
+const LARGEST_SEGMENT: u64 = 1 << 30;
 
 /// What opening a log found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -39,16 +57,24 @@ pub struct Damage {
     pub len: u64,
     pub kind: DamageKind,
     pub reason: &'static str,
-    /// Where the damaged bytes were copied.
+    /// Intact records (checksum good) in the range: what `ganglion wal replay` can put back.
+    pub intact_records: usize,
+    /// Where the bytes were copied or moved; `None` when they could not be (the disk is full:
+    /// they are left in place) or need not be (marks).
     pub saved_to: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DamageKind {
-    /// Damage running to the end of a segment: cut off (typically a write torn by a power cut).
+    /// Damage running to the end of a segment that holds no intact record: a write torn by a
+    /// crash, never acknowledged. Cut off (after a copy).
     TornTail,
     /// A damaged range between good records: its records are lost, the rest recovered.
     Corrupt,
+    /// Bytes that are not this log's to replay: a file named like a segment that holds none of
+    /// its records or whose records clash with its other segments, or intact records that do
+    /// not follow the segment's numbering. Kept whole in quarantine.
+    Foreign,
     /// Damaged mark entries: their destinations will receive the message again.
     Marks { entries: usize },
 }
@@ -58,6 +84,7 @@ impl fmt::Display for Damage {
         let what = match self.kind {
             DamageKind::TornTail => "torn tail cut off",
             DamageKind::Corrupt => "damaged record(s) skipped",
+            DamageKind::Foreign => "bytes that are not this log's set aside",
             DamageKind::Marks { .. } => "damaged delivery marks skipped",
         };
         write!(
@@ -71,10 +98,14 @@ impl fmt::Display for Damage {
         if let DamageKind::Marks { entries } = self.kind {
             write!(f, ", {entries} entries")?;
         }
-        if let Some(to) = &self.saved_to {
-            write!(f, "; saved to {}", to.display())?;
+        if self.intact_records > 0 {
+            write!(f, "; {} intact record(s) in it", self.intact_records)?;
         }
-        Ok(())
+        match (&self.saved_to, self.kind) {
+            (Some(to), _) => write!(f, "; saved to {}", to.display()),
+            (None, DamageKind::Marks { .. }) => Ok(()),
+            (None, _) => write!(f, "; NOT saved (no space): left in place until it can be"),
+        }
     }
 }
 
@@ -105,47 +136,114 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, WalError> {
 
     let mut out = Recovered {
         segments: BTreeMap::new(),
-        next_seq: wal.last().copied().unwrap_or(0),
+        next_seq: 0,
         report: Recovery::default(),
     };
-    for (i, &first_seq) in wal.iter().enumerate() {
-        let limit = wal.get(i + 1).copied().unwrap_or(u64::MAX);
-        let seg = open_segment(dir, first_seq, limit, &mut out.report)?;
-        if let Some(last) = seg.last_seq() {
-            out.next_seq = out.next_seq.max(last + 1);
+    // Segments whose records are all done stay in the map until every file was read, so that
+    // a copy of one found later is recognised as a copy.
+    for &name_seq in &wal {
+        match open_segment(dir, name_seq, &out.segments, &mut out.report)? {
+            Opened::Segment(seg) => {
+                if let Some(last) = seg.last_seq() {
+                    out.next_seq = out.next_seq.max(last + 1);
+                }
+                out.next_seq = out.next_seq.max(name_seq);
+                out.segments.insert(seg.key(), seg);
+            }
+            Opened::Gone => {}
+            Opened::NumbersFrom(n) => out.next_seq = out.next_seq.max(n),
         }
-        if seg.outstanding() == 0 {
+    }
+    let finished: Vec<u64> = out
+        .segments
+        .iter()
+        .filter(|(_, s)| s.outstanding() == 0 && s.unsaved.is_empty())
+        .map(|(k, _)| *k)
+        .collect();
+    for key in finished {
+        if let Some(seg) = out.segments.remove(&key) {
             delete_files(&seg)?;
             out.report.deleted_segments += 1;
-            continue;
         }
-        out.report.segments += 1;
-        out.report.pending_records += seg.outstanding() as u64;
-        out.segments.insert(first_seq, seg);
     }
+    out.report.segments = out.segments.len();
+    out.report.pending_records = out.segments.values().map(|s| s.outstanding() as u64).sum();
     Ok(out)
+}
+
+enum Opened {
+    Segment(Segment),
+    /// Deleted (it held nothing) or moved to quarantine.
+    Gone,
+    /// Not used as a segment; numbers from here on must not be given out again (its name is
+    /// still taken, or it was this log's own first write, torn).
+    NumbersFrom(u64),
 }
 
 fn open_segment(
     dir: &Path,
     first_seq: u64,
-    limit: u64,
+    kept: &BTreeMap<u64, Segment>,
     report: &mut Recovery,
-) -> Result<Segment, WalError> {
+) -> Result<Opened, WalError> {
     let path = dir.join(segment::file_name(first_seq, SEGMENT_EXT));
+    let size = fs::metadata(&path)
+        .map_err(|e| WalError::io("stat", &path, e))?
+        .len();
+    if size > LARGEST_SEGMENT {
+        return move_aside(dir, &path, size, DamageKind::Foreign, "far larger than a segment", 0, report);
+    }
     let bytes = fs::read(&path).map_err(|e| WalError::io("read", &path, e))?;
-    let found = scan::scan(&bytes, first_seq..limit);
-    for (range, reason) in &found.corrupt {
-        let (start, end) = (range.start as usize, range.end as usize);
-        let saved = save_aside(dir, &path, "corrupt", range.start, bytes.get(start..end))?;
-        report.damage.push(Damage {
-            file: path.clone(),
-            offset: range.start,
-            len: range.end - range.start,
-            kind: DamageKind::Corrupt,
-            reason,
-            saved_to: Some(saved),
-        });
+    let mut found = scan::scan(&bytes, first_seq);
+    if found.records.is_empty() {
+        return match &found.tail {
+            // Empty, or zeros only: created or preallocated and never written.
+            None => {
+                remove(&path)?;
+                remove(&dir.join(segment::file_name(first_seq, MARKS_EXT)))?;
+                report.deleted_segments += 1;
+                Ok(Opened::Gone)
+            }
+            Some(tail) => {
+                let torn = bytes.starts_with(&MAGIC) && tail.intact == 0;
+                let kind = match torn {
+                    true => DamageKind::TornTail,
+                    false => DamageKind::Foreign,
+                };
+                let opened = move_aside(dir, &path, size, kind, tail.reason, tail.intact, report)?;
+                Ok(match (torn, opened) {
+                    (true, Opened::Gone) => Opened::NumbersFrom(first_seq),
+                    (_, opened) => opened,
+                })
+            }
+        };
+    }
+    match clash(&found.records, &bytes, kept)? {
+        Clash::None => {}
+        Clash::Copies(n) => {
+            // Byte for byte the records of a segment read before: served from there.
+            found.records.drain(..n);
+        }
+        Clash::Conflict(reason) => {
+            let intact = scan::Intact::new(&bytes).count();
+            return move_aside(dir, &path, size, DamageKind::Foreign, reason, intact, report);
+        }
+    }
+
+    let mut unsaved = Vec::new();
+    for d in &found.corrupt {
+        let kind = match d.intact {
+            0 => DamageKind::Corrupt,
+            _ => DamageKind::Foreign,
+        };
+        let saved = save_aside(dir, &path, "corrupt", d.range.start, slice(&bytes, d))?;
+        if saved.is_none() {
+            unsaved.push(Unsaved {
+                range: d.range.clone(),
+                what: "corrupt",
+            });
+        }
+        report.damage.push(damage(&path, d, kind, saved));
     }
     let mut len = bytes.len() as u64;
     if let Some(at) = found.unused_from {
@@ -153,27 +251,153 @@ fn open_segment(
         cut(&path, at)?;
         len = at;
     }
-    if let Some((at, reason)) = found.torn_tail {
-        let saved = save_aside(dir, &path, "torn", at, bytes.get(at as usize..))?;
-        cut(&path, at)?;
-        report.damage.push(Damage {
-            file: path.clone(),
-            offset: at,
-            len: len - at,
-            kind: DamageKind::TornTail,
-            reason,
-            saved_to: Some(saved),
-        });
-        len = at;
+    if let Some(d) = &found.tail {
+        let (kind, what) = match d.intact {
+            0 => (DamageKind::TornTail, "torn"),
+            _ => (DamageKind::Foreign, "foreign"),
+        };
+        let saved = save_aside(dir, &path, what, d.range.start, slice(&bytes, d))?;
+        match saved {
+            Some(_) => cut(&path, d.range.start)?,
+            // Left in place: the segment is sealed, so nothing is ever appended after it.
+            None => unsaved.push(Unsaved {
+                range: d.range.clone(),
+                what,
+            }),
+        }
+        report.damage.push(damage(&path, d, kind, saved));
+        len = d.range.start;
+    }
+    drop(bytes);
+    if found.records.is_empty() && unsaved.is_empty() {
+        // Every record was a copy of one read before: nothing of this file is needed.
+        remove(&path)?;
+        remove(&dir.join(segment::file_name(first_seq, MARKS_EXT)))?;
+        report.deleted_segments += 1;
+        return Ok(Opened::Gone);
+    }
+    if found.records.is_empty() {
+        // Only damage not yet copied aside: left as it is, not used.
+        return Ok(Opened::NumbersFrom(first_seq.saturating_add(1)));
     }
     let file = File::open(&path).map_err(|e| WalError::io("open", &path, e))?;
+    private::close_up_file(&file).map_err(|e| WalError::io("chmod", &path, e))?;
     let mut seg = Segment::new(first_seq, Arc::new(SegmentFile { file, path }), len);
     seg.sealed = true;
+    seg.unsaved = unsaved;
     for r in &found.records {
         seg.push(r.seq, r.offset, r.destination_count);
     }
     apply_marks(&mut seg, report)?;
-    Ok(seg)
+    Ok(Opened::Segment(seg))
+}
+
+fn slice<'a>(bytes: &'a [u8], d: &Damaged) -> &'a [u8] {
+    bytes
+        .get(d.range.start as usize..d.range.end as usize)
+        .unwrap_or_default()
+}
+
+fn damage(path: &Path, d: &Damaged, kind: DamageKind, saved_to: Option<PathBuf>) -> Damage {
+    Damage {
+        file: path.to_path_buf(),
+        offset: d.range.start,
+        len: d.range.end - d.range.start,
+        kind,
+        reason: d.reason,
+        intact_records: d.intact,
+        saved_to,
+    }
+}
+
+enum Clash {
+    None,
+    /// The first n records are byte-for-byte copies of records a kept segment holds.
+    Copies(usize),
+    Conflict(&'static str),
+}
+
+/// Whether a segment's records collide with those of the segments read before it. Each
+/// number must belong to one segment, and segments' ranges must not interleave, for a record
+/// (and its marks) to be found by number.
+fn clash(
+    records: &[Found],
+    bytes: &[u8],
+    kept: &BTreeMap<u64, Segment>,
+) -> Result<Clash, WalError> {
+    let Some(highest) = kept.values().filter_map(Segment::last_seq).max() else {
+        return Ok(Clash::None);
+    };
+    let mut copies = 0;
+    for r in records.iter().take_while(|r| r.seq <= highest) {
+        let owner = kept
+            .range(..=r.seq)
+            .next_back()
+            .map(|(_, s)| s)
+            .filter(|s| s.contains(r.seq));
+        let Some(owner) = owner else {
+            return Ok(Clash::Conflict(
+                "its records interleave with another segment's",
+            ));
+        };
+        let ours = bytes
+            .get(r.offset as usize..(r.offset + r.len) as usize)
+            .unwrap_or_default();
+        if owner.record_bytes(r.seq)? != ours {
+            return Ok(Clash::Conflict(
+                "its records are numbered like another segment's, with other contents",
+            ));
+        }
+        copies += 1;
+    }
+    Ok(match copies {
+        0 => Clash::None,
+        n => Clash::Copies(n),
+    })
+}
+
+/// Moves a whole file (and its marks) into quarantine: a rename, which needs no free space.
+fn move_aside(
+    dir: &Path,
+    path: &Path,
+    size: u64,
+    kind: DamageKind,
+    reason: &'static str,
+    intact: usize,
+    report: &mut Recovery,
+) -> Result<Opened, WalError> {
+    let name = file_name(path);
+    let saved = match quarantine_dir(dir)? {
+        None => None,
+        Some(qdir) => {
+            let target = free_name(&qdir, &name)?;
+            fs::rename(path, &target).map_err(|e| WalError::io("move", path, e))?;
+            let marks = path.with_extension(MARKS_EXT);
+            if marks.exists() {
+                let to = free_name(&qdir, &file_name(&marks))?;
+                fs::rename(&marks, &to).map_err(|e| WalError::io("move", &marks, e))?;
+            }
+            sync_dir(&qdir)?;
+            sync_dir(dir)?;
+            Some(target)
+        }
+    };
+    let moved = saved.is_some();
+    report.damage.push(Damage {
+        file: path.to_path_buf(),
+        offset: 0,
+        len: size,
+        kind,
+        reason,
+        intact_records: intact,
+        saved_to: saved,
+    });
+    let name_seq = segment::parse_name(&name).map_or(0, |(seq, _)| seq);
+    Ok(if moved {
+        Opened::Gone
+    } else {
+        Opened::NumbersFrom(name_seq.saturating_add(1))
+    })
 }
 
 fn apply_marks(seg: &mut Segment, report: &mut Recovery) -> Result<(), WalError> {
@@ -183,6 +407,11 @@ fn apply_marks(seg: &mut Segment, report: &mut Recovery) -> Result<(), WalError>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(WalError::io("read", &path, e)),
     };
+    if bytes.len() < marks::HEADER.len() {
+        // Created, and its header never written (a crash, or a full disk): it holds no mark.
+        // Made again on the first mark; writing the header now could fail for lack of space.
+        return remove(&path);
+    }
     let found = marks::scan(&bytes);
     for (seq, dest) in found.marks {
         let _: Applied = seg.apply(seq, dest);
@@ -196,6 +425,7 @@ fn apply_marks(seg: &mut Segment, report: &mut Recovery) -> Result<(), WalError>
                 entries: found.bad_entries,
             },
             reason: "checksum mismatch",
+            intact_records: 0,
             saved_to: None,
         });
     }
@@ -204,49 +434,106 @@ fn apply_marks(seg: &mut Segment, report: &mut Recovery) -> Result<(), WalError>
     Ok(())
 }
 
-/// Copies `bytes` to `quarantine/<segment>.<what>-<offset>` durably and returns that path. A
-/// copy of the same range made at an earlier open is reused.
+/// Copies the damaged ranges of a finished segment that could not be copied when it was
+/// opened; true when none is left, so the segment may go.
+pub(crate) fn save_unsaved(seg: &mut Segment) -> Result<bool, WalError> {
+    let dir = seg.dir().to_path_buf();
+    let path = seg.file.path.clone();
+    while let Some(u) = seg.unsaved.first() {
+        let mut bytes = vec![0u8; (u.range.end - u.range.start) as usize];
+        seg.file
+            .file
+            .read_exact_at(&mut bytes, u.range.start)
+            .map_err(|e| WalError::io("read", &path, e))?;
+        if save_aside(&dir, &path, u.what, u.range.start, &bytes)?.is_none() {
+            return Ok(false);
+        }
+        seg.unsaved.remove(0);
+    }
+    Ok(true)
+}
+
+/// `quarantine/`, made if needed; `None` when the disk has no room for it.
+fn quarantine_dir(dir: &Path) -> Result<Option<PathBuf>, WalError> {
+    let qdir = dir.join(QUARANTINE);
+    match private::create_dir(&qdir) {
+        Ok(()) => Ok(Some(qdir)),
+        Err(e) if is_no_space(&e) => Ok(None),
+        Err(e) => Err(WalError::io("create", &qdir, e)),
+    }
+}
+
+/// Copies `bytes` to `quarantine/<segment>.<what>-<offset>` durably and returns that path; a
+/// copy of the same range made at an earlier open is reused. `None` when the disk has no room
+/// for the copy (nothing of it is left behind).
 fn save_aside(
     dir: &Path,
     segment: &Path,
     what: &str,
     offset: u64,
-    bytes: Option<&[u8]>,
-) -> Result<PathBuf, WalError> {
-    let bytes = bytes.unwrap_or_default();
-    let qdir = dir.join(QUARANTINE);
-    fs::create_dir_all(&qdir).map_err(|e| WalError::io("create", &qdir, e))?;
-    let name = segment
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for n in 0u32.. {
+    bytes: &[u8],
+) -> Result<Option<PathBuf>, WalError> {
+    let Some(qdir) = quarantine_dir(dir)? else {
+        return Ok(None);
+    };
+    let name = format!("{}.{what}-{offset}", file_name(segment));
+    for n in 0u32..1000 {
         let target = match n {
-            0 => qdir.join(format!("{name}.{what}-{offset}")),
-            n => qdir.join(format!("{name}.{what}-{offset}.{n}")),
+            0 => qdir.join(&name),
+            n => qdir.join(format!("{name}.{n}")),
         };
         match fs::read(&target) {
-            Ok(existing) if existing == bytes => return Ok(target),
+            Ok(existing) if existing == bytes => return Ok(Some(target)),
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(WalError::io("read", &target, e)),
         }
-        let mut f = OpenOptions::new()
+        let mut f = private::options()
             .write(true)
             .create_new(true)
             .open(&target)
             .map_err(|e| WalError::io("create", &target, e))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| WalError::write(&target, 0, e))?;
+        let written = f.write_all(bytes).and_then(|()| f.sync_all());
+        if let Err(e) = written {
+            drop(f);
+            let _ = fs::remove_file(&target);
+            return match is_no_space(&e) {
+                true => Ok(None),
+                false => Err(WalError::write(&target, 0, e)),
+            };
+        }
         sync_dir(&qdir)?;
-        return Ok(target);
+        return Ok(Some(target));
     }
     Err(WalError::io(
         "name a quarantine file for",
         segment,
         std::io::Error::other("too many quarantine files"),
     ))
+}
+
+/// `name` in `qdir`, or `name.1`, `name.2`, … if taken.
+fn free_name(qdir: &Path, name: &str) -> Result<PathBuf, WalError> {
+    for n in 0u32..1000 {
+        let target = match n {
+            0 => qdir.join(name),
+            n => qdir.join(format!("{name}.{n}")),
+        };
+        if !target.exists() {
+            return Ok(target);
+        }
+    }
+    Err(WalError::io(
+        "name a quarantine file for",
+        qdir.join(name),
+        std::io::Error::other("too many quarantine files"),
+    ))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn cut(path: &Path, at: u64) -> Result<(), WalError> {

@@ -1,13 +1,16 @@
 //! Reading a whole segment's bytes back into records and damaged ranges (no I/O here).
 //!
-//! A record is accepted only if it checks out ([`record::check`]) and its sequence number is
-//! higher than the one before it. At damage the scan looks for the next occurrence of the record
-//! magic that starts an acceptable record; everything in between is one damaged range. Damage
-//! with no good record after it is the segment's tail (typically a write torn by a power cut),
-//! unless it is all zeros: that is space preallocated for records never written (`spare`).
+//! A record is accepted only if it checks out ([`record::check`]), its sequence number is at
+//! least the one the segment's name gives, and it is higher than the one before it. At damage
+//! the scan looks for the next occurrence of the record magic that starts an acceptable record;
+//! everything in between is one damaged range. Damage with no acceptable record after it is the
+//! segment's tail, unless it is all zeros: that is space preallocated for records never written
+//! (`spare`). Each damaged range also says how many intact records (checksum good, but not
+//! acceptable where they are) it holds: a tail holding none is a write torn by a crash; one
+//! holding some is bytes that do not belong to this log, and must not be taken for a torn tail.
 use std::ops::Range;
 
-use super::record::{self, MAGIC};
+use super::record::{self, View, MAGIC};
 
 /// One good record found in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,33 +21,40 @@ pub(crate) struct Found {
     pub destination_count: u16,
 }
 
+/// A damaged range, why its first bytes are not a record, and the intact records inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damaged {
+    pub range: Range<u64>,
+    pub reason: &'static str,
+    pub intact: usize,
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Scan {
     pub records: Vec<Found>,
     /// Damaged ranges between good records.
-    pub corrupt: Vec<(Range<u64>, &'static str)>,
-    /// Damage that runs to the end of the file: everything from here on is to be cut off.
-    pub torn_tail: Option<(u64, &'static str)>,
+    pub corrupt: Vec<Damaged>,
+    /// Damage that runs to the end of the file.
+    pub tail: Option<Damaged>,
     /// Where zeros begin that run to the end of the file: unused preallocated space.
     pub unused_from: Option<u64>,
 }
 
-/// Scans a segment whose records must have sequence numbers in `seqs` (from the segment's
-/// name up to the next segment's), so that a record can only ever be found in one segment.
-pub(crate) fn scan(buf: &[u8], seqs: Range<u64>) -> Scan {
+/// Scans a segment whose records must be numbered `first_seq` (its name) or higher.
+pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
     let mut out = Scan::default();
     let mut at = 0usize;
     let mut last_seq: Option<u64> = None;
     while at < buf.len() {
-        match accept(buf, at, last_seq, &seqs) {
+        match accept(buf, at, last_seq, first_seq) {
             Ok(found) => {
                 last_seq = Some(found.seq);
                 at += found.len as usize; // a record's length fits in memory: it came from `buf`
                 out.records.push(found);
             }
-            Err(reason) => match resync(buf, at + 1, last_seq, &seqs) {
+            Err(reason) => match resync(buf, at + 1, last_seq, first_seq) {
                 Some(next) => {
-                    out.corrupt.push((at as u64..next as u64, reason));
+                    out.corrupt.push(damaged(buf, at..next, reason));
                     at = next;
                 }
                 None => {
@@ -52,7 +62,7 @@ pub(crate) fn scan(buf: &[u8], seqs: Range<u64>) -> Scan {
                     if rest.iter().all(|&b| b == 0) {
                         out.unused_from = Some(at as u64);
                     } else {
-                        out.torn_tail = Some((at as u64, reason));
+                        out.tail = Some(damaged(buf, at..buf.len(), reason));
                     }
                     break;
                 }
@@ -62,18 +72,26 @@ pub(crate) fn scan(buf: &[u8], seqs: Range<u64>) -> Scan {
     out
 }
 
+fn damaged(buf: &[u8], range: Range<usize>, reason: &'static str) -> Damaged {
+    Damaged {
+        intact: Intact::new(buf.get(range.clone()).unwrap_or_default()).count(),
+        range: range.start as u64..range.end as u64,
+        reason,
+    }
+}
+
 fn accept(
     buf: &[u8],
     at: usize,
     last_seq: Option<u64>,
-    seqs: &Range<u64>,
+    first_seq: u64,
 ) -> Result<Found, &'static str> {
     let (view, len) = record::check(buf.get(at..).unwrap_or_default())?;
     if last_seq.is_some_and(|last| view.seq <= last) {
         return Err("sequence number out of order");
     }
-    if !seqs.contains(&view.seq) {
-        return Err("sequence number outside the segment's range");
+    if view.seq < first_seq {
+        return Err("sequence number below the segment's first");
     }
     Ok(Found {
         offset: at as u64,
@@ -84,11 +102,45 @@ fn accept(
 }
 
 /// The offset of the next acceptable record at or after `from`.
-fn resync(buf: &[u8], from: usize, last_seq: Option<u64>, seqs: &Range<u64>) -> Option<usize> {
+fn resync(buf: &[u8], from: usize, last_seq: Option<u64>, first_seq: u64) -> Option<usize> {
     let rest = buf.get(from..)?;
     memchr::memmem::find_iter(rest, &MAGIC)
         .map(|i| from + i)
-        .find(|&at| accept(buf, at, last_seq, seqs).is_ok())
+        .find(|&at| accept(buf, at, last_seq, first_seq).is_ok())
+}
+
+/// Every intact record in some bytes, whatever its number or place: what can be salvaged
+/// from damaged or foreign bytes. Yields (offset, record, length); after a record the walk
+/// goes on at its end, so a record's message is never searched for records.
+pub(crate) struct Intact<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Intact<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, at: 0 }
+    }
+}
+
+impl<'a> Iterator for Intact<'a> {
+    type Item = (u64, View<'a>, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.at < self.buf.len() {
+            let rest = self.buf.get(self.at..)?;
+            let i = memchr::memmem::find(rest, &MAGIC)?;
+            let at = self.at + i;
+            match record::check(self.buf.get(at..)?) {
+                Ok((view, len)) => {
+                    self.at = at + len;
+                    return Some((at as u64, view, len));
+                }
+                Err(_) => self.at = at + 1,
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -111,6 +163,7 @@ mod tests {
                     arrival_unix_nanos: seq,
                     control_id: "c",
                 },
+                parsed: Default::default(),
                 message: &message,
             };
             record::encode(seq, &rec, &mut buf).unwrap();
@@ -122,25 +175,26 @@ mod tests {
     #[test]
     fn clean_segment_yields_every_record() {
         let (buf, spans) = segment(&[5, 6, 7]);
-        let s = scan(&buf, 0..u64::MAX);
+        let s = scan(&buf, 0);
         assert_eq!(
             s.records.iter().map(|f| f.seq).collect::<Vec<_>>(),
             [5, 6, 7]
         );
         assert_eq!(s.records[2].offset, spans[2].start as u64);
-        assert!(s.corrupt.is_empty() && s.torn_tail.is_none());
+        assert!(s.corrupt.is_empty() && s.tail.is_none());
     }
 
     #[test]
     fn damage_in_the_middle_is_skipped_to_the_next_record() {
         let (mut buf, spans) = segment(&[1, 2, 3]);
         buf[spans[1].start + 20] ^= 0xFF;
-        let s = scan(&buf, 0..u64::MAX);
+        let s = scan(&buf, 0);
         assert_eq!(s.records.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 3]);
         let expected = spans[1].start as u64..spans[2].start as u64;
         assert_eq!(s.corrupt.len(), 1);
-        assert_eq!(s.corrupt[0].0, expected);
-        assert!(s.torn_tail.is_none());
+        assert_eq!(s.corrupt[0].range, expected);
+        assert_eq!(s.corrupt[0].intact, 0);
+        assert!(s.tail.is_none());
     }
 
     #[test]
@@ -148,27 +202,28 @@ mod tests {
         let (mut buf, _) = segment(&[4, 5]);
         let (older, _) = segment(&[3]);
         buf.extend_from_slice(&older);
-        let s = scan(&buf, 0..u64::MAX);
+        let s = scan(&buf, 0);
         assert_eq!(s.records.len(), 2);
-        assert_eq!(
-            s.torn_tail.map(|t| t.0),
-            Some((buf.len() - older.len()) as u64)
-        );
+        let tail = s.tail.unwrap();
+        assert_eq!(tail.range.start, (buf.len() - older.len()) as u64);
+        assert_eq!(tail.intact, 1, "an intact record out of order is not a torn write");
     }
 
     #[test]
-    fn records_outside_the_segment_range_are_damage() {
+    fn records_below_the_segment_name_are_damage_that_keeps_count_of_them() {
         let (buf, spans) = segment(&[8, 9, 10]);
-        let s = scan(&buf, 8..10);
-        assert_eq!(s.records.len(), 2);
-        assert_eq!(s.torn_tail.map(|t| t.0), Some(spans[2].start as u64));
+        let s = scan(&buf, 9);
+        assert_eq!(s.records.iter().map(|f| f.seq).collect::<Vec<_>>(), [9, 10]);
+        assert_eq!(s.corrupt.len(), 1);
+        assert_eq!(s.corrupt[0].range, 0..spans[1].start as u64);
+        assert_eq!(s.corrupt[0].intact, 1);
     }
 
     #[test]
     fn garbage_only_is_all_tail() {
-        let s = scan(&[0x55u8; 100], 0..u64::MAX);
+        let s = scan(&[0x55u8; 100], 0);
         assert!(s.records.is_empty());
-        assert_eq!(s.torn_tail.map(|t| t.0), Some(0));
+        assert_eq!(s.tail.map(|t| (t.range, t.intact)), Some((0..100, 0)));
         assert_eq!(s.unused_from, None);
     }
 
@@ -176,14 +231,14 @@ mod tests {
     fn zeros_after_the_last_record_are_unused_space_not_damage() {
         let (mut buf, spans) = segment(&[1, 2]);
         buf.resize(4096, 0);
-        let s = scan(&buf, 0..u64::MAX);
+        let s = scan(&buf, 0);
         assert_eq!(s.records.len(), 2);
         assert_eq!(s.unused_from, Some(spans[1].end as u64));
-        assert!(s.torn_tail.is_none() && s.corrupt.is_empty());
+        assert!(s.tail.is_none() && s.corrupt.is_empty());
 
         // Nothing written at all: a preallocated segment a crash left empty.
-        let s = scan(&[0u8; 4096], 0..u64::MAX);
-        assert!(s.records.is_empty() && s.torn_tail.is_none());
+        let s = scan(&[0u8; 4096], 0);
+        assert!(s.records.is_empty() && s.tail.is_none());
         assert_eq!(s.unused_from, Some(0));
     }
 
@@ -193,9 +248,10 @@ mod tests {
         // Record 2's first half reached the disk; the rest of the file is still zeros.
         let mut buf = whole[..spans[1].start + (spans[1].len() / 2)].to_vec();
         buf.resize(4096, 0);
-        let s = scan(&buf, 0..u64::MAX);
+        let s = scan(&buf, 0);
         assert_eq!(s.records.len(), 1);
-        assert_eq!(s.torn_tail.map(|t| t.0), Some(spans[1].start as u64));
+        let tail = s.tail.unwrap();
+        assert_eq!((tail.range.start, tail.intact), (spans[1].start as u64, 0));
         assert_eq!(s.unused_from, None);
     }
 }

@@ -137,6 +137,16 @@ pub(crate) struct Segment {
     outstanding: usize,
     /// No more appends: the segment may be deleted once `outstanding` is zero.
     pub sealed: bool,
+    /// Damaged ranges that could not be copied to quarantine (the disk was full): the
+    /// segment is kept, even when done, until they are.
+    pub unsaved: Vec<Unsaved>,
+}
+
+/// A damaged range of a segment still to be copied aside, and what to call the copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unsaved {
+    pub range: std::ops::Range<u64>,
+    pub what: &'static str,
 }
 
 impl Segment {
@@ -149,7 +159,24 @@ impl Segment {
             entries: Vec::new(),
             outstanding: 0,
             sealed: false,
+            unsaved: Vec::new(),
         }
+    }
+
+    /// Where the segment sits in the log's map: its first record's number (the name's, when
+    /// it has none yet). Not always its name: a recovered segment may have lost records at its
+    /// start, and lookups by number must find the segment that holds them.
+    pub fn key(&self) -> u64 {
+        self.entries.first().map_or(self.first_seq, |e| e.seq)
+    }
+
+    /// The bytes of record `seq` as stored (header included), unchecked.
+    pub fn record_bytes(&self, seq: u64) -> Result<Vec<u8>, WalError> {
+        let entry = self
+            .find(seq)
+            .and_then(|i| self.entries.get(i))
+            .ok_or(WalError::UnknownRecord(RecordId(seq)))?;
+        read_record(&self.file, entry.offset)
     }
 
     pub fn dir(&self) -> &Path {
@@ -227,26 +254,39 @@ impl Segment {
             offset: entry.offset,
             reason,
         };
-        let mut header = [0u8; HEADER_LEN];
-        self.file
-            .file
-            .read_exact_at(&mut header, entry.offset)
-            .map_err(|e| WalError::io("read", path, e))?;
-        let payload = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        if payload > record::MAX_PAYLOAD {
-            return Err(corrupt("impossible record length"));
-        }
-        let mut buf = vec![0u8; HEADER_LEN + payload];
-        self.file
-            .file
-            .read_exact_at(&mut buf, entry.offset)
-            .map_err(|e| WalError::io("read", path, e))?;
+        let buf = read_record(&self.file, entry.offset).map_err(|e| match e {
+            WalError::Corrupt { reason, .. } => corrupt(reason),
+            e => e,
+        })?;
         let (view, _) = record::check(&buf).map_err(corrupt)?;
         if view.seq != seq {
             return Err(corrupt("sequence number changed"));
         }
         Ok(view.into_pending(entry.remaining.indexes()))
     }
+}
+
+/// Reads the record at `offset` (header and payload, as its length field says), unchecked.
+fn read_record(file: &SegmentFile, offset: u64) -> Result<Vec<u8>, WalError> {
+    let path = &file.path;
+    let mut header = [0u8; HEADER_LEN];
+    file.file
+        .read_exact_at(&mut header, offset)
+        .map_err(|e| WalError::io("read", path, e))?;
+    let payload = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    if payload > record::MAX_PAYLOAD {
+        return Err(WalError::Corrupt {
+            id: RecordId(0),
+            path: path.clone(),
+            offset,
+            reason: "impossible record length",
+        });
+    }
+    let mut buf = vec![0u8; HEADER_LEN + payload];
+    file.file
+        .read_exact_at(&mut buf, offset)
+        .map_err(|e| WalError::io("read", path, e))?;
+    Ok(buf)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! record ids keep growing across restarts even when every segment was deleted; nothing depends
 //! on that for correctness, it only keeps ids unambiguous in logs and dead letters.
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +21,7 @@ use rustix::fs::{flock, FlockOperation};
 use super::commit::{Commit, DirHandle};
 use super::error::{is_no_space, WalError};
 use super::marks::{self, MarksFile};
+use super::private;
 use super::record;
 use super::recover::{self, Recovery};
 use super::segment::{self, Applied, Segment, SegmentFile, SEGMENT_EXT};
@@ -64,7 +65,7 @@ impl ShardLog {
     /// found in the files is repaired as far as possible and reported, never returned as an error.
     pub fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<(Self, Recovery), WalError> {
         let dir = dir.as_ref();
-        fs::create_dir_all(dir).map_err(|e| WalError::io("create", dir, e))?;
+        private::create_dir(dir).map_err(|e| WalError::io("create", dir, e))?;
         let lock = lock(dir)?;
         let recovered = recover::recover(dir)?;
         let mut stored = [0u8; 8];
@@ -114,7 +115,7 @@ impl ShardLog {
         let path = self.dir.path.join(segment::file_name(first, SEGMENT_EXT));
         let file = match self.spare.take(&self.dir.path, &path) {
             Some(file) => file,
-            None => OpenOptions::new()
+            None => private::options()
                 .read(true)
                 .write(true)
                 .create_new(true)
@@ -160,7 +161,8 @@ impl ShardLog {
         Ok(())
     }
 
-    /// Deletes the sealed segments whose records are all done.
+    /// Deletes the sealed segments whose records are all done (once damage recovery could not
+    /// copy aside is copied).
     fn reap(&mut self) -> Result<usize, WalError> {
         let done: Vec<u64> = self
             .segments
@@ -168,30 +170,37 @@ impl ShardLog {
             .filter(|(_, s)| s.sealed && s.outstanding() == 0)
             .map(|(k, _)| *k)
             .collect();
+        let mut deleted = 0;
         for key in &done {
-            if let Some(seg) = self.segments.get(key) {
-                recover::delete_files(seg)?;
-                self.used = self.used.saturating_sub(seg.disk_len());
-                self.segments.remove(key);
+            let Some(seg) = self.segments.get_mut(key) else {
+                continue;
+            };
+            if !seg.unsaved.is_empty() && !recover::save_unsaved(seg)? {
+                continue;
             }
+            recover::delete_files(seg)?;
+            self.used = self.used.saturating_sub(seg.disk_len());
+            self.segments.remove(key);
+            deleted += 1;
         }
-        if !done.is_empty() && self.segments.is_empty() {
+        if deleted > 0 && self.segments.is_empty() {
             // Best effort (see the module note): a failure only lets ids restart lower.
             let _ = self.lock.write_all_at(&self.next_seq.to_le_bytes(), 0);
         }
-        Ok(done.len())
+        Ok(deleted)
     }
 }
 
 fn lock(dir: &Path) -> Result<File, WalError> {
     let path = dir.join(LOCK);
-    let file = OpenOptions::new()
+    let file = private::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&path)
         .map_err(|e| WalError::io("open", &path, e))?;
+    private::close_up_file(&file).map_err(|e| WalError::io("chmod", &path, e))?;
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(WalError::Locked { path }),
@@ -349,6 +358,7 @@ impl Log for ShardLog {
 mod tests {
     use super::*;
     use crate::wal::types::Origin;
+    use std::fs;
 
     fn record<'a>(dests: &'a [&'a str], message: &'a [u8]) -> NewRecord<'a> {
         NewRecord {
@@ -359,6 +369,7 @@ mod tests {
                 arrival_unix_nanos: 1,
                 control_id: "c",
             },
+            parsed: Default::default(),
             message,
         }
     }

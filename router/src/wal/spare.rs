@@ -18,7 +18,7 @@
 //! keeps [`HEADROOM_SEGMENTS`] segments' worth free beyond it, so preallocating never takes the
 //! room that appends need. Recovery treats zeros after the last record as unused space, not
 //! damage, and deletes a spare left over from a crash.
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -73,7 +73,7 @@ fn make(path: &Path, bytes: u64) -> io::Result<File> {
     if !room_for(path, bytes) {
         return Err(io::ErrorKind::StorageFull.into());
     }
-    let file = OpenOptions::new()
+    let file = super::private::options()
         .read(true)
         .write(true)
         .create_new(true)

@@ -59,12 +59,74 @@ impl From<Origin<'_>> for OwnedOrigin {
     }
 }
 
+/// The family of a logged message, which decides how it is framed towards an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Hl7v2,
+    Itk,
+}
+
+/// Where an identifier sits in a message's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub offset: u32,
+    pub len: u32,
+}
+
+impl Span {
+    pub fn range(&self) -> std::ops::Range<usize> {
+        let start = self.offset as usize;
+        start..start + self.len as usize
+    }
+}
+
+/// What ingress learned parsing a message, kept in its record so that recovery uses it rather
+/// than parsing the bytes again and guessing. `Parsed::default()` means "not known": records
+/// of format version 1, and messages a tool logged without parsing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Parsed<'a> {
+    pub kind: Option<MessageKind>,
+    /// MSH-10 (HL7v2) or the Distribution Envelope tracking id (ITK) in the message.
+    pub control_id: Span,
+    /// The SOAPAction the sender used (ITK).
+    pub soap_action: Option<&'a str>,
+}
+
+/// [`Parsed`], owned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OwnedParsed {
+    pub kind: Option<MessageKind>,
+    pub control_id: Span,
+    pub soap_action: Option<String>,
+}
+
+impl From<Parsed<'_>> for OwnedParsed {
+    fn from(p: Parsed<'_>) -> Self {
+        Self {
+            kind: p.kind,
+            control_id: p.control_id,
+            soap_action: p.soap_action.map(str::to_owned),
+        }
+    }
+}
+
+impl OwnedParsed {
+    pub fn as_parsed(&self) -> Parsed<'_> {
+        Parsed {
+            kind: self.kind,
+            control_id: self.control_id,
+            soap_action: self.soap_action.as_deref(),
+        }
+    }
+}
+
 /// One accepted message to log. Destinations are endpoint *names* (stable across reloads, unlike
 /// the dense ids of a route table); a fan-out is one record with several destinations.
 #[derive(Debug, Clone, Copy)]
 pub struct NewRecord<'a> {
     pub destinations: &'a [&'a str],
     pub origin: Origin<'a>,
+    pub parsed: Parsed<'a>,
     /// The message exactly as received.
     pub message: &'a [u8],
 }
@@ -86,6 +148,7 @@ pub struct PendingRecord {
     /// Indexes into `destinations` not yet marked done, ascending.
     pub pending: Vec<u16>,
     pub origin: OwnedOrigin,
+    pub parsed: OwnedParsed,
     pub message: Vec<u8>,
 }
 

@@ -4,12 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use router::wal::{Appended, Log, NewRecord, OwnedOrigin, PendingRecord, WalError};
+use router::wal::{
+    Appended, Log, MessageKind, NewRecord, OwnedOrigin, OwnedParsed, PendingRecord, Span, WalError,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msg {
     pub dests: Vec<String>,
     pub origin: OwnedOrigin,
+    pub parsed: OwnedParsed,
     pub message: Vec<u8>,
 }
 
@@ -23,13 +26,23 @@ impl Msg {
         while message.len() < len {
             message.push(b'A' + (message.len() % 26) as u8);
         }
+        let control_id = format!("CTL{i}");
+        let at = memchr_find(&message, control_id.as_bytes());
         Self {
             dests: dests.iter().map(|d| d.to_string()).collect(),
             origin: OwnedOrigin {
                 listener: format!("mllp-{}", i % 3),
                 peer: format!("10.0.0.{}:{}", i % 250, 40_000 + i % 1000),
                 arrival_unix_nanos: 1_700_000_000_000_000_000 + i,
-                control_id: format!("CTL{i}"),
+                control_id: control_id.clone(),
+            },
+            parsed: OwnedParsed {
+                kind: Some(MessageKind::Hl7v2),
+                control_id: Span {
+                    offset: at as u32,
+                    len: control_id.len() as u32,
+                },
+                soap_action: None,
             },
             message,
         }
@@ -42,9 +55,17 @@ impl Msg {
             destinations: self.dests.clone(),
             pending: pending.to_vec(),
             origin: self.origin.clone(),
+            parsed: self.parsed.clone(),
             message: self.message.clone(),
         }
     }
+}
+
+fn memchr_find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the control id is in the message")
 }
 
 fn with_records<R>(msgs: &[Msg], f: impl FnOnce(&[NewRecord<'_>]) -> R) -> R {
@@ -58,6 +79,7 @@ fn with_records<R>(msgs: &[Msg], f: impl FnOnce(&[NewRecord<'_>]) -> R) -> R {
         .map(|(m, d)| NewRecord {
             destinations: d,
             origin: m.origin.as_origin(),
+            parsed: m.parsed.as_parsed(),
             message: &m.message,
         })
         .collect();
