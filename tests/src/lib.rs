@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod pki;
 pub mod process;
 pub mod scratch;
+pub mod small_disk;
 
 use std::path::PathBuf;
 

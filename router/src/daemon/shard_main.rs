@@ -18,9 +18,9 @@ use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
+use crate::shard::logged;
 use crate::shard::{Routing, Shard};
 use crate::signal::LocalSignal;
-use crate::shard::logged;
 use crate::wal::{MessageKind, WalConfig};
 
 /// Everything every shard starts from; cloned into each.
