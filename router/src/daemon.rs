@@ -9,6 +9,7 @@ pub mod admin;
 mod outcomes;
 mod reload;
 mod shard_main;
+mod wal_budget;
 
 use std::io;
 use std::net::SocketAddr;
@@ -58,6 +59,8 @@ pub struct RunOptions {
     /// what durability costs: then an ACK means "queued in memory".
     pub durable: bool,
     pub wal: WalConfig,
+    /// The whole log's disk budget in bytes; overrides `[server] wal_budget`.
+    pub wal_budget: Option<u64>,
     pub egress: EgressSettings,
 }
 
@@ -107,6 +110,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
     );
     let marks = Arc::new(Mesh::new(workers, 64 * 1024));
+    let budget = wal_budget::BudgetSetting::new(options.wal_budget, &table);
     if !options.durable {
         log::warn!("durability is off: messages are acknowledged before they are on disk");
     }
@@ -130,6 +134,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         wal: options.durable.then(|| shard_main::WalSpec {
             data_dir: data_dir.clone(),
             config: options.wal.clone(),
+            budget: Arc::clone(&budget.budget),
             marks,
         }),
         ready,
@@ -190,7 +195,14 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         routing,
         Arc::clone(&control),
     );
-    control_loop(&options, signals, &mut reloader, &admin, &dead_letters);
+    control_loop(
+        &options,
+        signals,
+        &mut reloader,
+        &admin,
+        &dead_letters,
+        &budget,
+    );
 
     for shard in 0..control.shards() {
         control.send(shard, Command::Shutdown);
@@ -277,6 +289,7 @@ fn control_loop(
     reloader: &mut reload::Reloader,
     admin: &admin::Admin,
     dead_letters: &DeadLetterStore,
+    budget: &wal_budget::BudgetSetting,
 ) {
     // Both the routes file and the directory it names: ops staff edit either.
     let watched = |reloader: &reload::Reloader| -> Vec<Option<SystemTime>> {
@@ -293,7 +306,7 @@ fn control_loop(
             match signal {
                 SIGHUP => {
                     log::info!("SIGHUP: reloading {}", options.config.display());
-                    reload(reloader, admin);
+                    reload(reloader, admin, budget);
                 }
                 _ => {
                     log::info!("signal {signal}: shutting down");
@@ -304,7 +317,7 @@ fn control_loop(
         while let Some(request) = admin.next_request() {
             match request {
                 AdminRequest::Reload(reply) => {
-                    let _ = reply.send(reload(reloader, admin));
+                    let _ = reply.send(reload(reloader, admin, budget));
                 }
                 AdminRequest::Replay { id, reply } => {
                     let _ = reply.send(replay(&id, reloader.control(), dead_letters));
@@ -316,7 +329,7 @@ fn control_loop(
             let now = watched(reloader);
             if now != seen {
                 log::info!("the configuration changed: reloading");
-                reload(reloader, admin);
+                reload(reloader, admin, budget);
                 seen = watched(reloader);
             }
         }
@@ -354,8 +367,13 @@ fn replay(id: &DeadLetterId, control: &Control, store: &DeadLetterStore) -> Resu
 }
 
 /// Reloads and lets the admin server see the routing now in force.
-fn reload(reloader: &mut reload::Reloader, admin: &admin::Admin) -> ReloadOutcome {
+fn reload(
+    reloader: &mut reload::Reloader,
+    admin: &admin::Admin,
+    budget: &wal_budget::BudgetSetting,
+) -> ReloadOutcome {
     let outcome = reloader.reload();
+    budget.follow(&reloader.current().table);
     if let Ok(mut current) = admin.routing.lock() {
         *current = Arc::clone(reloader.current());
     }

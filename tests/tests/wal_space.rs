@@ -169,7 +169,13 @@ fn refuse_then_recover(router: &mut RouterProcess, port: SocketAddr, kib: usize)
         .lines()
         .find(|l| l.contains("accepting messages again"))
         .unwrap_or_default();
-    assert!(line.contains("refused"), "{line}");
+    let refused: usize = line
+        .split("after refusing ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"));
+    assert!(refused >= 6, "{line}");
     assert_eq!(router.count_output("refusing messages"), 1, "{out}");
 }
 
@@ -276,5 +282,41 @@ fn a_restart_on_a_disk_with_no_space_left_delivers_frees_and_accepts() {
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert_eq!(quarantine.len(), 1, "{quarantine:?}");
+    assert!(router.terminate(Duration::from_secs(20)).success());
+}
+
+/// ITK senders get the same plain words, in a SOAP fault of the Server kind.
+#[test]
+fn an_itk_sender_is_told_plainly_when_the_store_is_full() {
+    let Some(corpus) = tests::corpus() else {
+        return;
+    };
+    let request =
+        std::fs::read(corpus.join("itk/nhsdigitalmait+TKW-x/src/test/resources/ITK_SOAP.xml"))
+            .unwrap();
+    let scratch = Scratch::new("itk-full");
+    let endpoint = Endpoint::itk(None, |_, _| (200, b"<ok/>".to_vec()));
+    let cda = "urn:nhs-itk:services:201005:SendCDADocument-v2-0";
+    // A budget smaller than the one request: nothing can be stored.
+    let text = format!(
+        "[server]\nworkers = 1\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\nwal_budget = \"1 KiB\"\n\n\
+         [[listener]]\nname = \"itk\"\nprotocol = \"itk-http\"\nbind = \"127.0.0.1:0\"\n\n\
+         [[endpoint]]\nname = \"docs\"\nprotocol = \"itk-http\"\naddress = \"http://{}/itk\"\n\n\
+         [[route]]\nname = \"documents\"\nitk.service = \"{cda}\"\nto = \"docs\"\n",
+        scratch.join("data").display(),
+        endpoint.addr
+    );
+    let config = scratch.file("routes.toml", text);
+    let router = RouterProcess::start(&config, &[], &["itk", "admin"]);
+    let mut client = tests::endpoint::HttpClient::connect(router.addr("itk")).unwrap();
+    let response = client.post("/syncsoap", cda, &request).unwrap();
+    let body = response.text();
+    assert_eq!(response.status, 500, "{body}");
+    assert!(body.contains("Server"), "{body}");
+    assert!(body.contains("store is full; try again later"), "{body}");
+    for leak in ["/tmp", "shard-", ".wal", "bytes are in use"] {
+        assert!(!body.contains(leak), "the fault shows {leak:?}: {body}");
+    }
+    assert!(endpoint.inbox.is_empty());
     assert!(router.terminate(Duration::from_secs(20)).success());
 }

@@ -21,7 +21,7 @@ use crate::shard::durable::Durability;
 use crate::shard::logged;
 use crate::shard::{Routing, Shard};
 use crate::signal::LocalSignal;
-use crate::wal::{MessageKind, WalConfig};
+use crate::wal::{DiskBudget, MessageKind, WalConfig};
 
 /// Everything every shard starts from; cloned into each.
 #[derive(Clone)]
@@ -47,6 +47,8 @@ pub struct Context {
 pub struct WalSpec {
     pub data_dir: PathBuf,
     pub config: WalConfig,
+    /// The disk budget of the whole log, shared by every shard.
+    pub budget: Arc<DiskBudget>,
     pub marks: Arc<Mesh<RecordRef>>,
 }
 
@@ -58,6 +60,7 @@ fn open_log(info: ShardInfo, spec: &WalSpec) -> Result<Durability, String> {
         info.index,
         info.count,
         spec.config.clone(),
+        Arc::clone(&spec.budget),
         Arc::clone(&spec.marks),
     )
     .map_err(|e| format!("shard {}: write-ahead log: {e}", info.index))?;
@@ -235,7 +238,7 @@ async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), String>
     };
     let result = accept::commit(shard, &[plan]).await;
     shard.flush();
-    result.map_err(|e| e.0)
+    result.map_err(|e| e.to_string())
 }
 
 /// Waits until every shard has stopped accepting and every queued message is delivered, or

@@ -163,15 +163,6 @@ pub async fn commit(shard: &Shard, plans: &[Plan]) -> Result<(), NotDurable> {
             if records.is_empty() {
                 None
             } else {
-                let needed: u64 = records
-                    .iter()
-                    .map(|r| crate::wal::encoded_len(r).unwrap_or(u64::MAX))
-                    .fold(0, u64::saturating_add);
-                if durability.would_exceed_budget(needed) {
-                    return Err(NotDurable(
-                        "the write-ahead log is at its disk budget; try again later".to_string(),
-                    ));
-                }
                 let last = durability.append(&records)?;
                 if let Some(last) = last {
                     durability.wait_durable(last).await?;

@@ -21,7 +21,6 @@ use crate::pipeline::{Accepted, Kind};
 use crate::routes::keys::Column;
 use crate::routes::message::ItkView;
 use crate::routes::Decision;
-use crate::shard::durable::NotDurable;
 use crate::shard::Shard;
 use crate::signal::LocalSignal;
 
@@ -315,13 +314,13 @@ async fn handle(
             plans.push(ack);
         }
     }
-    if let Err(NotDurable(why)) = accept::commit(shard, &plans).await {
+    if let Err(refused) = accept::commit(shard, &plans).await {
         write_fault(
             shard,
             request_id.as_deref(),
             FaultCode::Server,
             ERROR_SERVER,
-            &why,
+            refused.text(),
             out,
         );
         return 500;

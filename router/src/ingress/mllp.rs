@@ -231,7 +231,9 @@ fn write_answer(
                         code: APPLICATION_ERROR,
                     }
                 }
-                (_, Err(NotDurable(why))) => Answer::NotNow { reason: why },
+                (_, Err(refused)) => Answer::NotNow {
+                    reason: refused.text(),
+                },
                 _ => {
                     Metrics::bump(&counters.accepted);
                     Answer::Accepted

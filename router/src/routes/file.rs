@@ -53,6 +53,8 @@ pub struct ServerSection {
     /// As written; relative paths are relative to the config file's folder.
     pub data_dir: PathBuf,
     pub admin: SocketAddr,
+    /// Disk the write-ahead log may take, all shards together; `None`: the default.
+    pub wal_budget: Option<u64>,
 }
 
 impl Default for ServerSection {
@@ -61,6 +63,7 @@ impl Default for ServerSection {
             workers: Workers::Auto,
             data_dir: PathBuf::from("/var/lib/ganglion"),
             admin: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            wal_budget: None,
         }
     }
 }

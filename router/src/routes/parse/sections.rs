@@ -19,7 +19,7 @@ use crate::routes::file::{
 };
 use crate::routes::walk::{type_name, Ctx, Table};
 
-pub const SERVER_KEYS: &[&str] = &["workers", "data_dir", "admin"];
+pub const SERVER_KEYS: &[&str] = &["workers", "data_dir", "admin", "wal_budget"];
 pub const LISTENER_KEYS: &[&str] = &[
     "name",
     "protocol",
@@ -79,6 +79,7 @@ pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
     if let Some(a) = socket_addr(ctx, t, "admin") {
         s.admin = a;
     }
+    s.wal_budget = units::size(ctx, t, "wal_budget");
     s
 }
 
