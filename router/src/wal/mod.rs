@@ -33,6 +33,7 @@
 mod budget;
 mod commit;
 mod error;
+pub mod inspect;
 mod marks;
 mod private;
 mod record;

@@ -425,12 +425,24 @@ fn lock(dir: &Path) -> Result<File, WalError> {
         .open(&path)
         .map_err(|e| WalError::io("open", &path, e))?;
     private::close_up_file(&file).map_err(|e| WalError::io("chmod", &path, e))?;
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(WalError::Locked { path }),
-        Err(e) => Err(WalError::io("lock", &path, e.into())),
+    // A lock is held by an open file description, and a child forked by another thread of
+    // the process that just closed the log shares it until the child execs: a refusal is
+    // only believed after it lasted a moment.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(WalError::Locked { path }),
+            Err(e) => return Err(WalError::io("lock", &path, e.into())),
+        }
     }
 }
+
+/// How long a held lock is waited for before the log is reported locked.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Log for ShardLog {
     type Commit = Commit;
