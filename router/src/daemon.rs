@@ -14,6 +14,7 @@ pub mod plan;
 mod reload;
 mod shard_listeners;
 mod shard_main;
+mod wal_budget;
 mod watch;
 
 use std::io;
@@ -65,6 +66,8 @@ pub struct RunOptions {
     /// what durability costs: then an ACK means "queued in memory".
     pub durable: bool,
     pub wal: WalConfig,
+    /// The whole log's disk budget in bytes; overrides `[server] wal_budget`.
+    pub wal_budget: Option<u64>,
     pub egress: EgressSettings,
 }
 
@@ -135,6 +138,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
     );
     let marks = Arc::new(Mesh::new(workers, 64 * 1024));
+    let log_budget = wal_budget::BudgetSetting::new(options.wal_budget, &table);
     if !options.durable {
         log::warn!("durability is off: messages are acknowledged before they are on disk");
     }
@@ -156,6 +160,7 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         wal: options.durable.then(|| shard_main::WalSpec {
             data_dir: data_dir.clone(),
             config: options.wal.clone(),
+            budget: Arc::clone(&log_budget.budget),
             marks,
         }),
         ready,
@@ -236,7 +241,14 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
             return Err(e);
         }
     };
-    control_loop(&options, signals, &mut reloader, &admin, &dead_letters);
+    control_loop(
+        &options,
+        signals,
+        &mut reloader,
+        &admin,
+        &dead_letters,
+        &log_budget,
+    );
 
     for shard in 0..control.shards() {
         control.send(shard, Command::Shutdown);
@@ -292,6 +304,7 @@ fn control_loop(
     reloader: &mut reload::Reloader,
     admin: &admin::Admin,
     dead_letters: &DeadLetterStore,
+    budget: &wal_budget::BudgetSetting,
 ) {
     // The routes file and the directory it names, as the last reload read them: ops staff
     // edit either.
@@ -301,7 +314,7 @@ fn control_loop(
             match signal {
                 SIGHUP => {
                     log::info!("SIGHUP: reloading {}", options.config.display());
-                    reload(reloader, admin, &mut watch, false);
+                    reload(reloader, admin, &mut watch, false, budget);
                 }
                 _ => {
                     log::info!("signal {signal}: shutting down");
@@ -312,7 +325,7 @@ fn control_loop(
         while let Some(request) = admin.next_request() {
             match request {
                 AdminRequest::Reload { allow_empty, reply } => {
-                    let _ = reply.send(reload(reloader, admin, &mut watch, allow_empty));
+                    let _ = reply.send(reload(reloader, admin, &mut watch, allow_empty, budget));
                 }
                 AdminRequest::Replay { id, reply } => {
                     let _ = reply.send(replay(&id, reloader.control(), dead_letters));
@@ -321,7 +334,7 @@ fn control_loop(
         }
         if options.watch && watch.poll(Instant::now()) {
             log::info!("the configuration changed: reloading");
-            reload(reloader, admin, &mut watch, false);
+            reload(reloader, admin, &mut watch, false, budget);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -363,8 +376,10 @@ fn reload(
     admin: &admin::Admin,
     watch: &mut watch::Watch,
     allow_empty: bool,
+    budget: &wal_budget::BudgetSetting,
 ) -> ReloadOutcome {
     let outcome = reloader.reload(allow_empty);
+    budget.follow(&reloader.current().table);
     watch.reloaded(reloader.files().clone());
     if let Ok(mut current) = admin.routing.lock() {
         *current = Arc::clone(reloader.current());

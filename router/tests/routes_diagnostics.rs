@@ -140,6 +140,10 @@ fn server_values() {
         "[server]\nworkers = \"all\"\n",
         &["routes.toml:2:11: error: `workers` in [server] must be \"auto\" or a number of shards, found \"all\""],
     );
+    errors(
+        "[server]\nwal_budget = \"4 GB\"\n",
+        &["routes.toml:2:14: error: `wal_budget` in [server] is not a size"],
+    );
 }
 
 // ---- [[listener]] ----

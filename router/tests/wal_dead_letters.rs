@@ -230,3 +230,55 @@ fn the_ganglion_command_lists_shows_replays_and_drops() {
     let out = ganglion(data.path(), &["show", "../../etc/passwd"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Offline, a replay is judged by the whole log's disk budget, as in the router: what every
+/// shard's log holds counts, and a letter that does not fit stays a letter.
+#[test]
+fn an_offline_replay_respects_the_disk_budget() {
+    let data = tempfile::tempdir().unwrap();
+    let store = DeadLetterStore::open(data.path()).unwrap();
+    let id = store.add(&letter(T0, "PAS", MSG)).unwrap();
+    // Shard 0's log holds 1.2 MiB of undelivered records; the letter came from shard 1.
+    {
+        let (mut log, _) = ShardLog::open(shard_dir(data.path(), 0), WalConfig::default()).unwrap();
+        let msgs: Vec<wal_support::Msg> = (0..300)
+            .map(|i| wal_support::Msg::new(i, &["EPR"], 4096))
+            .collect();
+        wal_support::append_durably(&mut log, &msgs).unwrap();
+    }
+    fs::create_dir_all(shard_dir(data.path(), 1)).unwrap();
+    let routes = data.path().join("routes.toml");
+    fs::write(&routes, "[server]\nwal_budget = \"1 MiB\"\n").unwrap();
+
+    for budget in [
+        vec!["--wal-budget-mib", "1"],
+        vec!["--config", routes.to_str().unwrap()],
+    ] {
+        let mut args = vec!["replay", id.as_str()];
+        args.extend(budget.iter().copied());
+        let out = ganglion(data.path(), &args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{budget:?}: {}",
+            text(&out.stdout)
+        );
+        assert!(
+            text(&out.stderr).contains("disk budget"),
+            "{budget:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(store.show(&id).unwrap().1, State::Ready, "{budget:?}");
+    }
+    let (log, _) = ShardLog::open(shard_dir(data.path(), 1), WalConfig::default()).unwrap();
+    assert!(log.pending_ids().is_empty());
+    drop(log);
+
+    // With room (the router's own budget, 2 MiB) it goes in.
+    let out = ganglion(
+        data.path(),
+        &["replay", id.as_str(), "--wal-budget-mib", "2"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(matches!(store.show(&id), Err(DeadLetterError::NotFound(_))));
+}

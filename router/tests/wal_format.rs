@@ -8,7 +8,7 @@ use std::path::Path;
 
 use router::pipeline::Kind;
 use router::shard::logged;
-use router::wal::{Log, MessageKind, RecordId, ShardLog, WalConfig};
+use router::wal::{MessageKind, RecordId, ShardLog, WalConfig};
 use wal_support::{append_durably, replay, Msg};
 
 const ITK_TRACKING: &str = "5A0C7E11-2B3D-4F60-8A9B-C1D2E3F4A5B6";
@@ -33,7 +33,11 @@ fn a_segment_written_in_format_version_1_still_replays() {
     assert_eq!(old.len(), 2);
     let (hl7, itk) = (&old[0], &old[1]);
     assert_eq!(
-        (hl7.id, hl7.destinations.as_slice(), hl7.origin.control_id.as_str()),
+        (
+            hl7.id,
+            hl7.destinations.as_slice(),
+            hl7.origin.control_id.as_str()
+        ),
         (RecordId(0), ["epr".to_string()].as_slice(), "V1-HL7-1")
     );
     assert!(hl7.message.starts_with(b"MSH|^~\\&|PAS|RX8|EPR|RX8|"));
@@ -44,7 +48,10 @@ fn a_segment_written_in_format_version_1_still_replays() {
     assert_eq!(itk.parsed.kind, None);
     // ... so recovery reads the bytes again, as it always did for such records.
     let hl7 = logged::accepted(hl7, 1);
-    assert_eq!((hl7.kind, hl7.control_id()), (Kind::Hl7v2, b"V1-HL7-1".as_slice()));
+    assert_eq!(
+        (hl7.kind, hl7.control_id()),
+        (Kind::Hl7v2, b"V1-HL7-1".as_slice())
+    );
     let itk = logged::accepted(itk, 2);
     assert_eq!(itk.kind, Kind::Itk);
     assert_eq!(itk.control_id(), ITK_TRACKING.as_bytes());
@@ -52,7 +59,9 @@ fn a_segment_written_in_format_version_1_still_replays() {
 
     // New records go in after the old ones, in version 2, and both kinds read back.
     let new = Msg::new(5, &["epr"], 80);
-    let id = append_durably(&mut log, std::slice::from_ref(&new)).unwrap().first;
+    let id = append_durably(&mut log, std::slice::from_ref(&new))
+        .unwrap()
+        .first;
     assert_eq!(id, RecordId(2));
     drop(log);
     let (log, recovery) = ShardLog::open(dir.path(), WalConfig::default()).unwrap();

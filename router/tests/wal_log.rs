@@ -4,8 +4,8 @@ mod wal_support;
 
 use std::fs;
 
-use router::wal::{Log, Mark, RecordId, ShardLog, WalConfig, WalError};
-use wal_support::{append, append_durably, replay, segments, Msg};
+use router::wal::{DiskBudget, Log, Mark, RecordId, ShardLog, WalConfig, WalError};
+use wal_support::{append, append_durably, replay, segments, Msg, SmallDisk};
 
 fn open(dir: &std::path::Path, config: &WalConfig) -> ShardLog {
     let (log, recovery) = ShardLog::open(dir, config.clone()).expect("log opens");
@@ -220,30 +220,15 @@ fn records_the_format_cannot_hold_are_refused_before_anything_is_written() {
     );
 }
 
-/// A real full disk: a 256 KiB tmpfs. Needs root (mount); skipped with a note elsewhere. The
+/// A real full disk: a 256 KiB tmpfs. Needs root (mount); skipped loudly elsewhere. The
 /// same path without a real disk is the unit test with a read-only segment file.
 #[test]
 fn a_full_disk_is_an_error_of_its_own_and_the_log_reopens_clean() {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("small");
-    fs::create_dir(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&mnt)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("cannot mount a tmpfs here (not root?), skipped");
+    let Some(_disk) = SmallDisk::mount(&mnt, 256, "a_full_disk_is_an_error_of_its_own") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
+    };
 
     let shard = mnt.join("shard-0");
     // As the router runs it, preallocation on: a filesystem this small gets no spare, since a
@@ -294,4 +279,151 @@ fn a_full_disk_is_an_error_of_its_own_and_the_log_reopens_clean() {
         assert_eq!(rec.message, msg.message);
         assert_eq!(rec.origin, msg.origin);
     }
+}
+
+fn mark_all(log: &mut ShardLog) {
+    let marks: Vec<Mark> = log
+        .pending_ids()
+        .into_iter()
+        .map(|id| mark(id, 0))
+        .collect();
+    log.mark_done(&marks).unwrap();
+}
+
+/// Appends single messages until one is refused; returns how many went in and the refusal.
+fn fill(log: &mut ShardLog, from: u64, len: usize) -> (u64, WalError) {
+    for i in from.. {
+        if let Err(e) = append_durably(log, &[Msg::new(i, &["E"], len)]) {
+            return (i - from, e);
+        }
+        assert!(i - from < 100_000, "the log never filled");
+    }
+    unreachable!()
+}
+
+/// A budget smaller than one segment: the active segment never fills, so it was never sealed
+/// and never deleted, and the log stayed full after everything was delivered.
+#[test]
+fn a_budget_smaller_than_a_segment_is_freed_once_the_records_are_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        budget_bytes: 20_000,
+        ..WalConfig::default()
+    };
+    let mut log = open(dir.path(), &config);
+    let (stored, err) = fill(&mut log, 0, 900);
+    assert!(matches!(err, WalError::BudgetExceeded { .. }), "{err}");
+    assert!(stored >= 15, "{stored}");
+    mark_all(&mut log);
+    // Done, and refused before: the active segment goes as soon as its last record is done.
+    assert!(segments(dir.path()).is_empty());
+    assert_eq!(log.budget().used(), 0);
+    let (again, _) = fill(&mut log, 1000, 900);
+    assert_eq!(again, stored, "the whole budget is usable again");
+    // A reopened log goes on numbering after what it deleted.
+    mark_all(&mut log);
+    drop(log);
+    let mut log = open(dir.path(), &config);
+    let next = append_durably(&mut log, &[Msg::new(0, &["E"], 10)]).unwrap();
+    assert_eq!(next.first, RecordId(2 * stored));
+}
+
+/// Shards share one budget: what one log holds, another may not take.
+#[test]
+fn logs_sharing_a_budget_count_each_others_bytes() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let budget = DiskBudget::new(30_000);
+    let config = WalConfig::default();
+    let (mut a, _) = ShardLog::open_shared(a_dir.path(), config.clone(), budget.clone()).unwrap();
+    let (mut b, _) = ShardLog::open_shared(b_dir.path(), config.clone(), budget.clone()).unwrap();
+    let mut stored = 0;
+    for i in 0..20 {
+        append_durably(&mut a, &[Msg::new(i, &["E"], 900)]).unwrap();
+        stored += 1;
+    }
+    let (in_b, err) = fill(&mut b, 100, 900);
+    assert!(
+        matches!(err, WalError::BudgetExceeded { budget: 30_000, .. }),
+        "{err}"
+    );
+    assert_eq!(stored + in_b, 30_000 / a.usage().used_bytes.div_ceil(20));
+    assert!(a.would_exceed_budget(1000) && b.would_exceed_budget(1000));
+    // Delivering a's records makes room for b.
+    mark_all(&mut a);
+    append_durably(&mut b, &[Msg::new(999, &["E"], 900)]).unwrap();
+    // A log opened later counts what it finds on disk.
+    drop(a);
+    let (_a, _) = ShardLog::open_shared(a_dir.path(), config, budget.clone()).unwrap();
+    assert_eq!(budget.used(), b.usage().used_bytes);
+}
+
+/// The spare counts against the budget while it is made, and is not made when the budget has
+/// no room for it and a segment of appends.
+#[test]
+fn a_spare_segment_counts_against_the_budget() {
+    let seg = 16u64 << 10;
+    for (budget, spare_expected) in [(seg * 4, true), (seg + seg / 2, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = WalConfig {
+            segment_bytes: seg,
+            budget_bytes: budget,
+            preallocate: true,
+        };
+        let mut log = open(dir.path(), &config);
+        append_durably(&mut log, &[Msg::new(0, &["E"], 100)]).unwrap();
+        let records = log.usage().used_bytes;
+        match spare_expected {
+            true => assert_eq!(log.budget().used(), records + seg, "budget {budget}"),
+            false => assert_eq!(log.budget().used(), records, "budget {budget}"),
+        }
+        // Filled to its end, the log takes the spare and its zeros are not counted twice.
+        let (_, err) = fill(&mut log, 1, 700);
+        assert!(matches!(err, WalError::BudgetExceeded { .. }), "{err}");
+        assert!(log.budget().used() <= budget, "budget {budget}");
+        let on_disk: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.ends_with(".wal") || name.ends_with(".marks") || name == "next.spare"
+            })
+            .map(|p| fs::metadata(p).unwrap().len())
+            .sum();
+        assert!(
+            on_disk <= budget,
+            "{on_disk} bytes on disk, budget {budget}"
+        );
+    }
+}
+
+/// A disk smaller than a segment: once the records in it are done, the active segment is
+/// deleted and appends go on, without reopening the log.
+#[test]
+fn a_full_disk_frees_the_finished_active_segment_and_appends_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    let Some(_disk) = SmallDisk::mount(&mnt, 512, "a_full_disk_frees_the_finished_active") else {
+        return;
+    };
+    let shard = mnt.join("shard-0");
+    let config = WalConfig {
+        budget_bytes: u64::MAX,
+        preallocate: true,
+        ..WalConfig::default()
+    };
+    let mut log = open(&shard, &config);
+    let (stored, err) = fill(&mut log, 0, 4000);
+    assert!(matches!(err, WalError::NoSpace { .. }), "{err}");
+    assert!(stored > 50, "{stored}");
+    // The marks themselves find no room on disk; they take effect all the same.
+    let marks: Vec<Mark> = log
+        .pending_ids()
+        .into_iter()
+        .map(|id| mark(id, 0))
+        .collect();
+    let _ = log.mark_done(&marks);
+    assert!(log.pending_ids().is_empty());
+    let (again, err) = fill(&mut log, 10_000, 4000);
+    assert!(matches!(err, WalError::NoSpace { .. }), "{err}");
+    assert!(again + 2 >= stored, "{again} after, {stored} before");
 }

@@ -237,7 +237,10 @@ fn a_foreign_file_named_like_a_segment_is_moved_aside_whole() {
         panic!("{:?}", recovery.damage)
     };
     assert_eq!(d.kind, DamageKind::Foreign);
-    assert_eq!((d.file.as_path(), d.offset, d.len), (stray.as_path(), 0, foreign.len() as u64));
+    assert_eq!(
+        (d.file.as_path(), d.offset, d.len),
+        (stray.as_path(), 0, foreign.len() as u64)
+    );
     let saved = d.saved_to.as_ref().unwrap();
     assert_eq!(fs::read(saved).unwrap(), foreign);
     assert!(!stray.exists());
@@ -307,7 +310,9 @@ fn a_file_whose_records_clash_with_the_log_is_moved_aside_and_the_log_kept() {
     olog.mark_done(&marks).unwrap();
     drop(olog);
     let (mut olog, _) = ShardLog::open(other.path(), WalConfig::default()).unwrap();
-    let clash: Vec<Msg> = (0..10).map(|i| Msg::new(50_000 + i, &["OTHER"], 90)).collect();
+    let clash: Vec<Msg> = (0..10)
+        .map(|i| Msg::new(50_000 + i, &["OTHER"], 90))
+        .collect();
     append_durably(&mut olog, &clash).unwrap();
     drop(olog);
     let theirs = segments(other.path()).remove(0);
@@ -321,6 +326,76 @@ fn a_file_whose_records_clash_with_the_log_is_moved_aside_and_the_log_kept() {
     };
     assert_eq!(d.kind, DamageKind::Foreign);
     assert_eq!(d.intact_records, 10);
-    assert_eq!(fs::read(d.saved_to.as_ref().unwrap()).unwrap(), fs::read(&theirs).unwrap());
+    assert_eq!(
+        fs::read(d.saved_to.as_ref().unwrap()).unwrap(),
+        fs::read(&theirs).unwrap()
+    );
     assert_eq!(segments(dir.path()), [seg]);
+}
+
+/// Opening on a disk with not one byte free: a torn tail that cannot be copied aside, and a
+/// marks file whose header was never written (the disk filled as it was made). Opening must
+/// need no space; once the records are done, their room is given back first, then the copy
+/// of the torn tail written, and the log goes on.
+#[test]
+fn a_log_opens_on_a_disk_with_no_space_left_and_frees_before_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    let Some(_disk) = wal_support::SmallDisk::mount(&mnt, 512, "a_log_opens_on_a_full_disk") else {
+        return;
+    };
+    let shard = mnt.join("shard-0");
+    let mut stored = Vec::new();
+    {
+        let (mut log, _) = ShardLog::open(&shard, WalConfig::default()).unwrap();
+        for i in 0.. {
+            let m = Msg::new(i, &["E"], 4000);
+            if append_durably(&mut log, std::slice::from_ref(&m)).is_err() {
+                break;
+            }
+            stored.push(m);
+        }
+    }
+    let seg = segments(&shard).remove(0);
+    let len = fs::metadata(&seg).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 2000)
+        .unwrap();
+    let torn = stored.pop().unwrap();
+    fs::write(seg.with_extension("marks"), b"").unwrap();
+    let filler = mnt.join("filler");
+    let mut f = fs::File::create(&filler).unwrap();
+    let block = vec![1u8; 4096];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    while std::io::Write::write_all(&mut f, &block[..1]).is_ok() {}
+    drop(f);
+
+    let (mut log, recovery) = ShardLog::open(&shard, WalConfig::default()).unwrap();
+    let [d] = recovery.damage.as_slice() else {
+        panic!("{:?}", recovery.damage)
+    };
+    assert_eq!((d.kind, d.saved_to.as_ref()), (DamageKind::TornTail, None));
+    assert!(d.to_string().contains("NOT saved"), "{d}");
+    let back = replay(&log);
+    assert_eq!(back.len(), stored.len());
+    assert!(back.iter().all(|r| r.message != torn.message));
+
+    let marks: Vec<Mark> = back
+        .iter()
+        .map(|r| Mark {
+            record: r.id,
+            destination: 0,
+        })
+        .collect();
+    // The marks find no room either; they take effect, and the segment goes once its torn
+    // tail is copied aside in the room its records gave back.
+    let _ = log.mark_done(&marks);
+    assert!(segments(&shard).is_empty(), "{:?}", segments(&shard));
+    let saved = quarantined(&shard);
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(fs::metadata(&saved[0]).unwrap().len(), d.len);
+    append_durably(&mut log, &[Msg::new(9_999, &["E"], 4000)]).unwrap();
 }

@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod pki;
 pub mod process;
 pub mod scratch;
+pub mod small_disk;
 
 /// The shared sample corpus, or `None` on a developer's machine without it (in CI a missing
 /// corpus fails): the workspace's one finder, [`corpus::find`].

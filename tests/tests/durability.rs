@@ -12,6 +12,7 @@ use codecs::hl7v2::{AckCode, Message};
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::RouterProcess;
 use tests::scratch::Scratch;
+use tests::small_disk::SmallDisk;
 
 const FACILITIES: [&str; 3] = ["EAST", "WEST", "NORTH"];
 
@@ -297,7 +298,7 @@ fn a_full_log_budget_answers_ae_and_acknowledges_only_what_was_stored() {
     let (acked, refused) = fill(&mut sender, 100, 50);
     let (code, text) = refused.expect("the budget was never reached");
     assert_eq!(code, "AE", "{text}");
-    assert!(text.contains("disk budget"), "{text}");
+    assert!(text.contains("store is full; try again later"), "{text}");
     assert!(
         !acked.is_empty() && acked.len() < 11,
         "{} acknowledged",
@@ -313,24 +314,10 @@ fn a_full_log_budget_answers_ae_and_acknowledges_only_what_was_stored() {
 fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
     let scratch = Scratch::new("enospc");
     let data = scratch.join("small-fs");
-    std::fs::create_dir_all(&data).unwrap();
     // A 2 MiB tmpfs: the router's disk fills for real (ENOSPC), not just its budget.
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
-        .arg(&data)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        println!("cannot mount a tmpfs here (not root?); the full-disk case is not exercised");
+    let Some(_disk) = SmallDisk::mount(&data, 2, "a_full_file_system_answers_ae") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(data.clone());
+    };
     let silent = Endpoint::mllp(None, |_, _| Reply::Silent);
     let router = start_with_data(
         &scratch,
@@ -342,6 +329,7 @@ fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
     let (acked, refused) = fill(&mut sender, 200, 40);
     let (code, text) = refused.expect("the file system never filled");
     assert_eq!(code, "AE", "{text}");
+    assert!(text.contains("disk is full; try again later"), "{text}");
     assert!(
         !acked.is_empty(),
         "nothing was stored before the disk filled"
@@ -349,7 +337,7 @@ fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
     // The router says so loudly.
     let mut router = router;
     assert!(
-        router.wait_for_output("cannot store messages", Duration::from_secs(5)),
+        router.wait_for_output("refusing messages", Duration::from_secs(5)),
         "{}",
         router.output()
     );

@@ -7,13 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use super::admin_client::{AdminArgs, AdminClient};
+use super::offline_log::{BudgetArgs, OfflineLogs};
 use crate::clock::rfc3339_nanos;
 use crate::deadletter::json::{letter_json, state_name, summary_json};
 use crate::deadletter::{DeadLetter, DeadLetterId, DeadLetterStore, State};
-use crate::wal::{shard_dir, Log, NewRecord, ShardLog, WalConfig};
+use crate::wal::{shard_dir, Log, NewRecord};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,10 +63,13 @@ enum Action {
         raw: bool,
     },
     /// Put dead letters back in the log, to be delivered to their endpoint again when the
-    /// router starts.
+    /// router starts. Offline, the log's disk budget applies as in the router (give the
+    /// routes file or the budget; the default is 4 GiB).
     Replay {
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        budget: BudgetArgs,
         #[arg(required = true)]
         ids: Vec<String>,
     },
@@ -112,7 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Action::Replay { data, ids } => replay(&data.dir()?, &ids, &mut out)?,
+        Action::Replay { data, budget, ids } => {
+            replay(&data.dir()?, budget.bytes()?, &ids, &mut out)?
+        }
         Action::Drop { data, ids } => {
             let store = store(&data.dir()?)?;
             each(&ids, |id| {
@@ -244,9 +248,14 @@ fn list(store: &DeadLetterStore, json: bool, out: &mut impl Write) -> anyhow::Re
     Ok(ok)
 }
 
-fn replay(data_dir: &Path, ids: &[String], out: &mut impl Write) -> anyhow::Result<bool> {
+fn replay(
+    data_dir: &Path,
+    budget: u64,
+    ids: &[String],
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let store = store(data_dir)?;
-    let mut logs: Vec<(u32, ShardLog)> = Vec::new();
+    let mut logs = OfflineLogs::new(data_dir, budget);
     Ok(each(ids, |id| {
         let (claim, letter) = store.claim(id)?;
         let shard = letter
@@ -254,7 +263,7 @@ fn replay(data_dir: &Path, ids: &[String], out: &mut impl Write) -> anyhow::Resu
             .map(|s| s.shard)
             .filter(|&n| shard_dir(data_dir, n as usize).is_dir())
             .unwrap_or(0);
-        let appended = append(data_dir, &mut logs, shard, &letter);
+        let appended = append(&mut logs, shard, &letter);
         match appended {
             Ok(record) => {
                 claim.finish()?;
@@ -270,32 +279,11 @@ fn replay(data_dir: &Path, ids: &[String], out: &mut impl Write) -> anyhow::Resu
 }
 
 fn append(
-    data_dir: &Path,
-    logs: &mut Vec<(u32, ShardLog)>,
+    logs: &mut OfflineLogs,
     shard: u32,
     letter: &DeadLetter,
 ) -> anyhow::Result<crate::wal::RecordId> {
-    let index = match logs.iter().position(|(n, _)| *n == shard) {
-        Some(i) => i,
-        None => {
-            let dir = shard_dir(data_dir, shard as usize);
-            // No budget offline: the running router enforces its own when it starts.
-            let config = WalConfig {
-                budget_bytes: u64::MAX,
-                ..WalConfig::default()
-            };
-            let (log, recovery) = ShardLog::open(&dir, config)
-                .with_context(|| format!("cannot open the log in {}", dir.display()))?;
-            for damage in &recovery.damage {
-                eprintln!("ganglion: warning: {damage}");
-            }
-            logs.push((shard, log));
-            logs.len() - 1
-        }
-    };
-    let Some((_, log)) = logs.get_mut(index) else {
-        anyhow::bail!("log of shard-{shard} went missing"); // cannot happen: index is in range
-    };
+    let log = logs.get(shard as usize)?;
     let destinations = [letter.endpoint.as_str()];
     let parsed = crate::shard::logged::describe(&letter.message);
     let record = NewRecord {

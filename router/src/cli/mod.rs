@@ -9,8 +9,10 @@ pub mod check;
 pub mod dead_letters;
 pub mod explain;
 pub mod inspect;
+mod offline_log;
 pub mod reload;
 pub mod run;
+pub mod wal;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +39,8 @@ enum Command {
     Reload(reload::Args),
     /// List, show, replay or drop dead letters in a data directory (offline: works on the files).
     DeadLetters(dead_letters::Args),
+    /// Inspect the write-ahead log's files, or replay records kept in its quarantine.
+    Wal(wal::Args),
 }
 
 /// Parses the command line, runs the subcommand, and turns its outcome into an exit status.
@@ -52,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Explain(args) => explain::run(args),
         Command::DeadLetters(args) => dead_letters::run(args),
+        Command::Wal(args) => wal::run(args),
         Command::Run(args) => run::run(args),
         Command::Reload(args) => reload::run(args),
     };

@@ -37,10 +37,10 @@ pub struct Args {
     /// write-ahead log. A crash then loses what was acknowledged and not yet delivered.
     #[arg(long)]
     pub no_durability: bool,
-    /// Disk budget of each shard's write-ahead log, in MiB; past it, senders are told
-    /// "cannot accept now".
-    #[arg(long, default_value_t = 4096)]
-    pub wal_budget_mib: u64,
+    /// Disk the write-ahead log may take, in MiB, all shards together; overrides
+    /// `[server] wal_budget` (default 4096). Past it, senders are told to try again later.
+    #[arg(long)]
+    pub wal_budget_mib: Option<u64>,
     /// Let the kernel place the shards' threads instead of pinning one to each core: for
     /// machines where other busy processes share the cores, where a pinned shard waits for
     /// its core while another is idle.
@@ -65,10 +65,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         pin: !args.no_pin,
         allow_shared_data_dir: args.allow_shared_data_dir,
         wal: crate::wal::WalConfig {
-            budget_bytes: args.wal_budget_mib.saturating_mul(1 << 20),
             preallocate: true,
             ..crate::wal::WalConfig::default()
         },
+        wal_budget: args.wal_budget_mib.map(|mib| mib.saturating_mul(1 << 20)),
         egress: EgressSettings {
             reply_timeout: Duration::from_secs(args.reply_timeout),
             backoff: crate::egress::backoff::BackoffPolicy {

@@ -20,10 +20,10 @@ use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
+use crate::shard::logged;
 use crate::shard::room::QueueCount;
 use crate::shard::{Routing, Shard};
-use crate::shard::logged;
-use crate::wal::{MessageKind, WalConfig};
+use crate::wal::{DiskBudget, MessageKind, WalConfig};
 
 /// Everything every shard starts from; cloned into each.
 #[derive(Clone)]
@@ -50,6 +50,8 @@ pub struct Context {
 pub struct WalSpec {
     pub data_dir: PathBuf,
     pub config: WalConfig,
+    /// The disk budget of the whole log, shared by every shard.
+    pub budget: Arc<DiskBudget>,
     pub marks: Arc<Mesh<RecordRef>>,
 }
 
@@ -61,6 +63,7 @@ fn open_log(info: ShardInfo, spec: &WalSpec) -> Result<Durability, String> {
         info.index,
         info.count,
         spec.config.clone(),
+        Arc::clone(&spec.budget),
         Arc::clone(&spec.marks),
     )
     .map_err(|e| format!("shard {}: write-ahead log: {e}", info.index))?;
@@ -253,7 +256,7 @@ async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayE
     shard.flush();
     result.map_err(|e| ReplayError::NotStored {
         shard: shard.info.index,
-        reason: e.0,
+        reason: e.text().to_string(),
     })
 }
 

@@ -148,9 +148,7 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
     for plan in plans {
         if let Plan::DeadLetter { message } = plan {
             if shard.keep_unrouted(message).is_err() {
-                return Err(NotDurable(
-                    "the message could not be stored; try again later".to_string(),
-                ));
+                return Err(NotDurable::StoreFailed);
             }
         }
     }
@@ -198,15 +196,6 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
             if records.is_empty() {
                 None
             } else {
-                let needed: u64 = records
-                    .iter()
-                    .map(|r| crate::wal::encoded_len(r).unwrap_or(u64::MAX))
-                    .fold(0, u64::saturating_add);
-                if durability.would_exceed_budget(needed) {
-                    return Err(NotDurable(
-                        "the write-ahead log is at its disk budget; try again later".to_string(),
-                    ));
-                }
                 let last = durability.append(&records)?;
                 if let Some(last) = last {
                     durability.wait_durable(last).await?;

@@ -26,7 +26,6 @@ use crate::pipeline::{Accepted, Kind};
 use crate::routes::keys::Column;
 use crate::routes::message::ItkView;
 use crate::routes::Decision;
-use crate::shard::durable::NotDurable;
 use crate::shard::Shard;
 use crate::signal::LocalSignal;
 
@@ -388,7 +387,8 @@ async fn handle(
             plans.push(ack);
         }
     }
-    if let Err(NotDurable(why)) = accept::commit(shard, &plans).await {
+    if let Err(refused) = accept::commit(shard, &plans).await {
+        let why = refused.text();
         shard.refusals.note(
             origin.peer,
             &origin.listener,
@@ -400,7 +400,7 @@ async fn handle(
             request_id.as_deref(),
             FaultCode::Server,
             ERROR_SERVER,
-            &why,
+            refused.text(),
             out,
         );
         return 500;

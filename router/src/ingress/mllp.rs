@@ -337,8 +337,9 @@ fn write_answer(
                         code: APPLICATION_ERROR,
                     }
                 }
-                (_, Err(NotDurable(why))) => {
-                    refuse(Refusal::NotStored, control_id, why);
+                (_, Err(refused)) => {
+                    let why = refused.text();
+                    refuse(Refusal::NotStored, control_id, &why);
                     Answer::NotNow { reason: why }
                 }
                 _ => {

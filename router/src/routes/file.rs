@@ -62,6 +62,8 @@ pub struct ServerSection {
     /// Bytes of senders' unfinished input the whole process may hold beyond each connection's
     /// first buffer; `None`: chosen at start-up from the memory there is.
     pub max_buffered_input: Option<Spanned<u64>>,
+    /// Disk the write-ahead log may take, all shards together; `None`: the default.
+    pub wal_budget: Option<u64>,
 }
 
 /// The `admin_*` keys of `[server]`, as written (paths relative to the config's folder).
@@ -89,6 +91,7 @@ impl Default for ServerSection {
             allow_shared_data_dir: false,
             admin_access: AdminSection::default(),
             max_buffered_input: None,
+            wal_budget: None,
         }
     }
 }

@@ -24,8 +24,8 @@ use crate::metrics::Metrics;
 use crate::runtime::mesh::Mesh;
 use crate::signal::LocalNotify;
 use crate::wal::{
-    shard_dir, Commit, Durable, Log, Mark, NewRecord, RecordId, Recovery, ShardLog, WalConfig,
-    WalError,
+    shard_dir, Commit, DiskBudget, Durable, Log, Mark, NewRecord, RecordId, Recovery, ShardLog,
+    WalConfig, WalError,
 };
 
 /// Which log, which record, which destination: enough to mark a delivery done.
@@ -40,9 +40,55 @@ pub struct RecordRef {
 /// How often marks are written.
 const MARK_INTERVAL: Duration = Duration::from_millis(5);
 
-/// Why records could not be made durable; their senders must not be acknowledged.
-#[derive(Debug, Clone)]
-pub struct NotDurable(pub String);
+/// Why records could not be stored; their senders must not be acknowledged. What it says
+/// ([`NotDurable::text`]) is what senders are told: plain words, nothing of the server's
+/// files; the router's log has the details, once per episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.text())]
+pub enum NotDurable {
+    /// The log is at its disk budget (`[server] wal_budget`).
+    StoreFull,
+    /// The file system holding the log is full.
+    DiskFull,
+    /// Writing the message failed (the log, or the dead-letter store for an unrouted one); a
+    /// failed log write or sync is not retried until the router restarts.
+    StoreFailed,
+    /// The message cannot be logged at all (a limit of the record format).
+    Unstorable(&'static str),
+}
+
+impl NotDurable {
+    pub fn text(&self) -> &'static str {
+        match self {
+            NotDurable::StoreFull => "the router's message store is full; try again later",
+            NotDurable::DiskFull => "the router's disk is full; try again later",
+            NotDurable::StoreFailed => "the router cannot store messages now; try again later",
+            NotDurable::Unstorable(why) => why,
+        }
+    }
+
+    /// Whether the same message may be accepted later without anyone acting: as endpoints
+    /// drain the log (a full store or disk). Not after a write or fsync failed (a restart is
+    /// needed), nor for a message the format cannot hold.
+    pub fn retry_can_help(&self) -> bool {
+        matches!(self, NotDurable::StoreFull | NotDurable::DiskFull)
+    }
+
+    fn of(e: &WalError) -> Self {
+        match e {
+            WalError::BudgetExceeded { .. } => NotDurable::StoreFull,
+            WalError::NoSpace { .. } => NotDurable::DiskFull,
+            WalError::InvalidRecord { reason, .. } => NotDurable::Unstorable(reason),
+            _ => NotDurable::StoreFailed,
+        }
+    }
+}
+
+/// A run of refusals: logged when it begins and when it ends, not per message.
+struct Episode {
+    since: std::time::Instant,
+    messages: u64,
+}
 
 /// The result slot the fsync thread fills and the shard waits on.
 struct Done {
@@ -61,9 +107,11 @@ pub struct Durability {
     appended: Cell<Option<RecordId>>,
     durable: Cell<Option<RecordId>>,
     /// Once a commit fails the log is poisoned: nothing after it may be acknowledged.
-    failed: RefCell<Option<String>>,
-    /// When an append failure was last logged.
-    last_complaint: Cell<Option<std::time::Instant>>,
+    failed: Cell<bool>,
+    /// Messages being refused since then (appends that failed).
+    refusing: RefCell<Option<Episode>>,
+    /// Marks being left unwritten since then (writes that failed).
+    marks_failing: RefCell<Option<Episode>>,
     progress: LocalNotify,
     jobs: mpsc::Sender<Commit>,
     /// Taken by [`Durability::start`].
@@ -97,22 +145,26 @@ fn existing_logs(data_dir: &Path) -> usize {
 
 impl Durability {
     /// Opens shard `shard`'s log under `data_dir`, and adopts the logs of shards
-    /// `shard + shards`, `shard + 2·shards`, … left by an earlier run with more shards.
-    /// Returns what recovery found in each log.
+    /// `shard + shards`, `shard + 2·shards`, … left by an earlier run with more shards; all
+    /// count against `budget`, which every shard shares. Returns what recovery found in each.
     pub fn open(
         data_dir: &Path,
         shard: usize,
         shards: usize,
         config: WalConfig,
+        budget: Arc<DiskBudget>,
         marks: Arc<Mesh<RecordRef>>,
     ) -> Result<(Durability, Vec<(u16, Recovery)>), WalError> {
         let mut reports = Vec::new();
-        let (log, report) = ShardLog::open(shard_dir(data_dir, shard), config.clone())?;
+        let open = |n: usize| {
+            ShardLog::open_shared(shard_dir(data_dir, n), config.clone(), Arc::clone(&budget))
+        };
+        let (log, report) = open(shard)?;
         reports.push((shard as u16, report));
         let mut adopted = Vec::new();
         let mut other = shard + shards;
         while other < existing_logs(data_dir) {
-            let (log, report) = ShardLog::open(shard_dir(data_dir, other), config.clone())?;
+            let (log, report) = open(other)?;
             reports.push((other as u16, report));
             adopted.push((other as u16, log));
             other += shards;
@@ -130,8 +182,9 @@ impl Durability {
                 adopted: RefCell::new(adopted),
                 appended: Cell::new(None),
                 durable: Cell::new(None),
-                failed: RefCell::new(None),
-                last_complaint: Cell::new(None),
+                failed: Cell::new(false),
+                refusing: RefCell::new(None),
+                marks_failing: RefCell::new(None),
                 progress: LocalNotify::new(),
                 jobs,
                 receive: RefCell::new(Some(receive)),
@@ -176,32 +229,29 @@ impl Durability {
         self.shard as u16
     }
 
-    /// True when `bytes` more would take the log past its disk budget.
-    pub fn would_exceed_budget(&self, bytes: u64) -> bool {
-        self.log.borrow().would_exceed_budget(bytes)
-    }
-
-    /// Appends a batch (one write, no wait) and returns the id of its last record.
+    /// Appends a batch (one write, no wait) and returns the id of its last record. The disk
+    /// budget is the log's to enforce: a batch it has no room for is refused whole.
     pub fn append(&self, batch: &[NewRecord<'_>]) -> Result<Option<RecordId>, NotDurable> {
-        if let Some(why) = self.failed.borrow().as_ref() {
-            return Err(NotDurable(why.clone()));
+        if self.failed.get() {
+            self.refused(batch.len(), None);
+            return Err(NotDurable::StoreFailed);
         }
-        let appended = self.log.borrow_mut().append(batch).map_err(|e| {
-            // Loud, but not once per message: a full disk would drown the log.
-            let now = std::time::Instant::now();
-            if self
-                .last_complaint
-                .get()
-                .is_none_or(|t| now - t >= Duration::from_secs(1))
-            {
-                self.last_complaint.set(Some(now));
-                log::error!(
-                    "shard {}: cannot store messages, senders are told to retry: {e}",
-                    self.shard
-                );
+        let appended = self.log.borrow_mut().append(batch);
+        let appended = match appended {
+            Ok(appended) => appended,
+            Err(e) => {
+                self.refused(batch.len(), Some(&e));
+                return Err(NotDurable::of(&e));
             }
-            NotDurable(e.to_string())
-        })?;
+        };
+        if let Some(episode) = self.refusing.borrow_mut().take() {
+            log::warn!(
+                "shard {}: accepting messages again, after refusing {} message(s) over {:.1}s",
+                self.shard,
+                episode.messages,
+                episode.since.elapsed().as_secs_f64()
+            );
+        }
         let last = appended.ids().last();
         if last.is_some() {
             self.appended.set(last);
@@ -210,14 +260,40 @@ impl Durability {
         Ok(last)
     }
 
+    /// Counts `messages` refused; the first refusal of an episode is logged, with why.
+    fn refused(&self, messages: usize, why: Option<&WalError>) {
+        let mut refusing = self.refusing.borrow_mut();
+        let episode = refusing.get_or_insert_with(|| {
+            match why {
+                Some(e) => log::error!(
+                    "shard {}: refusing messages: {e}; senders are told to try again later{}",
+                    self.shard,
+                    match e.is_transient() {
+                        true => " (this ends by itself as endpoints drain the log)",
+                        false => "",
+                    }
+                ),
+                None => log::error!(
+                    "shard {}: refusing messages: the log failed earlier; restart the router",
+                    self.shard
+                ),
+            }
+            Episode {
+                since: std::time::Instant::now(),
+                messages: 0,
+            }
+        });
+        episode.messages += messages as u64;
+    }
+
     /// Waits until every record up to `upto` is on disk.
     pub async fn wait_durable(&self, upto: RecordId) -> Result<(), NotDurable> {
         loop {
             if self.durable.get().is_some_and(|d| d >= upto) {
                 return Ok(());
             }
-            if let Some(why) = self.failed.borrow().as_ref() {
-                return Err(NotDurable(why.clone()));
+            if self.failed.get() {
+                return Err(NotDurable::StoreFailed);
             }
             let seen = self.progress.generation();
             self.progress.changed(seen).await;
@@ -230,7 +306,7 @@ impl Durability {
         loop {
             let seen = self.progress.generation();
             let behind = self.appended.get() > self.durable.get();
-            if !behind || self.failed.borrow().is_some() {
+            if !behind || self.failed.get() {
                 self.progress.changed(seen).await;
                 continue;
             }
@@ -240,7 +316,12 @@ impl Durability {
             };
             let upto = commit.upto();
             if self.jobs.send(commit).is_err() {
-                *self.failed.borrow_mut() = Some("the fsync thread is gone".to_string());
+                log::error!(
+                    "shard {}: the write-ahead log's fsync thread is gone; no further message \
+                     will be acknowledged until the router restarts",
+                    self.shard
+                );
+                self.failed.set(true);
                 self.progress.notify();
                 continue;
             }
@@ -264,7 +345,7 @@ impl Durability {
                          no further message will be acknowledged until the router restarts",
                         self.shard
                     );
-                    *self.failed.borrow_mut() = Some(e.to_string());
+                    self.failed.set(true);
                 }
             }
             self.progress.notify();
@@ -316,22 +397,48 @@ impl Durability {
                 })
                 .collect()
         };
+        let mut first_error = None;
         let mine = for_log(own);
         if !mine.is_empty() {
             if let Err(e) = self.log.borrow_mut().mark_done(&mine) {
-                log::warn!("shard {}: writing delivery marks: {e}", self.shard);
+                first_error.get_or_insert((own, e));
             }
         }
         for (number, log) in self.adopted.borrow_mut().iter_mut() {
             let theirs = for_log(*number);
             if !theirs.is_empty() {
                 if let Err(e) = log.mark_done(&theirs) {
-                    log::warn!(
-                        "shard {}: writing delivery marks to log {number}: {e}",
-                        self.shard
-                    );
+                    first_error.get_or_insert((*number, e));
                 }
             }
+        }
+        // Marks that cannot be written still took effect in memory (finished segments still
+        // go); only a crash before they are written again would deliver those messages twice.
+        // A full disk fails every write: said once, when it starts and when it ends.
+        let mut failing = self.marks_failing.borrow_mut();
+        match (first_error, failing.as_mut()) {
+            (Some((number, e)), None) => {
+                log::warn!(
+                    "shard {}: delivery marks cannot be written to log {number}: {e}; after a \
+                     crash now, those messages would be delivered again",
+                    self.shard
+                );
+                *failing = Some(Episode {
+                    since: std::time::Instant::now(),
+                    messages: marks.len() as u64,
+                });
+            }
+            (Some(_), Some(episode)) => episode.messages += marks.len() as u64,
+            (None, Some(episode)) => {
+                log::warn!(
+                    "shard {}: delivery marks are written again, after {} went unwritten over {:.1}s",
+                    self.shard,
+                    episode.messages,
+                    episode.since.elapsed().as_secs_f64()
+                );
+                *failing = None;
+            }
+            (None, None) => {}
         }
     }
 

@@ -30,8 +30,10 @@
 //! (or ACK strictly in commit order): a later commit does not wait for an earlier one's files.
 //! After egress delivers (or dead-letters) a destination, `mark_done` it on the log of the shard
 //! that appended the record. At start, `replay` the pending records in log order.
+mod budget;
 mod commit;
 mod error;
+pub mod inspect;
 mod marks;
 mod private;
 mod record;
@@ -42,13 +44,14 @@ mod shard;
 mod spare;
 mod types;
 
+pub use budget::DiskBudget;
 pub use commit::{Commit, CommitJob};
 pub use error::WalError;
 pub use recover::{Damage, DamageKind, Recovery};
 pub use shard::{shard_dir, ShardLog};
 pub use types::{
-    Appended, Durable, Mark, MarkOutcome, MessageKind, NewRecord, Origin, OwnedOrigin,
-    OwnedParsed, Parsed, PendingRecord, RecordId, Span, Usage, WalConfig,
+    Appended, Durable, Mark, MarkOutcome, MessageKind, NewRecord, Origin, OwnedOrigin, OwnedParsed,
+    Parsed, PendingRecord, RecordId, Span, Usage, WalConfig,
 };
 
 /// Bytes `record` will take in the log (for budgeting before an append), or why it cannot be

@@ -115,6 +115,8 @@ fn checksum(len_field: &[u8], payload: &[u8]) -> u32 {
 /// A checked record, borrowing the segment's bytes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View<'a> {
+    /// The format version the record was written in.
+    pub version: u8,
     pub seq: u64,
     pub destination_count: u16,
     pub origin: Origin<'a>,
@@ -208,6 +210,7 @@ fn parse_payload(p: &[u8]) -> Result<View<'_>, &'static str> {
     }
     let destinations = &dest_start[..dest_start.len() - tail.len()];
     Ok(View {
+        version: fixed[0],
         seq,
         destination_count,
         origin: Origin {

@@ -191,7 +191,15 @@ fn open_segment(
         .map_err(|e| WalError::io("stat", &path, e))?
         .len();
     if size > LARGEST_SEGMENT {
-        return move_aside(dir, &path, size, DamageKind::Foreign, "far larger than a segment", 0, report);
+        return move_aside(
+            dir,
+            &path,
+            size,
+            DamageKind::Foreign,
+            "far larger than a segment",
+            0,
+            report,
+        );
     }
     let bytes = fs::read(&path).map_err(|e| WalError::io("read", &path, e))?;
     let mut found = scan::scan(&bytes, first_seq);
@@ -226,7 +234,15 @@ fn open_segment(
         }
         Clash::Conflict(reason) => {
             let intact = scan::Intact::new(&bytes).count();
-            return move_aside(dir, &path, size, DamageKind::Foreign, reason, intact, report);
+            return move_aside(
+                dir,
+                &path,
+                size,
+                DamageKind::Foreign,
+                reason,
+                intact,
+                report,
+            );
         }
     }
 
@@ -435,8 +451,20 @@ fn apply_marks(seg: &mut Segment, report: &mut Recovery) -> Result<(), WalError>
 }
 
 /// Copies the damaged ranges of a finished segment that could not be copied when it was
-/// opened; true when none is left, so the segment may go.
+/// opened; true when none is left, so the segment may go. With no room for the copies, the
+/// blocks of the segment's records (all done) are given back first, by punching a hole around
+/// the damage, and the copies tried again: the order is read, deliver, free, then write.
 pub(crate) fn save_unsaved(seg: &mut Segment) -> Result<bool, WalError> {
+    if copy_unsaved(seg)? {
+        return Ok(true);
+    }
+    if punch_around_unsaved(seg).is_err() {
+        return Ok(false); // a file system without holes: tried again at the next reaping
+    }
+    copy_unsaved(seg)
+}
+
+fn copy_unsaved(seg: &mut Segment) -> Result<bool, WalError> {
     let dir = seg.dir().to_path_buf();
     let path = seg.file.path.clone();
     while let Some(u) = seg.unsaved.first() {
@@ -451,6 +479,25 @@ pub(crate) fn save_unsaved(seg: &mut Segment) -> Result<bool, WalError> {
         seg.unsaved.remove(0);
     }
     Ok(true)
+}
+
+/// Frees every block of the segment outside its unsaved ranges (the file keeps its size).
+fn punch_around_unsaved(seg: &Segment) -> std::io::Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    let file = OpenOptions::new().write(true).open(&seg.file.path)?;
+    let end = file.metadata()?.len();
+    let mut at = 0;
+    let mut keep: Vec<_> = seg.unsaved.iter().map(|u| u.range.clone()).collect();
+    keep.sort_by_key(|r| r.start);
+    keep.push(end..end);
+    for k in keep {
+        if k.start > at {
+            let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+            fallocate(&file, flags, at, k.start - at)?;
+        }
+        at = at.max(k.end);
+    }
+    Ok(())
 }
 
 /// `quarantine/`, made if needed; `None` when the disk has no room for it.

@@ -206,7 +206,10 @@ mod tests {
         assert_eq!(s.records.len(), 2);
         let tail = s.tail.unwrap();
         assert_eq!(tail.range.start, (buf.len() - older.len()) as u64);
-        assert_eq!(tail.intact, 1, "an intact record out of order is not a torn write");
+        assert_eq!(
+            tail.intact, 1,
+            "an intact record out of order is not a torn write"
+        );
     }
 
     #[test]

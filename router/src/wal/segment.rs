@@ -129,8 +129,11 @@ pub(crate) enum Applied {
 pub(crate) struct Segment {
     pub first_seq: u64,
     pub file: Arc<SegmentFile>,
-    /// Bytes of good records: appends go here, and the file is never longer after a failure.
+    /// Bytes of good records: appends go here, and the file is never longer after a failure
+    /// (unless it was made longer ahead of time, see `allocated`).
     pub len: u64,
+    /// The file's size when it was made full of zeros ahead of time (a spare), else 0.
+    pub allocated: u64,
     /// Opened at recovery when the file exists, else on the first mark.
     pub marks: Option<MarksFile>,
     entries: Vec<Entry>,
@@ -155,6 +158,7 @@ impl Segment {
             first_seq,
             file,
             len,
+            allocated: 0,
             marks: None,
             entries: Vec::new(),
             outstanding: 0,
@@ -187,9 +191,9 @@ impl Segment {
         self.dir().join(file_name(self.first_seq, MARKS_EXT))
     }
 
-    /// Bytes this segment holds on disk, marks included.
+    /// Bytes this segment holds on disk, marks and preallocated zeros included.
     pub fn disk_len(&self) -> u64 {
-        self.len + self.marks.as_ref().map_or(0, |m| m.len)
+        self.len.max(self.allocated) + self.marks.as_ref().map_or(0, |m| m.len)
     }
 
     pub fn push(&mut self, seq: u64, offset: u64, destination_count: u16) {

@@ -9,6 +9,15 @@
 //! next sequence number (8 bytes LE, written without fsync whenever the last segment goes), so
 //! record ids keep growing across restarts even when every segment was deleted; nothing depends
 //! on that for correctness, it only keeps ids unambiguous in logs and dead letters.
+//!
+//! Space: the log's files count against a [`DiskBudget`] shared by every shard's log. When an
+//! append finds no room, in the budget or on the disk, and every record of the active segment
+//! is done, that segment is deleted and the batch goes into a fresh one: a log whose budget
+//! or disk is smaller than a segment would otherwise stay full for good, since only sealed
+//! segments are deleted as they finish. On a full disk a ready spare is taken instead of a
+//! segment that cannot grow. After a refusal (by any log sharing the budget), every log also
+//! deletes its active segment as soon as its last record is done, so the room is free before
+//! the next message arrives, on whichever shard it arrives.
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -18,6 +27,7 @@ use std::sync::Arc;
 
 use rustix::fs::{flock, FlockOperation};
 
+use super::budget::DiskBudget;
 use super::commit::{Commit, DirHandle};
 use super::error::{is_no_space, WalError};
 use super::marks::{self, MarksFile};
@@ -25,7 +35,7 @@ use super::private;
 use super::record;
 use super::recover::{self, Recovery};
 use super::segment::{self, Applied, Segment, SegmentFile, SEGMENT_EXT};
-use super::spare::Spare;
+use super::spare::{Spare, Taken};
 use super::types::{
     Appended, Mark, MarkOutcome, NewRecord, PendingRecord, RecordId, Usage, WalConfig,
 };
@@ -43,12 +53,16 @@ pub struct ShardLog {
     dir: Arc<DirHandle>,
     config: WalConfig,
     lock: File,
-    /// Every live segment by first sequence number; the active one, if any, is the last.
+    /// Every live segment by its first record's number; the active one, if any, is the last.
     segments: BTreeMap<u64, Segment>,
     active: Option<u64>,
     next_seq: u64,
     last_appended: Option<RecordId>,
+    /// Bytes this log's segments and marks take; also counted in `budget`.
     used: u64,
+    budget: Arc<DiskBudget>,
+    /// Bytes of the budget reserved for the spare (0 when there is none).
+    spare_reserved: u64,
     /// Segment files written since the last commit was taken.
     to_sync: Vec<Arc<SegmentFile>>,
     /// A segment file was created since the last commit was taken.
@@ -61,9 +75,21 @@ pub struct ShardLog {
 }
 
 impl ShardLog {
-    /// Opens (creating if needed) the log in `dir`, recovering what a stop or crash left. Damage
-    /// found in the files is repaired as far as possible and reported, never returned as an error.
+    /// Opens (creating if needed) the log in `dir` with a budget of its own
+    /// (`config.budget_bytes`), recovering what a stop or crash left. Damage found in the files
+    /// is repaired as far as possible and reported, never returned as an error.
     pub fn open(dir: impl AsRef<Path>, config: WalConfig) -> Result<(Self, Recovery), WalError> {
+        let budget = DiskBudget::new(config.budget_bytes);
+        Self::open_shared(dir, config, budget)
+    }
+
+    /// As [`ShardLog::open`], counting against `budget` (shared with other shards' logs;
+    /// `config.budget_bytes` is not used). Opening needs no free space.
+    pub fn open_shared(
+        dir: impl AsRef<Path>,
+        config: WalConfig,
+        budget: Arc<DiskBudget>,
+    ) -> Result<(Self, Recovery), WalError> {
         let dir = dir.as_ref();
         private::create_dir(dir).map_err(|e| WalError::io("create", dir, e))?;
         let lock = lock(dir)?;
@@ -78,6 +104,7 @@ impl ShardLog {
         }
         let handle = File::open(dir).map_err(|e| WalError::io("open", dir, e))?;
         let used = recovered.segments.values().map(Segment::disk_len).sum();
+        budget.take(used);
         let log = Self {
             dir: Arc::new(DirHandle {
                 file: handle,
@@ -90,6 +117,8 @@ impl ShardLog {
             next_seq,
             last_appended: None,
             used,
+            budget,
+            spare_reserved: 0,
             to_sync: Vec::new(),
             dir_dirty: false,
             poisoned: Arc::new(AtomicBool::new(false)),
@@ -108,37 +137,212 @@ impl ShardLog {
         &self.config
     }
 
+    /// The budget this log counts against.
+    pub fn budget(&self) -> &Arc<DiskBudget> {
+        &self.budget
+    }
+
+    fn grew(&mut self, bytes: u64) {
+        self.used += bytes;
+    }
+
+    fn shrank(&mut self, bytes: u64) {
+        self.used = self.used.saturating_sub(bytes);
+        self.budget.give_back(bytes);
+    }
+
     /// Starts a new active segment at the next sequence number, in the spare when one is ready;
     /// the old one is sealed.
     fn roll(&mut self) -> Result<(), WalError> {
         let first = self.next_seq;
         let path = self.dir.path.join(segment::file_name(first, SEGMENT_EXT));
+        let mut allocated = 0;
         let file = match self.spare.take(&self.dir.path, &path) {
-            Some(file) => file,
-            None => private::options()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| match is_no_space(&e) {
-                    true => WalError::write(&path, 0, e),
-                    false => WalError::io("create", &path, e),
-                })?,
+            Taken::Ready(file) => {
+                // The spare's reservation becomes the segment's preallocated space.
+                allocated = std::mem::take(&mut self.spare_reserved);
+                self.grew(allocated);
+                file
+            }
+            taken => {
+                if let Taken::Lost = taken {
+                    let reserved = std::mem::take(&mut self.spare_reserved);
+                    self.budget.give_back(reserved);
+                }
+                private::options()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| match is_no_space(&e) {
+                        true => WalError::write(&path, 0, e),
+                        false => WalError::io("create", &path, e),
+                    })?
+            }
         };
-        if self.config.preallocate {
-            // Made lazily, at the first roll, so that tools that open a log to read it
-            // write no zeros.
-            self.spare
-                .prepare(&self.dir.path, self.config.segment_bytes);
-        }
+        self.prepare_spare();
         if let Some(old) = self.active.and_then(|k| self.segments.get_mut(&k)) {
             old.sealed = true;
         }
-        let seg = Segment::new(first, Arc::new(SegmentFile { file, path }), 0);
+        let mut seg = Segment::new(first, Arc::new(SegmentFile { file, path }), 0);
+        seg.allocated = allocated;
         self.segments.insert(first, seg);
         self.active = Some(first);
         self.dir_dirty = true;
         Ok(())
+    }
+
+    /// Begins the next spare if the log preallocates and the budget has room for it and for a
+    /// segment of appends besides. Made lazily, at a roll, so that tools that open a log to
+    /// read it write no zeros.
+    fn prepare_spare(&mut self) {
+        let bytes = self.config.segment_bytes;
+        if !self.config.preallocate || self.spare.exists() {
+            return;
+        }
+        if !self.budget.try_take(bytes.saturating_mul(2)) {
+            return;
+        }
+        self.budget.give_back(bytes);
+        if self.spare.prepare(&self.dir.path, bytes) {
+            self.spare_reserved = bytes;
+        } else {
+            self.budget.give_back(bytes);
+        }
+    }
+
+    /// Gives back the reservation of a spare that could not be made.
+    fn settle_spare(&mut self) {
+        if self.spare.settle() {
+            let reserved = std::mem::take(&mut self.spare_reserved);
+            self.budget.give_back(reserved);
+        }
+    }
+
+    /// The active segment, when every record in it is done: space that can be had back.
+    fn idle_active(&self) -> Option<&Segment> {
+        let seg = self.segments.get(&self.active?)?;
+        (seg.outstanding() == 0 && seg.unsaved.is_empty() && seg.disk_len() > 0).then_some(seg)
+    }
+
+    /// Deletes the active segment if every record in it is done; the next append begins a
+    /// fresh one. True when that freed space.
+    fn reclaim_active(&mut self) -> Result<bool, WalError> {
+        let Some(seg) = self.idle_active() else {
+            return Ok(false);
+        };
+        let (key, freed) = (seg.key(), seg.disk_len());
+        recover::delete_files(seg)?;
+        self.segments.remove(&key);
+        self.active = None;
+        self.shrank(freed);
+        self.note_high_water();
+        Ok(true)
+    }
+
+    /// Where the batch of `total` bytes would go: the growth of the active segment's disk
+    /// use, or, when it must roll, `total` (no less: the spare may not be ready).
+    fn growth_of(&self, total: u64) -> (u64, bool) {
+        let fits = |s: &&Segment| s.len == 0 || s.len + total <= self.config.segment_bytes;
+        match self.active.and_then(|k| self.segments.get(&k)).filter(fits) {
+            Some(s) => (
+                (s.len + total).max(s.allocated) - s.len.max(s.allocated),
+                false,
+            ),
+            None => (total, true),
+        }
+    }
+
+    /// Writes the encoded batch in `buf` into the active segment (rolling first if needed);
+    /// `Ok(false)` when the disk was full and room was made, so the batch may be tried again.
+    fn write_batch(&mut self, retry: bool) -> Result<bool, WalError> {
+        let total = self.buf.len() as u64;
+        let (growth, rolls) = self.growth_of(total);
+        if !self.budget.try_take(growth) {
+            self.budget.press();
+            self.settle_spare();
+            if retry && self.reclaim_active()? {
+                return Ok(false);
+            }
+            return Err(WalError::BudgetExceeded {
+                needed: total,
+                used: self.budget.used(),
+                budget: self.budget.limit(),
+            });
+        }
+        if rolls {
+            if let Err(e) = self.roll() {
+                self.budget.give_back(growth);
+                return Err(self.no_room(e));
+            }
+        }
+        let Some(seg) = self.active.and_then(|k| self.segments.get_mut(&k)) else {
+            self.budget.give_back(growth);
+            return Err(WalError::Poisoned); // roll() always leaves an active segment
+        };
+        let at = seg.len;
+        let before = seg.disk_len();
+        if let Err(e) = seg.file.file.write_all_at(&self.buf, at) {
+            // Cut back to the last good record, preallocated zeros after it included: what
+            // the failed write left there must not follow it.
+            if seg.file.file.set_len(at).is_err() {
+                self.poisoned.store(true, Ordering::Release);
+            }
+            seg.allocated = seg.allocated.min(at);
+            let lost = before - seg.disk_len();
+            let err = WalError::write(&seg.file.path, at, e);
+            self.budget.give_back(growth);
+            self.shrank(lost);
+            if retry && matches!(err, WalError::NoSpace { .. }) && self.make_room()? {
+                return Ok(false);
+            }
+            return Err(self.no_room(err));
+        }
+        for (i, &(offset, dests)) in self.layout.iter().enumerate() {
+            seg.push(self.next_seq + i as u64, at + offset, dests);
+        }
+        seg.len += total;
+        let after = seg.disk_len();
+        if !self
+            .to_sync
+            .last()
+            .is_some_and(|f| Arc::ptr_eq(f, &seg.file))
+        {
+            self.to_sync.push(seg.file.clone());
+        }
+        // A batch rolled into a spare takes the room reserved for it, not new room.
+        let grew = after.saturating_sub(before);
+        self.budget.give_back(growth.saturating_sub(grew));
+        self.budget.take(grew.saturating_sub(growth));
+        self.grew(grew);
+        Ok(true)
+    }
+
+    /// Notes a refusal for want of space (so that space is freed as soon as it can be).
+    fn no_room(&mut self, e: WalError) -> WalError {
+        if e.is_transient() {
+            self.budget.press();
+        }
+        e
+    }
+
+    /// After a write found the disk full: deletes the active segment if it is done, or else
+    /// moves on to a ready spare (whose blocks are written already). True if either happened.
+    fn make_room(&mut self) -> Result<bool, WalError> {
+        if self.reclaim_active()? {
+            return Ok(true);
+        }
+        self.settle_spare();
+        let spare_ready = self.spare.is_ready();
+        match self.active.and_then(|k| self.segments.get_mut(&k)) {
+            Some(seg) if spare_ready && seg.len > 0 => {
+                // Sealed here; the next attempt rolls into the spare.
+                seg.sealed = true;
+                self.active = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn segment_of(&self, seq: u64) -> Option<&Segment> {
@@ -150,15 +354,20 @@ impl ShardLog {
         let Some(seg) = self.segments.get_mut(&key) else {
             return Ok(());
         };
+        let mut grew = 0;
         if seg.marks.is_none() {
             seg.marks = Some(MarksFile::open(seg.marks_path(), 0)?);
-            self.used += marks::HEADER.len() as u64;
+            grew += marks::HEADER.len() as u64;
         }
-        if let Some(m) = seg.marks.as_mut() {
-            m.append(bytes)?;
-            self.used += bytes.len() as u64;
-        }
-        Ok(())
+        let appended = match seg.marks.as_mut() {
+            Some(m) => m.append(bytes).map(|()| bytes.len() as u64),
+            None => Ok(0),
+        };
+        grew += *appended.as_ref().unwrap_or(&0);
+        // Marks are written whatever the budget: they are what lets space be freed.
+        self.budget.take(grew);
+        self.grew(grew);
+        appended.map(|_| ())
     }
 
     /// Deletes the sealed segments whose records are all done (once damage recovery could not
@@ -179,15 +388,30 @@ impl ShardLog {
                 continue;
             }
             recover::delete_files(seg)?;
-            self.used = self.used.saturating_sub(seg.disk_len());
+            let freed = seg.disk_len();
             self.segments.remove(key);
+            self.shrank(freed);
             deleted += 1;
         }
-        if deleted > 0 && self.segments.is_empty() {
-            // Best effort (see the module note): a failure only lets ids restart lower.
-            let _ = self.lock.write_all_at(&self.next_seq.to_le_bytes(), 0);
+        if deleted > 0 {
+            self.note_high_water();
         }
         Ok(deleted)
+    }
+
+    /// Keeps the next number in `LOCK` once no segment holds it (see the module note). Best
+    /// effort: a failure only lets ids restart lower.
+    fn note_high_water(&self) {
+        if self.segments.is_empty() {
+            let _ = self.lock.write_all_at(&self.next_seq.to_le_bytes(), 0);
+        }
+    }
+}
+
+impl Drop for ShardLog {
+    /// The files stay; the budget counts only the logs open in it.
+    fn drop(&mut self) {
+        self.budget.give_back(self.used + self.spare_reserved);
     }
 }
 
@@ -201,12 +425,24 @@ fn lock(dir: &Path) -> Result<File, WalError> {
         .open(&path)
         .map_err(|e| WalError::io("open", &path, e))?;
     private::close_up_file(&file).map_err(|e| WalError::io("chmod", &path, e))?;
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(WalError::Locked { path }),
-        Err(e) => Err(WalError::io("lock", &path, e.into())),
+    // A lock is held by an open file description, and a child forked by another thread of
+    // the process that just closed the log shares it until the child execs: a refusal is
+    // only believed after it lasted a moment.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(WalError::Locked { path }),
+            Err(e) => return Err(WalError::io("lock", &path, e.into())),
+        }
     }
 }
+
+/// How long a held lock is waited for before the log is reported locked.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Log for ShardLog {
     type Commit = Commit;
@@ -231,44 +467,11 @@ impl Log for ShardLog {
                 .map_err(|reason| WalError::InvalidRecord { index, reason })?;
             self.layout.push((at, rec.destinations.len() as u16));
         }
-        let total = self.buf.len() as u64;
-        if self.would_exceed_budget(total) {
-            return Err(WalError::BudgetExceeded {
-                needed: total,
-                used: self.used,
-                budget: self.config.budget_bytes,
-            });
+        // A second try only after room was made (a finished segment deleted, a spare taken).
+        if !self.write_batch(true)? {
+            self.write_batch(false)?;
         }
-        let fits = |s: &Segment| s.len == 0 || s.len + total <= self.config.segment_bytes;
-        if !self
-            .active
-            .and_then(|k| self.segments.get(&k))
-            .is_some_and(fits)
-        {
-            self.roll()?;
-        }
-        let Some(seg) = self.active.and_then(|k| self.segments.get_mut(&k)) else {
-            return Err(WalError::Poisoned); // roll() always leaves an active segment
-        };
-        let at = seg.len;
-        if let Err(e) = seg.file.file.write_all_at(&self.buf, at) {
-            if seg.file.file.set_len(at).is_err() {
-                self.poisoned.store(true, Ordering::Release);
-            }
-            return Err(WalError::write(&seg.file.path, at, e));
-        }
-        for (i, &(offset, dests)) in self.layout.iter().enumerate() {
-            seg.push(self.next_seq + i as u64, at + offset, dests);
-        }
-        seg.len += total;
-        if !self
-            .to_sync
-            .last()
-            .is_some_and(|f| Arc::ptr_eq(f, &seg.file))
-        {
-            self.to_sync.push(seg.file.clone());
-        }
-        self.used += total;
+        self.budget.relieve();
         self.next_seq += u64::from(count);
         self.last_appended = Some(RecordId(self.next_seq - 1));
         Ok(Appended { first, count })
@@ -324,6 +527,17 @@ impl Log for ShardLog {
                 first_error.get_or_insert(e);
             }
         }
+        // Some log is refusing for want of room: free the active segment the moment it is
+        // done, rather than at this log's next append (which may never come).
+        if self.budget.is_pressed() {
+            match self.reclaim_active() {
+                Ok(true) => out.segments_deleted += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
         match first_error {
             None => Ok(out),
             Some(e) => Err(e),
@@ -347,10 +561,21 @@ impl Log for ShardLog {
     fn usage(&self) -> Usage {
         Usage {
             used_bytes: self.used,
-            budget_bytes: self.config.budget_bytes,
+            budget_bytes: self.budget.limit(),
             segments: self.segments.len(),
             pending_records: self.segments.values().map(|s| s.outstanding() as u64).sum(),
         }
+    }
+
+    /// Against the whole budget (every log sharing it), counting a finished active segment as
+    /// free: the append would delete it.
+    fn would_exceed_budget(&self, bytes: u64) -> bool {
+        let reclaimable = self.idle_active().map_or(0, Segment::disk_len);
+        self.budget
+            .used()
+            .saturating_sub(reclaimable)
+            .saturating_add(bytes)
+            > self.budget.limit()
     }
 }
 

@@ -37,17 +37,31 @@ const CHUNK: usize = 1 << 20;
 /// well ahead of a segment's filling even at ten times the national message rate.
 const PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 
-/// A spare being made, or ready.
+/// A spare being made, or ready. Its bytes count against the disk budget from the moment it
+/// is begun (the log reserves them); [`Taken::Lost`] tells the log to give them back.
 #[derive(Debug, Default)]
 pub(crate) struct Spare {
     making: Option<JoinHandle<io::Result<File>>>,
+    ready: Option<File>,
+}
+
+/// What [`Spare::take`] found.
+#[derive(Debug)]
+pub(crate) enum Taken {
+    /// The spare, renamed to be the new segment.
+    Ready(File),
+    /// None yet (none asked for, or still being written).
+    NotReady,
+    /// The spare could not be made, or not renamed: there is none now.
+    Lost,
 }
 
 impl Spare {
-    /// Starts making a spare of `bytes` in `dir` unless one is being made already.
-    pub fn prepare(&mut self, dir: &Path, bytes: u64) {
-        if self.making.is_some() {
-            return;
+    /// Starts making a spare of `bytes` in `dir`; false when one is being made or ready
+    /// already, or no thread could be started.
+    pub fn prepare(&mut self, dir: &Path, bytes: u64) -> bool {
+        if self.making.is_some() || self.ready.is_some() {
+            return false;
         }
         let path = dir.join(SPARE_NAME);
         let made = std::thread::Builder::new()
@@ -55,16 +69,49 @@ impl Spare {
             .spawn(move || make(&path, bytes));
         // No thread, no spare: the log grows its segments as it would without one.
         self.making = made.ok();
+        self.making.is_some()
     }
 
-    /// The spare, when it is ready now (never waits); renamed to `to`, so that it is a segment.
-    pub fn take(&mut self, dir: &Path, to: &Path) -> Option<File> {
+    /// True when a spare is being made or ready (its bytes are reserved).
+    pub fn exists(&self) -> bool {
+        self.making.is_some() || self.ready.is_some()
+    }
+
+    /// True when a spare is written and waiting to be taken (after [`Spare::settle`]).
+    pub fn is_ready(&self) -> bool {
+        self.ready.is_some()
+    }
+
+    /// Joins a finished maker (never waits); true when it failed, so there is no spare now.
+    pub fn settle(&mut self) -> bool {
         if !self.making.as_ref().is_some_and(JoinHandle::is_finished) {
-            return None;
+            return false;
         }
-        let file = self.making.take()?.join().ok()?.ok()?;
-        std::fs::rename(dir.join(SPARE_NAME), to).ok()?;
-        Some(file)
+        match self.making.take().map(JoinHandle::join) {
+            Some(Ok(Ok(file))) => {
+                self.ready = Some(file);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// The spare if it is ready now (never waits), renamed to `to` so that it is a segment.
+    pub fn take(&mut self, dir: &Path, to: &Path) -> Taken {
+        if self.settle() {
+            return Taken::Lost;
+        }
+        let Some(file) = self.ready.take() else {
+            return Taken::NotReady;
+        };
+        match std::fs::rename(dir.join(SPARE_NAME), to) {
+            Ok(()) => Taken::Ready(file),
+            Err(_) => {
+                drop(file);
+                let _ = std::fs::remove_file(dir.join(SPARE_NAME));
+                Taken::Lost
+            }
+        }
     }
 }
 

@@ -120,3 +120,46 @@ pub fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 pub fn quarantined(dir: &Path) -> Vec<PathBuf> {
     files_ending(&dir.join("quarantine"), "")
 }
+
+/// A tmpfs of `kib` KiB mounted on `dir` for a disk that fills for real, unmounted when
+/// dropped; `None`, after a loud notice, where mounting is not allowed (not root). The tests
+/// package has the same helper for the binary's tests (`tests::small_disk`).
+pub struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    pub fn mount(dir: &Path, kib: u32, test: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={kib}k"))
+            .arg("tmpfs")
+            .arg(dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallDisk(dir.to_path_buf())),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let notice = format!(
+                    "\n!!!!!!!!!!\n!!! {test}: SKIPPED, NOT RUN: cannot mount a tmpfs on {} ({why}); \
+                     it needs root or CAP_SYS_ADMIN\n!!!!!!!!!!\n",
+                    dir.display()
+                );
+                println!("{notice}");
+                eprintln!("{notice}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}

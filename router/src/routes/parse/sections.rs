@@ -31,6 +31,7 @@ pub const SERVER_KEYS: &[&str] = &[
     "admin_names",
     "admin_allow_unverified_remote",
     "max_buffered_input",
+    "wal_budget",
 ];
 pub const LISTENER_KEYS: &[&str] = &[
     "name",
@@ -117,6 +118,7 @@ pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
     }
     s.admin_access = super::admin::access(ctx, t, s.admin);
     s.max_buffered_input = spanned_size(ctx, t, "max_buffered_input");
+    s.wal_budget = units::size(ctx, t, "wal_budget");
     s
 }
 
