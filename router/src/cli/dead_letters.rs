@@ -18,9 +18,10 @@ use crate::wal::{shard_dir, Log, NewRecord};
 pub struct Args {
     #[command(subcommand)]
     action: Action,
-    /// With --admin: the routes file whose `[server]` names the admin token file (and TLS).
-    #[arg(long, default_value = "routes.toml", global = true)]
-    config: PathBuf,
+    /// The routes file: with --admin, its `[server]` names the admin token file (and TLS;
+    /// default `routes.toml`); offline, `replay` keeps to its `[server] wal_budget`.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     access: AdminArgs,
 }
@@ -87,7 +88,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if let Some(admin) = args.action.data().admin {
-        let client = AdminClient::new(Some(admin), &args.config, &args.access)?;
+        let client = AdminClient::new(
+            Some(admin),
+            args.config.as_deref().unwrap_or(Path::new("routes.toml")),
+            &args.access,
+        )?;
         let ok = through_admin(&client, &args.action, &mut out)?;
         out.flush()?;
         return Ok(if ok {
@@ -114,9 +119,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Action::Replay { data, budget, ids } => {
-            replay(&data.dir()?, budget.bytes()?, &ids, &mut out)?
-        }
+        Action::Replay { data, budget, ids } => replay(
+            &data.dir()?,
+            budget.bytes(args.config.as_deref())?,
+            &ids,
+            &mut out,
+        )?,
         Action::Drop { data, ids } => {
             let store = store(&data.dir()?)?;
             each(&ids, |id| {

@@ -14,21 +14,19 @@ use crate::wal::{shard_dir, DiskBudget, ShardLog, WalConfig};
 /// Where the budget comes from: the router's routes file, or a number (which wins).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct BudgetArgs {
-    /// The router's routes file, for its `[server] wal_budget`.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// The disk budget of the whole log in MiB, as `ganglion run --wal-budget-mib`.
     #[arg(long, value_name = "MIB")]
     pub wal_budget_mib: Option<u64>,
 }
 
 impl BudgetArgs {
-    /// The budget in bytes: `--wal-budget-mib`, else the routes file's, else the default.
-    pub fn bytes(&self) -> anyhow::Result<u64> {
+    /// The budget in bytes: `--wal-budget-mib`, else that of the routes file `config` (the
+    /// command's `--config`, when given), else the default.
+    pub fn bytes(&self, config: Option<&Path>) -> anyhow::Result<u64> {
         if let Some(mib) = self.wal_budget_mib {
             return Ok(mib.saturating_mul(1 << 20));
         }
-        let Some(config) = &self.config else {
+        let Some(config) = config else {
             return Ok(WalConfig::DEFAULT_BUDGET_BYTES);
         };
         let (table, _) = crate::routes::load(config).map_err(|diagnostics| {

@@ -54,6 +54,9 @@ enum Action {
         /// Say what would be replayed, and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The router's routes file, for its `[server] wal_budget`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         budget: BudgetArgs,
         #[arg(required = true)]
@@ -76,11 +79,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             shard,
             only,
             dry_run,
+            config,
             budget,
             files,
         } => {
             let mut logs = (!dry_run)
-                .then(|| budget.bytes().map(|b| OfflineLogs::new(&data_dir, b)))
+                .then(|| {
+                    budget
+                        .bytes(config.as_deref())
+                        .map(|b| OfflineLogs::new(&data_dir, b))
+                })
                 .transpose()?;
             let mut ok = true;
             for file in &files {
