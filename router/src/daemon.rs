@@ -205,10 +205,13 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         });
     }
     // Start-up is a reload from the empty table: the same plan, prepare and commit.
+    let setup = reload::Setup {
+        config: options.config.clone(),
+        shards: workers,
+        workers_flag: options.workers,
+    };
     let started = reload::Reloader::start(
-        options.config.clone(),
-        workers,
-        options.workers,
+        setup,
         empty,
         Arc::clone(&control),
         table,

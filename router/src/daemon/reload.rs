@@ -155,14 +155,20 @@ pub struct Reloader {
     files: Snapshot,
 }
 
+/// What a reloader is fixed to for the router's life: the config file and the shard count
+/// (`workers_flag`: `--workers`, which overrides `[server] workers`).
+pub struct Setup {
+    pub config: PathBuf,
+    pub shards: usize,
+    pub workers_flag: Option<usize>,
+}
+
 impl Reloader {
     /// Start-up: applies `table` (read by [`watch::read_stable`] from `files`) to shards that
     /// hold the empty routing `empty`, through the same diff, plan, prepare and commit as any
     /// reload, then tells them to start serving. `Err` says what stopped it.
     pub fn start(
-        config: PathBuf,
-        shards: usize,
-        workers_flag: Option<usize>,
+        setup: Setup,
         empty: Arc<Routing>,
         control: Arc<Control>,
         table: RouteTable,
@@ -170,9 +176,9 @@ impl Reloader {
         input_budget: Arc<InputBudget>,
     ) -> Result<Reloader, ReloadOutcome> {
         let mut reloader = Reloader {
-            config,
-            shards,
-            workers_flag,
+            config: setup.config,
+            shards: setup.shards,
+            workers_flag: setup.workers_flag,
             current: empty,
             listeners: Listeners::new(input_budget),
             control,
@@ -183,7 +189,7 @@ impl Reloader {
             ReloadOutcome::Applied(summary) => log::info!("start-up: {summary}"),
             failed => return Err(failed),
         }
-        for shard in 0..shards {
+        for shard in 0..reloader.shards {
             reloader.control.send(shard, Command::Start);
         }
         Ok(reloader)
