@@ -55,7 +55,11 @@ impl DiskBudget {
     }
 
     /// Takes `bytes` if the total stays within the limit; false, taking nothing, if not.
+    /// Nothing to take (an append into space made ahead of time) always fits.
     pub(crate) fn try_take(&self, bytes: u64) -> bool {
+        if bytes == 0 {
+            return true;
+        }
         let limit = self.limit();
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -67,10 +71,15 @@ impl DiskBudget {
     /// Counts `bytes` whatever the limit: what is on disk already (found at open, held by logs
     /// this process has not opened), and marks, which must be written for space to be freed.
     pub fn take(&self, bytes: u64) {
-        self.used.fetch_add(bytes, Ordering::AcqRel);
+        if bytes > 0 {
+            self.used.fetch_add(bytes, Ordering::AcqRel);
+        }
     }
 
     pub(crate) fn give_back(&self, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
         let _ = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {

@@ -310,10 +310,14 @@ impl ShardLog {
         {
             self.to_sync.push(seg.file.clone());
         }
-        // A batch rolled into a spare takes the room reserved for it, not new room.
+        // A batch rolled into a spare takes the room reserved for it, not new room. (The
+        // budget is shared by every shard: no atomic is touched when nothing is to change.)
         let grew = after.saturating_sub(before);
-        self.budget.give_back(growth.saturating_sub(grew));
-        self.budget.take(grew.saturating_sub(growth));
+        if growth > grew {
+            self.budget.give_back(growth - grew);
+        } else if grew > growth {
+            self.budget.take(grew - growth);
+        }
         self.grew(grew);
         Ok(true)
     }
