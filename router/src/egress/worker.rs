@@ -236,15 +236,7 @@ impl Worker {
             let until = match step.next {
                 Next::SendNow => continue,
                 Next::WaitUntil(until) => until,
-                Next::OpenCircuit { until } => {
-                    log::warn!(
-                        "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
-                        self.name,
-                        link.machine.failures(),
-                        ctx.settings.breaker_cooldown
-                    );
-                    until
-                }
+                Next::OpenCircuit { until } => self.circuit_opened(&link, &ctx, until),
             };
             if let Err(failure) = &verdict {
                 if step.give_up.is_none() {
@@ -385,21 +377,24 @@ impl Worker {
         }
     }
 
+    /// Says once that the circuit opened, and hands back when it is next probed.
+    fn circuit_opened(&self, link: &Link, ctx: &WorkerContext, until: Instant) -> Instant {
+        log::warn!(
+            "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
+            self.name,
+            link.machine.failures(),
+            ctx.settings.breaker_cooldown
+        );
+        until
+    }
+
     /// Nothing to send: keep (or, when pre-warmed, make) the connection, watch it for the
     /// endpoint closing it, and return when work arrives or the worker is asked to stop.
     async fn idle(&self, link: &mut Link, ctx: &WorkerContext, policy: &Policy) {
         if link.stream.is_none() && self.prewarm.get() && !self.stopping.get() {
             if let Err(e) = self.open(link, ctx).await {
                 let until = match link.machine.connection_failed(Instant::now(), policy) {
-                    Next::OpenCircuit { until } => {
-                        log::warn!(
-                            "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
-                            self.name,
-                            link.machine.failures(),
-                            ctx.settings.breaker_cooldown
-                        );
-                        until
-                    }
+                    Next::OpenCircuit { until } => self.circuit_opened(link, ctx, until),
                     Next::WaitUntil(until) => until,
                     Next::SendNow => Instant::now(),
                 };
