@@ -1,4 +1,5 @@
-//! Commands from the control thread to the shards: reload in two phases, start, replay a dead
+//! Commands from the control thread to the shards: reload in two phases, start and serve,
+//! replay a dead
 //! letter, shut down; and what a shard answers.
 //!
 //! The control thread (signals, config-file watch, admin requests) never touches a shard's
@@ -34,9 +35,13 @@ pub enum Command {
     /// Phase two, when some shard could not prepare: drop what was prepared (its sockets
     /// close) and keep what you have.
     Abort,
-    /// After the first commit at start-up, once every shard has the table: give the log's
-    /// undelivered messages back to their endpoints, then accept connections.
-    Start,
+    /// After the first commit at start-up, once every shard has the table: read the log,
+    /// hold back new messages for every endpoint it still has messages for (handing each its
+    /// first few), and answer. Nothing is accepted yet.
+    Start { reply: Sender<PhaseAnswer> },
+    /// Once every shard answered [`Command::Start`]: accept connections, and feed the
+    /// endpoints the rest of the log's messages as they make room.
+    Serve,
     /// Stop accepting, answer what was read, deliver what is queued (within the grace
     /// period), then stop.
     Shutdown,

@@ -56,4 +56,7 @@ pub struct Delivery {
     /// Where the message is in the write-ahead log, to mark this destination done; `None`
     /// when the router runs without durability.
     pub record: Option<RecordRef>,
+    /// Taken from the log at start-up: the endpoint holds new senders back until this one is
+    /// in its worker's queue (see [`QueueCount::hold`]).
+    pub held: bool,
 }

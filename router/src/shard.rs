@@ -6,6 +6,7 @@
 //! endpoint and its queue has drained.
 pub mod durable;
 pub mod logged;
+pub mod replay;
 pub mod room;
 pub mod routing;
 
@@ -193,6 +194,10 @@ impl Shard {
         drop(workers);
         *self.routing.borrow_mut() = routing;
         self.prepared.borrow_mut().take();
+        // Whoever waits for room looks again under the new table: a start-up replay still
+        // reading back the backlog of an endpoint this reload removed sends it to the dead
+        // letters now rather than when some queue next makes room.
+        self.room.notify();
         self.prewarm();
     }
 
@@ -284,7 +289,8 @@ impl Shard {
         }
     }
 
-    async fn hand_over(&self, delivery: Delivery, handle: &EndpointHandle) {
+    /// Hands a delivery that already has its place to the shard that owns its endpoint.
+    pub(crate) async fn hand_over(&self, delivery: Delivery, handle: &EndpointHandle) {
         if handle.owner == self.info.index {
             self.deliver_here(delivery);
             return;
@@ -330,6 +336,26 @@ impl Shard {
         self.room.notify();
     }
 
+    /// Whether shutdown has begun (nobody waits for room any more).
+    pub fn is_released(&self) -> bool {
+        self.released.get()
+    }
+
+    /// The room bell's count of rings so far, to wait for the next with [`Shard::room_changed`].
+    pub fn room_generation(&self) -> u64 {
+        self.room.generation()
+    }
+
+    /// Waits until the room bell rang (or shutdown began) since `seen`.
+    pub async fn room_changed(&self, seen: u64) {
+        self.room.changed(seen).await;
+    }
+
+    /// Wakes the shards whose senders wait for room, as a count found them.
+    pub fn ring(&self, waiting: Waiting) {
+        self.workers_context.room.ring(waiting);
+    }
+
     /// Ends a batch: wakes each shard that was sent something, once.
     pub fn flush(&self) {
         for shard in self.touched.borrow_mut().drain(..) {
@@ -340,6 +366,16 @@ impl Shard {
     /// Queues a delivery on this shard's worker for its endpoint, starting the worker if the
     /// endpoint has none yet.
     fn deliver_here(&self, delivery: Delivery) {
+        // A replayed message releases its hold only once it is in the queue (or the dead
+        // letters): from then on nothing new can overtake it.
+        let held = delivery.held.then(|| Arc::clone(&delivery.queued));
+        self.enqueue(delivery);
+        if let Some(queued) = held {
+            self.ring(queued.release_hold());
+        }
+    }
+
+    fn enqueue(&self, delivery: Delivery) {
         let existing = self.workers.borrow().get(&delivery.endpoint).cloned();
         let worker = match existing {
             Some(worker) => worker,

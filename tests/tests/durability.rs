@@ -207,6 +207,155 @@ fn messages_for_an_endpoint_still_down_after_a_restart_wait_and_then_flow() {
     assert!(restarted.terminate(Duration::from_secs(20)).success());
 }
 
+/// A backlog larger than an endpoint's replay window (the messages it may have in memory at
+/// start-up) waits in the logs of both shards for an endpoint that is down; after a kill -9 it
+/// is read back a window at a time, and messages accepted after the restart reach the endpoint
+/// only after all of it, each sender's in order.
+#[test]
+fn a_backlog_past_the_replay_window_goes_first_and_in_order_after_a_crash() {
+    const SENDERS: usize = 4;
+    const EACH: usize = 120;
+    let scratch = Scratch::new("replay-window");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = format!(
+        "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+         [[endpoint]]\nname = \"late\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n\n\
+         [[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"late\"\n",
+        scratch.join("data").display()
+    );
+    let config = scratch.file("routes.toml", text);
+    let router = start(&config);
+    // Several connections, so that both shards' logs hold part of the backlog.
+    let mut senders: Vec<Sender> = (0..SENDERS)
+        .map(|_| Sender::connect(router.addr("in")).unwrap())
+        .collect();
+    for i in 0..EACH {
+        for (s, sender) in senders.iter_mut().enumerate() {
+            assert_eq!(msa(&sender.exchange(&message(s, i)).unwrap()).0, "AA");
+        }
+    }
+    router.kill();
+
+    // A receiver slow enough that new senders arrive while the backlog is still being read.
+    let late = Endpoint::mllp_on(std::net::TcpListener::bind(port).unwrap(), None, |_, _| {
+        std::thread::sleep(Duration::from_millis(1));
+        Reply::Ack(AckCode::AA)
+    });
+    let mut restarted = start(&config);
+    let mut fresh = Sender::connect(restarted.addr("in")).unwrap();
+    for i in 0..20 {
+        assert_eq!(msa(&fresh.exchange(&message(9, i)).unwrap()).0, "AA");
+    }
+    let total = SENDERS * EACH + 20;
+    assert!(
+        late.inbox.wait_for(total, Duration::from_secs(60)),
+        "{} of {total} delivered",
+        late.inbox.len()
+    );
+    let got: Vec<String> = late
+        .inbox
+        .messages()
+        .iter()
+        .map(|m| control_id(m))
+        .collect();
+    assert_eq!(got.len(), total, "nothing twice, nothing more");
+    let last_old = got.iter().rposition(|id| !id.starts_with("S9-"));
+    let first_new = got.iter().position(|id| id.starts_with("S9-"));
+    assert!(
+        last_old < first_new,
+        "a message accepted after the restart overtook the backlog: {got:?}"
+    );
+    for s in [0, 1, 2, 3, 9] {
+        let prefix = format!("S{s}-");
+        let ids: Vec<&String> = got.iter().filter(|id| id.starts_with(&prefix)).collect();
+        let count = if s == 9 { 20 } else { EACH };
+        let expected: Vec<String> = (0..count).map(|i| format!("S{s}-{i}")).collect();
+        assert_eq!(
+            ids,
+            expected.iter().collect::<Vec<_>>(),
+            "sender {s} out of order"
+        );
+    }
+    // Most of the backlog waited on disk, not in memory.
+    assert!(
+        restarted.wait_for_count("replay done", 1, Duration::from_secs(10)),
+        "the backlog was not read back from disk:\n{}",
+        restarted.output()
+    );
+    assert!(restarted.terminate(Duration::from_secs(20)).success());
+}
+
+/// An endpoint removed by a reload while its backlog is still being read back from the log:
+/// what is still on disk goes to the dead letters at once (nothing is lost), and the rest of
+/// the router goes on.
+#[test]
+fn an_endpoint_removed_while_its_backlog_is_read_back_gets_it_as_dead_letters() {
+    let scratch = Scratch::new("replay-removed");
+    let data = scratch.join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let other = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let head = format!(
+        "[server]\nworkers = 1\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+         [[endpoint]]\nname = \"other\"\nprotocol = \"mllp\"\naddress = \"{}\"\n\n\
+         [[route]]\nname = \"results\"\nhl7.message_type = \"ORU\"\nto = \"other\"\n\n",
+        data.display(),
+        other.addr
+    );
+    let late = format!(
+        "[[endpoint]]\nname = \"late\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n\n\
+         [[route]]\nname = \"admissions\"\nhl7.message_type = \"ADT\"\nto = \"late\"\n"
+    );
+    let config = scratch.file("routes.toml", format!("{head}{late}"));
+    let router = start(&config);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    for i in 0..100 {
+        assert_eq!(msa(&sender.exchange(&message(0, i)).unwrap()).0, "AA");
+    }
+    assert!(router.terminate(Duration::from_secs(30)).success());
+
+    let mut restarted = start(&config);
+    assert!(restarted.wait_for_output("left on disk", Duration::from_secs(10)));
+    scratch.file("routes.toml", head);
+    restarted.signal(rustix::process::Signal::HUP);
+    assert!(
+        restarted.wait_for_output("1 removed", Duration::from_secs(10)),
+        "{}",
+        restarted.output()
+    );
+    // Everything that was still on disk: all but the window the endpoint had queued.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let removed = |letters: &[serde_json::Value]| {
+        letters
+            .iter()
+            .filter(|l| l["detail"].as_str().unwrap_or("").contains("removed"))
+            .count()
+    };
+    while removed(&tests::process::dead_letters(&data)) < 100 - 32 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(removed(&tests::process::dead_letters(&data)), 100 - 32);
+    // The router still carries traffic for the endpoint that stayed.
+    let result = b"MSH|^~\\&|LAB|RX8|EPR|RX8|20261125||ORU^R01|R1|P|2.4\rPID|1\r";
+    assert_eq!(
+        msa(&sender_to(&restarted).exchange(result).unwrap()).0,
+        "AA"
+    );
+    assert!(other.inbox.wait_for(1, Duration::from_secs(10)));
+    assert!(restarted.terminate(Duration::from_secs(20)).success());
+}
+
+fn sender_to(router: &RouterProcess) -> Sender {
+    Sender::connect(router.addr("in")).unwrap()
+}
+
 /// Starts a router with its data directory at `data`, one endpoint, and `args`.
 fn start_with_data(
     scratch: &Scratch,

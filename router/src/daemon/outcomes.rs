@@ -118,6 +118,7 @@ impl Outcomes for ShardOutcomes {
             endpoint: Arc::from("(unrouted)"),
             queued: Arc::new(QueueCount::default()),
             record: None,
+            held: false,
         };
         let stored = self.store(
             &delivery,

@@ -189,10 +189,38 @@ impl Reloader {
             ReloadOutcome::Applied(summary) => log::info!("start-up: {summary}"),
             failed => return Err(failed),
         }
-        for shard in 0..reloader.shards {
-            reloader.control.send(shard, Command::Start);
-        }
+        reloader.replay_then_serve();
         Ok(reloader)
+    }
+
+    /// Start-up, once every shard has the first table: each shard reads its log and holds
+    /// back new messages for the endpoints it still has messages for; only once all have (so
+    /// that no shard takes a new message for an endpoint another shard's log holds an older
+    /// one for) do they serve. Reading a large log takes a while: no deadline, but word of it.
+    fn replay_then_serve(&self) {
+        let (reply, answers) = mpsc::channel();
+        for shard in 0..self.shards {
+            let reply = reply.clone();
+            self.control.send(shard, Command::Start { reply });
+        }
+        drop(reply);
+        let started = Instant::now();
+        let mut read = 0;
+        while read < self.shards {
+            match answers.recv_timeout(PHASE_TIMEOUT) {
+                Ok(_) => read += 1,
+                Err(mpsc::RecvTimeoutError::Timeout) => log::info!(
+                    "start-up: {read} of {} shard(s) have read their logs ({:.0}s)",
+                    self.shards,
+                    started.elapsed().as_secs_f64()
+                ),
+                // A shard that stopped has said why in the log; the others still serve.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        for shard in 0..self.shards {
+            self.control.send(shard, Command::Serve);
+        }
     }
 
     /// The shards' mailboxes.

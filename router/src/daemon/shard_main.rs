@@ -1,5 +1,5 @@
 //! The life of one shard: start its inbox, take the start-up reload and every later one, replay
-//! its log, accept, drain.
+//! its log (`shard::replay`), accept, drain.
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -21,7 +21,7 @@ use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
 use crate::shard::logged;
-use crate::shard::room::QueueCount;
+use crate::shard::replay::{self, Backlog};
 use crate::shard::{Routing, Shard};
 use crate::wal::{DiskBudget, MessageKind, WalConfig};
 
@@ -119,6 +119,7 @@ pub async fn run(info: ShardInfo, context: Context) {
     }
     let mut listeners = ShardListeners::new(info.index);
     let mut prepared: Option<Arc<ReloadPlan>> = None;
+    let mut backlog = Backlog::default();
     let answer = |result| PhaseAnswer {
         shard: info.index,
         result,
@@ -150,13 +151,24 @@ pub async fn run(info: ShardInfo, context: Context) {
                     listeners.abort();
                     shard.forget_prepared();
                 }
-                Command::Start => {
-                    // Messages the log still holds go to their endpoints before any new one
-                    // is accepted, so each endpoint gets them in the order they came.
+                Command::Start { reply } => {
+                    // Messages the log still holds go to their endpoints before any new one,
+                    // so each endpoint gets them in the order they came: every endpoint they
+                    // are for is held before any shard serves.
                     if let Some(durability) = &durability {
-                        replay(&shard, durability).await;
+                        backlog = replay::first_pass(&shard, durability).await;
                     }
+                    let _ = reply.send(answer(Ok(())));
+                }
+                Command::Serve => {
                     listeners.serve(&shard);
+                    if let Some(durability) = &durability {
+                        let backlog = std::mem::take(&mut backlog);
+                        let (shard, durability) = (Rc::clone(&shard), Rc::clone(durability));
+                        monoio::spawn(async move {
+                            replay::drain(&shard, &durability, backlog).await;
+                        });
+                    }
                 }
                 Command::Replay { letter, reply } => {
                     let _ = reply.send(replay_letter(&shard, &letter).await);
@@ -171,58 +183,6 @@ pub async fn run(info: ShardInfo, context: Context) {
             }
         }
     }
-}
-
-/// Hands every message the log holds for an undelivered destination back to its endpoint, in
-/// log order, before any new message is accepted.
-async fn replay(shard: &Shard, durability: &Durability) {
-    let pending = durability.pending();
-    if pending.is_empty() {
-        return;
-    }
-    let routing = shard.routing();
-    let mut count = 0usize;
-    for (log, record) in pending {
-        let message = Arc::new(logged::accepted(&record, shard.next_seq()));
-        for (destination, name) in record.pending_destinations() {
-            let reference = RecordRef {
-                log,
-                id: record.id,
-                destination,
-            };
-            match routing
-                .table
-                .endpoint_id(name)
-                .and_then(|id| routing.handle(id))
-            {
-                Some(handle) => {
-                    let delivery = Delivery {
-                        message: Arc::clone(&message),
-                        endpoint: Arc::clone(&handle.name),
-                        queued: Arc::clone(&handle.queued),
-                        record: Some(reference),
-                    };
-                    // Accepted before the restart: ahead of new senders, whatever the limit.
-                    shard.requeue(delivery, handle).await;
-                    count += 1;
-                }
-                None => {
-                    let delivery = Delivery {
-                        message: Arc::clone(&message),
-                        endpoint: Arc::from(name),
-                        queued: Arc::new(QueueCount::default()),
-                        record: Some(reference),
-                    };
-                    shard.dead_letter(&delivery, "its endpoint is no longer in the configuration");
-                }
-            }
-        }
-    }
-    shard.flush();
-    log::info!(
-        "shard {}: replaying {count} undelivered message(s) from the log",
-        shard.info.index
-    );
 }
 
 /// Puts a dead letter's message back on its way: stored in this shard's log, then delivered.

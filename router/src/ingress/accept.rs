@@ -233,6 +233,7 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                         endpoint: Arc::clone(&handle.name),
                         queued: Arc::clone(&handle.queued),
                         record,
+                        held: false,
                     };
                     if replayed {
                         shard.requeue(delivery, handle).await;

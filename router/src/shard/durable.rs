@@ -24,8 +24,8 @@ use crate::metrics::Metrics;
 use crate::runtime::mesh::Mesh;
 use crate::signal::LocalNotify;
 use crate::wal::{
-    shard_dir, Commit, DiskBudget, Durable, Log, Mark, NewRecord, RecordId, Recovery, ShardLog,
-    WalConfig, WalError,
+    shard_dir, Commit, DiskBudget, Durable, Log, Mark, NewRecord, PendingRecord, RecordId,
+    Recovery, ShardLog, WalConfig, WalError,
 };
 
 /// Which log, which record, which destination: enough to mark a delivery done.
@@ -442,22 +442,27 @@ impl Durability {
         }
     }
 
-    /// Every pending record of this shard's logs (its own first, then adopted ones), each with
-    /// its log number, in log order.
-    pub fn pending(&self) -> Vec<(u16, crate::wal::PendingRecord)> {
-        let mut out = Vec::new();
-        let mut collect = |number: u16, log: &ShardLog| {
-            for record in log.replay() {
-                match record {
-                    Ok(record) => out.push((number, record)),
-                    Err(e) => log::error!("log {number}: cannot read a pending record: {e}"),
-                }
-            }
-        };
-        collect(self.shard as u16, &self.log.borrow());
+    /// Every record of this shard's logs with an undelivered destination (its own log first,
+    /// then adopted ones), each with its log number, in log order. Ids only: at start-up the
+    /// records are read one at a time, so a large backlog is never all in memory.
+    pub fn pending_ids(&self) -> Vec<(u16, RecordId)> {
+        let mut out: Vec<(u16, RecordId)> = (self.log.borrow().pending_ids().into_iter())
+            .map(|id| (self.shard as u16, id))
+            .collect();
         for (number, log) in self.adopted.borrow().iter() {
-            collect(*number, log);
+            out.extend(log.pending_ids().into_iter().map(|id| (*number, id)));
         }
         out
+    }
+
+    /// Reads record `id` of log `number` back, with its destinations not yet done.
+    pub fn read(&self, number: u16, id: RecordId) -> Result<PendingRecord, WalError> {
+        if usize::from(number) == self.shard {
+            return self.log.borrow().read(id);
+        }
+        match self.adopted.borrow().iter().find(|(n, _)| *n == number) {
+            Some((_, log)) => log.read(id),
+            None => Err(WalError::UnknownRecord(id)),
+        }
     }
 }

@@ -8,15 +8,27 @@
 //! bit and rings that shard's room bell ([`crate::runtime::mesh::Mesh::ring_room`]), so a
 //! held-back sender wakes as soon as there is room and sleeps until then: no polling.
 //!
+//! At start-up the same word also counts the endpoint's messages *held* for replay: accepted
+//! before the restart and not yet in the endpoint's queue (some still on disk). New senders
+//! find no room while any is held, so a message accepted after the restart never overtakes one
+//! accepted before it, whichever shard's log holds the older one. A hold is released by the
+//! owner shard as the replayed message enters the worker's queue, which is what keeps the order.
+//!
 //! Lost wake-ups: the waiter sets its bit, then looks at the count again; the worker lowers the
 //! count, then looks at the bits (both sequentially consistent). Whichever comes second sees
 //! the other's write, so either the waiter sees the room or the worker sees the waiter.
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One held message, in the high half of [`QueueCount::state`].
+const HELD: u64 = 1 << 32;
+const QUEUED: u64 = HELD - 1;
 
 /// Messages accepted for one endpoint and not yet done, and the shards waiting for room.
 #[derive(Debug, Default)]
 pub struct QueueCount {
-    queued: AtomicU32,
+    /// Messages counted against the limit (low 32 bits) and messages held for replay (high
+    /// 32 bits), in one word so that "no hold and under the limit" is one compare-and-swap.
+    state: AtomicU64,
     /// Bit `s % 64` for each shard `s` with a sender waiting for room (with more than 64
     /// shards, a bit stands for several: a wake-up for nothing is harmless).
     waiting: AtomicU64,
@@ -38,29 +50,59 @@ impl Waiting {
 }
 
 impl QueueCount {
-    /// Messages counted now.
+    /// Messages counted now (held ones not included).
     pub fn load(&self, order: Ordering) -> u32 {
-        self.queued.load(order)
+        (self.state.load(order) & QUEUED) as u32
     }
 
-    /// Whether a message could be taken now with `limit`.
+    /// Messages held for replay now.
+    pub fn held(&self) -> u32 {
+        (self.state.load(Ordering::SeqCst) >> 32) as u32
+    }
+
+    /// Whether a new message could be taken now with `limit`.
     pub fn has_room(&self, limit: u32) -> bool {
-        self.queued.load(Ordering::SeqCst) < limit
+        // A hold sets the high half, so any hold puts the word past every limit.
+        self.state.load(Ordering::SeqCst) < u64::from(limit)
     }
 
-    /// Takes a place if the queue is under `limit`.
+    /// Takes a place for a new message if none is held and the queue is under `limit`.
     pub fn try_take(&self, limit: u32) -> bool {
-        self.queued
+        self.state
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < limit).then_some(n + 1)
+                (n < u64::from(limit)).then_some(n + 1)
             })
             .is_ok()
     }
 
-    /// Takes a place whatever the limit: for messages accepted before (replayed from the log
-    /// or the dead-letter store), which must not wait behind new ones.
+    /// Takes a place whatever the limit: for messages accepted before (replayed from the
+    /// dead-letter store), which must not wait behind new ones.
     pub fn take(&self) {
-        self.queued.fetch_add(1, Ordering::SeqCst);
+        self.state.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Holds a message for replay: new senders wait until every hold is released.
+    pub fn hold(&self) {
+        self.state.fetch_add(HELD, Ordering::SeqCst);
+    }
+
+    /// Takes a place for a held message if the queue is under `window`, holds or not.
+    pub fn try_take_held(&self, window: u32) -> bool {
+        self.state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n & QUEUED < u64::from(window)).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// A held message entered its endpoint's queue (or its dead letters); the shards to wake
+    /// when that was the last hold.
+    pub fn release_hold(&self) -> Waiting {
+        let before = self.state.fetch_sub(HELD, Ordering::SeqCst);
+        if before >> 32 != 1 {
+            return Waiting(0);
+        }
+        self.take_waiting()
     }
 
     /// Notes that shard `shard` waits for room. Look at the count again afterwards.
@@ -70,7 +112,11 @@ impl QueueCount {
 
     /// Gives a place back; the shards to wake, if any waited.
     pub fn done(&self) -> Waiting {
-        self.queued.fetch_sub(1, Ordering::SeqCst);
+        self.state.fetch_sub(1, Ordering::SeqCst);
+        self.take_waiting()
+    }
+
+    fn take_waiting(&self) -> Waiting {
         if self.waiting.load(Ordering::SeqCst) == 0 {
             return Waiting(0);
         }
@@ -99,6 +145,30 @@ mod tests {
         // Told once: the bits are cleared.
         assert!(count.done().is_empty());
         assert!(count.has_room(2));
+    }
+
+    /// While any message is held for replay, new senders find no room, but held messages
+    /// still go in up to their window; the last release wakes the waiters.
+    #[test]
+    fn held_messages_keep_new_ones_out_until_the_last_is_released() {
+        let count = QueueCount::default();
+        count.hold();
+        count.hold();
+        assert!(!count.has_room(10) && !count.try_take(10));
+        assert_eq!(count.held(), 2);
+        assert!(count.try_take_held(1));
+        assert!(!count.try_take_held(1), "the window is full");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        count.wait_from(3);
+        assert!(count.release_hold().is_empty(), "one is still held");
+        assert!(!count.try_take(10));
+        assert_eq!(count.done().shards(4).collect::<Vec<_>>(), [3]);
+        assert!(count.try_take_held(1));
+        count.wait_from(2);
+        assert_eq!(count.release_hold().shards(4).collect::<Vec<_>>(), [2]);
+        assert_eq!(count.held(), 0);
+        assert!(count.try_take(10), "no hold left: new senders come in");
+        assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 
     /// Threads racing to take places never take more than the limit between them.
