@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::listeners::Listeners;
 use super::plan::Plan;
 use super::watch::{self, Snapshot};
-use crate::control::{Command, Control, PhaseAnswer, ShardError};
+use crate::control::{Command, Control, PhaseAnswer, ShardError, Ticket};
 use crate::ingress::budget::InputBudget;
 use crate::routes::file::Workers;
 use crate::routes::{self, RouteTable, ServerChange, TableDiff};
@@ -50,22 +50,32 @@ impl ReloadOutcome {
             }
         }
     }
+
+    /// The first line of what the log says, without the reasons.
+    pub fn headline(&self) -> String {
+        match self {
+            ReloadOutcome::Applied(summary) => format!("reload applied: {summary}"),
+            ReloadOutcome::Invalid(_) => {
+                "reload refused: the file has errors; the running configuration stays".into()
+            }
+            ReloadOutcome::Refused(_) => "reload refused; the running configuration stays".into(),
+            ReloadOutcome::Aborted(_) => {
+                "reload aborted; every shard keeps the running configuration".into()
+            }
+            ReloadOutcome::Unconfirmed(_) => {
+                "reload committed, but not every shard confirmed it".into()
+            }
+        }
+    }
 }
 
 impl fmt::Display for ReloadOutcome {
     /// What the log and `ganglion reload` say: a headline, then one indented line per reason.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headline = match self {
-            ReloadOutcome::Applied(summary) => return write!(f, "reload applied: {summary}"),
-            ReloadOutcome::Invalid(_) => {
-                "reload refused: the file has errors; the running configuration stays"
-            }
-            ReloadOutcome::Refused(_) => "reload refused; the running configuration stays",
-            ReloadOutcome::Aborted(_) => {
-                "reload aborted; every shard keeps the running configuration"
-            }
-            ReloadOutcome::Unconfirmed(_) => "reload committed, but not every shard confirmed it",
-        };
+        let headline = self.headline();
+        if let ReloadOutcome::Applied(_) = self {
+            return f.write_str(&headline);
+        }
         write!(f, "{headline}:")?;
         for reason in self.reasons() {
             write!(f, "\n  {reason}")?;
@@ -153,6 +163,9 @@ pub struct Reloader {
     control: Arc<Control>,
     /// The files as the last reload read them, for the watch.
     files: Snapshot,
+    /// Each shard's [`Command::Start`], until every shard has carried it out (replayed its
+    /// log and started accepting).
+    starting: Vec<Ticket>,
 }
 
 /// What a reloader is fixed to for the router's life: the config file and the shard count
@@ -183,16 +196,25 @@ impl Reloader {
             listeners: Listeners::new(input_budget),
             control,
             files,
+            starting: Vec::new(),
         };
         let diff = routes::diff(None, &table);
         match reloader.apply(table, diff) {
             ReloadOutcome::Applied(summary) => log::info!("start-up: {summary}"),
             failed => return Err(failed),
         }
-        for shard in 0..reloader.shards {
-            reloader.control.send(shard, Command::Start);
-        }
+        reloader.starting = (0..reloader.shards)
+            .map(|shard| reloader.control.send(shard, Command::Start))
+            .collect();
         Ok(reloader)
+    }
+
+    /// Whether every shard has replayed its log and is accepting on every listener (each
+    /// listener's socket has been listening since the start-up reload bound it).
+    pub fn serving(&mut self) -> bool {
+        let control = &self.control;
+        self.starting.retain(|ticket| !control.handled(*ticket));
+        self.starting.is_empty()
     }
 
     /// The shards' mailboxes.
