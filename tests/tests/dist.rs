@@ -1,4 +1,6 @@
-//! What `dist/` ships for installing ganglion: the systemd unit passes `systemd-analyze verify`
+//! What `dist/` ships for installing ganglion: the sample configurations pass `ganglion check`
+//! once laid out as docs/operations.md installs them (beside their TLS files in `tls/`), and
+//! agree with the systemd unit on the data directory; the unit passes `systemd-analyze verify`
 //! and starts the router with flags `ganglion run` has.
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +25,62 @@ fn unit_values(unit: &str, key: &str) -> Vec<String> {
         .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
         .map(str::to_string)
         .collect()
+}
+
+/// `dist/examples` laid out as in /etc/ganglion: the files side by side, the example TLS files
+/// (public, for examples only) in `tls/`.
+fn installed_examples() -> Scratch {
+    let scratch = Scratch::new("dist-examples");
+    let examples = workspace().join("dist/examples");
+    for entry in std::fs::read_dir(&examples).expect("dist/examples") {
+        let path = entry.unwrap().path();
+        std::fs::copy(
+            &path,
+            scratch.join(&path.file_name().unwrap().to_string_lossy()),
+        )
+        .unwrap();
+    }
+    std::fs::create_dir(scratch.join("tls")).unwrap();
+    for name in ["ca.pem", "hub.pem", "hub.key", "client.pem", "client.key"] {
+        std::fs::copy(
+            workspace().join("examples/tls").join(name),
+            scratch.join("tls").join(name),
+        )
+        .unwrap();
+    }
+    scratch
+}
+
+#[test]
+fn the_sample_configurations_pass_check() {
+    let scratch = installed_examples();
+    let data_dirs = unit_values(&unit(), "ReadWritePaths");
+    for name in ["small-hospital.toml", "national-directory.toml"] {
+        let config = scratch.join(name);
+        let output = ganglion(&["check", "--config", &config.display().to_string()]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{name}:\n{stdout}\n{stderr}");
+        assert!(!stderr.contains("warning"), "{name}:\n{stderr}");
+        // "…; 6 of 6 tests passed": every [[test]] ran and passed, and there are some.
+        let (passed, total) = stdout
+            .trim()
+            .rsplit_once("; ")
+            .and_then(|(_, tail)| tail.strip_suffix(" tests passed"))
+            .and_then(|counts| counts.split_once(" of "))
+            .unwrap_or_else(|| panic!("{name}: {stdout}"));
+        assert_eq!(passed, total, "{name}: {stdout}");
+        assert_ne!(total, "0", "{name} has no [[test]]");
+
+        // The unit lets the router write where the sample keeps its data.
+        let text = std::fs::read_to_string(&config).unwrap();
+        let data_dir = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data_dir = "))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| panic!("{name} names no data_dir"));
+        assert_eq!(data_dirs, vec![data_dir], "{name} and ganglion.service");
+    }
 }
 
 #[test]
