@@ -39,9 +39,9 @@ pub enum Command {
     /// hold back new messages for every endpoint it still has messages for (handing each its
     /// first few), and answer. Nothing is accepted yet.
     Start { reply: Sender<PhaseAnswer> },
-    /// Once every shard answered [`Command::Start`]: accept connections, and feed the
-    /// endpoints the rest of the log's messages as they make room.
-    Serve,
+    /// Once every shard answered [`Command::Start`]: accept connections (answering once it
+    /// does), and feed the endpoints the rest of the log's messages as they make room.
+    Serve { reply: Sender<PhaseAnswer> },
     /// Stop accepting, answer what was read, deliver what is queued (within the grace
     /// period), then stop.
     Shutdown,

@@ -6,12 +6,15 @@
 //! each shard binds its own sockets; commit), then they replay their logs and accept. This
 //! thread becomes the control thread: it turns SIGHUP, a settled change to the config file
 //! and admin requests into two-phase reloads, and SIGTERM/SIGINT into a graceful shutdown.
+//! It also tells the service manager, when there is one (`service`), once every shard serves,
+//! around each reload, and when shutdown begins.
 pub mod admin;
 mod data_dir;
 mod listeners;
 mod outcomes;
 pub mod plan;
 mod reload;
+mod service;
 mod shard_listeners;
 mod shard_main;
 mod wal_budget;
@@ -42,6 +45,7 @@ use crate::tls::config::TlsConfigError;
 use crate::wal::WalConfig;
 use admin::AdminRequest;
 pub use reload::ReloadOutcome;
+use service::Service;
 
 /// How the operator started the daemon.
 #[derive(Debug, Clone)]
@@ -100,8 +104,19 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> RunError {
     move |source| RunError::Io { what, source }
 }
 
-/// Runs the router until SIGTERM or SIGINT; returns once every shard has stopped.
+/// Runs the router until SIGTERM or SIGINT; returns once every shard has stopped. A service
+/// manager that listens (`NOTIFY_SOCKET`) is told how start-up goes, and why it failed.
 pub fn run(options: RunOptions) -> Result<(), RunError> {
+    let mut service = Service::from_env();
+    service.status(&format!("starting: reading {}", options.config.display()));
+    let result = serve(options, &mut service);
+    if let Err(e) = &result {
+        service.status(&format!("failed to start: {e}"));
+    }
+    result
+}
+
+fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     let read = watch::read_stable(&options.config, None).map_err(|unsettled| RunError::Io {
         what: "reading the configuration".to_string(),
         source: io::Error::other(unsettled),
@@ -205,6 +220,10 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         });
     }
     // Start-up is a reload from the empty table: the same plan, prepare and commit.
+    service.status(&format!(
+        "starting: applying {} on {workers} shard(s), then reading the write-ahead log",
+        options.config.display()
+    ));
     let setup = reload::Setup {
         config: options.config.clone(),
         shards: workers,
@@ -244,6 +263,10 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
             return Err(e);
         }
     };
+    let mut notice = Notice {
+        service,
+        runtime: format!("{workers} shard(s), {driver}"),
+    };
     control_loop(
         &options,
         signals,
@@ -251,7 +274,12 @@ pub fn run(options: RunOptions) -> Result<(), RunError> {
         &admin,
         &dead_letters,
         &log_budget,
+        &mut notice,
     );
+    notice.service.stopping(&format!(
+        "stopping: answering senders, delivering what is queued (up to {} s)",
+        options.grace.as_secs()
+    ));
 
     for shard in 0..control.shards() {
         control.send(shard, Command::Shutdown);
@@ -300,6 +328,27 @@ fn input_budget(table: &crate::routes::RouteTable, metrics: &Arc<Metrics>) -> Ar
     InputBudget::new(limit, Arc::clone(metrics))
 }
 
+/// What the service manager is told, and the part of it that does not change.
+struct Notice<'a> {
+    service: &'a mut Service,
+    /// Shards and driver: "2 shard(s), io_uring".
+    runtime: String,
+}
+
+impl Notice<'_> {
+    /// The status line while serving: what is in force.
+    fn serving(&self, reloader: &reload::Reloader) -> String {
+        let table = &reloader.current().table;
+        format!(
+            "serving: {} listener(s), {} endpoint(s), {} route(s); {}",
+            table.listeners().len(),
+            table.endpoints().len(),
+            table.rules().len(),
+            self.runtime
+        )
+    }
+}
+
 /// Signals, the config-file watch and admin requests, until told to stop.
 fn control_loop(
     options: &RunOptions,
@@ -308,16 +357,22 @@ fn control_loop(
     admin: &admin::Admin,
     dead_letters: &DeadLetterStore,
     budget: &wal_budget::BudgetSetting,
+    notice: &mut Notice<'_>,
 ) {
     // The routes file and the directory it names, as the last reload read them: ops staff
     // edit either.
     let mut watch = watch::Watch::new(reloader.files().clone());
     loop {
+        if !notice.service.is_ready() && reloader.serving() {
+            log::info!("serving: every shard has read its log and accepts");
+            let status = notice.serving(reloader);
+            notice.service.ready(&status);
+        }
         for signal in signals.pending() {
             match signal {
                 SIGHUP => {
                     log::info!("SIGHUP: reloading {}", options.config.display());
-                    reload(reloader, admin, &mut watch, false, budget);
+                    reload(reloader, admin, &mut watch, false, budget, notice);
                 }
                 _ => {
                     log::info!("signal {signal}: shutting down");
@@ -328,7 +383,8 @@ fn control_loop(
         while let Some(request) = admin.next_request() {
             match request {
                 AdminRequest::Reload { allow_empty, reply } => {
-                    let _ = reply.send(reload(reloader, admin, &mut watch, allow_empty, budget));
+                    let outcome = reload(reloader, admin, &mut watch, allow_empty, budget, notice);
+                    let _ = reply.send(outcome);
                 }
                 AdminRequest::Replay { id, reply } => {
                     let _ = reply.send(replay(&id, reloader.control(), dead_letters));
@@ -337,7 +393,7 @@ fn control_loop(
         }
         if options.watch && watch.poll(Instant::now()) {
             log::info!("the configuration changed: reloading");
-            reload(reloader, admin, &mut watch, false, budget);
+            reload(reloader, admin, &mut watch, false, budget, notice);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -373,15 +429,23 @@ fn replay(id: &DeadLetterId, control: &Control, store: &DeadLetterStore) -> Resu
 }
 
 /// Reloads, lets the admin server see the routing now in force, and has the watch wait for
-/// the next change of the files this reload read.
+/// the next change of the files this reload read. The service manager sees the reload begin
+/// and end (the router serves throughout, on the old configuration or the new).
 fn reload(
     reloader: &mut reload::Reloader,
     admin: &admin::Admin,
     watch: &mut watch::Watch,
     allow_empty: bool,
     budget: &wal_budget::BudgetSetting,
+    notice: &Notice<'_>,
 ) -> ReloadOutcome {
+    let serving = notice.serving(reloader);
+    notice.service.reloading(&format!("reloading; {serving}"));
     let outcome = reloader.reload(allow_empty);
+    let serving = notice.serving(reloader);
+    notice
+        .service
+        .reloaded(&format!("{serving}; last {}", outcome.headline()));
     budget.follow(&reloader.current().table);
     watch.reloaded(reloader.files().clone());
     if let Ok(mut current) = admin.routing.lock() {

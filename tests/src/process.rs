@@ -65,16 +65,35 @@ impl RouterProcess {
             &timeout,
             "--no-watch",
         ];
-        RouterProcess::launch(wrapper, config, &args, expect)
+        RouterProcess::launch(wrapper, config, &args, &[], expect)
     }
 
     /// As [`RouterProcess::start`], without `--no-watch`: the router reloads when the file
     /// changes.
     pub fn start_watching(config: &Path, args: &[&str], expect: &[&str]) -> RouterProcess {
-        RouterProcess::launch(&[], config, args, expect)
+        RouterProcess::launch(&[], config, args, &[], expect)
     }
 
-    fn launch(wrapper: &[&str], config: &Path, args: &[&str], expect: &[&str]) -> RouterProcess {
+    /// As [`RouterProcess::start`], with these environment variables set for the router
+    /// (`NOTIFY_SOCKET`, say).
+    pub fn start_with_env(
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        expect: &[&str],
+    ) -> RouterProcess {
+        let mut all = vec!["--no-watch"];
+        all.extend_from_slice(args);
+        RouterProcess::launch(&[], config, &all, env, expect)
+    }
+
+    fn launch(
+        wrapper: &[&str],
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        expect: &[&str],
+    ) -> RouterProcess {
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut command = Command::new(program);
@@ -92,6 +111,9 @@ impl RouterProcess {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
+            // Only a test that asks for it talks to a service manager.
+            .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

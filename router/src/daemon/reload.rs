@@ -50,22 +50,32 @@ impl ReloadOutcome {
             }
         }
     }
+
+    /// The first line of what the log says, without the reasons.
+    pub fn headline(&self) -> String {
+        match self {
+            ReloadOutcome::Applied(summary) => format!("reload applied: {summary}"),
+            ReloadOutcome::Invalid(_) => {
+                "reload refused: the file has errors; the running configuration stays".into()
+            }
+            ReloadOutcome::Refused(_) => "reload refused; the running configuration stays".into(),
+            ReloadOutcome::Aborted(_) => {
+                "reload aborted; every shard keeps the running configuration".into()
+            }
+            ReloadOutcome::Unconfirmed(_) => {
+                "reload committed, but not every shard confirmed it".into()
+            }
+        }
+    }
 }
 
 impl fmt::Display for ReloadOutcome {
     /// What the log and `ganglion reload` say: a headline, then one indented line per reason.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headline = match self {
-            ReloadOutcome::Applied(summary) => return write!(f, "reload applied: {summary}"),
-            ReloadOutcome::Invalid(_) => {
-                "reload refused: the file has errors; the running configuration stays"
-            }
-            ReloadOutcome::Refused(_) => "reload refused; the running configuration stays",
-            ReloadOutcome::Aborted(_) => {
-                "reload aborted; every shard keeps the running configuration"
-            }
-            ReloadOutcome::Unconfirmed(_) => "reload committed, but not every shard confirmed it",
-        };
+        let headline = self.headline();
+        if let ReloadOutcome::Applied(_) = self {
+            return f.write_str(&headline);
+        }
         write!(f, "{headline}:")?;
         for reason in self.reasons() {
             write!(f, "\n  {reason}")?;
@@ -153,6 +163,8 @@ pub struct Reloader {
     control: Arc<Control>,
     /// The files as the last reload read them, for the watch.
     files: Snapshot,
+    /// Every shard has read its log and answered that it accepts.
+    serving: bool,
 }
 
 /// What a reloader is fixed to for the router's life: the config file and the shard count
@@ -183,6 +195,7 @@ impl Reloader {
             listeners: Listeners::new(input_budget),
             control,
             files,
+            serving: false,
         };
         let diff = routes::diff(None, &table);
         match reloader.apply(table, diff) {
@@ -197,7 +210,7 @@ impl Reloader {
     /// back new messages for the endpoints it still has messages for; only once all have (so
     /// that no shard takes a new message for an endpoint another shard's log holds an older
     /// one for) do they serve. Reading a large log takes a while: no deadline, but word of it.
-    fn replay_then_serve(&self) {
+    fn replay_then_serve(&mut self) {
         let (reply, answers) = mpsc::channel();
         for shard in 0..self.shards {
             let reply = reply.clone();
@@ -218,9 +231,20 @@ impl Reloader {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
+        let (reply, answers) = mpsc::channel();
         for shard in 0..self.shards {
-            self.control.send(shard, Command::Serve);
+            let reply = reply.clone();
+            self.control.send(shard, Command::Serve { reply });
         }
+        drop(reply);
+        let serving = answers.iter().take(self.shards).count();
+        self.serving = serving == self.shards;
+    }
+
+    /// Whether every shard has read its log and is accepting on every listener (each
+    /// listener's socket has been listening since the start-up reload bound it).
+    pub fn serving(&self) -> bool {
+        self.serving
     }
 
     /// The shards' mailboxes.

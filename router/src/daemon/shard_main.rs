@@ -160,8 +160,9 @@ pub async fn run(info: ShardInfo, context: Context) {
                     }
                     let _ = reply.send(answer(Ok(())));
                 }
-                Command::Serve => {
+                Command::Serve { reply } => {
                     listeners.serve(&shard);
+                    let _ = reply.send(answer(Ok(())));
                     if let Some(durability) = &durability {
                         let backlog = std::mem::take(&mut backlog);
                         let (shard, durability) = (Rc::clone(&shard), Rc::clone(durability));
