@@ -13,6 +13,8 @@
 //! - [`backoff`]: exponential backoff with full jitter, so endpoints that fail together do not
 //!   come back together.
 //! - [`settings`]: timeouts, backoff and breaker settings shared by every endpoint.
+//! - [`status`]: what anyone may read about an endpoint (connection, circuit, oldest queued,
+//!   counts, last error), written by its worker, read by `/endpoints`.
 pub mod acked;
 pub mod backoff;
 pub mod connect;
@@ -21,5 +23,6 @@ pub mod gate;
 pub mod itk;
 pub mod policy;
 pub mod settings;
+pub mod status;
 pub mod verdict;
 pub mod worker;

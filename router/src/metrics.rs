@@ -4,7 +4,7 @@
 //! One histogram: how long each write-ahead-log fdatasync took, since every acknowledgement
 //! waits for one and the disk is what a durable router's latency tail is made of.
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
@@ -28,6 +28,21 @@ pub struct ShardCounters {
     pub wal_sync: SyncHistogram,
     /// Connections ingress closed because a limit was reached (see `ingress::cutoff`).
     pub ingress_closed: CutoffCounters,
+    /// What `/readyz` asks of the shard.
+    pub health: ShardHealth,
+}
+
+/// A shard's answers to "is it ready?", kept where the admin thread can read them.
+#[derive(Default)]
+pub struct ShardHealth {
+    /// Accepting on its listeners: set once start-up has read the logs, cleared at shutdown
+    /// and when the shard's thread ends for any reason.
+    pub serving: AtomicBool,
+    /// Its log refuses messages now (disk or budget full): senders are told to try later.
+    pub log_refusing: AtomicBool,
+    /// Its log failed (an fsync failed, or its thread is gone): nothing more is acknowledged
+    /// until a restart.
+    pub log_failed: AtomicBool,
 }
 
 /// Senders' unfinished input held beyond each connection's first buffer, against the
@@ -78,6 +93,11 @@ impl Metrics {
             shards: (0..shards.max(1)).map(|_| CachePadded::default()).collect(),
             input: CachePadded::default(),
         })
+    }
+
+    /// How many shards there are.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
     }
 
     /// This shard's counters. Every shard has a block, so an index past the end is a bug;

@@ -406,7 +406,11 @@ impl Shard {
             .find_map(|routing| routing.table.endpoint_id(name).map(|id| (routing, id)))?;
         let endpoint = routing.table.endpoint(id)?;
         let tls = routing.client_tls_for(endpoint);
-        let worker = Worker::new(Arc::new(endpoint.clone()), tls);
+        let status = routing
+            .handle(id)
+            .map(|handle| Arc::clone(&handle.status))
+            .unwrap_or_default();
+        let worker = Worker::new(Arc::new(endpoint.clone()), tls, status);
         self.workers
             .borrow_mut()
             .insert(Arc::clone(worker.name()), Rc::clone(&worker));

@@ -19,7 +19,10 @@ fn routes(scratch: &Scratch, server_extra: &str) -> PathBuf {
         "routes.toml",
         format!(
             "[server]\nworkers = 1\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n{server_extra}\n\
-             [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n",
+             [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+             [[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"127.0.0.1:9\"\n\
+             prewarm = false\n\n\
+             [[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
             scratch.join("data").display()
         ),
     )

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use codecs::hl7v2::{AckCode, Message};
+use tests::admin::request;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::RouterProcess;
 use tests::scratch::Scratch;
@@ -152,6 +153,10 @@ fn refuse_then_recover(router: &mut RouterProcess, port: SocketAddr, kib: usize)
         "{}",
         router.output()
     );
+    // The readiness probe says why the router cannot take messages now.
+    let ready = request(router.addr("admin"), "GET", "/readyz", &[]).unwrap();
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(ready.body.contains("refuses messages"), "{ready:?}");
 
     let endpoint = Endpoint::mllp_on(TcpListener::bind(port).unwrap(), None, |_, _| {
         Reply::Ack(AckCode::AA)
@@ -176,6 +181,8 @@ fn refuse_then_recover(router: &mut RouterProcess, port: SocketAddr, kib: usize)
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {line:?}"));
     assert!(refused >= 6, "{line}");
+    let ready = request(router.addr("admin"), "GET", "/readyz", &[]).unwrap();
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
     assert_eq!(router.count_output("refusing messages"), 1, "{out}");
 }
 

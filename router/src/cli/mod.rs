@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod admin_client;
 pub mod check;
 pub mod dead_letters;
+pub mod endpoints;
 pub mod explain;
 pub mod inspect;
 mod offline_log;
@@ -37,6 +38,8 @@ enum Command {
     Run(run::Args),
     /// Ask a running router to reload its routes file.
     Reload(reload::Args),
+    /// Show a running router's endpoints: connection, circuit, queue, last error.
+    Endpoints(endpoints::Args),
     /// List, show, replay or drop dead letters in a data directory (offline: works on the files).
     DeadLetters(dead_letters::Args),
     /// Inspect the write-ahead log's files, or replay records kept in its quarantine.
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Wal(args) => wal::run(args),
         Command::Run(args) => run::run(args),
         Command::Reload(args) => reload::run(args),
+        Command::Endpoints(args) => endpoints::run(args),
     };
     match result {
         Ok(code) => code,

@@ -57,14 +57,14 @@ pub struct WalSpec {
 
 /// Opens the shard's log on its own thread, inside its own descriptor table, so that the files
 /// are in no other table (a deleted segment must not stay open elsewhere and keep its space).
-fn open_log(info: ShardInfo, spec: &WalSpec) -> Result<Durability, String> {
+fn open_log(info: ShardInfo, spec: &WalSpec, metrics: &Arc<Metrics>) -> Result<Durability, String> {
     let (log, reports) = Durability::open(
         &spec.data_dir,
-        info.index,
-        info.count,
+        (info.index, info.count),
         spec.config.clone(),
         Arc::clone(&spec.budget),
         Arc::clone(&spec.marks),
+        Arc::clone(metrics),
     )
     .map_err(|e| format!("shard {}: write-ahead log: {e}", info.index))?;
     for (number, report) in reports {
@@ -75,13 +75,33 @@ fn open_log(info: ShardInfo, spec: &WalSpec) -> Result<Durability, String> {
     Ok(log)
 }
 
+/// Whether the shard accepts, for `/readyz`: no longer once it is shutting down or its task
+/// ended for whatever reason (a panic unwinds through this).
+struct Serving {
+    metrics: Arc<Metrics>,
+    shard: usize,
+}
+
+impl Serving {
+    fn set(&self, serving: bool) {
+        let health = &self.metrics.shard(self.shard).health;
+        health.serving.store(serving, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
 /// Runs one shard: from the empty routing it is built with, through the start-up reload and
 /// every reload after it, to shutdown.
 pub async fn run(info: ShardInfo, context: Context) {
     let durability = match context
         .wal
         .as_ref()
-        .map(|spec| open_log(info, spec))
+        .map(|spec| open_log(info, spec, &context.metrics))
         .transpose()
     {
         Ok(log) => log.map(Rc::new),
@@ -109,7 +129,7 @@ pub async fn run(info: ShardInfo, context: Context) {
     );
     monoio::spawn(Rc::clone(&shard).run_inbox());
     if let Some(durability) = &durability {
-        if let Err(e) = durability.start(Arc::clone(&context.metrics)) {
+        if let Err(e) = durability.start() {
             log::error!("shard {}: cannot start its fsync thread: {e}", info.index);
         }
         let committer = Rc::clone(durability);
@@ -120,6 +140,10 @@ pub async fn run(info: ShardInfo, context: Context) {
     let mut listeners = ShardListeners::new(info.index);
     let mut prepared: Option<Arc<ReloadPlan>> = None;
     let mut backlog = Backlog::default();
+    let serving = Serving {
+        metrics: Arc::clone(&context.metrics),
+        shard: info.index,
+    };
     let answer = |result| PhaseAnswer {
         shard: info.index,
         result,
@@ -162,6 +186,7 @@ pub async fn run(info: ShardInfo, context: Context) {
                 }
                 Command::Serve { reply } => {
                     listeners.serve(&shard);
+                    serving.set(true);
                     let _ = reply.send(answer(Ok(())));
                     if let Some(durability) = &durability {
                         let backlog = std::mem::take(&mut backlog);
@@ -175,6 +200,7 @@ pub async fn run(info: ShardInfo, context: Context) {
                     let _ = reply.send(replay_letter(&shard, &letter).await);
                 }
                 Command::Shutdown => {
+                    serving.set(false);
                     shard.release_waiters();
                     listeners.shut_down().await;
                     context.ingress_open.fetch_sub(1, Ordering::AcqRel);

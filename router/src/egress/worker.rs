@@ -12,7 +12,7 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::ClientConfig;
 
@@ -22,6 +22,7 @@ use super::exchange::{exchange, Exchange};
 use super::gate::ConnectGate;
 use super::policy::{Budget, Machine, Next, Policy, Step, Stuck, StuckWatch};
 use super::settings::EgressSettings;
+use super::status::{Connection, EndpointStatus};
 use super::verdict::{Failure, Verdict};
 use crate::deadletter::DeadLetterError;
 use crate::net::pool::BufferPool;
@@ -63,6 +64,8 @@ pub struct Worker {
     stopping: Cell<bool>,
     /// Keep a connection open even with nothing to send.
     prewarm: Cell<bool>,
+    /// What `/endpoints` shows of this endpoint; outlives the worker across reloads.
+    status: Arc<EndpointStatus>,
 }
 
 /// What every worker of a shard shares.
@@ -98,6 +101,7 @@ struct Link {
     /// the dead letter; empty otherwise.
     last_reply: Vec<u8>,
     stuck: StuckWatch,
+    status: Arc<EndpointStatus>,
 }
 
 /// Larger kept replies are given back once their message is done rather than kept for the
@@ -108,6 +112,7 @@ impl Link {
     fn drop_stream(&mut self, ctx: &WorkerContext) {
         if self.stream.take().is_some() {
             ctx.counters.connection_closed();
+            self.status.closed();
         }
     }
 
@@ -134,9 +139,14 @@ fn millis(d: Duration) -> Duration {
 }
 
 impl Worker {
-    pub fn new(endpoint: Arc<Endpoint>, tls: Option<Arc<ClientConfig>>) -> Rc<Worker> {
+    pub fn new(
+        endpoint: Arc<Endpoint>,
+        tls: Option<Arc<ClientConfig>>,
+        status: Arc<EndpointStatus>,
+    ) -> Rc<Worker> {
         let prewarm = endpoint.prewarm;
         Rc::new(Worker {
+            status,
             prewarm: Cell::new(prewarm),
             name: Arc::from(endpoint.name.as_str()),
             target: RefCell::new(Target { endpoint, tls }),
@@ -215,12 +225,15 @@ impl Worker {
             acked: AckedIds::default(),
             last_reply: Vec::new(),
             stuck: StuckWatch::default(),
+            status: Arc::clone(&self.status),
         };
         loop {
             if self.reconnect.replace(false) {
                 link.drop_stream(&ctx);
             }
             let front = self.queue.borrow().front().cloned();
+            self.status
+                .set_oldest(front.as_ref().map(|d| d.message.arrived));
             let Some(delivery) = front else {
                 self.watch(&mut link, None, Duration::MAX);
                 if self.stopping.get() {
@@ -241,6 +254,7 @@ impl Worker {
             if let Err(failure) = &verdict {
                 if step.give_up.is_none() {
                     let after = until.saturating_duration_since(Instant::now());
+                    self.status.retried();
                     ctx.outcomes
                         .retrying(&delivery, &failure.to_string(), after);
                 }
@@ -310,9 +324,17 @@ impl Worker {
         };
         if step.circuit_closed {
             log::info!("endpoint {}: reachable again; circuit closed", self.name);
+            self.status.circuit_closed();
+        }
+        if let Err(failure) = verdict {
+            self.status.failed(failure.to_string(), SystemTime::now());
+            if link.stream.is_none() {
+                self.status.set_connection(Connection::Down);
+            }
         }
         match (verdict, step.give_up) {
             (Ok(()), _) => {
+                self.status.delivered();
                 self.finish(ctx);
                 link.forget_reply();
                 ctx.outcomes.delivered(delivery);
@@ -329,6 +351,7 @@ impl Worker {
                 };
                 let reply = (!link.last_reply.is_empty()).then_some(&link.last_reply[..]);
                 ctx.outcomes.dead_letter(delivery, why, &detail, reply);
+                self.status.dead_lettered();
                 link.forget_reply();
             }
             (Err(_), None) => {}
@@ -379,6 +402,7 @@ impl Worker {
 
     /// Says once that the circuit opened, and hands back when it is next probed.
     fn circuit_opened(&self, link: &Link, ctx: &WorkerContext, until: Instant) -> Instant {
+        self.status.circuit_opened(SystemTime::now());
         log::warn!(
             "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
             self.name,
@@ -393,6 +417,7 @@ impl Worker {
     async fn idle(&self, link: &mut Link, ctx: &WorkerContext, policy: &Policy) {
         if link.stream.is_none() && self.prewarm.get() && !self.stopping.get() {
             if let Err(e) = self.open(link, ctx).await {
+                self.status.failed(e.to_string(), SystemTime::now());
                 let until = match link.machine.connection_failed(Instant::now(), policy) {
                     Next::OpenCircuit { until } => self.circuit_opened(link, ctx, until),
                     Next::WaitUntil(until) => until,
@@ -445,6 +470,7 @@ impl Worker {
             (Arc::clone(&target.endpoint), target.tls.clone())
         };
         let _pass = ctx.gate.enter().await;
+        self.status.set_connection(Connection::Connecting);
         match connect(
             &endpoint,
             tls.as_ref(),
@@ -457,11 +483,14 @@ impl Worker {
                 link.tls_error_logged = false;
                 link.acked.clear();
                 ctx.counters.connection_opened(&fresh);
+                self.status
+                    .connected(fresh.tls_state().is_some().then(|| fresh.resumed()));
                 link.stream = Some(fresh);
                 Ok(())
             }
             Err(e) => {
                 let failure = Failure::from(e);
+                self.status.set_connection(Connection::Down);
                 // A certificate problem does not go away by retrying: say it once.
                 if failure.is_tls() && !std::mem::replace(&mut link.tls_error_logged, true) {
                     log::warn!("endpoint {}: {failure}", self.name);

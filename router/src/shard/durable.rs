@@ -13,6 +13,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ShardHealth};
 use crate::runtime::mesh::Mesh;
 use crate::signal::LocalNotify;
 use crate::wal::{
@@ -121,6 +122,8 @@ pub struct Durability {
     /// Marks for this shard's logs made on this shard, and marks the mesh had no room for.
     local_marks: RefCell<Vec<RecordRef>>,
     overflow: RefCell<Vec<RecordRef>>,
+    /// fsync durations, and the log's health for `/readyz`.
+    metrics: Arc<Metrics>,
 }
 
 /// The number of `shard-<n>` logs under `data_dir` (the highest n, plus one).
@@ -149,11 +152,11 @@ impl Durability {
     /// count against `budget`, which every shard shares. Returns what recovery found in each.
     pub fn open(
         data_dir: &Path,
-        shard: usize,
-        shards: usize,
+        (shard, shards): (usize, usize),
         config: WalConfig,
         budget: Arc<DiskBudget>,
         marks: Arc<Mesh<RecordRef>>,
+        metrics: Arc<Metrics>,
     ) -> Result<(Durability, Vec<(u16, Recovery)>), WalError> {
         let mut reports = Vec::new();
         let open = |n: usize| {
@@ -192,6 +195,7 @@ impl Durability {
                 marks,
                 local_marks: RefCell::new(Vec::new()),
                 overflow: RefCell::new(Vec::new()),
+                metrics,
             },
             reports,
         ))
@@ -200,11 +204,12 @@ impl Durability {
     /// Starts the fsync thread. Called on the shard's own thread, after it took its private
     /// descriptor table: the thread then shares that table, so the segment files the shard
     /// creates later are the files it syncs.
-    /// Each fdatasync's duration goes into `metrics`.
-    pub fn start(&self, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    /// Each fdatasync's duration goes into the metrics.
+    pub fn start(&self) -> std::io::Result<()> {
         let Some(receive) = self.receive.borrow_mut().take() else {
             return Ok(());
         };
+        let metrics = Arc::clone(&self.metrics);
         let done = Arc::clone(&self.done);
         let shard = self.shard;
         std::thread::Builder::new()
@@ -222,6 +227,16 @@ impl Durability {
                 }
             })?;
         Ok(())
+    }
+
+    fn health(&self) -> &ShardHealth {
+        &self.metrics.shard(self.shard).health
+    }
+
+    /// The log is poisoned: nothing after this is acknowledged.
+    fn log_failed(&self) {
+        self.failed.set(true);
+        self.health().log_failed.store(true, Ordering::Relaxed);
     }
 
     /// This shard's log number, for the [`RecordRef`]s of what it appends.
@@ -245,6 +260,7 @@ impl Durability {
             }
         };
         if let Some(episode) = self.refusing.borrow_mut().take() {
+            self.health().log_refusing.store(false, Ordering::Relaxed);
             log::warn!(
                 "shard {}: accepting messages again, after refusing {} message(s) over {:.1}s",
                 self.shard,
@@ -264,6 +280,7 @@ impl Durability {
     fn refused(&self, messages: usize, why: Option<&WalError>) {
         let mut refusing = self.refusing.borrow_mut();
         let episode = refusing.get_or_insert_with(|| {
+            self.health().log_refusing.store(true, Ordering::Relaxed);
             match why {
                 Some(e) => log::error!(
                     "shard {}: refusing messages: {e}; senders are told to try again later{}",
@@ -321,7 +338,7 @@ impl Durability {
                      will be acknowledged until the router restarts",
                     self.shard
                 );
-                self.failed.set(true);
+                self.log_failed();
                 self.progress.notify();
                 continue;
             }
@@ -345,7 +362,7 @@ impl Durability {
                          no further message will be acknowledged until the router restarts",
                         self.shard
                     );
-                    self.failed.set(true);
+                    self.log_failed();
                 }
             }
             self.progress.notify();

@@ -12,6 +12,7 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use super::room::QueueCount;
+use crate::egress::status::EndpointStatus;
 use crate::routes::{Endpoint, EndpointId, RouteTable, TlsProfile};
 use crate::tls::config::{client_config, ClientSettings, TlsConfigError};
 use crate::tls::sessions::SessionStore;
@@ -45,6 +46,8 @@ pub struct EndpointHandle {
     pub queued: Arc<QueueCount>,
     /// The endpoint's `queue_limit`: past it, senders are held back.
     pub queue_limit: u32,
+    /// What `/endpoints` shows: written by the owner's worker. Survives reloads with the name.
+    pub status: Arc<EndpointStatus>,
 }
 
 impl Routing {
@@ -72,6 +75,7 @@ impl Routing {
                     owner: owner_of(&e.name, shards),
                     queued: Arc::new(QueueCount::default()),
                     queue_limit: e.delivery.queue_limit,
+                    status: Arc::default(),
                 },
             })
             .collect();

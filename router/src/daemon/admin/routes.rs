@@ -1,4 +1,5 @@
-//! The routes: `/healthz`, `/readyz`, `/metrics`, `POST /reload`, `GET /dead-letters`,
+//! The routes: `/healthz`, `/readyz`, `/metrics`, `/endpoints`, `/endpoints/NAME`,
+//! `POST /reload`, `GET /dead-letters`,
 //! `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`, `POST /dead-letters/ID/drop`.
 //!
 //! Work that touches files or waits for the control thread runs on the runtime's blocking
@@ -6,7 +7,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, Method, StatusCode};
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 
-use super::AdminRequest;
+use super::{endpoints, ready, AdminRequest};
 use crate::daemon::reload::ReloadOutcome;
 use crate::deadletter::{json, DeadLetterId, DeadLetterStore};
 use crate::metrics::Metrics;
@@ -35,8 +36,10 @@ const CONTROL_WAIT: Duration = Duration::from_secs(60);
 pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { reply(200, "ok\n".into()) }))
-        .route("/readyz", get(|| async { reply(200, "ready\n".into()) }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/endpoints", get(endpoints))
+        .route("/endpoints/{name}", get(endpoint))
         .route("/reload", post(reload))
         .route("/dead-letters", get(list))
         .route("/dead-letters/{*rest}", any(dead_letter))
@@ -68,8 +71,36 @@ async fn blocking(work: impl FnOnce() -> (u16, String) + Send + 'static) -> Resp
     }
 }
 
+impl Shared {
+    /// The routing in force (the control thread swaps it at every reload).
+    fn current(&self) -> Arc<Routing> {
+        Arc::clone(&self.routing.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+async fn readyz(State(s): State<Shared>) -> Response {
+    let (status, body) = ready::answer(&ready::reasons(&s.metrics, &s.current()));
+    reply(status, body)
+}
+
+async fn endpoints(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let query = match endpoints::Query::parse(query.as_deref().unwrap_or("")) {
+        Ok(query) => query,
+        Err(why) => return reply(400, why + "\n"),
+    };
+    let body = endpoints::list(&s.current(), query, SystemTime::now());
+    reply(200, body.to_string() + "\n")
+}
+
+async fn endpoint(State(s): State<Shared>, Path(name): Path<String>) -> Response {
+    match endpoints::one(&s.current(), &name, SystemTime::now()) {
+        Some(body) => reply(200, body.to_string() + "\n"),
+        None => reply(404, format!("no endpoint named `{name}`\n")),
+    }
+}
+
 async fn metrics(State(s): State<Shared>) -> Response {
-    let current = Arc::clone(&s.routing.lock().unwrap_or_else(|p| p.into_inner()));
+    let current = s.current();
     let queued = current
         .endpoints
         .iter()

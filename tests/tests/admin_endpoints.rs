@@ -1,0 +1,191 @@
+//! `/endpoints`, `/endpoints/NAME` and `ganglion endpoints` against a running router: one
+//! endpoint that takes its messages and one that is down, each shown as it is, filtered,
+//! sorted and paged as asked, behind the admin token.
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use codecs::hl7v2::AckCode;
+use serde_json::Value;
+use tests::admin::{host, request, AdminResponse};
+use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::process::{ganglion, RouterProcess};
+use tests::scratch::Scratch;
+
+fn adt(id: &str) -> Vec<u8> {
+    format!("MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A01|{id}|P|2.4\rPID|1||{id}\r").into_bytes()
+}
+
+fn oru(id: &str) -> Vec<u8> {
+    format!("MSH|^~\\&|LAB|RX8|EPR|RX8|20261125||ORU^R01|{id}|P|2.4\rPID|1||{id}\r").into_bytes()
+}
+
+fn json(response: &AdminResponse) -> Value {
+    assert_eq!(response.status, 200, "{response:?}");
+    serde_json::from_str(&response.body).unwrap_or_else(|e| panic!("{e}: {response:?}"))
+}
+
+fn names(listing: &Value) -> Vec<String> {
+    listing["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
+    let scratch = Scratch::new("admin-endpoints");
+    let up = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = scratch.file(
+        "routes.toml",
+        format!(
+            "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+             [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+             [[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{}\"\n\n\
+             [[endpoint]]\nname = \"lab-archive\"\nprotocol = \"mllp\"\naddress = \"{down}\"\n\n\
+             [[route]]\nname = \"admissions\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n\n\
+             [[route]]\nname = \"results\"\nhl7.message_type = \"ORU\"\nto = \"lab-archive\"\n",
+            scratch.join("data").display(),
+            up.addr
+        ),
+    );
+    let router = RouterProcess::start(
+        &config,
+        &["--retry-base-ms", "20", "--grace", "1"],
+        &["in", "admin"],
+    );
+    let admin = router.addr("admin");
+    let token = std::fs::read_to_string(scratch.join("data/admin.token")).unwrap();
+    let bearer = format!("Authorization: Bearer {}", token.trim());
+    let host = host(admin);
+    let get = |path: &str| request(admin, "GET", path, &[&host, &bearer]).unwrap();
+
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            msa(&sender.exchange(&adt(&format!("A{i}"))).unwrap()).0,
+            "AA"
+        );
+    }
+    for i in 0..2 {
+        assert_eq!(
+            msa(&sender.exchange(&oru(&format!("R{i}"))).unwrap()).0,
+            "AA"
+        );
+    }
+    assert!(up.inbox.wait_for(3, Duration::from_secs(10)));
+
+    // The down endpoint has retried and says why.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let archive = loop {
+        let one = json(&get("/endpoints/lab-archive"));
+        if one["retried"].as_u64() >= Some(1) || Instant::now() > deadline {
+            break one;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(archive["name"], "lab-archive");
+    assert_eq!(archive["connection"], "down", "{archive}");
+    assert_eq!(archive["queued"], 2, "{archive}");
+    assert_eq!(archive["delivered"], 0);
+    assert!(archive["retried"].as_u64() >= Some(1), "{archive}");
+    assert!(
+        archive["oldest_queued_age_ms"].as_u64().is_some(),
+        "{archive}"
+    );
+    let error = archive["last_error"]["error"].as_str().unwrap_or_default();
+    assert!(!error.is_empty(), "{archive}");
+    assert_eq!(archive["address"], down.to_string());
+
+    let all = json(&get("/endpoints"));
+    assert_eq!(all["total"], 2);
+    assert_eq!(names(&all), ["epr", "lab-archive"]);
+    let epr = &all["endpoints"][0];
+    assert_eq!(epr["connection"], "connected", "{epr}");
+    assert_eq!(
+        (epr["delivered"].as_u64(), epr["queued"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(epr["last_error"], Value::Null);
+    assert_eq!(epr["oldest_queued_age_ms"], Value::Null);
+
+    for filter in ["failing", "down", "backlog"] {
+        let listing = json(&get(&format!("/endpoints?state={filter}")));
+        assert_eq!(names(&listing), ["lab-archive"], "{filter}: {listing}");
+        assert_eq!(listing["total"], 1);
+    }
+    let open = json(&get("/endpoints?state=open-circuit"));
+    assert!(names(&open).iter().all(|n| n == "lab-archive"), "{open}");
+    // Oldest first puts the waiting queue ahead of the empty one; paging keeps the total.
+    let oldest = json(&get("/endpoints?sort=oldest&limit=1"));
+    assert_eq!(
+        (names(&oldest), oldest["total"].as_u64()),
+        (vec!["lab-archive".to_string()], Some(2))
+    );
+    let second = json(&get("/endpoints?sort=oldest&limit=1&offset=1"));
+    assert_eq!(names(&second), ["epr"]);
+
+    let unknown = get("/endpoints/nobody");
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(unknown.body.contains("nobody"));
+    let bad = get("/endpoints?state=grumpy");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.body.contains("grumpy"), "{bad:?}");
+    // Endpoint addresses are the hospital's map: not for anyone without the token.
+    let anonymous = request(admin, "GET", "/endpoints", &[&host]).unwrap();
+    assert_eq!(anonymous.status, 401);
+
+    // The command line reads the same, through the address and token the routes file names.
+    let admin_flag = admin.to_string();
+    let cli = |args: &[&str]| {
+        let mut all = vec![
+            "endpoints",
+            "--config",
+            path(&config),
+            "--admin",
+            &admin_flag,
+        ];
+        all.extend_from_slice(args);
+        let output = ganglion(&all);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let failing = cli(&["--failing"]);
+    assert!(
+        failing
+            .lines()
+            .any(|l| l.starts_with("lab-archive") && l.contains("down")),
+        "{failing}"
+    );
+    assert!(!failing.contains("epr "), "{failing}");
+    assert!(failing.contains("1 shown of 1 matching"), "{failing}");
+    let listed: Value = serde_json::from_str(&cli(&["--json"])).unwrap();
+    assert_eq!(listed["total"], 2);
+    let one = cli(&["epr"]);
+    assert!(
+        one.lines()
+            .any(|l| l.starts_with("delivered") && l.ends_with(" 3")),
+        "{one}"
+    );
+    let missing = ganglion(&[
+        "endpoints",
+        "--config",
+        path(&config),
+        "--admin",
+        &admin_flag,
+        "nobody",
+    ]);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+
+    assert_eq!(request(admin, "GET", "/readyz", &[]).unwrap().status, 200);
+    assert!(router.terminate(Duration::from_secs(20)).success());
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
