@@ -182,6 +182,55 @@ fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
     ]);
     assert_eq!(missing.status.code(), Some(1), "{missing:?}");
 
+    // One screen: ready, rates, and the endpoint in trouble with its wait.
+    let screen = {
+        let output = ganglion(&[
+            "status",
+            "--config",
+            path(&config),
+            "--admin",
+            &admin_flag,
+            "--interval",
+            "0.2",
+        ]);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with(": ready"),
+        "{screen}"
+    );
+    assert!(screen.contains("per second (over 0."), "{screen}");
+    assert!(screen.contains("1 in trouble of 2 (1 down"), "{screen}");
+    assert!(
+        screen.lines().any(|l| l.starts_with("lab-archive")),
+        "{screen}"
+    );
+    let report = ganglion(&[
+        "status",
+        "--config",
+        path(&config),
+        "--admin",
+        &admin_flag,
+        "--interval",
+        "0.2",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(
+        (
+            report["ready"].as_bool(),
+            report["endpoints"]["failing"].as_u64()
+        ),
+        (Some(true), Some(1))
+    );
+    assert_eq!(report["now"]["queued"].as_f64(), Some(2.0), "{report}");
+    assert_eq!(report["worst"][0]["name"], "lab-archive");
+
     assert_eq!(request(admin, "GET", "/readyz", &[]).unwrap().status, 200);
     assert!(router.terminate(Duration::from_secs(20)).success());
 }

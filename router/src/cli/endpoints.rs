@@ -115,7 +115,7 @@ fn age(value: &Value) -> String {
 }
 
 /// One line per endpoint, then how many there were.
-fn table(value: &Value) -> String {
+pub fn table(value: &Value) -> String {
     let mut out = format!(
         "{:<24} {:<10} {:<8} {:>7} {:>8} {:>9} {:>7} {:>6}  {}\n",
         "ENDPOINT",

@@ -13,6 +13,7 @@ pub mod inspect;
 mod offline_log;
 pub mod reload;
 pub mod run;
+pub mod status;
 pub mod wal;
 
 #[derive(Parser)]
@@ -40,6 +41,8 @@ enum Command {
     Reload(reload::Args),
     /// Show a running router's endpoints: connection, circuit, queue, last error.
     Endpoints(endpoints::Args),
+    /// One screen on a running router: ready or not, rates, queues, endpoints in trouble.
+    Status(status::Args),
     /// List, show, replay or drop dead letters in a data directory (offline: works on the files).
     DeadLetters(dead_letters::Args),
     /// Inspect the write-ahead log's files, or replay records kept in its quarantine.
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Reload(args) => reload::run(args),
         Command::Endpoints(args) => endpoints::run(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(code) => code,
