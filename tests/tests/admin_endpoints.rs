@@ -54,7 +54,7 @@ fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
             up.addr
         ),
     );
-    let router = RouterProcess::start(
+    let mut router = RouterProcess::start(
         &config,
         &["--retry-base-ms", "20", "--grace", "1"],
         &["in", "admin"],
@@ -230,6 +230,51 @@ fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
     );
     assert_eq!(report["now"]["queued"].as_f64(), Some(2.0), "{report}");
     assert_eq!(report["worst"][0]["name"], "lab-archive");
+
+    // The table in force: which version, from which bytes, and what each rule matched.
+    let routes = json(&get("/routes"));
+    assert_eq!(routes["version"], 1, "{routes}");
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8_lossy(&sha.stdout)
+        .split(' ')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(routes["files"][0]["sha256"], sha.as_str(), "{routes}");
+    assert_eq!(routes["files"][0]["path"], path(&config));
+    let hits = |routes: &Value| -> Vec<(String, u64)> {
+        routes["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    r["hits"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        hits(&routes),
+        [("admissions".to_string(), 3), ("results".to_string(), 2)]
+    );
+    assert_eq!(routes["rules"][1]["action"], "deliver");
+    // A reload makes version 2; a rule that kept its name keeps its count.
+    let applied = router.count_output("reload applied");
+    router.signal(rustix::process::Signal::HUP);
+    assert!(router.wait_for_count("reload applied", applied + 1, Duration::from_secs(10)));
+    assert_eq!(msa(&sender.exchange(&adt("A9")).unwrap()).0, "AA");
+    let reloaded = json(&get("/routes"));
+    assert_eq!(reloaded["version"], 2, "{reloaded}");
+    assert_eq!(
+        hits(&reloaded),
+        [("admissions".to_string(), 4), ("results".to_string(), 2)]
+    );
+    assert!(reloaded["loaded_at"].as_str() >= routes["loaded_at"].as_str());
 
     assert_eq!(request(admin, "GET", "/readyz", &[]).unwrap().status, 200);
     assert!(router.terminate(Duration::from_secs(20)).success());

@@ -1,6 +1,6 @@
 //! The admin address: `/healthz`, `/readyz` (503 with the reasons when the router cannot take
 //! messages), `/metrics`, `/endpoints` and `/endpoints/NAME` (each endpoint's connection,
-//! circuit, queue and last error), `POST /reload` (`?allow_empty=1` to
+//! circuit, queue and last error), `/routes` (the table in force: version, files, rule hits), `POST /reload` (`?allow_empty=1` to
 //! take a file that closes every listener or drops every route), and the dead letters:
 //! `GET /dead-letters`, `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`,
 //! `POST /dead-letters/ID/drop`.
@@ -12,6 +12,7 @@
 //! the control thread may do (reload, replay) is asked for through a channel it polls.
 mod access;
 mod endpoints;
+mod in_force;
 mod ready;
 mod routes;
 mod serve;

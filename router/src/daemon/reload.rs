@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::listeners::Listeners;
 use super::plan::Plan;
@@ -17,6 +17,7 @@ use crate::ingress::budget::InputBudget;
 use crate::routes::file::Workers;
 use crate::routes::{self, RouteTable, ServerChange, TableDiff};
 use crate::runtime::shards;
+use crate::shard::routing::Provenance;
 use crate::shard::Routing;
 
 /// How long the shards together have to answer one phase.
@@ -338,7 +339,18 @@ impl Reloader {
         };
         let table = Arc::new(table);
         let routing = match Routing::build(table, self.shards, Some(&self.current)) {
-            Ok(routing) => Arc::new(routing),
+            Ok(mut routing) => {
+                routing.provenance = Provenance {
+                    version: self.current.provenance.version + 1,
+                    loaded_at: Some(SystemTime::now()),
+                    files: self
+                        .files
+                        .digests()
+                        .map(|(path, digest)| (path.to_path_buf(), digest))
+                        .collect(),
+                };
+                Arc::new(routing)
+            }
             Err(e) => return ReloadOutcome::Invalid(vec![e.to_string()]),
         };
         let summary = Summary::of(&diff);

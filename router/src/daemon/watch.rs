@@ -60,6 +60,11 @@ impl Snapshot {
         Snapshot { files }
     }
 
+    /// Each file with the digest of what it held (`None`: it could not be read).
+    pub fn digests(&self) -> impl Iterator<Item = (&Path, Option<ContentDigest>)> {
+        self.files.iter().map(|f| (f.path.as_path(), f.digest))
+    }
+
     fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|f| f.path.as_path())
     }

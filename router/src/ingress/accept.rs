@@ -75,6 +75,9 @@ pub async fn plan(
 ) -> Plan {
     let routing = shard.routing();
     routing.table.route(view, decision);
+    for &rule in &decision.matched {
+        routing.hits.count(shard.info.index, rule);
+    }
     let make = || {
         Arc::new(Accepted {
             seq: shard.next_seq(),

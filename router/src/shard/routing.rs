@@ -6,13 +6,20 @@
 //! with, so it is routed and delivered by exactly one table.
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use crossbeam_utils::CachePadded;
 
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use super::room::QueueCount;
 use crate::egress::status::EndpointStatus;
+use crate::routes::digest::ContentDigest;
+use crate::routes::RuleId;
 use crate::routes::{Endpoint, EndpointId, RouteTable, TlsProfile};
 use crate::tls::config::{client_config, ClientSettings, TlsConfigError};
 use crate::tls::sessions::SessionStore;
@@ -25,6 +32,82 @@ pub struct Routing {
     /// One client configuration per TLS profile name, shared by its endpoints so that they
     /// share one session store.
     client_tls: HashMap<String, ClientTls>,
+    /// How many messages each rule matched under this table, for `/routes`.
+    pub hits: RuleHits,
+    /// Which reload made this table, when, and from which files' bytes; set by the reloader.
+    pub provenance: Provenance,
+}
+
+/// Messages matched per rule: one row of counters per shard, written only by that shard
+/// (relaxed adds, no cache line shared with another shard's row), summed when read.
+pub struct RuleHits {
+    rows: Box<[CachePadded<Box<[AtomicU64]>>]>,
+}
+
+/// Counters of one row beyond the rules: another row's counters never share a line with the
+/// last of this one.
+const ROW_SLACK: usize = 8;
+
+impl RuleHits {
+    /// Counters for `table`'s rules, each starting from what the rule of the same name had
+    /// counted under `previous`: an unchanged rule's count survives a reload.
+    fn new(shards: usize, table: &RouteTable, previous: Option<&Routing>) -> RuleHits {
+        let rules = table.rules();
+        let carried: HashMap<&str, u64> = previous
+            .map(|p| {
+                p.table
+                    .rules()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rule)| (rule.name(), p.hits.total(RuleId(i as u32))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let row = |first: bool| -> Box<[AtomicU64]> {
+            (0..rules.len() + ROW_SLACK)
+                .map(|i| {
+                    let start = rules
+                        .get(i)
+                        .filter(|_| first)
+                        .and_then(|rule| carried.get(rule.name()))
+                        .copied()
+                        .unwrap_or(0);
+                    AtomicU64::new(start)
+                })
+                .collect()
+        };
+        RuleHits {
+            rows: (0..shards.max(1))
+                .map(|shard| CachePadded::new(row(shard == 0)))
+                .collect(),
+        }
+    }
+
+    /// Counts one message matched by `rule` on `shard`.
+    pub fn count(&self, shard: usize, rule: RuleId) {
+        if let Some(counter) = self.rows.get(shard).and_then(|row| row.get(rule.index())) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages `rule` matched, over every shard.
+    pub fn total(&self, rule: RuleId) -> u64 {
+        self.rows
+            .iter()
+            .filter_map(|row| row.get(rule.index()))
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// Where a table came from.
+#[derive(Clone, Debug, Default)]
+pub struct Provenance {
+    /// 1 for the table start-up applied, one more for each reload applied since.
+    pub version: u64,
+    pub loaded_at: Option<SystemTime>,
+    /// The routes file and the directory, each with the SHA-256 of the bytes it was read from.
+    pub files: Vec<(PathBuf, Option<ContentDigest>)>,
 }
 
 /// A TLS profile's client configuration, with what it was built from, so that a reload keeps
@@ -131,9 +214,11 @@ impl Routing {
             client_tls.insert(profile.name.clone(), tls);
         }
         Ok(Routing {
+            hits: RuleHits::new(shards, &table, previous),
             table,
             endpoints,
             client_tls,
+            provenance: Provenance::default(),
         })
     }
 

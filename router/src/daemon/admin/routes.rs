@@ -1,4 +1,4 @@
-//! The routes: `/healthz`, `/readyz`, `/metrics`, `/endpoints`, `/endpoints/NAME`,
+//! The routes: `/healthz`, `/readyz`, `/metrics`, `/endpoints`, `/endpoints/NAME`, `/routes`,
 //! `POST /reload`, `GET /dead-letters`,
 //! `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`, `POST /dead-letters/ID/drop`.
 //!
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 
-use super::{endpoints, ready, AdminRequest};
+use super::{endpoints, in_force, ready, AdminRequest};
 use crate::daemon::reload::ReloadOutcome;
 use crate::deadletter::{json, DeadLetterId, DeadLetterStore};
 use crate::metrics::Metrics;
@@ -40,6 +40,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/endpoints", get(endpoints))
         .route("/endpoints/{name}", get(endpoint))
+        .route("/routes", get(routes_in_force))
         .route("/reload", post(reload))
         .route("/dead-letters", get(list))
         .route("/dead-letters/{*rest}", any(dead_letter))
@@ -97,6 +98,10 @@ async fn endpoint(State(s): State<Shared>, Path(name): Path<String>) -> Response
         Some(body) => reply(200, body.to_string() + "\n"),
         None => reply(404, format!("no endpoint named `{name}`\n")),
     }
+}
+
+async fn routes_in_force(State(s): State<Shared>) -> Response {
+    reply(200, in_force::describe(&s.current()).to_string() + "\n")
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
