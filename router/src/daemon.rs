@@ -11,7 +11,6 @@
 pub mod admin;
 mod data_dir;
 mod listeners;
-mod outcomes;
 pub mod plan;
 mod reload;
 mod service;

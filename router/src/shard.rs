@@ -6,6 +6,7 @@
 //! endpoint and its queue has drained.
 pub mod durable;
 pub mod logged;
+pub mod outcomes;
 pub mod replay;
 pub mod room;
 pub mod routing;

@@ -8,22 +8,20 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::outcomes::ShardOutcomes;
 use super::plan::Plan as ReloadPlan;
 use super::shard_listeners::ShardListeners;
-use crate::control::{Command, Control, PhaseAnswer, ReplayError, ShardError};
-use crate::deadletter::{DeadLetter, DeadLetterStore};
+use crate::control::{Command, Control, PhaseAnswer, ShardError};
+use crate::deadletter::DeadLetterStore;
 use crate::egress::settings::EgressSettings;
-use crate::ingress::accept::{self, Plan};
 use crate::metrics::Metrics;
-use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
+use crate::pipeline::{Delivery, RecordRef};
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
-use crate::shard::logged;
+use crate::shard::outcomes::ShardOutcomes;
 use crate::shard::replay::{self, Backlog};
 use crate::shard::{Routing, Shard};
-use crate::wal::{DiskBudget, MessageKind, WalConfig};
+use crate::wal::{DiskBudget, WalConfig};
 
 /// Everything every shard starts from; cloned into each.
 #[derive(Clone)]
@@ -197,7 +195,7 @@ pub async fn run(info: ShardInfo, context: Context) {
                     }
                 }
                 Command::Replay { letter, reply } => {
-                    let _ = reply.send(replay_letter(&shard, &letter).await);
+                    let _ = reply.send(replay::letter(&shard, &letter).await);
                 }
                 Command::Shutdown => {
                     serving.set(false);
@@ -210,41 +208,6 @@ pub async fn run(info: ShardInfo, context: Context) {
             }
         }
     }
-}
-
-/// Puts a dead letter's message back on its way: stored in this shard's log, then delivered.
-async fn replay_letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayError> {
-    let routing = shard.routing();
-    let endpoint = routing
-        .table
-        .endpoint_id(&letter.endpoint)
-        .ok_or_else(|| ReplayError::EndpointGone(letter.endpoint.clone()))?;
-    let bytes: Box<[u8]> = letter.message.clone().into();
-    let parsed = logged::describe(&bytes);
-    let message = Arc::new(Accepted {
-        seq: shard.next_seq(),
-        kind: match parsed.kind {
-            Some(MessageKind::Itk) => Kind::Itk,
-            Some(MessageKind::Hl7v2) | None => Kind::Hl7v2,
-        },
-        control_id: parsed.control_id.range(),
-        soap_action: parsed.soap_action.map(String::into_boxed_str),
-        arrived: std::time::SystemTime::now(),
-        listener: Arc::from(letter.origin.listener.as_str()),
-        peer: Arc::from(letter.origin.peer.as_str()),
-        bytes,
-    });
-    let plan = Plan::Deliver {
-        message,
-        endpoints: std::iter::once(endpoint).collect(),
-        routing,
-    };
-    let result = accept::commit_replayed(shard, &[plan]).await;
-    shard.flush();
-    result.map_err(|e| ReplayError::NotStored {
-        shard: shard.info.index,
-        reason: e.text().to_string(),
-    })
 }
 
 /// Waits until every shard has stopped accepting and every queued message is delivered, or

@@ -1,5 +1,6 @@
-//! Start-up replay: messages the log holds for destinations not yet done go back to their
-//! endpoints before anything newer, without reading the whole backlog into memory.
+//! Replay: at start-up, messages the log holds for destinations not yet done go back to their
+//! endpoints before anything newer, without reading the whole backlog into memory; on an
+//! operator's word, a dead letter's message goes back into the log and on its way ([`letter`]).
 //!
 //! [`first_pass`] reads every pending record once, in log order. Each pending destination
 //! puts a hold on its endpoint's queue count ([`QueueCount::hold`]), which keeps new senders
@@ -22,8 +23,11 @@ use super::durable::{Durability, RecordRef};
 use super::logged;
 use super::room::QueueCount;
 use super::{EndpointHandle, Routing, Shard};
-use crate::pipeline::{Accepted, Delivery};
-use crate::wal::{PendingRecord, RecordId};
+use crate::control::ReplayError;
+use crate::deadletter::DeadLetter;
+use crate::ingress::accept::{self, Plan};
+use crate::pipeline::{Accepted, Delivery, Kind};
+use crate::wal::{MessageKind, PendingRecord, RecordId};
 
 /// Replayed messages an endpoint may have in memory at once (fewer when its `queue_limit` is
 /// lower): enough to keep its one connection busy while the next are read from disk.
@@ -263,6 +267,41 @@ fn read(durability: &Durability, place: Place) -> Result<PendingRecord, String> 
         ));
     }
     Ok(record)
+}
+
+/// Puts a dead letter's message back on its way: stored in this shard's log, then delivered.
+pub async fn letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayError> {
+    let routing = shard.routing();
+    let endpoint = routing
+        .table
+        .endpoint_id(&letter.endpoint)
+        .ok_or_else(|| ReplayError::EndpointGone(letter.endpoint.clone()))?;
+    let bytes: Box<[u8]> = letter.message.clone().into();
+    let parsed = logged::describe(&bytes);
+    let message = Arc::new(Accepted {
+        seq: shard.next_seq(),
+        kind: match parsed.kind {
+            Some(MessageKind::Itk) => Kind::Itk,
+            Some(MessageKind::Hl7v2) | None => Kind::Hl7v2,
+        },
+        control_id: parsed.control_id.range(),
+        soap_action: parsed.soap_action.map(String::into_boxed_str),
+        arrived: std::time::SystemTime::now(),
+        listener: Arc::from(letter.origin.listener.as_str()),
+        peer: Arc::from(letter.origin.peer.as_str()),
+        bytes,
+    });
+    let plan = Plan::Deliver {
+        message,
+        endpoints: std::iter::once(endpoint).collect(),
+        routing,
+    };
+    let result = accept::commit_replayed(shard, &[plan]).await;
+    shard.flush();
+    result.map_err(|e| ReplayError::NotStored {
+        shard: shard.info.index,
+        reason: e.text().to_string(),
+    })
 }
 
 /// A replayed delivery whose endpoint holds new senders back until it is queued.
