@@ -250,6 +250,7 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
         Arc::clone(&metrics),
         Arc::clone(reloader.current()),
         Arc::clone(&dead_letters),
+        Arc::clone(&log_budget.budget),
     )
     .map_err(io_error(format!(
         "admin address {}",
@@ -447,8 +448,6 @@ fn reload(
         .reloaded(&format!("{serving}; last {}", outcome.headline()));
     budget.follow(&reloader.current().table);
     watch.reloaded(reloader.files().clone());
-    if let Ok(mut current) = admin.routing.lock() {
-        *current = Arc::clone(reloader.current());
-    }
+    admin.reloaded(&outcome, reloader.current());
     outcome
 }

@@ -85,6 +85,32 @@ impl SyncHistogram {
 pub struct Metrics {
     shards: Box<[CachePadded<ShardCounters>]>,
     pub input: CachePadded<InputGauge>,
+    /// Counted by the control thread, never by a shard.
+    pub reloads: ReloadCounts,
+}
+
+/// Reloads by outcome.
+#[derive(Default)]
+pub struct ReloadCounts {
+    pub applied: AtomicU64,
+    /// The file has errors.
+    pub invalid: AtomicU64,
+    /// It would empty the router, or changes what needs a restart.
+    pub refused: AtomicU64,
+    /// A shard could not take it (aborted) or did not confirm it.
+    pub failed: AtomicU64,
+}
+
+impl ReloadCounts {
+    pub fn counts(&self) -> [(&'static str, u64); 4] {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("applied", n(&self.applied)),
+            ("invalid", n(&self.invalid)),
+            ("refused", n(&self.refused)),
+            ("failed", n(&self.failed)),
+        ]
+    }
 }
 
 impl Metrics {
@@ -92,6 +118,7 @@ impl Metrics {
         Arc::new(Metrics {
             shards: (0..shards.max(1)).map(|_| CachePadded::default()).collect(),
             input: CachePadded::default(),
+            reloads: ReloadCounts::default(),
         })
     }
 

@@ -276,6 +276,60 @@ fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
     );
     assert!(reloaded["loaded_at"].as_str() >= routes["loaded_at"].as_str());
 
+    // /metrics adds what the routing, the log and the shards show at the moment of scraping.
+    let scraped = request(admin, "GET", "/metrics", &[]).unwrap().body;
+    let metric = |name: &str| -> Option<f64> {
+        scraped
+            .lines()
+            .find(|l| l.rsplit_once(' ').is_some_and(|(n, _)| n == name))
+            .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+    };
+    assert_eq!(
+        metric("ganglion_endpoints{state=\"all\"}"),
+        Some(2.0),
+        "{scraped}"
+    );
+    assert_eq!(
+        metric("ganglion_endpoints{state=\"down\"}"),
+        Some(1.0),
+        "{scraped}"
+    );
+    assert_eq!(
+        metric("ganglion_endpoints{state=\"backlog\"}"),
+        Some(1.0),
+        "{scraped}"
+    );
+    assert_eq!(metric("ganglion_ready"), Some(1.0));
+    assert_eq!(metric("ganglion_routes_version"), Some(2.0));
+    assert_eq!(
+        metric("ganglion_reloads_total{outcome=\"applied\"}"),
+        Some(1.0)
+    );
+    assert!(
+        metric("ganglion_endpoint_oldest_queued_seconds{endpoint=\"lab-archive\"}") > Some(0.0),
+        "{scraped}"
+    );
+    assert!(metric("ganglion_endpoint_oldest_queued_seconds_max") > Some(0.0));
+    assert!(metric("ganglion_wal_used_bytes") > Some(0.0));
+    // Every metric the shipped alert rules use is one the router serves.
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/prometheus/ganglion-alerts.yml"),
+    )
+    .unwrap();
+    let mut used: Vec<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("ganglion_"))
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    assert!(used.len() >= 6, "{used:?}");
+    for name in used {
+        assert!(
+            scraped.contains(&format!("# TYPE {name} ")),
+            "the alert rules use {name}, which /metrics does not serve"
+        );
+    }
+
     assert_eq!(request(admin, "GET", "/readyz", &[]).unwrap().status, 200);
     assert!(router.terminate(Duration::from_secs(20)).success());
 }

@@ -15,6 +15,7 @@ mod endpoints;
 mod in_force;
 mod ready;
 mod routes;
+mod scrape;
 mod serve;
 pub mod settings;
 pub mod token;
@@ -32,6 +33,7 @@ use crate::deadletter::{DeadLetterId, DeadLetterStore};
 use crate::metrics::Metrics;
 use crate::shard::Routing;
 use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
+use crate::wal::DiskBudget;
 use settings::AdminSettings;
 use token::{Token, TokenError};
 
@@ -54,12 +56,27 @@ pub struct Admin {
     requests: Receiver<AdminRequest>,
     pub routing: Arc<Mutex<Arc<Routing>>>,
     pub address: SocketAddr,
+    metrics: Arc<Metrics>,
 }
 
 impl Admin {
     /// A request made through the admin address, if any.
     pub fn next_request(&self) -> Option<AdminRequest> {
         self.requests.try_recv().ok()
+    }
+
+    /// A reload ended: the admin address shows the routing in force and counts the outcome.
+    pub fn reloaded(&self, outcome: &ReloadOutcome, routing: &Arc<Routing>) {
+        if let Ok(mut current) = self.routing.lock() {
+            *current = Arc::clone(routing);
+        }
+        let reloads = &self.metrics.reloads;
+        Metrics::bump(match outcome {
+            ReloadOutcome::Applied(_) => &reloads.applied,
+            ReloadOutcome::Invalid(_) => &reloads.invalid,
+            ReloadOutcome::Refused(_) => &reloads.refused,
+            ReloadOutcome::Aborted(_) | ReloadOutcome::Unconfirmed(_) => &reloads.failed,
+        });
     }
 }
 
@@ -106,6 +123,7 @@ pub fn start(
     metrics: Arc<Metrics>,
     routing: Arc<Routing>,
     dead_letters: Arc<DeadLetterStore>,
+    log_budget: Arc<DiskBudget>,
 ) -> io::Result<Admin> {
     let Prepared {
         settings,
@@ -123,7 +141,8 @@ pub fn start(
     let (send, requests) = mpsc::channel();
     let routing = Arc::new(Mutex::new(routing));
     let shared = routes::Shared {
-        metrics,
+        metrics: Arc::clone(&metrics),
+        log_budget,
         routing: Arc::clone(&routing),
         dead_letters,
         requests: send,
@@ -142,5 +161,6 @@ pub fn start(
         requests,
         routing,
         address,
+        metrics,
     })
 }

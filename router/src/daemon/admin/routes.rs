@@ -15,17 +15,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 
-use super::{endpoints, in_force, ready, AdminRequest};
+use super::{endpoints, in_force, ready, scrape, AdminRequest};
 use crate::daemon::reload::ReloadOutcome;
 use crate::deadletter::{json, DeadLetterId, DeadLetterStore};
 use crate::metrics::Metrics;
 use crate::shard::Routing;
+use crate::wal::DiskBudget;
 
 /// What the routes work with.
 #[derive(Clone)]
 pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub routing: Arc<Mutex<Arc<Routing>>>,
+    /// The write-ahead log's disk budget, for `/metrics`.
+    pub log_budget: Arc<DiskBudget>,
     pub dead_letters: Arc<DeadLetterStore>,
     pub requests: Sender<AdminRequest>,
 }
@@ -111,7 +114,15 @@ async fn metrics(State(s): State<Shared>) -> Response {
         .iter()
         .map(|h| u64::from(h.queued.load(Ordering::Relaxed)))
         .sum();
-    reply(200, s.metrics.render(queued))
+    let mut body = s.metrics.render(queued);
+    scrape::render(
+        &mut body,
+        &s.metrics,
+        &current,
+        &s.log_budget,
+        SystemTime::now(),
+    );
+    reply(200, body)
 }
 
 async fn reload(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response {
