@@ -3,7 +3,9 @@
 //! - [`worker`]: one endpoint's queue and the loop that delivers it in order, one in flight; it
 //!   does the I/O and asks [`policy`] what each outcome means.
 //! - [`policy`]: the retry policy as a pure state machine over outcomes and the time: backoff,
-//!   circuit breaker, each message's retry budget, the stuck-queue watch.
+//!   circuit breaker, each message's retry budget.
+//! - [`alerts`]: the endpoint's alert thresholds (queue depth, stuck queue, circuit open too
+//!   long, dead letters per hour) as a pure state machine: raised once, cleared once.
 //! - [`connect`]: TCP and TLS connections to an endpoint, with keepalive.
 //! - [`gate`]: how many connections a shard opens at once, and how fast.
 //! - [`exchange`]: one attempt: send, wait for the reply, judge it (MLLP here, ITK in [`itk`]).
@@ -16,6 +18,7 @@
 //! - [`status`]: what anyone may read about an endpoint (connection, circuit, oldest queued,
 //!   counts, last error), written by its worker, read by `/endpoints`.
 pub mod acked;
+pub mod alerts;
 pub mod backoff;
 pub mod connect;
 pub mod exchange;

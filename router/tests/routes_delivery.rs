@@ -12,12 +12,13 @@ const DIRECTORY: &str = "id,protocol,address\nlab,mllp,lab.local:2575\nward,mllp
 
 #[test]
 fn each_key_comes_from_the_endpoint_else_its_group_else_delivery_else_the_default() {
-    let toml = "[delivery]\nretry_for = \"1h\"\nstuck_after = \"2m\"\n\n\
+    let toml =
+        "[delivery]\nretry_for = \"1h\"\nstuck_after = \"2m\"\nalert_circuit_open = \"10m\"\n\n\
                 [directory]\nfile = \"endpoints.csv\"\n\n\
                 [[endpoint]]\nname = \"pas\"\nprotocol = \"mllp\"\naddress = \"pas.local:2575\"\n\
-                queue_limit = 7\nretry_for = \"30s\"\n\n\
+                queue_limit = 7\nretry_for = \"30s\"\nalert_dead_letters_per_hour = 5\n\n\
                 [[group]]\nname = \"poison-prone\"\nmembers = [\"pas\", \"lab\"]\n\
-                max_attempts = 3\nqueue_limit = 50\n";
+                max_attempts = 3\nqueue_limit = 50\nalert_queue_depth = 40\n";
     let dir = folder(&[
         ("routes.toml", toml.as_bytes()),
         ("endpoints.csv", DIRECTORY.as_bytes()),
@@ -35,6 +36,9 @@ fn each_key_comes_from_the_endpoint_else_its_group_else_delivery_else_the_defaul
             max_attempts: Some(3),
             queue_limit: 7,
             stuck_after: Duration::from_secs(120),
+            alert_queue_depth: Some(40),
+            alert_circuit_open: Some(Duration::from_secs(600)),
+            alert_dead_letters_per_hour: Some(5),
         }
     );
     assert_eq!(
@@ -44,6 +48,9 @@ fn each_key_comes_from_the_endpoint_else_its_group_else_delivery_else_the_defaul
             max_attempts: Some(3),
             queue_limit: 50,
             stuck_after: Duration::from_secs(120),
+            alert_queue_depth: Some(40),
+            alert_circuit_open: Some(Duration::from_secs(600)),
+            alert_dead_letters_per_hour: None,
         }
     );
     assert_eq!(
@@ -51,6 +58,7 @@ fn each_key_comes_from_the_endpoint_else_its_group_else_delivery_else_the_defaul
         DeliverySettings {
             retry_for: Duration::from_secs(3600),
             stuck_after: Duration::from_secs(120),
+            alert_circuit_open: Some(Duration::from_secs(600)),
             ..DeliverySettings::default()
         }
     );

@@ -271,3 +271,71 @@ fn an_endpoint_named_by_host_is_reached_on_whichever_address_listens() {
     assert_eq!(epr.inbox.messages(), vec![message]);
     assert!(router.terminate(WAIT).success());
 }
+
+/// Alert thresholds from routes.toml: an endpoint that is down passes its queue depth and keeps
+/// its circuit open past the limit; each alert is one warning, shown as a metric, and one
+/// notice when it clears once the endpoint is back.
+#[test]
+fn alerts_are_raised_once_shown_and_cleared_once() {
+    let scratch = Scratch::new("alerts");
+    let later = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = later.local_addr().unwrap();
+    drop(later);
+    let config = config(
+        &scratch,
+        "",
+        &format!(
+            "[delivery]\nalert_queue_depth = 2\nalert_circuit_open = \"300ms\"\n\n\
+             [[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n"
+        ),
+        "epr",
+    );
+    let mut router = start(&config);
+    let admin = router.addr("admin");
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    for i in 0..4 {
+        assert_eq!(
+            msa(&sender.exchange(&adt(&format!("Q{i}"))).unwrap()).0,
+            "AA"
+        );
+    }
+    for line in ["alert queue_depth: ", "alert circuit_open: the circuit"] {
+        assert!(
+            router.wait_for_output(line, WAIT),
+            "{line}: {}",
+            router.output()
+        );
+    }
+    let alerts = |name: &str| {
+        tests::process::metric(
+            admin,
+            &format!("ganglion_endpoint_alerts{{alert=\"{name}\"}}"),
+        )
+    };
+    assert_eq!((alerts("queue_depth"), alerts("circuit_open")), (1, 1));
+    // More messages and more failed probes: still one warning each.
+    assert_eq!(msa(&sender.exchange(&adt("Q4")).unwrap()).0, "AA");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        router.count_output("alert queue_depth: "),
+        1,
+        "{}",
+        router.output()
+    );
+    assert_eq!(router.count_output("alert circuit_open: "), 1);
+
+    let epr = Endpoint::mllp_on(std::net::TcpListener::bind(port).unwrap(), None, |_, _| {
+        Reply::Ack(AckCode::AA)
+    });
+    assert!(epr.inbox.wait_for(5, WAIT));
+    for line in ["alert queue_depth cleared", "alert circuit_open cleared"] {
+        assert!(
+            router.wait_for_output(line, WAIT),
+            "{line}: {}",
+            router.output()
+        );
+        assert_eq!(router.count_output(line), 1);
+    }
+    assert_eq!((alerts("queue_depth"), alerts("circuit_open")), (0, 0));
+    assert!(router.terminate(WAIT).success());
+}

@@ -210,44 +210,5 @@ impl Machine {
     }
 }
 
-/// Watches the age of an endpoint's oldest message, to say once when it passes a threshold and
-/// once when it is back under it (not once per retry).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StuckWatch {
-    stuck: bool,
-}
-
-/// A change worth one log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stuck {
-    /// The oldest message has waited longer than the threshold.
-    Began,
-    /// It is delivered (or given up on), and the oldest left is younger than the threshold,
-    /// or the queue is empty.
-    Ended,
-}
-
-impl StuckWatch {
-    /// The oldest message is `age` old (`None`: the queue is empty).
-    pub fn observe(&mut self, age: Option<Duration>, threshold: Duration) -> Option<Stuck> {
-        let stuck = age.is_some_and(|age| age >= threshold);
-        match (self.stuck, stuck) {
-            (false, true) => {
-                self.stuck = true;
-                Some(Stuck::Began)
-            }
-            (true, false) => {
-                self.stuck = false;
-                Some(Stuck::Ended)
-            }
-            _ => None,
-        }
-    }
-
-    pub fn is_stuck(&self) -> bool {
-        self.stuck
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::alerts::Alert;
+
 /// The endpoint's connection, as its worker last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Connection {
@@ -61,6 +63,8 @@ pub struct EndpointStatus {
     dead_lettered: AtomicU64,
     handshakes_full: AtomicU64,
     handshakes_resumed: AtomicU64,
+    /// The alerts in force, one bit each ([`crate::egress::alerts::Alert::bit`]).
+    alerts: AtomicU8,
     last_error: Mutex<Option<LastError>>,
 }
 
@@ -75,6 +79,7 @@ pub struct Snapshot {
     pub dead_lettered: u64,
     pub handshakes_full: u64,
     pub handshakes_resumed: u64,
+    pub alerts: Vec<Alert>,
     pub last_error: Option<LastError>,
 }
 
@@ -143,6 +148,10 @@ impl EndpointStatus {
             .store(epoch_ms(at), Ordering::Relaxed);
     }
 
+    pub fn set_alerts(&self, active: u8) {
+        self.alerts.store(active, Ordering::Relaxed);
+    }
+
     pub fn circuit_closed(&self) {
         self.circuit_open_since.store(0, Ordering::Relaxed);
     }
@@ -157,6 +166,13 @@ impl EndpointStatus {
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             handshakes_full: self.handshakes_full.load(Ordering::Relaxed),
             handshakes_resumed: self.handshakes_resumed.load(Ordering::Relaxed),
+            alerts: {
+                let active = self.alerts.load(Ordering::Relaxed);
+                Alert::ALL
+                    .into_iter()
+                    .filter(|a| active & a.bit() != 0)
+                    .collect()
+            },
             last_error: self
                 .last_error
                 .lock()

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::ClientConfig;
 
 use super::acked::AckedIds;
+use super::alerts::{AlertWatch, Change, Seen};
 use super::connect::connect;
 use super::exchange::{exchange, Exchange};
 use super::gate::ConnectGate;
-use super::policy::{Budget, Machine, Next, Policy, Step, Stuck, StuckWatch};
+use super::policy::{Budget, Machine, Next, Policy, Step};
 use super::settings::EgressSettings;
 use super::status::{Connection, EndpointStatus};
 use super::verdict::{Failure, Verdict};
@@ -100,7 +101,9 @@ struct Link {
     /// The endpoint's last reply to the message in flight that did not deliver it, kept for
     /// the dead letter; empty otherwise.
     last_reply: Vec<u8>,
-    stuck: StuckWatch,
+    alerts: AlertWatch,
+    /// When the circuit opened; `None` while it is closed.
+    circuit_since: Option<Instant>,
     status: Arc<EndpointStatus>,
 }
 
@@ -224,7 +227,8 @@ impl Worker {
             tls_error_logged: false,
             acked: AckedIds::default(),
             last_reply: Vec::new(),
-            stuck: StuckWatch::default(),
+            alerts: AlertWatch::default(),
+            circuit_since: None,
             status: Arc::clone(&self.status),
         };
         loop {
@@ -235,7 +239,7 @@ impl Worker {
             self.status
                 .set_oldest(front.as_ref().map(|d| d.message.arrived));
             let Some(delivery) = front else {
-                self.watch(&mut link, None, Duration::MAX);
+                self.watch(&mut link, None);
                 if self.stopping.get() {
                     break;
                 }
@@ -243,13 +247,13 @@ impl Worker {
                 continue;
             };
             let endpoint = Arc::clone(&self.target.borrow().endpoint);
-            self.watch(&mut link, Some(&delivery), endpoint.delivery.stuck_after);
+            self.watch(&mut link, Some(&delivery));
             let verdict = self.attempt(&mut link, &ctx, &endpoint, &delivery).await;
             let step = self.judged(&mut link, &ctx, &policy, &endpoint, &delivery, &verdict);
             let until = match step.next {
                 Next::SendNow => continue,
                 Next::WaitUntil(until) => until,
-                Next::OpenCircuit { until } => self.circuit_opened(&link, &ctx, until),
+                Next::OpenCircuit { until } => self.circuit_opened(&mut link, &ctx, until),
             };
             if let Err(failure) = &verdict {
                 if step.give_up.is_none() {
@@ -259,7 +263,7 @@ impl Worker {
                         .retrying(&delivery, &failure.to_string(), after);
                 }
             }
-            self.pause(&mut link, until, &endpoint).await;
+            self.pause(&mut link, until).await;
         }
         if let Some(mut open) = link.stream.take() {
             let _ = open.shutdown(&ctx.pool).await;
@@ -325,6 +329,7 @@ impl Worker {
         if step.circuit_closed {
             log::info!("endpoint {}: reachable again; circuit closed", self.name);
             self.status.circuit_closed();
+            link.circuit_since = None;
         }
         if let Err(failure) = verdict {
             self.status.failed(failure.to_string(), SystemTime::now());
@@ -352,6 +357,8 @@ impl Worker {
                 let reply = (!link.last_reply.is_empty()).then_some(&link.last_reply[..]);
                 ctx.outcomes.dead_letter(delivery, why, &detail, reply);
                 self.status.dead_lettered();
+                link.alerts
+                    .dead_lettered(Instant::now(), &endpoint.delivery);
                 link.forget_reply();
             }
             (Err(_), None) => {}
@@ -359,50 +366,110 @@ impl Worker {
         step
     }
 
-    /// Waits until `until` before the next attempt, waking on the way when the message at the
-    /// front of the queue passes the endpoint's stuck threshold, so that it is said on time.
-    async fn pause(&self, link: &mut Link, until: Instant, endpoint: &Endpoint) {
-        let threshold = endpoint.delivery.stuck_after;
+    /// Waits until `until` before the next attempt, waking on the way when an alert threshold
+    /// that depends only on time is due (the oldest message passing `stuck_after`, the circuit
+    /// open for `alert_circuit_open`), so that it is said on time.
+    async fn pause(&self, link: &mut Link, until: Instant) {
         loop {
             let now = Instant::now();
             if now >= until {
                 return;
             }
             let front = self.queue.borrow().front().cloned();
-            let mut wake = until;
-            if let (false, Some(front)) = (link.stuck.is_stuck(), &front) {
-                let age = front.message.arrived.elapsed().unwrap_or_default();
-                wake = wake.min(now + threshold.saturating_sub(age));
-            }
+            let settings = self.target.borrow().endpoint.delivery;
+            let seen = self.seen(link, front.as_ref());
+            let wake = link
+                .alerts
+                .next_due(now, seen, &settings)
+                .map_or(until, |due| due.clamp(now, until));
             monoio::time::sleep(wake.saturating_duration_since(now)).await;
-            self.watch(link, front.as_ref(), threshold);
+            self.watch(link, front.as_ref());
         }
     }
 
-    /// Says once when the oldest message passes the stuck threshold, and once when it is back
-    /// under it (or the queue is empty).
-    fn watch(&self, link: &mut Link, oldest: Option<&Delivery>, threshold: Duration) {
-        let age = oldest.map(|d| d.message.arrived.elapsed().unwrap_or_default());
-        match link.stuck.observe(age, threshold) {
-            Some(Stuck::Began) => log::warn!(
-                "endpoint {}: oldest message {} has waited {:?} for delivery (stuck_after is \
-                 {threshold:?}); {} failure(s) in a row",
-                self.name,
+    /// What the alert thresholds are compared with, with `oldest` at the front of the queue.
+    fn seen(&self, link: &Link, oldest: Option<&Delivery>) -> Seen {
+        Seen {
+            queued: oldest.map_or(0, |d| d.queued.load(std::sync::atomic::Ordering::Relaxed)),
+            oldest: oldest.map(|d| d.message.arrived.elapsed().unwrap_or_default()),
+            circuit_open_since: link.circuit_since,
+        }
+    }
+
+    /// Says once when an alert threshold is crossed, and once when it is back under.
+    fn watch(&self, link: &mut Link, oldest: Option<&Delivery>) {
+        let settings = self.target.borrow().endpoint.delivery;
+        let seen = self.seen(link, oldest);
+        let changes: Vec<Change> = link
+            .alerts
+            .observe(Instant::now(), seen, &settings)
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        self.status.set_alerts(link.alerts.active());
+        for change in changes {
+            self.say(link, change, seen, oldest, &settings);
+        }
+    }
+
+    fn say(
+        &self,
+        link: &Link,
+        change: Change,
+        seen: Seen,
+        oldest: Option<&Delivery>,
+        settings: &crate::routes::delivery::DeliverySettings,
+    ) {
+        use super::alerts::Alert::{CircuitOpen, DeadLetters, QueueDepth, Stuck};
+        let name = &self.name;
+        match change {
+            Change::Raised(Stuck) => log::warn!(
+                "endpoint {name}: oldest message {} has waited {:?} for delivery (stuck_after is \
+                 {:?}); {} failure(s) in a row",
                 String::from_utf8_lossy(oldest.map_or(&[][..], |d| d.message.control_id())),
-                millis(age.unwrap_or_default()),
+                millis(seen.oldest.unwrap_or_default()),
+                settings.stuck_after,
                 link.machine.failures()
             ),
-            Some(Stuck::Ended) => log::info!(
-                "endpoint {}: caught up: no message has waited longer than {threshold:?}",
-                self.name
+            Change::Cleared(Stuck) => log::info!(
+                "endpoint {name}: caught up: no message has waited longer than {:?}",
+                settings.stuck_after
             ),
-            None => {}
+            Change::Raised(QueueDepth) => log::warn!(
+                "endpoint {name}: alert queue_depth: {} messages queued (alert_queue_depth is {})",
+                seen.queued,
+                settings.alert_queue_depth.unwrap_or_default()
+            ),
+            Change::Cleared(QueueDepth) => log::info!(
+                "endpoint {name}: alert queue_depth cleared: {} queued",
+                seen.queued
+            ),
+            Change::Raised(CircuitOpen) => log::warn!(
+                "endpoint {name}: alert circuit_open: the circuit has been open for {:?} \
+                 (alert_circuit_open is {:?})",
+                millis(link.circuit_since.map_or(Duration::ZERO, |t| t.elapsed())),
+                settings.alert_circuit_open.unwrap_or_default()
+            ),
+            Change::Cleared(CircuitOpen) => {
+                log::info!("endpoint {name}: alert circuit_open cleared: the circuit closed")
+            }
+            Change::Raised(DeadLetters) => log::warn!(
+                "endpoint {name}: alert dead_letters: more than {} messages dead-lettered in the \
+                 last hour",
+                settings.alert_dead_letters_per_hour.unwrap_or_default()
+            ),
+            Change::Cleared(DeadLetters) => log::info!(
+                "endpoint {name}: alert dead_letters cleared: {} or fewer in the last hour",
+                settings.alert_dead_letters_per_hour.unwrap_or_default()
+            ),
         }
     }
 
     /// Says once that the circuit opened, and hands back when it is next probed.
-    fn circuit_opened(&self, link: &Link, ctx: &WorkerContext, until: Instant) -> Instant {
+    fn circuit_opened(&self, link: &mut Link, ctx: &WorkerContext, until: Instant) -> Instant {
         self.status.circuit_opened(SystemTime::now());
+        link.circuit_since = Some(Instant::now());
         log::warn!(
             "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
             self.name,

@@ -10,7 +10,15 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// The keys, as every table that may hold them accepts them.
-pub const KEYS: [&str; 4] = ["retry_for", "max_attempts", "queue_limit", "stuck_after"];
+pub const KEYS: [&str; 7] = [
+    "retry_for",
+    "max_attempts",
+    "queue_limit",
+    "stuck_after",
+    "alert_queue_depth",
+    "alert_circuit_open",
+    "alert_dead_letters_per_hour",
+];
 
 /// One endpoint's settings, every key resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +31,13 @@ pub struct DeliverySettings {
     pub queue_limit: u32,
     /// Age of the endpoint's oldest message past which it is logged as stuck (once).
     pub stuck_after: Duration,
+    /// Alert (one warning, and one notice when it clears) when more messages than this are
+    /// queued for the endpoint; `None`: no such alert.
+    pub alert_queue_depth: Option<u32>,
+    /// Alert when the endpoint's circuit has been open this long.
+    pub alert_circuit_open: Option<Duration>,
+    /// Alert when more of the endpoint's messages than this were dead-lettered in the last hour.
+    pub alert_dead_letters_per_hour: Option<u32>,
 }
 
 impl Default for DeliverySettings {
@@ -32,6 +47,9 @@ impl Default for DeliverySettings {
             max_attempts: None,
             queue_limit: 10_000,
             stuck_after: Duration::from_secs(300),
+            alert_queue_depth: None,
+            alert_circuit_open: None,
+            alert_dead_letters_per_hour: None,
         }
     }
 }
@@ -43,6 +61,9 @@ pub struct DeliverySpec {
     pub max_attempts: Option<Spanned<u32>>,
     pub queue_limit: Option<Spanned<u32>>,
     pub stuck_after: Option<Spanned<Duration>>,
+    pub alert_queue_depth: Option<Spanned<u32>>,
+    pub alert_circuit_open: Option<Spanned<Duration>>,
+    pub alert_dead_letters_per_hour: Option<Spanned<u32>>,
 }
 
 /// Largest `queue_limit` (and `max_attempts`): well past any sensible value, well inside u32.

@@ -156,6 +156,7 @@ impl Row<'_> {
             "retried": s.retried,
             "dead_lettered": s.dead_lettered,
             "tls_handshakes": { "full": s.handshakes_full, "resumed": s.handshakes_resumed },
+            "alerts": s.alerts.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "last_error": s.last_error.as_ref().map(|e| json!({
                 "error": e.text,
                 "at": xml_datetime(e.at),

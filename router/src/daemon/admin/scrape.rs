@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::ready;
+use crate::egress::alerts::Alert;
 use crate::egress::status::Connection;
 use crate::metrics::Metrics;
 use crate::shard::Routing;
@@ -38,6 +39,7 @@ pub fn render(
     now: SystemTime,
 ) {
     let (mut down, mut open, mut backlog, mut connected) = (0u64, 0u64, 0u64, 0u64);
+    let mut alerts = [0u64; Alert::ALL.len()];
     let mut waits: Vec<(f64, &str)> = Vec::new();
     for handle in routing.endpoints.iter() {
         let status = handle.status.snapshot();
@@ -48,6 +50,15 @@ pub fn render(
         }
         if status.circuit_open_since.is_some() {
             open += 1;
+        }
+        for alert in &status.alerts {
+            if let Some(n) = Alert::ALL
+                .iter()
+                .position(|a| a == alert)
+                .and_then(|i| alerts.get_mut(i))
+            {
+                *n += 1;
+            }
         }
         if handle.queued.load(Ordering::Relaxed) > 1 {
             backlog += 1;
@@ -72,6 +83,20 @@ pub fn render(
         ("all", routing.endpoints.len() as u64),
     ] {
         let _ = writeln!(out, "ganglion_endpoints{{state=\"{state}\"}} {n}");
+    }
+    family(
+        out,
+        "ganglion_endpoint_alerts",
+        "gauge",
+        "Endpoints with each alert in force (thresholds alert_queue_depth, stuck_after, \
+         alert_circuit_open, alert_dead_letters_per_hour in routes.toml).",
+    );
+    for (alert, n) in Alert::ALL.iter().zip(alerts) {
+        let _ = writeln!(
+            out,
+            "ganglion_endpoint_alerts{{alert=\"{}\"}} {n}",
+            alert.as_str()
+        );
     }
     waits.sort_by(|a, b| b.0.total_cmp(&a.0));
     family(

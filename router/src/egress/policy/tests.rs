@@ -327,44 +327,6 @@ fn idle_closes_back_off_but_never_open_the_circuit() {
     assert_eq!(machine.failures(), 0);
 }
 
-#[test]
-fn a_stuck_queue_is_reported_once_and_cleared_once() {
-    let threshold = Duration::from_secs(60);
-    let mut watch = StuckWatch::default();
-    let ages = [
-        Some(1),
-        Some(59),
-        Some(60),
-        Some(61),
-        Some(3600),
-        Some(80),
-        Some(5),
-        Some(70),
-        None,
-        None,
-    ];
-    let changes: Vec<Option<Stuck>> = ages
-        .iter()
-        .map(|age| watch.observe(age.map(Duration::from_secs), threshold))
-        .collect();
-    use Stuck::{Began, Ended};
-    assert_eq!(
-        changes,
-        [
-            None,
-            None,
-            Some(Began),
-            None,
-            None,
-            None,
-            Some(Ended),
-            Some(Began),
-            Some(Ended),
-            None
-        ]
-    );
-}
-
 fn failure() -> impl Strategy<Value = Failure> {
     prop_oneof![
         Just(ae()),

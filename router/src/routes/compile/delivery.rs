@@ -21,6 +21,9 @@ struct Inherited<'a> {
     max_attempts: Option<FromGroup<'a, u32>>,
     queue_limit: Option<FromGroup<'a, u32>>,
     stuck_after: Option<FromGroup<'a, Duration>>,
+    alert_queue_depth: Option<FromGroup<'a, u32>>,
+    alert_circuit_open: Option<FromGroup<'a, Duration>>,
+    alert_dead_letters_per_hour: Option<FromGroup<'a, u32>>,
 }
 
 pub(super) fn resolve(
@@ -37,6 +40,9 @@ pub(super) fn resolve(
             .unwrap_or(DeliverySettings::default().queue_limit),
         stuck_after: value(&defaults.stuck_after)
             .unwrap_or(DeliverySettings::default().stuck_after),
+        alert_queue_depth: value(&defaults.alert_queue_depth),
+        alert_circuit_open: value(&defaults.alert_circuit_open),
+        alert_dead_letters_per_hour: value(&defaults.alert_dead_letters_per_hour),
     };
     let mut inherited: Vec<Inherited<'_>> = (0..eps.endpoints.len())
         .map(|_| Inherited {
@@ -44,6 +50,9 @@ pub(super) fn resolve(
             max_attempts: None,
             queue_limit: None,
             stuck_after: None,
+            alert_queue_depth: None,
+            alert_circuit_open: None,
+            alert_dead_letters_per_hour: None,
         })
         .collect();
     for section in sections {
@@ -105,6 +114,36 @@ pub(super) fn resolve(
                 sets(|s| s.stuck_after.is_some()),
                 |d| format!("{d:?}"),
             );
+            inherit(
+                ctx,
+                "alert_queue_depth",
+                &mut slot.alert_queue_depth,
+                &spec.alert_queue_depth,
+                name,
+                endpoint,
+                sets(|s| s.alert_queue_depth.is_some()),
+                |n| n.to_string(),
+            );
+            inherit(
+                ctx,
+                "alert_circuit_open",
+                &mut slot.alert_circuit_open,
+                &spec.alert_circuit_open,
+                name,
+                endpoint,
+                sets(|s| s.alert_circuit_open.is_some()),
+                |d| format!("{d:?}"),
+            );
+            inherit(
+                ctx,
+                "alert_dead_letters_per_hour",
+                &mut slot.alert_dead_letters_per_hour,
+                &spec.alert_dead_letters_per_hour,
+                name,
+                endpoint,
+                sets(|s| s.alert_dead_letters_per_hour.is_some()),
+                |n| n.to_string(),
+            );
         }
     }
     for ((endpoint, own), from_groups) in
@@ -123,6 +162,15 @@ pub(super) fn resolve(
             stuck_after: value(&own.stuck_after)
                 .or(group(&from_groups.stuck_after))
                 .unwrap_or(base.stuck_after),
+            alert_queue_depth: value(&own.alert_queue_depth)
+                .or(group(&from_groups.alert_queue_depth))
+                .or(base.alert_queue_depth),
+            alert_circuit_open: value(&own.alert_circuit_open)
+                .or(group(&from_groups.alert_circuit_open))
+                .or(base.alert_circuit_open),
+            alert_dead_letters_per_hour: value(&own.alert_dead_letters_per_hour)
+                .or(group(&from_groups.alert_dead_letters_per_hour))
+                .or(base.alert_dead_letters_per_hour),
         };
     }
 }

@@ -18,5 +18,9 @@ pub fn spec(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> DeliverySpec {
         queue_limit: count(ctx, "queue_limit"),
         stuck_after: units::duration(ctx, t, "stuck_after")
             .map(|d| Spanned::new(span("stuck_after"), d)),
+        alert_queue_depth: count(ctx, "alert_queue_depth"),
+        alert_circuit_open: units::duration(ctx, t, "alert_circuit_open")
+            .map(|d| Spanned::new(span("alert_circuit_open"), d)),
+        alert_dead_letters_per_hour: count(ctx, "alert_dead_letters_per_hour"),
     }
 }

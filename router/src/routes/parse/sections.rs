@@ -64,6 +64,9 @@ pub const ENDPOINT_KEYS: &[&str] = &[
     "max_attempts",
     "queue_limit",
     "stuck_after",
+    "alert_queue_depth",
+    "alert_circuit_open",
+    "alert_dead_letters_per_hour",
 ];
 pub const GROUP_KEYS: &[&str] = &[
     "name",
@@ -72,6 +75,9 @@ pub const GROUP_KEYS: &[&str] = &[
     "max_attempts",
     "queue_limit",
     "stuck_after",
+    "alert_queue_depth",
+    "alert_circuit_open",
+    "alert_dead_letters_per_hour",
 ];
 
 /// Default largest MLLP frame or ITK request body a listener accepts.
