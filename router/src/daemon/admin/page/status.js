@@ -154,7 +154,7 @@
   // --- messages: counters, history, chart ----------------------------------------------------
 
   /** Samples `{at, values}` of /metrics, oldest first, at most HISTORY_MS old. */
-  const history = [];
+  const samples = [];
 
   /** Prometheus text to `{name: value}` for the unlabelled series. */
   function parseMetrics(text) {
@@ -171,9 +171,9 @@
   /** Per-second rates between consecutive samples (a counter that went down: a restart). */
   function rates(metric) {
     const points = [];
-    for (let i = 1; i < history.length; i += 1) {
-      const a = history[i - 1];
-      const b = history[i];
+    for (let i = 1; i < samples.length; i += 1) {
+      const a = samples[i - 1];
+      const b = samples[i];
       const seconds = (b.at - a.at) / 1000;
       const was = a.values[metric];
       const is = b.values[metric];
@@ -188,11 +188,11 @@
     if (result.status === 'rejected' || result.value.status !== 200) return false;
     const now = Date.now();
     const values = parseMetrics(result.value.body);
-    history.push({ at: now, values });
-    while (history.length > 2 && now - history[0].at > HISTORY_MS) history.shift();
-    const first = history[0];
+    samples.push({ at: now, values });
+    while (samples.length > 2 && now - samples[0].at > HISTORY_MS) samples.shift();
+    const first = samples[0];
     const span = Math.max(1, Math.round((now - first.at) / 60000));
-    $('window-head').textContent = history.length > 1 ? `Last ${span} min` : 'Last minutes';
+    $('window-head').textContent = samples.length > 1 ? `Last ${span} min` : 'Last minutes';
     const rows = [];
     const legend = [];
     for (const series of SERIES) {
@@ -244,7 +244,7 @@
       const value = max * fraction;
       nodes.push(svg('line', { class: 'axis', x1: left, x2: W - right, y1: y(value), y2: y(value) }));
       nodes.push(svg('text', { x: left - 6, y: y(value) + 4, 'text-anchor': 'end' },
-        `${value < 10 && value % 1 ? value.toFixed(1) : value}/s`));
+        `${Number(value.toPrecision(2))}/s`));
     }
     for (const minutes of [10, 5, 0]) {
       const at = now - minutes * 60000;
@@ -257,6 +257,8 @@
       const list = points.map((p) => `${x(p.at).toFixed(1)},${y(p.rate).toFixed(1)}`);
       if (points.length === 1) list.unshift(`${(x(points[0].at) - 2).toFixed(1)},${y(points[0].rate).toFixed(1)}`);
       nodes.push(svg('polyline', { class: series.cls, points: list.join(' ') }));
+      const last = points[points.length - 1];
+      nodes.push(svg('circle', { class: series.cls, cx: x(last.at), cy: y(last.rate), r: 2.5 }));
     }
     chart.replaceChildren(...nodes);
   }
@@ -353,6 +355,18 @@
   // --- the loop ------------------------------------------------------------------------------
 
   let lastAnswer = null;
+  /** A router without /routes (older than the page) is asked again only once a minute. */
+  let routesMissingUntil = 0;
+  let routesShown = { status: 0, body: '' };
+
+  async function routesAnswer(withToken) {
+    if (!withToken) return { status: 0, body: '' };
+    if (Date.now() < routesMissingUntil) return routesShown;
+    const answer = await get('/routes', true);
+    if (answer.status === 404) routesMissingUntil = Date.now() + 60_000;
+    routesShown = answer;
+    return answer;
+  }
 
   async function poll() {
     try {
@@ -362,7 +376,7 @@
         get('/metrics', false),
         get('/shards', withToken),
         get(ENDPOINTS_PATH, withToken),
-        withToken ? get('/routes', true) : Promise.resolve({ status: 0, body: '' }),
+        routesAnswer(withToken),
       ]);
       showReady(ready);
       const answered = showMessages(metrics);
