@@ -1,8 +1,10 @@
 //! Helpers for ganglion's integration tests: the corpus, scratch directories, the router as a
-//! child process, stand-in endpoints and senders over real sockets, and test certificates.
+//! child process, stand-in endpoints and senders over real sockets, test certificates, and a
+//! real browser.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod browser;
 pub mod endpoint;
 pub mod fleet;
 pub mod pki;

@@ -1,4 +1,5 @@
-//! The admin address: `/healthz`, `/readyz` (503 with the reasons when the router cannot take
+//! The admin address: the status page at `/` (`page`; per-shard figures for it at `/shards`),
+//! `/healthz`, `/readyz` (503 with the reasons when the router cannot take
 //! messages), `/metrics`, `/endpoints` and `/endpoints/NAME` (each endpoint's connection,
 //! circuit, queue and last error), `/routes` (the table in force: version, files, rule hits), `POST /reload` (`?allow_empty=1` to
 //! take a file that closes every listener or drops every route), and the dead letters:
@@ -13,11 +14,13 @@
 mod access;
 mod endpoints;
 mod in_force;
+mod page;
 mod ready;
 mod routes;
 mod scrape;
 mod serve;
 pub mod settings;
+mod shards;
 pub mod token;
 
 use std::io;

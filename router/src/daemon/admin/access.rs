@@ -1,5 +1,7 @@
 //! Who may use the admin address. `/healthz`, `/readyz` and `/metrics` answer anyone who can
-//! connect (probes and scrapers; they hold no patient data). Everything else must
+//! connect (probes and scrapers; they hold no patient data). The status page at `/` holds no
+//! data either (its script asks the API with the token the operator gives it), so it needs
+//! only step 1 below. Everything else must
 //!
 //! 1. name this admin address in `Host` and, when sent, `Origin`: localhost, a loopback IP,
 //!    the IP the connection came in on, or a name in `admin_names`, with the admin's port.
@@ -19,6 +21,10 @@ use super::token::Token;
 
 /// Paths served without a token or a Host check.
 pub const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Paths served to a request that names this admin address, without a token: the status
+/// page, which carries no data and must load before the operator has given it the token.
+pub const PAGE_PATHS: [&str; 1] = ["/"];
 
 /// The connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +85,12 @@ impl Access {
     }
 
     fn check(&self, headers: &HeaderMap, conn: Conn) -> Result<(), Refusal> {
+        self.check_names(headers, conn)?;
+        self.check_token(headers)
+    }
+
+    /// Step 1: `Host` and `Origin` name this admin address.
+    fn check_names(&self, headers: &HeaderMap, conn: Conn) -> Result<(), Refusal> {
         let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
         // A request without Host (HTTP/1.0) is no browser's: browsers always send it.
         if let Some(host) = text(header::HOST) {
@@ -97,6 +109,12 @@ impl Access {
                 return Err(Refusal::ForeignOrigin);
             }
         }
+        Ok(())
+    }
+
+    /// Step 2: the token, as a bearer token.
+    fn check_token(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+        let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
         let Some(authorization) = text(header::AUTHORIZATION) else {
             return Err(Refusal::NoToken);
         };
@@ -150,10 +168,16 @@ pub async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if OPEN_PATHS.contains(&path) {
         return next.run(request).await;
     }
-    match access.check(request.headers(), conn) {
+    let checked = if PAGE_PATHS.contains(&path) {
+        access.check_names(request.headers(), conn)
+    } else {
+        access.check(request.headers(), conn)
+    };
+    match checked {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
             log::warn!(
@@ -262,6 +286,20 @@ mod tests {
                 "{origin}"
             );
         }
+    }
+
+    #[test]
+    fn the_page_needs_a_host_that_names_this_address_and_no_token() {
+        let a = access();
+        let c = conn("127.0.0.1:9464");
+        assert_eq!(
+            a.check_names(&headers(&[("host", "127.0.0.1:9464")]), c),
+            Ok(())
+        );
+        assert_eq!(
+            a.check_names(&headers(&[("host", "evil.example:9464")]), c),
+            Err(Refusal::ForeignHost)
+        );
     }
 
     #[test]

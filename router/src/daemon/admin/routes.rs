@@ -38,6 +38,8 @@ const CONTROL_WAIT: Duration = Duration::from_secs(60);
 
 pub fn router(shared: Shared) -> Router {
     Router::new()
+        .route("/", get(super::page::status_page))
+        .route("/shards", get(super::shards::answer))
         .route("/healthz", get(|| async { reply(200, "ok\n".into()) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
