@@ -37,6 +37,26 @@ pub struct AdminArgs {
     pub tls_server_name: Option<String>,
 }
 
+/// Which running router to ask: the routes file whose `[server]` names its admin address and
+/// token, or the address itself (flags shared by every command that asks a running router).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdminTarget {
+    /// The routes file; its `[server]` says where the router's admin address and token are.
+    #[arg(long, default_value = "routes.toml")]
+    pub config: PathBuf,
+    /// The admin address, instead of reading it from the routes file.
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    #[command(flatten)]
+    pub access: AdminArgs,
+}
+
+impl AdminTarget {
+    pub fn client(&self) -> anyhow::Result<AdminClient> {
+        AdminClient::new(self.admin, &self.config, &self.access)
+    }
+}
+
 /// A running router's admin address, ready to be called.
 pub struct AdminClient {
     address: SocketAddr,

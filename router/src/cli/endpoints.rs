@@ -1,14 +1,12 @@
 //! `ganglion endpoints`: a running router's endpoints (connection, circuit, queue, last
 //! error), from its admin address's `/endpoints`; one endpoint with `ganglion endpoints NAME`.
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::Value;
 
-use super::admin_client::{AdminArgs, AdminClient};
+use super::admin_client::AdminTarget;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,20 +31,14 @@ pub struct Args {
     /// Print the admin address's JSON as it came.
     #[arg(long)]
     pub json: bool,
-    /// The routes file; its `[server]` says where the router's admin address and token are.
-    #[arg(long, default_value = "routes.toml")]
-    pub config: PathBuf,
-    /// The admin address, instead of reading it from the routes file.
-    #[arg(long)]
-    pub admin: Option<SocketAddr>,
     #[command(flatten)]
-    pub access: AdminArgs,
+    pub target: AdminTarget,
 }
 
 /// Exit status 0 when the router answered, 1 when it did not or said no (a 404 for an unknown
 /// name among them).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(args.admin, &args.config, &args.access)?;
+    let client = args.target.client()?;
     let path = match &args.name {
         Some(name) => format!("/endpoints/{}", percent_encode(name)),
         None => {

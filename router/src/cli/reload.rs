@@ -1,31 +1,22 @@
 //! `ganglion reload`: asks a running router to reload its routes, through its admin address.
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::admin_client::{AdminArgs, AdminClient};
+use super::admin_client::AdminTarget;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The routes file; its `[server]` says where the router listens and where its admin token
-    /// is.
-    #[arg(long, default_value = "routes.toml")]
-    pub config: PathBuf,
-    /// The admin address, instead of reading it from the routes file.
-    #[arg(long)]
-    pub admin: Option<SocketAddr>,
     /// Take the file even if it closes every listener or removes every route (otherwise such
     /// a reload is refused: it is what a half-written file looks like).
     #[arg(long)]
     pub allow_empty: bool,
     #[command(flatten)]
-    pub access: AdminArgs,
+    pub target: AdminTarget,
 }
 
 /// Exit status 0 when the reload was applied, 78 when the file was refused (errors, it would
 /// empty the router, or it needs a restart), 1 otherwise.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(args.admin, &args.config, &args.access)?;
+    let client = args.target.client()?;
     let path = if args.allow_empty {
         "/reload?allow_empty=1"
     } else {

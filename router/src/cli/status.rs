@@ -3,15 +3,13 @@
 //! trouble, longest wait first.
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use super::admin_client::{AdminArgs, AdminClient};
+use super::admin_client::{AdminClient, AdminTarget};
 use super::endpoints::table;
 
 #[derive(clap::Args)]
@@ -25,14 +23,8 @@ pub struct Args {
     /// Everything as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// The routes file; its `[server]` says where the router's admin address and token are.
-    #[arg(long, default_value = "routes.toml")]
-    pub config: PathBuf,
-    /// The admin address, instead of reading it from the routes file.
-    #[arg(long)]
-    pub admin: Option<SocketAddr>,
     #[command(flatten)]
-    pub access: AdminArgs,
+    pub target: AdminTarget,
 }
 
 /// The counters whose rates are shown, as `/metrics` names them.
@@ -58,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !(0.1..=60.0).contains(&args.interval) {
         bail!("--interval {}: from 0.1 to 60 seconds", args.interval);
     }
-    let client = AdminClient::new(args.admin, &args.config, &args.access)?;
+    let client = args.target.client()?;
     let (ready_status, ready_body) = client.request("GET", "/readyz")?;
     let before = metrics(&client)?;
     let started = Instant::now();
@@ -127,8 +119,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn client_name(args: &Args) -> String {
-    args.admin
-        .map_or_else(|| args.config.display().to_string(), |a| a.to_string())
+    let target = &args.target;
+    target
+        .admin
+        .map_or_else(|| target.config.display().to_string(), |a| a.to_string())
 }
 
 /// `/metrics` as name (labels included) → value; comments skipped.

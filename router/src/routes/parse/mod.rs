@@ -120,7 +120,8 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
             if let Some(t) =
                 Table::open_any(ctx, item, &what).map(|t| t.named("[[endpoint]]", "name"))
             {
-                t.reject_unknown(ctx, sections::ENDPOINT_KEYS, misplaced_top_key_hint);
+                let known = sections::with_delivery_keys(sections::ENDPOINT_KEYS);
+                t.reject_unknown(ctx, &known, misplaced_top_key_hint);
                 match sections::endpoint(ctx, &t) {
                     Some(e) => file.endpoints.push(e),
                     None => file.broken_names.extend(name_of(&t)),
@@ -133,7 +134,8 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
             let what = format!("[[group]] #{}", i + 1);
             if let Some(t) = Table::open_any(ctx, item, &what).map(|t| t.named("[[group]]", "name"))
             {
-                t.reject_unknown(ctx, sections::GROUP_KEYS, misplaced_top_key_hint);
+                let known = sections::with_delivery_keys(sections::GROUP_KEYS);
+                t.reject_unknown(ctx, &known, misplaced_top_key_hint);
                 match sections::group(ctx, &t) {
                     Some(g) => file.groups.push(g),
                     None => file.broken_names.extend(name_of(&t)),

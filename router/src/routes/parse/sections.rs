@@ -60,25 +60,14 @@ pub const ENDPOINT_KEYS: &[&str] = &[
     "hl7_application",
     "hl7_facility",
     "prewarm",
-    "retry_for",
-    "max_attempts",
-    "queue_limit",
-    "stuck_after",
-    "alert_queue_depth",
-    "alert_circuit_open",
-    "alert_dead_letters_per_hour",
 ];
-pub const GROUP_KEYS: &[&str] = &[
-    "name",
-    "members",
-    "retry_for",
-    "max_attempts",
-    "queue_limit",
-    "stuck_after",
-    "alert_queue_depth",
-    "alert_circuit_open",
-    "alert_dead_letters_per_hour",
-];
+pub const GROUP_KEYS: &[&str] = &["name", "members"];
+
+/// The keys a table of `own` keys accepts: those, and the delivery keys (which `[delivery]`,
+/// `[[group]]` and `[[endpoint]]` all take).
+pub fn with_delivery_keys(own: &[&'static str]) -> Vec<&'static str> {
+    [own, &crate::routes::delivery::KEYS[..]].concat()
+}
 
 /// Default largest MLLP frame or ITK request body a listener accepts.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 16 << 20;
