@@ -8,11 +8,22 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-/// An admin response: status and body (the server closes after each response).
+/// An admin response: status, header lines and body (the server closes after each response).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminResponse {
     pub status: u16,
+    pub head: String,
     pub body: String,
+}
+
+impl AdminResponse {
+    /// The value of header `name` (any case), if the response has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
 }
 
 /// Sends `METHOD path` with `headers` (each `Name: value`) and reads the whole response.
@@ -69,6 +80,7 @@ fn exchange(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, head.to_string()))?;
     Ok(AdminResponse {
         status,
+        head: head.to_string(),
         body: body.to_string(),
     })
 }

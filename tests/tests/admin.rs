@@ -131,6 +131,13 @@ fn the_api_needs_the_token_and_a_host_that_names_it_while_the_probes_stay_open()
         }
     }
     let listed = get(admin, "/dead-letters", &[&host, &bearer]);
+    // What the API answers is never cached nor sniffed: dead letters are patient data.
+    assert_eq!(
+        listed.header("cache-control"),
+        Some("no-store"),
+        "{listed:?}"
+    );
+    assert_eq!(listed.header("x-content-type-options"), Some("nosniff"));
     assert_eq!((listed.status, listed.body.as_str()), (200, ""));
     let reloaded = request(admin, "POST", "/reload", &[&host, &bearer]).unwrap();
     assert_eq!(reloaded.status, 200, "{reloaded:?}");

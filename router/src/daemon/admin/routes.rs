@@ -55,6 +55,8 @@ pub fn router(shared: Shared) -> Router {
 }
 
 /// The response: JSON when the body is a JSON object, Prometheus' text format otherwise.
+/// Never cached (a dead letter is patient data; every other answer is of the moment) and never
+/// sniffed into something a browser would run.
 pub fn reply(status: u16, body: String) -> Response {
     let content_type = if body.starts_with('{') {
         "application/json"
@@ -62,7 +64,12 @@ pub fn reply(status: u16, body: String) -> Response {
         "text/plain; version=0.0.4"
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (status, headers, body).into_response()
 }
 
 async fn not_found() -> Response {
