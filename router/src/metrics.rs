@@ -45,6 +45,38 @@ pub struct ShardHealth {
     pub log_failed: AtomicBool,
 }
 
+/// A shard's write-ahead log, as `/readyz`, `/shards` and `/metrics` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogState {
+    Ok,
+    /// Refusing messages for want of disk or budget; ends by itself as endpoints drain.
+    Refusing,
+    /// Failed; nothing more is acknowledged until a restart.
+    Failed,
+}
+
+impl LogState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogState::Ok => "ok",
+            LogState::Refusing => "refusing",
+            LogState::Failed => "failed",
+        }
+    }
+}
+
+impl ShardHealth {
+    pub fn log_state(&self) -> LogState {
+        if self.log_failed.load(Ordering::Relaxed) {
+            LogState::Failed
+        } else if self.log_refusing.load(Ordering::Relaxed) {
+            LogState::Refusing
+        } else {
+            LogState::Ok
+        }
+    }
+}
+
 /// Senders' unfinished input held beyond each connection's first buffer, against the
 /// process-wide budget (`ingress::budget`), which counts in `held` itself.
 #[derive(Default)]

@@ -50,6 +50,20 @@ fn start(config: &Path) -> RouterProcess {
     RouterProcess::start_quick(config, 2, &["in", "admin"])
 }
 
+/// Two shards, and every ADT to the endpoint `late` at `port` (down until the test says).
+fn late_config(scratch: &Scratch, port: std::net::SocketAddr) -> PathBuf {
+    scratch.file(
+        "routes.toml",
+        format!(
+            "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+             [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+             [[endpoint]]\nname = \"late\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n\n\
+             [[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"late\"\n",
+            scratch.join("data").display()
+        ),
+    )
+}
+
 /// xorshift64*, seeded: the kill moment of each run is repeatable.
 fn next(state: &mut u64) -> u64 {
     *state ^= *state >> 12;
@@ -180,14 +194,7 @@ fn messages_for_an_endpoint_still_down_after_a_restart_wait_and_then_flow() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let text = format!(
-        "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
-         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
-         [[endpoint]]\nname = \"late\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n\n\
-         [[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"late\"\n",
-        scratch.join("data").display()
-    );
-    let config = scratch.file("routes.toml", text);
+    let config = late_config(&scratch, port);
     let router = start(&config);
     let mut sender = Sender::connect(router.addr("in")).unwrap();
     let sent: Vec<Vec<u8>> = (0..20).map(|i| message(0, i * 3)).collect();
@@ -220,14 +227,7 @@ fn a_backlog_past_the_replay_window_goes_first_and_in_order_after_a_crash() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let text = format!(
-        "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
-         [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
-         [[endpoint]]\nname = \"late\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n\n\
-         [[route]]\nname = \"all\"\nhl7.message_type = \"ADT\"\nto = \"late\"\n",
-        scratch.join("data").display()
-    );
-    let config = scratch.file("routes.toml", text);
+    let config = late_config(&scratch, port);
     let router = start(&config);
     // Several connections, so that both shards' logs hold part of the backlog.
     let mut senders: Vec<Sender> = (0..SENDERS)

@@ -103,24 +103,26 @@ impl Query {
     }
 }
 
-/// One endpoint as it is now.
-struct Row<'a> {
-    endpoint: &'a Endpoint,
-    handle: &'a EndpointHandle,
-    status: Snapshot,
-    queued: u32,
+/// One endpoint as it is now; what "down", "open circuit" and "backlog" mean, for `/endpoints`
+/// and `/metrics` alike.
+pub(super) struct Row<'a> {
+    pub endpoint: &'a Endpoint,
+    pub handle: &'a EndpointHandle,
+    pub status: Snapshot,
+    pub queued: u32,
 }
 
 impl Row<'_> {
-    fn is_down(&self) -> bool {
+    pub fn is_down(&self) -> bool {
         self.status.connection == Connection::Down
     }
 
-    fn has_open_circuit(&self) -> bool {
+    pub fn has_open_circuit(&self) -> bool {
         self.status.circuit_open_since.is_some()
     }
 
-    fn has_backlog(&self) -> bool {
+    /// More than the one message in flight is waiting.
+    pub fn has_backlog(&self) -> bool {
         self.queued > 1
     }
 
@@ -166,7 +168,7 @@ impl Row<'_> {
     }
 }
 
-fn rows(routing: &Routing) -> impl Iterator<Item = Row<'_>> {
+pub(super) fn rows(routing: &Routing) -> impl Iterator<Item = Row<'_>> {
     routing
         .table
         .endpoints()

@@ -38,7 +38,6 @@ pub fn describe(routing: &Routing) -> Value {
             "path": path.display().to_string(),
             "sha256": digest.map(|d| d.to_string()),
         })).collect::<Vec<_>>(),
-        "digest": p.files.first().and_then(|(_, d)| d.map(|d| d.to_string())),
         "endpoints": routing.table.endpoints().len(),
         "listeners": routing.table.listeners().len(),
         "rules": rules,

@@ -4,7 +4,7 @@
 //! every shard's write-ahead log takes messages (not failed, not refusing for want of disk or
 //! budget), and the routing in force has a listener and a route. A load balancer or service
 //! manager that sees 503 should send senders elsewhere; the body says what to fix.
-use crate::metrics::Metrics;
+use crate::metrics::{LogState, Metrics};
 use crate::shard::Routing;
 use std::sync::atomic::Ordering;
 
@@ -16,16 +16,16 @@ pub fn reasons(metrics: &Metrics, routing: &Routing) -> Vec<String> {
         if !health.serving.load(Ordering::Relaxed) {
             reasons.push(format!("shard {shard} is not accepting connections"));
         }
-        if health.log_failed.load(Ordering::Relaxed) {
-            reasons.push(format!(
+        match health.log_state() {
+            LogState::Failed => reasons.push(format!(
                 "shard {shard}: the write-ahead log failed; nothing more is acknowledged until \
                  the router restarts"
-            ));
-        } else if health.log_refusing.load(Ordering::Relaxed) {
-            reasons.push(format!(
+            )),
+            LogState::Refusing => reasons.push(format!(
                 "shard {shard}: the write-ahead log refuses messages (disk or wal_budget full) \
                  until endpoints drain it"
-            ));
+            )),
+            LogState::Ok => {}
         }
     }
     if routing.table.listeners().is_empty() {

@@ -86,7 +86,7 @@ async fn blocking(work: impl FnOnce() -> (u16, String) + Send + 'static) -> Resp
 
 impl Shared {
     /// The routing in force (the control thread swaps it at every reload).
-    fn current(&self) -> Arc<Routing> {
+    pub(super) fn current(&self) -> Arc<Routing> {
         Arc::clone(&self.routing.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

@@ -4,13 +4,12 @@
 //! endpoints by that wait (never one series per endpoint: 28,000 label sets would swamp a
 //! Prometheus server), the write-ahead log's disk use, readiness, and reloads by outcome.
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use super::ready;
+use super::{endpoints, ready};
 use crate::egress::alerts::Alert;
 use crate::egress::status::Connection;
-use crate::metrics::Metrics;
+use crate::metrics::{LogState, Metrics};
 use crate::shard::Routing;
 use crate::wal::DiskBudget;
 
@@ -41,17 +40,12 @@ pub fn render(
     let (mut down, mut open, mut backlog, mut connected) = (0u64, 0u64, 0u64, 0u64);
     let mut alerts = [0u64; Alert::ALL.len()];
     let mut waits: Vec<(f64, &str)> = Vec::new();
-    for handle in routing.endpoints.iter() {
-        let status = handle.status.snapshot();
-        match status.connection {
-            Connection::Down => down += 1,
-            Connection::Connected => connected += 1,
-            Connection::Idle | Connection::Connecting => {}
-        }
-        if status.circuit_open_since.is_some() {
-            open += 1;
-        }
-        for alert in &status.alerts {
+    for row in endpoints::rows(routing) {
+        down += u64::from(row.is_down());
+        open += u64::from(row.has_open_circuit());
+        backlog += u64::from(row.has_backlog());
+        connected += u64::from(row.status.connection == Connection::Connected);
+        for alert in &row.status.alerts {
             if let Some(n) = Alert::ALL
                 .iter()
                 .position(|a| a == alert)
@@ -60,12 +54,9 @@ pub fn render(
                 *n += 1;
             }
         }
-        if handle.queued.load(Ordering::Relaxed) > 1 {
-            backlog += 1;
-        }
-        if let Some(arrived) = status.oldest_arrived {
+        if let Some(arrived) = row.status.oldest_arrived {
             let waited = now.duration_since(arrived).map_or(0.0, |d| d.as_secs_f64());
-            waits.push((waited, &handle.name));
+            waits.push((waited, row.endpoint.name.as_str()));
         }
     }
     family(
@@ -139,7 +130,7 @@ pub fn render(
     );
     let _ = writeln!(out, "ganglion_wal_budget_bytes {}", budget.limit());
     let refusing = (0..metrics.shards())
-        .filter(|&s| metrics.shard(s).health.log_refusing.load(Ordering::Relaxed))
+        .filter(|&s| metrics.shard(s).health.log_state() == LogState::Refusing)
         .count();
     family(
         out,

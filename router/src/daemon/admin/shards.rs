@@ -7,7 +7,6 @@
 //! or unreadable by the shard that read it, delivered or dead-lettered by the shard that owns
 //! its endpoint.
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -18,8 +17,7 @@ use crate::metrics::{Metrics, ShardCounters};
 use crate::shard::Routing;
 
 pub async fn answer(State(s): State<Shared>) -> Response {
-    let routing = Arc::clone(&s.routing.lock().unwrap_or_else(|p| p.into_inner()));
-    reply(200, list(&s.metrics, &routing).to_string() + "\n")
+    reply(200, list(&s.metrics, &s.current()).to_string() + "\n")
 }
 
 /// `{"shards": [{"shard", "serving", "log", "endpoints", "queued", counters…}]}`; `log` is
@@ -44,13 +42,7 @@ pub fn list(metrics: &Metrics, routing: &Routing) -> Value {
 fn one(index: usize, shard: &ShardCounters, endpoints: u64, queued: u64) -> Value {
     let n = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let health = &shard.health;
-    let log = if health.log_failed.load(Ordering::Relaxed) {
-        "failed"
-    } else if health.log_refusing.load(Ordering::Relaxed) {
-        "refusing"
-    } else {
-        "ok"
-    };
+    let log = health.log_state().as_str();
     json!({
         "shard": index,
         "serving": health.serving.load(Ordering::Relaxed),

@@ -343,7 +343,8 @@
         const routes = JSON.parse(result.value.body);
         if (routes.version !== undefined && routes.version !== null) version = String(routes.version);
         if (typeof routes.loaded_at === 'string') loaded = routes.loaded_at;
-        if (typeof routes.digest === 'string') $('routes-version').title = `digest ${routes.digest}`;
+        const digest = routes.files && routes.files[0] && routes.files[0].sha256;
+        if (typeof digest === 'string') $('routes-version').title = `sha256 ${digest}`;
       } catch {
         // not JSON: leave the dashes
       }
