@@ -103,11 +103,16 @@ pub async fn first_pass(shard: &Shard, durability: &Durability) -> Backlog {
                 id: record.id,
                 destination,
             };
-            let message = message
-                .get_or_insert_with(|| Arc::new(logged::accepted(&record, shard.next_seq())));
+            // Built only for a destination served now: most of a large backlog stays on disk.
+            let mut message =
+                || {
+                    Arc::clone(message.get_or_insert_with(|| {
+                        Arc::new(logged::accepted(&record, shard.next_seq()))
+                    }))
+                };
             let Some(handle) = handle_of(&routing, name) else {
                 shard.dead_letter(
-                    &unheld(message, name, reference),
+                    &unheld(&message(), name, reference),
                     "its endpoint is no longer in the configuration",
                 );
                 gone += 1;
@@ -117,7 +122,7 @@ pub async fn first_pass(shard: &Shard, durability: &Durability) -> Backlog {
             // Behind a message already left on disk, a message waits its turn there too.
             if !waiting.contains_key(&handle.name) && handle.queued.try_take_held(window(handle)) {
                 shard
-                    .hand_over(held(message, handle, reference), handle)
+                    .hand_over(held(&message(), handle, reference), handle)
                     .await;
                 queued += 1;
                 continue;
