@@ -66,7 +66,7 @@ pub const GROUP_KEYS: &[&str] = &["name", "members"];
 /// The keys a table of `own` keys accepts: those, and the delivery keys (which `[delivery]`,
 /// `[[group]]` and `[[endpoint]]` all take).
 pub fn with_delivery_keys(own: &[&'static str]) -> Vec<&'static str> {
-    [own, &crate::routes::delivery::KEYS[..]].concat()
+    [own, crate::routes::delivery::KEYS].concat()
 }
 
 /// Default largest MLLP frame or ITK request body a listener accepts.
