@@ -12,6 +12,10 @@ pub mod process;
 pub mod scratch;
 pub mod small_disk;
 
+/// How long a test waits for something the router should do: generous, since only a failing
+/// test waits it out and a loaded two-core CI machine can be slow; never a pause to sit through.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The shared sample corpus, or `None` on a developer's machine without it (in CI a missing
 /// corpus fails): the workspace's one finder, [`corpus::find`].
 pub fn corpus() -> Option<std::path::PathBuf> {

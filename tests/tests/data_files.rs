@@ -3,14 +3,12 @@
 //! that other users can reach into, unless told to.
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::{dead_letters, ganglion, ganglion_exit, RouterProcess};
 use tests::scratch::Scratch;
-
-const WAIT: Duration = Duration::from_secs(20);
+use tests::WAIT;
 
 /// The permission bits, in octal as `ls` and `chmod` write them.
 fn mode(path: &Path) -> String {

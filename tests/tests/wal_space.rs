@@ -13,8 +13,7 @@ use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::RouterProcess;
 use tests::scratch::Scratch;
 use tests::small_disk::SmallDisk;
-
-const WAIT: Duration = Duration::from_secs(60);
+use tests::WAIT;
 
 fn config(scratch: &Scratch, data: &Path, endpoint: SocketAddr, server_extra: &str) -> PathBuf {
     let text = format!(
@@ -143,7 +142,7 @@ fn refuse_then_recover(router: &mut RouterProcess, port: SocketAddr, kib: usize)
         assert_plain_refusal(&msa(&ack).0, &String::from_utf8_lossy(&ack));
     }
     assert!(
-        router.wait_for_output("refusing messages", Duration::from_secs(10)),
+        router.wait_for_output("refusing messages", WAIT),
         "{}",
         router.output()
     );
@@ -165,7 +164,7 @@ fn refuse_then_recover(router: &mut RouterProcess, port: SocketAddr, kib: usize)
     let id = wait_until_accepted(&mut sender, "B", kib);
     wait_delivered(&endpoint, &[id]);
     assert!(
-        router.wait_for_output("accepting messages again", Duration::from_secs(10)),
+        router.wait_for_output("accepting messages again", WAIT),
         "{}",
         router.output()
     );
@@ -197,7 +196,7 @@ fn a_full_disk_refuses_plainly_and_accepts_again_once_drained() {
     let config = config(&scratch, &data, port, "");
     let mut router = start(&config, &[]);
     refuse_then_recover(&mut router, port, 200);
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }
 
 #[test]
@@ -208,7 +207,7 @@ fn a_budget_smaller_than_a_segment_refuses_and_accepts_again_once_drained() {
     let config = config(&scratch, &data, port, "wal_budget = \"1 MiB\"");
     let mut router = start(&config, &[]);
     refuse_then_recover(&mut router, port, 100);
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }
 
 #[test]
@@ -289,7 +288,7 @@ fn a_restart_on_a_disk_with_no_space_left_delivers_frees_and_accepts() {
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert_eq!(quarantine.len(), 1, "{quarantine:?}");
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }
 
 /// ITK senders get the same plain words, in a SOAP fault of the Server kind.
@@ -325,5 +324,5 @@ fn an_itk_sender_is_told_plainly_when_the_store_is_full() {
         assert!(!body.contains(leak), "the fault shows {leak:?}: {body}");
     }
     assert!(endpoint.inbox.is_empty());
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }
