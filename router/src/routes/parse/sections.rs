@@ -49,18 +49,7 @@ pub const LISTENER_KEYS: &[&str] = &[
     "max_buffered_per_peer",
 ];
 pub const TLS_KEYS: &[&str] = &["ca", "cert", "key", "verify_server_name"];
-pub const ENDPOINT_KEYS: &[&str] = &[
-    "name",
-    "protocol",
-    "address",
-    "server_name",
-    "tls",
-    "ods",
-    "itk_address",
-    "hl7_application",
-    "hl7_facility",
-    "prewarm",
-];
+pub const ENDPOINT_KEYS: &[&str] = &crate::routes::endpoint::named_by("name");
 pub const GROUP_KEYS: &[&str] = &["name", "members"];
 
 /// The keys a table of `own` keys accepts: those, and the delivery keys (which `[delivery]`,
