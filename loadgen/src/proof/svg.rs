@@ -221,6 +221,13 @@ pub fn plot(report: &Report) -> String {
             _ => String::new(),
         }
     );
+    let verdict = match report.cpu_us_per_message_at_target(System::Ganglion) {
+        Some(us) => format!(
+            "{verdict}; {us:.0} µs CPU/msg at the target (projected {:.0}/s per core)",
+            1e6 / us
+        ),
+        None => verdict,
+    };
     let mut out = String::new();
     open(&mut out, &title, &verdict);
 
