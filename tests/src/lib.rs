@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod browser;
 pub mod endpoint;
+pub mod filling;
 pub mod fleet;
 pub mod pki;
 pub mod process;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use codecs::hl7v2::{AckCode, Message};
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::filling::send_until_refused;
 use tests::process::{metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 use tests::small_disk::SmallDisk;
@@ -396,37 +397,6 @@ fn restart_and_deliver(scratch: &Scratch, data: &Path, acked: &[String]) {
     assert!(router.terminate(WAIT).success());
 }
 
-/// An ADT padded to about `kib` KiB.
-fn big(id: &str, kib: usize) -> Vec<u8> {
-    let mut m =
-        format!("MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A08|{id}|P|2.4\rPID|1\rOBX|1|TX|||")
-            .into_bytes();
-    m.extend(std::iter::repeat_n(b'x', kib * 1024));
-    m.push(b'\r');
-    m
-}
-
-/// Sends messages until the router stops acknowledging them; returns the acknowledged ids and
-/// the first refusal's MSA-1 and text.
-fn fill(sender: &mut Sender, kib: usize, limit: usize) -> (Vec<String>, Option<(String, String)>) {
-    let mut acked = Vec::new();
-    for i in 0..limit {
-        let id = format!("B{i}");
-        let ack = sender.exchange(&big(&id, kib)).unwrap();
-        let (code, acked_id) = msa(&ack);
-        assert_eq!(acked_id, id);
-        if code == "AA" {
-            acked.push(id);
-        } else {
-            return (
-                acked,
-                Some((code, String::from_utf8_lossy(&ack).into_owned())),
-            );
-        }
-    }
-    (acked, None)
-}
-
 #[test]
 fn a_full_log_budget_answers_ae_and_acknowledges_only_what_was_stored() {
     let scratch = Scratch::new("budget");
@@ -447,8 +417,8 @@ fn a_full_log_budget_answers_ae_and_acknowledges_only_what_was_stored() {
         ],
     );
     let mut sender = Sender::connect(router.addr("in")).unwrap();
-    let (acked, refused) = fill(&mut sender, 100, 50);
-    let (code, text) = refused.expect("the budget was never reached");
+    let filled = send_until_refused(&mut sender, "B", 100, 50);
+    let (acked, (code, text)) = filled.until_refused();
     assert_eq!(code, "AE", "{text}");
     assert!(text.contains("store is full; try again later"), "{text}");
     assert!(
@@ -478,8 +448,8 @@ fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
         &["--reply-timeout", "30", "--grace", "1"],
     );
     let mut sender = Sender::connect(router.addr("in")).unwrap();
-    let (acked, refused) = fill(&mut sender, 200, 40);
-    let (code, text) = refused.expect("the file system never filled");
+    let filled = send_until_refused(&mut sender, "B", 200, 40);
+    let (acked, (code, text)) = filled.until_refused();
     assert_eq!(code, "AE", "{text}");
     assert!(text.contains("disk is full; try again later"), "{text}");
     assert!(
