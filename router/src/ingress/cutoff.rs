@@ -5,9 +5,9 @@
 //! a line each would bury the log. [`report`] is the one place such a close is counted and
 //! logged, through the shard's refusal log ([`super::refusals`]: a few lines per sender address
 //! and reason, then a count every period).
+use crate::metrics::listener::ListenerStats;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 use super::refusals::Refusal;
 use crate::metrics::Metrics;
@@ -74,7 +74,7 @@ pub type CutoffCounters = [AtomicU64; Cutoff::ALL.len()];
 /// what the limit was, for the log line only.
 pub fn report(
     shard: &Shard,
-    listener: &Arc<str>,
+    listener: &ListenerStats,
     peer: SocketAddr,
     cutoff: Cutoff,
     detail: std::fmt::Arguments<'_>,
