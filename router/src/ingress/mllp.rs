@@ -147,12 +147,12 @@ pub async fn serve(
         // One write to the log and one group commit for everything this read brought.
         let committed = accept::commit(&shard, &plans).await;
         let mut acks = shard.pool.take();
+        let answered = entries.len() as u64;
         for entry in entries.drain(..) {
             write_answer(
                 &shard, &listener, &origin, &input, entry, &plans, &committed, &mut acks,
             );
         }
-        let answered = entries.len() as u64;
         spare = recycle(entries);
         plans.clear();
         // A frame still unfinished began in this read if frames ended in it, else earlier.
