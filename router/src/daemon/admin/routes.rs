@@ -4,7 +4,6 @@
 //!
 //! Work that touches files or waits for the control thread runs on the runtime's blocking
 //! threads, so one slow request never holds up the others.
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -129,18 +128,7 @@ async fn metrics(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response
         Err(why) => return reply(400, format!("{why}\n")),
     };
     let current = s.current();
-    let work = move || {
-        let queued = current
-            .endpoints
-            .iter()
-            .map(|h| u64::from(h.queued.load(Ordering::Relaxed)))
-            .sum();
-        let (metrics, budget) = (s.metrics, s.log_budget);
-        exposition::text(move |enc| {
-            metrics.encode(enc, queued)?;
-            scrape::encode(enc, &metrics, &current, &budget, SystemTime::now(), options)
-        })
-    };
+    let work = move || scrape::text(&s.metrics, &current, &s.log_budget, options);
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(body)) => reply_as(200, exposition::CONTENT_TYPE, body),
         Ok(Err(_)) => reply(500, "the metrics could not be written\n".into()),

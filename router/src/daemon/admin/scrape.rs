@@ -8,6 +8,8 @@
 //! every scrape would swamp a Prometheus server, so operators scrape them in a job of their
 //! own, less often, while the totals and the worst few are always there.
 use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use prometheus_client::encoding::DescriptorEncoder;
@@ -15,7 +17,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use super::{endpoints, ready};
 use crate::egress::alerts::Alert;
 use crate::egress::status::Connection;
-use crate::metrics::exposition::{counters, gauge, gauges};
+use crate::metrics::exposition::{self, counters, gauge, gauges};
 use crate::metrics::{LogState, Metrics};
 use crate::shard::Routing;
 use crate::wal::DiskBudget;
@@ -61,6 +63,27 @@ struct EndpointFigures<'a> {
     delivered: u64,
     retried: u64,
     dead_lettered: u64,
+}
+
+/// The whole of `/metrics`: the shards' counters and the scrape-time families, as
+/// OpenMetrics text. Reads only atomics (and each endpoint's last-error mutex, as `/endpoints`
+/// does), so it can run on any thread.
+pub fn text(
+    metrics: &Arc<Metrics>,
+    routing: &Arc<Routing>,
+    budget: &Arc<DiskBudget>,
+    options: Options,
+) -> Result<String, fmt::Error> {
+    let (metrics, routing, budget) = (Arc::clone(metrics), Arc::clone(routing), Arc::clone(budget));
+    exposition::text(move |enc| {
+        let queued = routing
+            .endpoints
+            .iter()
+            .map(|h| u64::from(h.queued.load(Ordering::Relaxed)))
+            .sum();
+        metrics.encode(enc, queued)?;
+        encode(enc, &metrics, &routing, &budget, SystemTime::now(), options)
+    })
 }
 
 /// Writes the scrape-time families.
