@@ -104,6 +104,9 @@ pub struct InputGauge {
     pub waiting: AtomicU64,
 }
 
+/// Which of a shard's counters a family shows.
+type Pick = fn(&ShardCounters) -> &AtomicU64;
+
 /// The counters of every shard.
 pub struct Metrics {
     shards: Box<[CachePadded<ShardCounters>]>,
@@ -184,7 +187,7 @@ impl Metrics {
 
     /// Every family the shards count, `queued` (read from the routing) included.
     pub fn encode(&self, enc: &mut DescriptorEncoder, queued: u64) -> fmt::Result {
-        let totals: [(&str, &str, fn(&ShardCounters) -> &AtomicU64); 10] = [
+        let totals: [(&str, &str, Pick); 10] = [
             ("received", "Messages read from senders.", |s| &s.received),
             ("accepted", "Messages accepted and acknowledged.", |s| {
                 &s.accepted

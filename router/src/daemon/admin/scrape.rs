@@ -252,6 +252,9 @@ pub fn encode(
     )
 }
 
+/// Which count of an endpoint a family shows.
+type Pick = fn(&EndpointFigures<'_>) -> u64;
+
 /// The families of `?per_endpoint=1`.
 fn encode_each(enc: &mut DescriptorEncoder, each: &[EndpointFigures<'_>]) -> fmt::Result {
     fn label<'a>(e: &EndpointFigures<'a>) -> [(&'static str, &'a str); 1] {
@@ -275,7 +278,7 @@ fn encode_each(enc: &mut DescriptorEncoder, each: &[EndpointFigures<'_>]) -> fmt
         "1 while the endpoint's connection is open, per endpoint.",
         each.iter().map(|e| (label(e), u32::from(e.connected))),
     )?;
-    let totals: [(&str, &str, fn(&EndpointFigures<'_>) -> u64); 3] = [
+    let totals: [(&str, &str, Pick); 3] = [
         (
             "ganglion_endpoint_delivered",
             "Deliveries the endpoint acknowledged, per endpoint.",
