@@ -1,13 +1,14 @@
 //! `/metrics` against a running router: known numbers of messages that get AA, CA, AE and AR
-//! on two listeners, and the per-listener, per-code, per-reason counts, bytes and histogram
-//! counts equal exactly what was sent; per-endpoint series only when asked for.
+//! on two MLLP listeners and a response and a client fault on an ITK one, and the
+//! per-listener, per-code, per-reason counts, bytes and histogram counts equal exactly what was
+//! sent; per-endpoint series only when asked for; a listener removed by a reload leaves.
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
-use tests::admin::request;
-use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::admin::{host, request};
+use tests::endpoint::{msa, Endpoint, HttpClient, Reply, Sender};
 use tests::process::{wait_until, RouterProcess};
 use tests::scratch::Scratch;
 
@@ -31,6 +32,35 @@ fn oru(id: &str) -> Vec<u8> {
 /// A rule rejects messages from test systems: AR, reason `rejected`.
 fn from_test_system(id: &str) -> Vec<u8> {
     format!("MSH|^~\\&|ZZTEST|RX8|EPR|RX8|20261125||ADT^A01|{id}|P|2.4\rPID|1\r").into_bytes()
+}
+
+/// A valid ITK request (an infrastructure ACK) that the test's route for that service takes.
+fn itk_request() -> Vec<u8> {
+    let ack = codecs::itk::InfAck {
+        tracking_id: "7C1B2A3D-4E5F-4061-9728-3A4B5C6D7E8F",
+        payload_uuid: "0B7E4A39-1F0C-4D5E-9A61-3C0D2B8E7F10",
+        to: Some("urn:nhs-uk:addressing:ods:X0912"),
+        audit_identity: "urn:nhs-uk:identity:ods:TEST",
+        sender: None,
+        timestamp: "2026-11-25T09:30:00Z",
+        tracking_id_ref: "217D1168-7F0B-4F31-A0A9-5B030E545FAE",
+        service_ref: "urn:nhs-itk:services:201005:SendCDADocument-v2-0",
+        result: codecs::itk::InfResult::Ok,
+        errors: &[],
+    };
+    let header = codecs::itk::RequestHeader {
+        message_id: "5E1A7C90-3B2D-4F6E-8A1C-9D0B2E4F6A81",
+        action: codecs::itk::SERVICE_INF_ACK,
+        to: "http://127.0.0.1/itk",
+        from: None,
+        timestamp: None,
+        username: None,
+    };
+    let mut bytes = Vec::new();
+    codecs::itk::write_soap_request(&mut bytes, &header, |out| {
+        codecs::itk::write_infrastructure_ack(out, &ack)
+    });
+    bytes
 }
 
 /// One sample: its name and labels.
@@ -93,21 +123,29 @@ fn scrape(admin: SocketAddr, path: &str) -> String {
 fn counts_per_listener_code_and_reason_equal_what_was_sent() {
     let scratch = Scratch::new("metrics");
     let epr = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
-    let config = scratch.file(
-        "routes.toml",
+    let sink = Endpoint::itk(None, |_, _| (200, b"<ok/>".to_vec()));
+    let routes = |with_back: bool| {
+        let back = "[[listener]]\nname = \"back\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n";
         format!(
             "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
-             [[listener]]\nname = \"front\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
-             [[listener]]\nname = \"back\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+             [[listener]]\nname = \"front\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n{}\
+             [[listener]]\nname = \"itk\"\nprotocol = \"itk-http\"\nbind = \"127.0.0.1:0\"\n\n\
              [[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{}\"\n\n\
+             [[endpoint]]\nname = \"sink\"\nprotocol = \"itk-http\"\n\
+             address = \"http://{}/itk/inbox\"\n\n\
              [[route]]\nname = \"tests\"\nhl7.sending_application = \"ZZ*\"\n\
              reject = \"test systems may not send here\"\n\n\
-             [[route]]\nname = \"admissions\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n",
+             [[route]]\nname = \"admissions\"\nhl7.message_type = \"ADT\"\nto = \"epr\"\n\n\
+             [[route]]\nname = \"acks\"\nitk.service = \"{}\"\nto = \"sink\"\n",
             scratch.join("data").display(),
-            epr.addr
-        ),
-    );
-    let router = RouterProcess::start(&config, &[], &["front", "back", "admin"]);
+            if with_back { back } else { "" },
+            epr.addr,
+            sink.addr,
+            codecs::itk::SERVICE_INF_ACK,
+        )
+    };
+    let config = scratch.file("routes.toml", routes(true));
+    let router = RouterProcess::start(&config, &[], &["front", "back", "itk", "admin"]);
     let admin = router.addr("admin");
 
     // front: 4 AA, 1 CA, 2 AE (unreadable), 3 AR (no route), 1 AR (a rule's reject).
@@ -136,13 +174,33 @@ fn counts_per_listener_code_and_reason_equal_what_was_sent() {
     }
     exchange(&mut back, "back", oru("BU"), "AR");
     assert!(epr.inbox.wait_for(7, WAIT));
+    // itk: a response, a client fault (unreadable), and a GET refused as a bad request (not a
+    // message: neither received nor answered).
+    let mut itk = HttpClient::connect(router.addr("itk")).unwrap();
+    let inf_ack = itk_request();
+    let response = itk
+        .post("/syncsoap", codecs::itk::SERVICE_INF_ACK, &inf_ack)
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let not_xml = b"<not xml";
+    let response = itk
+        .post("/syncsoap", codecs::itk::SERVICE_INF_ACK, not_xml)
+        .unwrap();
+    assert_eq!(response.status, 500);
+    itk.send_raw(b"GET /syncsoap HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(itk.response().unwrap().status, 405);
+    sent.entry("itk")
+        .or_default()
+        .extend([inf_ack, not_xml.to_vec()]);
+    assert!(sink.inbox.wait_for(1, WAIT));
 
     // The ACK's latency is recorded once it is written, the delivery's once the endpoint's
     // ACK is read: wait for both rather than race them.
     wait_until("latencies recorded", WAIT, || {
         let text = scrape(admin, "/metrics");
-        sum(&text, "ganglion_listener_ack_latency_seconds_count", &[]) == 14.0
-            && sum(&text, "ganglion_delivery_latency_seconds_count", &[]) == 7.0
+        sum(&text, "ganglion_listener_ack_latency_seconds_count", &[]) == 16.0
+            && sum(&text, "ganglion_delivery_latency_seconds_count", &[]) == 8.0
     });
     let text = scrape(admin, "/metrics");
     let count = |name: &str, with: &[(&str, &str)]| sum(&text, name, with);
@@ -156,6 +214,9 @@ fn counts_per_listener_code_and_reason_equal_what_was_sent() {
         ("back", "AA", 2.0),
         ("back", "AR", 1.0),
         ("back", "AE", 0.0),
+        ("itk", "response", 1.0),
+        ("itk", "client_fault", 1.0),
+        ("itk", "server_fault", 0.0),
     ];
     for (listener, code, n) in codes {
         assert_eq!(
@@ -174,6 +235,8 @@ fn counts_per_listener_code_and_reason_equal_what_was_sent() {
         ("front", "not_stored", 0.0),
         ("back", "no_route", 1.0),
         ("back", "unreadable", 0.0),
+        ("itk", "unreadable", 1.0),
+        ("itk", "bad_request", 1.0),
     ];
     for (listener, reason, n) in reasons {
         assert_eq!(
@@ -216,12 +279,11 @@ fn counts_per_listener_code_and_reason_equal_what_was_sent() {
         2.0
     );
     // The process totals say the same as the listeners summed.
-    assert_eq!(count("ganglion_received_total", &[]), 14.0);
-    assert_eq!(count("ganglion_accepted_total", &[]), 7.0);
-    assert_eq!(count("ganglion_delivered_total", &[]), 7.0);
+    assert_eq!(count("ganglion_received_total", &[]), 16.0);
+    assert_eq!(count("ganglion_accepted_total", &[]), 8.0);
+    assert_eq!(count("ganglion_delivered_total", &[]), 8.0);
     assert_eq!(count("ganglion_shard_queued", &[]), 0.0);
     assert_eq!(count("ganglion_shard_connect_failures_total", &[]), 0.0);
-    assert_eq!(count("ganglion_shard_egress_connections", &[]), 1.0);
     // No series per endpoint unless asked: only the totals and the worst few.
     assert!(!text.contains("ganglion_endpoint_queue_depth{"), "{text}");
     assert!(
@@ -246,8 +308,7 @@ fn counts_per_listener_code_and_reason_equal_what_was_sent() {
     );
 
     // Connections closed by their senders leave the open-connections gauge.
-    drop(front);
-    drop(back);
+    drop((front, back, itk));
     wait_until("senders' connections closed", WAIT, || {
         sum(
             &scrape(admin, "/metrics"),
@@ -255,5 +316,17 @@ fn counts_per_listener_code_and_reason_equal_what_was_sent() {
             &[],
         ) == 0.0
     });
+
+    // A reload that removes `back` ends its series; the others keep their counts.
+    std::fs::write(&config, routes(false)).unwrap();
+    let token = std::fs::read_to_string(scratch.join("data/admin.token")).unwrap();
+    let bearer = format!("Authorization: Bearer {}", token.trim());
+    let reloaded = request(admin, "POST", "/reload", &[&host(admin), &bearer]).unwrap();
+    assert_eq!(reloaded.status, 200, "{reloaded:?}");
+    let text = scrape(admin, "/metrics");
+    assert!(!text.contains("listener=\"back\""), "{text}");
+    let front = [("listener", "front")];
+    assert_eq!(sum(&text, "ganglion_listener_received_total", &front), 11.0);
+    assert_eq!(sum(&text, "ganglion_received_total", &[]), 16.0);
     assert!(router.terminate(WAIT).success());
 }
