@@ -386,6 +386,20 @@ impl Metrics {
                 ((l, s), opened.saturating_sub(closed))
             }),
         )?;
+        counters(
+            enc,
+            "ganglion_listener_tls_handshakes",
+            "TLS handshakes senders finished, by listener, shard and kind: full or resumed (a \
+             session ticket).",
+            None,
+            blocks().flat_map(|(l, s, _, c)| {
+                [
+                    ("full", &c.tls_handshakes_full),
+                    ("resumed", &c.tls_handshakes_resumed),
+                ]
+                .map(|(kind, n)| ((l, (s, [("kind", kind)])), n.load(Ordering::Relaxed)))
+            }),
+        )?;
         histograms(
             enc,
             "ganglion_listener_ack_latency",

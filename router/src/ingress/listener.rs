@@ -145,7 +145,11 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
             let mut stream = stream;
             // Bounded: a sender that never finishes its handshake must not hold its place.
             let limit = ctx2.config.handshake_timeout;
-            match monoio::time::timeout(limit, stream.handshake(&shard.pool)).await {
+            let handshake = monoio::time::timeout(limit, stream.handshake(&shard.pool)).await;
+            if let (Ok(Ok(())), Some(_)) = (&handshake, stream.tls_state()) {
+                ctx2.stats.shard(index).handshake(stream.resumed());
+            }
+            match handshake {
                 Err(_) => cutoff::report(
                     &shard,
                     &ctx2.stats,

@@ -115,6 +115,9 @@ pub struct ListenerShard {
     refused: [AtomicU64; REASONS.len()],
     pub connections_opened: AtomicU64,
     pub connections_closed: AtomicU64,
+    /// TLS handshakes senders finished: full, or resuming a session (a ticket).
+    pub tls_handshakes_full: AtomicU64,
+    pub tls_handshakes_resumed: AtomicU64,
     /// From the read that brought a message's first byte to its answer written.
     pub ack_latency: Histogram<Latency>,
 }
@@ -126,6 +129,16 @@ impl ListenerShard {
 
     pub fn refused(&self, reason: Refusal) {
         self.refused[reason_index(reason)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A sender finished its TLS handshake.
+    pub fn handshake(&self, resumed: bool) {
+        let kind = if resumed {
+            &self.tls_handshakes_resumed
+        } else {
+            &self.tls_handshakes_full
+        };
+        kind.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn received(&self, bytes: usize) {
