@@ -5,11 +5,11 @@
 //! a line each would bury the log. [`report`] is the one place such a close is counted and
 //! logged, through the shard's refusal log ([`super::refusals`]: a few lines per sender address
 //! and reason, then a count every period).
-use crate::metrics::listener::ListenerStats;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 
 use super::refusals::Refusal;
+use crate::metrics::listener::ListenerStats;
 use crate::metrics::Metrics;
 
 use crate::shard::Shard;
