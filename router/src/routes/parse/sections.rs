@@ -62,6 +62,7 @@ pub const ENDPOINT_KEYS: &[&str] = &[
     "prewarm",
 ];
 pub const GROUP_KEYS: &[&str] = &["name", "members"];
+pub const TRACE_KEYS: &[&str] = &["enabled", "retention"];
 
 /// The keys a table of `own` keys accepts: those, and the delivery keys (which `[delivery]`,
 /// `[[group]]` and `[[endpoint]]` all take).
@@ -114,6 +115,18 @@ pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
     s.admin_access = super::admin::access(ctx, t, s.admin);
     s.max_buffered_input = spanned_size(ctx, t, "max_buffered_input");
     s.wal_budget = units::size(ctx, t, "wal_budget");
+    s
+}
+
+/// `[trace]`: `enabled` (default true) and `retention` (a duration, default 7 days).
+pub fn trace(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> crate::trace::TraceSettings {
+    let mut s = crate::trace::TraceSettings::default();
+    if let Some(b) = t.bool(ctx, "enabled") {
+        s.enabled = b.into_inner();
+    }
+    if let Some(d) = units::duration(ctx, t, "retention") {
+        s.retention = d;
+    }
     s
 }
 
