@@ -137,7 +137,7 @@ impl Recorder {
     pub fn flush(&self) {
         let mut buf = self.buf.borrow_mut();
         if !buf.is_empty() {
-            let chunk = std::mem::take(&mut *buf);
+            let chunk = std::mem::replace(&mut *buf, Vec::with_capacity(4096));
             let _ = self.sink.send(chunk);
         }
     }

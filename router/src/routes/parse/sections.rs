@@ -403,3 +403,45 @@ pub fn group(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<GroupSection> {
         delivery,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::routes::load_str;
+
+    #[test]
+    fn trace_settings_are_read_and_bad_ones_named_where_they_are() {
+        let path = Path::new("/nonexistent/routes.toml");
+        let (table, _) = load_str(path, "[trace]\nretention = \"14d\"\n").unwrap();
+        assert_eq!(
+            table.server().trace.retention,
+            Duration::from_secs(14 * 86_400)
+        );
+        assert!(table.server().trace.enabled);
+        let (table, _) = load_str(path, "[trace]\nenabled = false\n").unwrap();
+        assert!(!table.server().trace.enabled);
+        let (table, _) = load_str(path, "").unwrap();
+        assert_eq!(table.server().trace, crate::trace::TraceSettings::default());
+
+        let errors: Vec<String> = load_str(
+            path,
+            "[trace]\nretention = \"a week\"\nenabled = \"yes\"\nkeep = 1\n",
+        )
+        .err()
+        .unwrap()
+        .iter()
+        .map(|d| d.to_string().lines().next().unwrap_or_default().to_owned())
+        .collect();
+        assert_eq!(
+            errors,
+            [
+                "/nonexistent/routes.toml:2:13: error: `retention` in [trace] is not a duration",
+                "/nonexistent/routes.toml:3:11: error: `enabled` in [trace] must be true or \
+                 false, found a string",
+                "/nonexistent/routes.toml:4:1: error: unknown key `keep` in [trace]",
+            ]
+        );
+    }
+}

@@ -118,6 +118,7 @@ mod tests {
         assert_eq!(parse_size("1 MB"), None);
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("5 minutes"), None);
         assert_eq!(show_size(16 << 20), "16 MiB");
         assert_eq!(show_size(1 << 30), "1 GiB");
