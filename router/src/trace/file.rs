@@ -55,12 +55,18 @@ impl Span {
     }
 }
 
+/// Keys of the open file are sorted a run of this many at a time, as they come: a lookup
+/// binary-searches each run and scans only the unsorted tail, instead of every key.
+const RUN: usize = 64 * 1024;
+
 /// The file being written.
 pub struct OpenFile {
     pub path: PathBuf,
     file: File,
     len: u64,
+    /// Sorted runs of [`RUN`] keys up to `sorted`, then the newest keys as they came.
     keys: Vec<(u64, u32)>,
+    sorted: usize,
     pub span: Span,
     scratch: Vec<u64>,
 }
@@ -81,6 +87,7 @@ impl OpenFile {
             file,
             len: HEADER.len() as u64,
             keys: Vec::new(),
+            sorted: 0,
             span: Span::empty(),
             scratch: Vec::new(),
         })
@@ -120,16 +127,30 @@ impl OpenFile {
         let written = chunk.get(..keep).unwrap_or_default();
         self.file.write_all(written)?;
         self.len += written.len() as u64;
+        while let Some(run) = self.keys.get_mut(self.sorted..self.sorted + RUN) {
+            run.sort_unstable();
+            self.sorted += RUN;
+        }
         Ok(())
     }
 
     /// The offsets of the entries with `key`, in file order.
     pub fn offsets(&self, key: u64) -> Vec<u32> {
-        self.keys
-            .iter()
-            .filter(|&&(k, _)| k == key)
-            .map(|&(_, o)| o)
-            .collect()
+        let (runs, tail) = self.keys.split_at(self.sorted.min(self.keys.len()));
+        let mut found: Vec<u32> = Vec::new();
+        for run in runs.chunks(RUN) {
+            let start = run.partition_point(|&(k, _)| k < key);
+            let matching = run.get(start..).unwrap_or_default();
+            found.extend(
+                matching
+                    .iter()
+                    .take_while(|&&(k, _)| k == key)
+                    .map(|&(_, o)| o),
+            );
+        }
+        found.extend(tail.iter().filter(|&&(k, _)| k == key).map(|&(_, o)| o));
+        found.sort_unstable();
+        found
     }
 
     /// Reads the entry at `offset`.
@@ -178,6 +199,7 @@ impl OpenFile {
             file,
             len: HEADER.len() as u64,
             keys: Vec::new(),
+            sorted: 0,
             span: Span::empty(),
             scratch: Vec::new(),
         };
@@ -351,4 +373,55 @@ fn scan(file: &File, end: u64, mut each: impl FnMut(Entry) -> bool) -> io::Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::entry::{encode_outcome, MessageRef, NewOutcome, What};
+    use crate::trace::hash;
+
+    #[test]
+    fn the_open_file_finds_keys_in_sorted_runs_and_the_tail_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut open = OpenFile::create(dir.path().join("0.open")).unwrap();
+        // Two keys an entry: three runs and a tail. Ids repeat every 1,000 entries.
+        for batch in 0..100u64 {
+            let mut chunk = Vec::new();
+            for i in 0..1_000u64 {
+                let id = format!("M{i}");
+                encode_outcome(
+                    &mut chunk,
+                    &NewOutcome {
+                        time_unix_nanos: batch,
+                        message: MessageRef {
+                            log: 1,
+                            record: batch * 1_000 + i,
+                        },
+                        id_hash: hash::control_id(id.as_bytes()),
+                        what: What::Retrying,
+                        endpoint: "e",
+                        detail: "",
+                        dead_letter: None,
+                        control_id: &id,
+                    },
+                );
+            }
+            open.append(&mut chunk).unwrap();
+        }
+        assert_eq!(open.sorted, 3 * RUN);
+        let found = open.offsets(hash::control_id(b"M7"));
+        assert_eq!(found.len(), 100);
+        assert!(found.windows(2).all(|w| w[0] < w[1]), "in file order");
+        let records: Vec<u64> = found
+            .iter()
+            .map(|&o| open.entry_at(o).unwrap().unwrap().message().record)
+            .collect();
+        assert_eq!(records, (0..100).map(|b| b * 1_000 + 7).collect::<Vec<_>>());
+        let one = open.offsets(hash::message_key(MessageRef {
+            log: 1,
+            record: 99_999,
+        }));
+        assert_eq!(one.len(), 1);
+    }
 }
