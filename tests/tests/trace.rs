@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use codecs::hl7v2::AckCode;
 use serde_json::Value;
+use tests::admin::{host, request};
 use tests::endpoint::{msa, Endpoint, HttpClient, Reply, Sender};
 use tests::process::{dead_letters, ganglion, RouterProcess};
 use tests::scratch::Scratch;
@@ -217,6 +218,20 @@ fn trace_finds_messages_by_id_tracking_id_and_patient_across_a_restart() {
     );
     assert_eq!(one["messages"].as_array().unwrap().len(), 1);
     assert_eq!(one["messages"][0]["control_id"], "ADT0001");
+    // By time alone: every message received in the last hour, oldest first.
+    let recent = trace_until(&config, admin, &["--from", "-1h"], |v| {
+        v["messages"].as_array().is_some_and(|m| m.len() == 3)
+    });
+    let ids: Vec<&str> = recent["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["control_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ADT0001", "ORU0001", TRACKING]);
+    // Who sent what to whom is for token holders only.
+    let anonymous = request(admin, "GET", "/trace?id=ADT0001", &[&host(admin)]).unwrap();
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
     let (code, text) = trace(&config, admin, &["--patient", "1111111111"]);
     assert_eq!((code, text.trim()), (Some(1), "no message found"));
     let (code, _) = trace(&config, admin, &["NO-SUCH-ID"]);

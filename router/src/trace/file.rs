@@ -93,7 +93,8 @@ impl OpenFile {
         })
     }
 
-    pub fn len(&self) -> u64 {
+    /// Bytes written so far, header included.
+    pub fn bytes(&self) -> u64 {
         self.len
     }
 

@@ -191,7 +191,7 @@ impl Writer {
                 return Ok(());
             };
             file.append(chunk)?;
-            file.span.entries >= self.limits.entries || file.len() >= self.limits.bytes
+            file.span.entries >= self.limits.entries || file.bytes() >= self.limits.bytes
         };
         if full {
             self.roll()?;
