@@ -5,7 +5,7 @@
 //! "delivered" outcome into a shard's buffer, with the buffer handed to a draining thread as
 //! the shard would; `write`: what the writer thread then spends per message (checksums, keys,
 //! the write). `lookup`: by control id and by patient id (whose outcomes are then found by
-//! each message's key) in an index of 10 M messages, 20 M entries, 1 Mi entries a file. The
+//! each message's key) in an index of 10 M messages, 20 M entries, 256 Ki entries a file. The
 //! index is built once under `target/bench-trace` and reused (delete it to build again).
 use std::hint::black_box;
 use std::path::PathBuf;
