@@ -149,6 +149,12 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
         options.allow_shared_data_dir || table.server().allow_shared_data_dir,
     )?;
     let admin_access = admin::prepare(admin::settings::AdminSettings::of(&table))?;
+    let trace_settings = table.server().trace;
+    let trace = trace_settings
+        .enabled
+        .then(|| crate::trace::Trace::start(&data_dir, trace_settings))
+        .transpose()
+        .map_err(io_error("message trace index"))?;
     let dead_letters = Arc::new(
         DeadLetterStore::open(&data_dir)
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
@@ -180,6 +186,7 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
             marks,
         }),
         ready,
+        trace: trace.as_ref().map(crate::trace::Trace::feed),
     };
     // The signal pipe must exist before the shards split their descriptor tables: a signal
     // may be handled on any thread, and its handler writes to the pipe by number.
@@ -251,6 +258,10 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
         Arc::clone(reloader.current()),
         Arc::clone(&dead_letters),
         Arc::clone(&log_budget.budget),
+        trace.as_ref().map(|t| admin::TraceLookup {
+            index: Arc::clone(&t.index),
+            key: Arc::clone(&t.key),
+        }),
     )
     .map_err(io_error(format!(
         "admin address {}",
@@ -290,6 +301,9 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
             Ok(Err(e)) => log::error!("a shard failed: {e}"),
             Err(_) => log::error!("a shard panicked"),
         }
+    }
+    if let Some(trace) = trace {
+        trace.stop();
     }
     log::info!("ganglion stopped");
     Ok(())

@@ -17,6 +17,7 @@
 //! - [`egress`]: endpoint workers, connections, replies and their verdicts, backoff.
 //! - [`wal`]: each shard's write-ahead log (segments, group commit, delivery marks, recovery).
 //! - [`deadletter`]: messages given up on, one file each in `<data>/dead-letters/`.
+//! - [`trace`]: the message trace, an index beside the log of where each message went.
 //!
 //! Parts they share: [`net`] (plain and TLS streams with pooled buffers), [`tls`] (rustls
 //! configurations, a private CA), [`control`] (control-thread commands), [`metrics`],
@@ -52,4 +53,5 @@ pub mod semaphore;
 pub mod shard;
 pub mod signal;
 pub mod tls;
+pub mod trace;
 pub mod wal;

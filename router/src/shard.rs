@@ -11,7 +11,7 @@ pub mod replay;
 pub mod room;
 pub mod routing;
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ use crate::routes::TableDiff;
 use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use crate::signal::LocalNotify;
+use crate::trace::recorder::Recorder;
 use durable::Durability;
 use room::{QueueCount, Waiting};
 pub use routing::{EndpointHandle, Routing};
@@ -107,6 +108,8 @@ pub struct Shard {
     room: LocalNotify,
     /// Set at shutdown: nobody waits for room any more.
     released: Cell<bool>,
+    /// The message trace's recorder, when the trace is on.
+    trace: OnceCell<Rc<Recorder>>,
 }
 
 impl Shard {
@@ -151,7 +154,18 @@ impl Shard {
             touched: RefCell::new(Vec::new()),
             room: LocalNotify::new(),
             released: Cell::new(false),
+            trace: OnceCell::new(),
         })
+    }
+
+    /// Turns the message trace on for this shard's ingress (once, at start-up).
+    pub fn set_trace(&self, recorder: Rc<Recorder>) {
+        let _ = self.trace.set(recorder);
+    }
+
+    /// The message trace's recorder, when the trace is on.
+    pub fn trace(&self) -> Option<&Recorder> {
+        self.trace.get().map(|r| &**r)
     }
 
     /// The routing in force; a message keeps the `Arc` it was routed with.

@@ -14,6 +14,7 @@ mod offline_log;
 pub mod reload;
 pub mod run;
 pub mod status;
+pub mod trace;
 pub mod wal;
 
 #[derive(Parser)]
@@ -43,6 +44,8 @@ enum Command {
     Endpoints(endpoints::Args),
     /// One screen on a running router: ready or not, rates, queues, endpoints in trouble.
     Status(status::Args),
+    /// Where a message is: by control id / tracking id, patient id (PID-3) or time range.
+    Trace(trace::Args),
     /// List, show, replay or drop dead letters in a data directory (offline: works on the files).
     DeadLetters(dead_letters::Args),
     /// Inspect the write-ahead log's files, or replay records kept in its quarantine.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Reload(args) => reload::run(args),
         Command::Endpoints(args) => endpoints::run(args),
         Command::Status(args) => status::run(args),
+        Command::Trace(args) => trace::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,7 @@
 //! circuit, queue and last error), `/routes` (the table in force: version, files, rule hits), `POST /reload` (`?allow_empty=1` to
 //! take a file that closes every listener or drops every route), and the dead letters:
 //! `GET /dead-letters`, `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`,
-//! `POST /dead-letters/ID/drop`.
+//! `POST /dead-letters/ID/drop`, and `/trace` (where a message is: `trace`).
 //!
 //! It can read, replay and drop patient data, so everything but the probes needs the admin
 //! token and a Host that names it (`access`), optionally over TLS with client certificates.
@@ -22,6 +22,7 @@ mod serve;
 pub mod settings;
 mod shards;
 pub mod token;
+mod trace;
 
 use std::io;
 use std::net::SocketAddr;
@@ -52,6 +53,13 @@ pub enum AdminRequest {
         id: DeadLetterId,
         reply: Sender<Result<String, String>>,
     },
+}
+
+/// What `/trace` reads: the message trace's index and the key patient ids are hashed with.
+#[derive(Clone)]
+pub struct TraceLookup {
+    pub index: Arc<crate::trace::index::Index>,
+    pub key: Arc<crate::trace::hash::PatientKey>,
 }
 
 /// The control thread's end of the admin server.
@@ -127,6 +135,7 @@ pub fn start(
     routing: Arc<Routing>,
     dead_letters: Arc<DeadLetterStore>,
     log_budget: Arc<DiskBudget>,
+    trace: Option<TraceLookup>,
 ) -> io::Result<Admin> {
     let Prepared {
         settings,
@@ -149,6 +158,7 @@ pub fn start(
         routing: Arc::clone(&routing),
         dead_letters,
         requests: send,
+        trace,
     };
     let access = Arc::new(access::Access::new(token, settings.names));
     let app = routes::router(shared)

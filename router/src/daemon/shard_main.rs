@@ -41,6 +41,8 @@ pub struct Context {
     pub wal: Option<WalSpec>,
     /// Each shard says here whether it started (its log opened).
     pub ready: mpsc::Sender<Result<(), ShardStartError>>,
+    /// The message trace's writer; `None` when `[trace] enabled = false`.
+    pub trace: Option<crate::trace::Feed>,
 }
 
 /// Why the shards could not be started.
@@ -131,12 +133,14 @@ pub async fn run(info: ShardInfo, context: Context) {
         }
     };
     let _ = context.ready.send(Ok(()));
+    let trace = context.trace.as_ref().map(|feed| Rc::new(feed.recorder()));
     let outcomes = Rc::new(ShardOutcomes {
         shard: info.index,
         metrics: Arc::clone(&context.metrics),
         durability: durability.clone(),
         dead_letters: Arc::clone(&context.dead_letters),
         last_complaint: Cell::new(None),
+        trace: trace.clone(),
     });
     let shard = Shard::new(
         info,
@@ -148,6 +152,19 @@ pub async fn run(info: ShardInfo, context: Context) {
         durability.clone(),
     );
     monoio::spawn(Rc::clone(&shard).run_inbox());
+    if let Some(trace) = &trace {
+        shard.set_trace(Rc::clone(trace));
+        let trace = Rc::downgrade(trace);
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(crate::trace::recorder::TICK).await;
+                match trace.upgrade() {
+                    Some(trace) => trace.flush(),
+                    None => return,
+                }
+            }
+        });
+    }
     if let Some(durability) = &durability {
         if let Err(e) = durability.start() {
             log::error!("shard {}: cannot start its fsync thread: {e}", info.index);
@@ -225,6 +242,9 @@ pub async fn run(info: ShardInfo, context: Context) {
                     listeners.shut_down().await;
                     context.ingress_open.fetch_sub(1, Ordering::AcqRel);
                     drain(&shard, &context).await;
+                    if let Some(trace) = &trace {
+                        trace.flush();
+                    }
                     return;
                 }
             }

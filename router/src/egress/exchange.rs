@@ -91,10 +91,10 @@ async fn hl7v2_exchange(
                 Some(mllp::Event::Frame(frame)) => {
                     match hl7v2_reply(frame, message.control_id(), how.acked) {
                         Some(verdict) => {
-                            if verdict.is_err() {
-                                kept.clear();
-                                kept.extend_from_slice(frame);
-                            }
+                            // Kept whatever it says: a failure's for the dead letter, an
+                            // acceptance's for the message trace (its ACK code).
+                            kept.clear();
+                            kept.extend_from_slice(frame);
                             break 'reply Attempt {
                                 verdict,
                                 keep: true,

@@ -3,7 +3,7 @@
 //! HTTP 2xx is delivery. A SOAP fault with a Client code means the endpoint will never take
 //! the message (dead letter); a Server fault, a 5xx, 408 or 429 mean try again later. Any other
 //! 4xx without a fault is a refusal too: the request itself is what the endpoint objects to.
-use std::io;
+use std::io::{self, Write as _};
 
 use codecs::{http1, itk};
 
@@ -123,9 +123,12 @@ async fn read_response(
         let body = buf.get(body).unwrap_or_default();
         let keep = keep_alive && framing != http1::BodyFraming::UntilClose;
         let verdict = judge(status, body);
+        kept.clear();
         if verdict.is_err() {
-            kept.clear();
             kept.extend_from_slice(body);
+        } else {
+            // What the message trace says the endpoint acknowledged with.
+            let _ = write!(kept, "HTTP {status}");
         }
         return Ok(Attempt { verdict, keep });
     }

@@ -36,8 +36,9 @@ pub use super::policy::GiveUp;
 
 /// Where the worker reports what became of each message.
 pub trait Outcomes {
-    /// The endpoint has the message.
-    fn delivered(&self, delivery: &Delivery);
+    /// The endpoint has the message; `reply` is what it acknowledged it with (the HL7v2 ACK
+    /// frame, or `HTTP <status>` for ITK).
+    fn delivered(&self, delivery: &Delivery, reply: &[u8]);
     /// The message is given up on; it must be kept in the dead-letter store with the reason
     /// and the endpoint's reply, if any, before its destination is marked done.
     fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>);
@@ -362,8 +363,8 @@ impl Worker {
             (Ok(()), _) => {
                 self.status.delivered();
                 self.finish(ctx);
+                ctx.outcomes.delivered(delivery, &link.last_reply);
                 link.forget_reply();
-                ctx.outcomes.delivered(delivery);
             }
             (Err(failure), Some(why)) => {
                 self.finish(ctx);

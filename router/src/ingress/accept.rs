@@ -16,9 +16,11 @@ use smallvec::SmallVec;
 
 use crate::metrics::listener::ListenerStats;
 use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
-use crate::routes::{Decision, EndpointId, MessageView, Outcome, Unrouted};
+use crate::routes::{Decision, EndpointId, MessageView, Outcome, RuleId, Unrouted};
 use crate::shard::durable::NotDurable;
 use crate::shard::{Routing, Shard};
+use crate::trace::entry::MessageRef;
+use crate::trace::recorder::{self, Recorder};
 use crate::wal::{NewRecord, Origin as WalOrigin};
 
 /// What routing decided for one message of a batch.
@@ -28,6 +30,8 @@ pub enum Plan {
         message: Arc<Accepted>,
         endpoints: SmallVec<[EndpointId; 4]>,
         routing: Arc<Routing>,
+        /// The rules that matched, for the message trace.
+        rules: SmallVec<[RuleId; 2]>,
     },
     /// Nothing routes it and the policy keeps such messages as dead letters.
     DeadLetter { message: Arc<Accepted> },
@@ -104,6 +108,7 @@ pub async fn plan(
                 message: make(),
                 endpoints: decision.endpoints.iter().copied().collect(),
                 routing,
+                rules: decision.matched.iter().copied().collect(),
             }
         }
         Outcome::Drop(rule) => Plan::Dropped {
@@ -170,6 +175,7 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                     message,
                     endpoints,
                     routing,
+                    ..
                 } = plan
                 {
                     names.push(
@@ -219,9 +225,17 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                 message,
                 endpoints,
                 routing,
+                rules,
             } => {
                 let id = next_id;
                 next_id = next_id.map(|n| n + 1);
+                if let Some(trace) = shard.trace() {
+                    let at = match (refs, id) {
+                        (Some((log, _)), Some(id)) => MessageRef { log, record: id },
+                        _ => recorder::unlogged(message),
+                    };
+                    trace_received(trace, message, at, endpoints, routing, rules);
+                }
                 for (destination, &endpoint) in endpoints.iter().enumerate() {
                     let Some(handle) = routing.handle(endpoint) else {
                         continue;
@@ -248,10 +262,35 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                     }
                 }
             }
-            Plan::DeadLetter { .. } | Plan::Dropped { .. } | Plan::Rejected { .. } => {}
+            Plan::DeadLetter { message } => {
+                if let Some(trace) = shard.trace() {
+                    trace.received(message, recorder::unlogged(message), &[], &[]);
+                }
+            }
+            Plan::Dropped { .. } | Plan::Rejected { .. } => {}
         }
     }
     Ok(())
+}
+
+/// Records a message's arrival, its rules and its endpoints in the message trace.
+fn trace_received(
+    trace: &Recorder,
+    message: &Accepted,
+    at: MessageRef,
+    endpoints: &[EndpointId],
+    routing: &Routing,
+    rules: &[RuleId],
+) {
+    let rules: SmallVec<[&str; 2]> = rules
+        .iter()
+        .filter_map(|&r| routing.table.rule(r).map(|r| r.name()))
+        .collect();
+    let names: SmallVec<[&str; 4]> = endpoints
+        .iter()
+        .filter_map(|&id| routing.handle(id).map(|h| &*h.name))
+        .collect();
+    trace.received(message, at, &rules, &names);
 }
 
 /// Nanoseconds since the Unix epoch (0 for a clock set before 1970).

@@ -561,5 +561,6 @@ async fn inf_ack_plan(shard: &Shard, origin: &Origin, target: &InfAckTarget) -> 
         message,
         endpoints: std::iter::once(target.endpoint).collect(),
         routing,
+        rules: smallvec::SmallVec::new(),
     })
 }

@@ -232,6 +232,8 @@ fn server(old: &RouteTable, new: &RouteTable) -> Vec<ServerChange> {
             "[server] max_buffered_input",
             a.max_buffered_input != b.max_buffered_input,
         ),
+        ("[trace] enabled", a.trace.enabled != b.trace.enabled),
+        ("[trace] retention", a.trace.retention != b.trace.retention),
     ];
     changes.extend(
         others

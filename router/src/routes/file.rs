@@ -64,6 +64,9 @@ pub struct ServerSection {
     pub max_buffered_input: Option<Spanned<u64>>,
     /// Disk the write-ahead log may take, all shards together; `None`: the default.
     pub wal_budget: Option<u64>,
+    /// `[trace]`: the message trace index (a top-level table, kept here with the other
+    /// settings a restart applies).
+    pub trace: crate::trace::TraceSettings,
 }
 
 /// The `admin_*` keys of `[server]`, as written (paths relative to the config's folder).
@@ -92,6 +95,7 @@ impl Default for ServerSection {
             admin_access: AdminSection::default(),
             max_buffered_input: None,
             wal_budget: None,
+            trace: crate::trace::TraceSettings::default(),
         }
     }
 }

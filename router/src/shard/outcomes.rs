@@ -14,6 +14,8 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Accepted, Delivery, Kind};
 use crate::shard::durable::Durability;
 use crate::shard::room::QueueCount;
+use crate::trace::entry::What;
+use crate::trace::recorder::Recorder;
 use crate::wal::Origin;
 
 pub struct ShardOutcomes {
@@ -24,6 +26,8 @@ pub struct ShardOutcomes {
     /// When a dead letter last could not be written, so that a broken store under a flood of
     /// messages is reported once a second, not once a message.
     pub last_complaint: Cell<Option<Instant>>,
+    /// The message trace's recorder, when the trace is on.
+    pub trace: Option<Rc<Recorder>>,
 }
 
 impl ShardOutcomes {
@@ -68,6 +72,9 @@ impl ShardOutcomes {
             message: &message.bytes,
         };
         let id = self.dead_letters.add(&letter)?;
+        if let Some(trace) = &self.trace {
+            trace.outcome(delivery, What::DeadLettered, detail, Some(id.as_str()));
+        }
         Metrics::bump(&self.metrics.shard(self.shard).dead_lettered);
         log::warn!(
             "dead letter {id}: message {control_id} for {}: {detail}",
@@ -91,13 +98,16 @@ impl ShardOutcomes {
 }
 
 impl Outcomes for ShardOutcomes {
-    fn delivered(&self, delivery: &Delivery) {
+    fn delivered(&self, delivery: &Delivery, reply: &[u8]) {
         let counters = self.metrics.shard(self.shard);
         Metrics::bump(&counters.delivered);
         // The wall clock, because `arrived` is one (it survives a restart in the log record).
         let waited = delivery.message.arrived.elapsed().unwrap_or_default();
         counters.delivery_latency.record(waited);
         self.mark(delivery);
+        if let Some(trace) = &self.trace {
+            trace.outcome(delivery, What::Delivered, &ack_code(reply), None);
+        }
     }
 
     fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>) {
@@ -144,10 +154,41 @@ impl Outcomes for ShardOutcomes {
 
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration) {
         Metrics::bump(&self.metrics.shard(self.shard).retries);
+        if let Some(trace) = &self.trace {
+            trace.outcome(delivery, What::Retrying, reason, None);
+        }
         log::info!(
             "{}: message {} will be retried in {after:?}: {reason}",
             delivery.endpoint,
             String::from_utf8_lossy(delivery.message.control_id()),
         );
+    }
+}
+
+/// What an endpoint acknowledged a delivered message with: MSA-1 of an HL7v2 ACK (`AA`, `CA`),
+/// or the worker's words for an ITK reply (`HTTP 202`).
+fn ack_code(reply: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(ack) = codecs::hl7v2::Message::parse(reply) {
+        let code = ack
+            .segment(b"MSA")
+            .and_then(|msa| msa.field(1))
+            .and_then(|f| f.value());
+        return String::from_utf8_lossy(code.unwrap_or(b"?"));
+    }
+    String::from_utf8_lossy(reply.get(..64).unwrap_or(reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ack_code;
+
+    #[test]
+    fn ack_codes_are_read_from_the_reply() {
+        assert_eq!(
+            ack_code(b"MSH|^~\\&|A|B|C|D|2026||ACK|1|P|2.4\rMSA|CA|X1\r"),
+            "CA"
+        );
+        assert_eq!(ack_code(b"HTTP 202"), "HTTP 202");
+        assert_eq!(ack_code(b""), "");
     }
 }

@@ -300,6 +300,7 @@ pub async fn letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayErro
         message,
         endpoints: std::iter::once(endpoint).collect(),
         routing,
+        rules: smallvec::SmallVec::new(),
     };
     let result = accept::commit_replayed(shard, &[plan]).await;
     shard.flush();

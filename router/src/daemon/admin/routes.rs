@@ -1,6 +1,7 @@
 //! The routes: `/healthz`, `/readyz`, `/metrics`, `/endpoints`, `/endpoints/NAME`, `/routes`,
 //! `POST /reload`, `GET /dead-letters`,
-//! `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`, `POST /dead-letters/ID/drop`.
+//! `GET /dead-letters/ID`, `POST /dead-letters/ID/replay`, `POST /dead-letters/ID/drop`,
+//! `GET /trace`.
 //!
 //! Work that touches files or waits for the control thread runs on the runtime's blocking
 //! threads, so one slow request never holds up the others.
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 
-use super::{endpoints, in_force, ready, scrape, AdminRequest};
+use super::{endpoints, in_force, ready, scrape, trace as trace_answer, AdminRequest};
 use crate::daemon::reload::ReloadOutcome;
 use crate::deadletter::{json, DeadLetterId, DeadLetterStore};
 use crate::metrics::{exposition, Metrics};
@@ -30,6 +31,8 @@ pub struct Shared {
     pub log_budget: Arc<DiskBudget>,
     pub dead_letters: Arc<DeadLetterStore>,
     pub requests: Sender<AdminRequest>,
+    /// `None` when `[trace] enabled = false`.
+    pub trace: Option<super::TraceLookup>,
 }
 
 /// How long a request waits for the control thread to reload or replay.
@@ -48,6 +51,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/reload", post(reload))
         .route("/dead-letters", get(list))
         .route("/dead-letters/{*rest}", any(dead_letter))
+        .route("/trace", get(trace))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(shared)
@@ -175,6 +179,31 @@ fn reload_query(query: &str) -> Result<bool, String> {
         }
     }
     Ok(allow_empty)
+}
+
+/// Where messages are: `?id=`, `?patient=`, `?from=&to=` (see `trace`).
+async fn trace(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    let Some(lookup) = s.trace.clone() else {
+        return reply(
+            404,
+            "the message trace is off here ([trace] enabled = false)\n".into(),
+        );
+    };
+    let now = SystemTime::now();
+    let (query, limit) = match trace_answer::parse(query.as_deref().unwrap_or(""), now) {
+        Ok(parsed) => parsed,
+        Err(why) => return reply(400, why + "\n"),
+    };
+    blocking(
+        move || match crate::trace::query::run(&lookup.index, &lookup.key, &query, limit) {
+            Ok((found, more)) => {
+                let body = trace_answer::answer(&found, more, &s.current(), &s.dead_letters, now);
+                (200, body.to_string() + "\n")
+            }
+            Err(e) => (500, format!("the trace index cannot be read: {e}\n")),
+        },
+    )
+    .await
 }
 
 /// Every dead letter, one JSON object per line, oldest first.

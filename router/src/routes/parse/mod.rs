@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "group",
     "route",
     "test",
+    "trace",
 ];
 
 /// Keys that belong at the top of the file, which TOML puts into whatever table precedes them.
@@ -77,6 +78,11 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
     if let Some(v) = root.get("server") {
         if let Some(t) = Table::open(ctx, v, "[server]", sections::SERVER_KEYS) {
             file.server = sections::server(ctx, &t);
+        }
+    }
+    if let Some(v) = root.get("trace") {
+        if let Some(t) = Table::open(ctx, v, "[trace]", sections::TRACE_KEYS) {
+            file.server.trace = sections::trace(ctx, &t);
         }
     }
     if let Some(v) = root.get("listener") {

@@ -51,6 +51,7 @@ pub const LISTENER_KEYS: &[&str] = &[
 pub const TLS_KEYS: &[&str] = &["ca", "cert", "key", "verify_server_name"];
 pub const ENDPOINT_KEYS: &[&str] = &crate::routes::endpoint::named_by("name");
 pub const GROUP_KEYS: &[&str] = &["name", "members"];
+pub const TRACE_KEYS: &[&str] = &["enabled", "retention"];
 
 /// The keys a table of `own` keys accepts: those, and the delivery keys (which `[delivery]`,
 /// `[[group]]` and `[[endpoint]]` all take).
@@ -103,6 +104,18 @@ pub fn server(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> ServerSection {
     s.admin_access = super::admin::access(ctx, t, s.admin);
     s.max_buffered_input = spanned_size(ctx, t, "max_buffered_input");
     s.wal_budget = units::size(ctx, t, "wal_budget");
+    s
+}
+
+/// `[trace]`: `enabled` (default true) and `retention` (a duration, default 7 days).
+pub fn trace(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> crate::trace::TraceSettings {
+    let mut s = crate::trace::TraceSettings::default();
+    if let Some(b) = t.bool(ctx, "enabled") {
+        s.enabled = b.into_inner();
+    }
+    if let Some(d) = units::duration(ctx, t, "retention") {
+        s.retention = d;
+    }
     s
 }
 
@@ -378,4 +391,46 @@ pub fn group(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<GroupSection> {
         members: members?,
         delivery,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::routes::load_str;
+
+    #[test]
+    fn trace_settings_are_read_and_bad_ones_named_where_they_are() {
+        let path = Path::new("/nonexistent/routes.toml");
+        let (table, _) = load_str(path, "[trace]\nretention = \"14d\"\n").unwrap();
+        assert_eq!(
+            table.server().trace.retention,
+            Duration::from_secs(14 * 86_400)
+        );
+        assert!(table.server().trace.enabled);
+        let (table, _) = load_str(path, "[trace]\nenabled = false\n").unwrap();
+        assert!(!table.server().trace.enabled);
+        let (table, _) = load_str(path, "").unwrap();
+        assert_eq!(table.server().trace, crate::trace::TraceSettings::default());
+
+        let errors: Vec<String> = load_str(
+            path,
+            "[trace]\nretention = \"a week\"\nenabled = \"yes\"\nkeep = 1\n",
+        )
+        .err()
+        .unwrap()
+        .iter()
+        .map(|d| d.to_string().lines().next().unwrap_or_default().to_owned())
+        .collect();
+        assert_eq!(
+            errors,
+            [
+                "/nonexistent/routes.toml:2:13: error: `retention` in [trace] is not a duration",
+                "/nonexistent/routes.toml:3:11: error: `enabled` in [trace] must be true or \
+                 false, found a string",
+                "/nonexistent/routes.toml:4:1: error: unknown key `keep` in [trace]",
+            ]
+        );
+    }
 }

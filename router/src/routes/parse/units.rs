@@ -83,8 +83,9 @@ pub fn duration(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str) -> Option<Durat
         Some(d) if !d.is_zero() => Some(d),
         _ => {
             ctx.error(v.span(), format!("`{key}` in {} is not a duration", t.what))
-                .hint =
-                Some("write a number and a unit: \"250ms\", \"30s\", \"5m\", \"1h\"".to_owned());
+                .hint = Some(
+                "write a number and a unit: \"250ms\", \"30s\", \"5m\", \"1h\", \"7d\"".to_owned(),
+            );
             None
         }
     }
@@ -100,6 +101,7 @@ fn parse_duration(s: &str) -> Option<Duration> {
         "s" => Some(Duration::from_secs(n)),
         "m" => n.checked_mul(60).map(Duration::from_secs),
         "h" => n.checked_mul(3600).map(Duration::from_secs),
+        "d" => n.checked_mul(86_400).map(Duration::from_secs),
         _ => None,
     }
 }
@@ -116,6 +118,7 @@ mod tests {
         assert_eq!(parse_size("1 MB"), None);
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("5 minutes"), None);
         assert_eq!(show_size(16 << 20), "16 MiB");
         assert_eq!(show_size(1 << 30), "1 GiB");
