@@ -14,10 +14,10 @@ use std::time::{Duration, SystemTime};
 
 use bench::fixtures;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use router::pipeline::{Accepted, Delivery, Kind as PipelineKind, RecordRef};
+use router::pipeline::{Accepted, Delivery, MessageKind as PipelineKind, RecordRef};
 use router::shard::room::QueueCount;
 use router::trace::entry::{
-    encode_outcome, encode_received, Kind, MessageRef, NewOutcome, NewReceived, What,
+    encode_outcome, encode_received, MessageKind, MessageRef, NewOutcome, NewReceived, What,
 };
 use router::trace::hash::{self, PatientKey};
 use router::trace::index::{Limits, Writer};
@@ -152,7 +152,7 @@ fn entries(out: &mut Vec<u8>, n: u64, time: u64, patients: &[u64]) {
         &NewReceived {
             time_unix_nanos: time,
             message,
-            kind: Kind::Hl7v2,
+            kind: MessageKind::Hl7v2,
             id_hash: hash::control_id(id.as_bytes()),
             patient_hashes: patients,
             control_id: &id,

@@ -30,3 +30,32 @@ pub mod hl7v2;
 pub mod http1;
 pub mod itk;
 pub mod mllp;
+
+/// The family a message belongs to. It decides how the message is framed and read (ER7 in an
+/// MLLP frame, or a SOAP envelope in an HTTP request), which routing keys it has, and how it is
+/// sent on to an endpoint: one type for the router's rules, records, log and trace alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    Hl7v2,
+    Itk,
+}
+
+impl MessageKind {
+    /// As a machine reads it (JSON, the trace): `hl7v2` or `itk`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Hl7v2 => "hl7v2",
+            MessageKind::Itk => "itk",
+        }
+    }
+}
+
+impl core::fmt::Display for MessageKind {
+    /// As people write it: `HL7v2` or `ITK`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            MessageKind::Hl7v2 => "HL7v2",
+            MessageKind::Itk => "ITK",
+        })
+    }
+}

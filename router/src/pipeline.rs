@@ -10,21 +10,14 @@ use std::time::SystemTime;
 pub use crate::shard::durable::RecordRef;
 use crate::shard::room::QueueCount;
 
-/// The family a message belongs to, which decides how it is framed towards an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// ER7 HL7v2; the bytes are the MLLP frame's payload.
-    Hl7v2,
-    /// ITK; the bytes are the HTTP request body (the SOAP envelope).
-    Itk,
-}
+pub use codecs::MessageKind;
 
 /// One message accepted from a sender.
 #[derive(Debug)]
 pub struct Accepted {
     /// Unique within this run of the router: the shard in the top bits, a counter below.
     pub seq: u64,
-    pub kind: Kind,
+    pub kind: MessageKind,
     pub bytes: Box<[u8]>,
     /// Where the identifier a reply must quote sits in `bytes`: MSH-10 for HL7v2, the
     /// Distribution Envelope tracking id for ITK.

@@ -6,7 +6,6 @@ mod wal_support;
 use std::fs;
 use std::path::Path;
 
-use router::pipeline::Kind;
 use router::shard::logged;
 use router::wal::{MessageKind, RecordId, ShardLog, WalConfig};
 use wal_support::{append_durably, replay, Msg};
@@ -50,10 +49,10 @@ fn a_segment_written_in_format_version_1_still_replays() {
     let hl7 = logged::accepted(hl7, 1);
     assert_eq!(
         (hl7.kind, hl7.control_id()),
-        (Kind::Hl7v2, b"V1-HL7-1".as_slice())
+        (MessageKind::Hl7v2, b"V1-HL7-1".as_slice())
     );
     let itk = logged::accepted(itk, 2);
-    assert_eq!(itk.kind, Kind::Itk);
+    assert_eq!(itk.kind, MessageKind::Itk);
     assert_eq!(itk.control_id(), ITK_TRACKING.as_bytes());
     assert_eq!(itk.soap_action.as_deref(), Some(CDA));
 

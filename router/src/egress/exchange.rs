@@ -11,7 +11,7 @@ use super::acked::AckedIds;
 use super::verdict::{hl7v2_reply, Failure, Verdict};
 use crate::net::pool::BufferPool;
 use crate::net::stream::Stream;
-use crate::pipeline::{Accepted, Kind};
+use crate::pipeline::{Accepted, MessageKind};
 use crate::routes::Endpoint;
 
 /// Largest reply we wait for; an endpoint that sends more is broken.
@@ -45,8 +45,8 @@ pub async fn exchange(
     reply: &mut Vec<u8>,
 ) -> Attempt {
     let result = match message.kind {
-        Kind::Hl7v2 => hl7v2_exchange(stream, message, how, reply).await,
-        Kind::Itk => super::itk::exchange(stream, message, how, reply).await,
+        MessageKind::Hl7v2 => hl7v2_exchange(stream, message, how, reply).await,
+        MessageKind::Itk => super::itk::exchange(stream, message, how, reply).await,
     };
     result.unwrap_or_else(|e| Attempt {
         verdict: Err(transport_failure(&e, how.reply_timeout)),

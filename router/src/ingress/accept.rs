@@ -15,13 +15,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use smallvec::SmallVec;
 
 use crate::metrics::listener::ListenerStats;
-use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
+use crate::pipeline::{Accepted, Delivery, MessageKind, RecordRef};
 use crate::routes::{Decision, EndpointId, MessageView, Outcome, RuleId, Unrouted};
 use crate::shard::durable::NotDurable;
 use crate::shard::{Routing, Shard};
 use crate::trace::entry::MessageRef;
 use crate::trace::recorder::{self, Recorder};
-use crate::wal::{NewRecord, Origin as WalOrigin};
+use crate::wal::{NewRecord, Origin as RecordOrigin};
 
 /// What routing decided for one message of a batch.
 pub enum Plan {
@@ -52,9 +52,11 @@ impl Plan {
     }
 }
 
-/// Where a message came from, for its record and for logs.
+/// Where a connection's messages come from (the listener and the sender's address), for their
+/// records, counts and logs. Per connection; each record keeps its own copy as a
+/// [`crate::wal::Origin`] with the message's arrival time and control id.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub struct ConnectionOrigin {
     pub listener: Arc<str>,
     /// The listener's counts, for what ingress counts of this connection's messages.
     pub stats: Arc<ListenerStats>,
@@ -66,7 +68,7 @@ pub struct Origin {
 /// A message as it arrived, before routing.
 pub struct Incoming<'a> {
     pub bytes: &'a [u8],
-    pub kind: Kind,
+    pub kind: MessageKind,
     pub control_id: Range<usize>,
     pub soap_action: Option<&'a str>,
 }
@@ -77,7 +79,7 @@ pub async fn plan(
     shard: &Shard,
     view: &impl MessageView,
     incoming: Incoming<'_>,
-    origin: &Origin,
+    origin: &ConnectionOrigin,
     decision: &mut Decision,
 ) -> Plan {
     let routing = shard.routing();
@@ -193,7 +195,7 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                 .filter_map(|(plan, (names, control_id))| match plan {
                     Plan::Deliver { message, .. } => Some(NewRecord {
                         destinations: names,
-                        origin: WalOrigin {
+                        origin: RecordOrigin {
                             listener: &message.listener,
                             peer: &message.peer,
                             arrival_unix_nanos: unix_nanos(message.arrived),

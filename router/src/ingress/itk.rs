@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime};
 use codecs::http1;
 use codecs::itk::{self, ErrorInfo, FaultCode, FaultReply, InfAck, InfResult, SimpleResponse};
 
-use super::accept::{self, Incoming, Origin, Plan};
+use super::accept::{self, ConnectionOrigin, Incoming, Plan};
 use super::budget::InputBuffer;
 use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
@@ -24,7 +24,7 @@ use super::refusals::{ControlId, Refusal};
 use crate::metrics::listener::Code;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
-use crate::pipeline::{Accepted, Kind};
+use crate::pipeline::{Accepted, MessageKind};
 use crate::routes::keys::Column;
 use crate::routes::message::ItkView;
 use crate::routes::Decision;
@@ -45,7 +45,7 @@ pub async fn serve(
     shard: Rc<Shard>,
     listener: Rc<ListenerCtx>,
     mut stream: Stream,
-    origin: Origin,
+    origin: ConnectionOrigin,
     stop: Rc<LocalSignal>,
     accepted: monoio::time::Instant,
 ) {
@@ -185,7 +185,7 @@ struct Connection<'a> {
     stream: &'a mut Stream,
     reader: &'a mut Reader,
     listener: &'a ListenerCtx,
-    origin: &'a Origin,
+    origin: &'a ConnectionOrigin,
     stop: &'a LocalSignal,
     shard: &'a Shard,
 }
@@ -284,7 +284,7 @@ async fn read_request(
 /// Handles one request body; writes the SOAP response into `out`, returns the HTTP status.
 async fn handle(
     shard: &Shard,
-    origin: &Origin,
+    origin: &ConnectionOrigin,
     body: &[u8],
     soap_action: Option<&str>,
     decision: &mut Decision,
@@ -363,7 +363,7 @@ async fn handle(
     let view = ItkView::new(message);
     let incoming = Incoming {
         bytes: body,
-        kind: Kind::Itk,
+        kind: MessageKind::Itk,
         control_id,
         soap_action: Some(&action),
     };
@@ -508,7 +508,11 @@ fn inf_ack_target(shard: &Shard, message: &itk::ItkMessage<'_>) -> Option<InfAck
 
 /// The InfAck (a SOAP request carrying a new Distribution Envelope), planned for delivery to
 /// the sender's endpoint like any other message.
-async fn inf_ack_plan(shard: &Shard, origin: &Origin, target: &InfAckTarget) -> Option<Plan> {
+async fn inf_ack_plan(
+    shard: &Shard,
+    origin: &ConnectionOrigin,
+    target: &InfAckTarget,
+) -> Option<Plan> {
     let routing = shard.routing();
     let endpoint = routing.table.endpoint(target.endpoint)?;
     let handle = routing.handle(target.endpoint)?;
@@ -549,7 +553,7 @@ async fn inf_ack_plan(shard: &Shard, origin: &Origin, target: &InfAckTarget) -> 
     shard.wait_for_room(handle).await;
     let message = Arc::new(Accepted {
         seq: shard.next_seq(),
-        kind: Kind::Itk,
+        kind: MessageKind::Itk,
         bytes: bytes.into(),
         control_id,
         soap_action: Some(itk::SERVICE_INF_ACK.into()),

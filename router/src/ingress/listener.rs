@@ -12,7 +12,7 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::ServerConfig;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
-use super::accept::Origin;
+use super::accept::ConnectionOrigin;
 use super::budget::{InputBudget, PeerShares};
 use super::cutoff::{self, Cutoff};
 use super::refusals::Refusal;
@@ -124,7 +124,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
             None => Stream::Plain(tcp),
         };
         let _ = stream.set_nodelay();
-        let origin = Origin {
+        let origin = ConnectionOrigin {
             listener: Arc::clone(&ctx.name),
             stats: Arc::clone(&ctx.stats),
             peer,

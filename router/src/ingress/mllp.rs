@@ -26,7 +26,7 @@ use std::ops::Range;
 use codecs::hl7v2::{salvage_control_id, AckError, Message, Msh, ParseError};
 use codecs::mllp;
 
-use super::accept::{self, Incoming, Origin, Plan};
+use super::accept::{self, ConnectionOrigin, Incoming, Plan};
 use super::answer::{write_hl7v2_ack, Answer, APPLICATION_ERROR};
 use super::budget::InputBuffer;
 use super::cutoff::Cutoff;
@@ -38,7 +38,7 @@ use crate::known::within;
 use crate::metrics::listener::Code;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
-use crate::pipeline::Kind;
+use crate::pipeline::MessageKind;
 use crate::routes::message::Hl7View;
 use crate::routes::Decision;
 use crate::shard::durable::NotDurable;
@@ -54,7 +54,7 @@ pub async fn serve(
     shard: Rc<Shard>,
     listener: Rc<ListenerCtx>,
     mut stream: Stream,
-    origin: Origin,
+    origin: ConnectionOrigin,
     stop: Rc<LocalSignal>,
     accepted: monoio::time::Instant,
 ) {
@@ -187,7 +187,7 @@ pub async fn serve(
 const MSH_SEARCH: usize = 64 * 1024;
 
 /// Logs why a connection that sent bytes outside a frame is being closed.
-fn refuse_stray(shard: &Shard, listener: &ListenerCtx, origin: &Origin, stray: Stray) {
+fn refuse_stray(shard: &Shard, listener: &ListenerCtx, origin: &ConnectionOrigin, stray: Stray) {
     shard.refusals.note(
         origin.peer,
         &listener.stats,
@@ -252,7 +252,7 @@ enum Entry<'a> {
 
 async fn route_frame<'a>(
     shard: &Shard,
-    origin: &Origin,
+    origin: &ConnectionOrigin,
     frame: &'a [u8],
     range: Range<usize>,
     decision: &mut Decision,
@@ -285,7 +285,7 @@ async fn route_frame<'a>(
         .unwrap_or(0..0);
     let incoming = Incoming {
         bytes: frame,
-        kind: Kind::Hl7v2,
+        kind: MessageKind::Hl7v2,
         control_id,
         soap_action: None,
     };
@@ -319,7 +319,7 @@ async fn route_frame<'a>(
 fn write_answer(
     shard: &Shard,
     listener: &ListenerCtx,
-    origin: &Origin,
+    origin: &ConnectionOrigin,
     input: &[u8],
     entry: Entry<'_>,
     plans: &[Plan],

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use monoio::time::{timeout, timeout_at, Instant};
 
-use super::accept::Origin;
+use super::accept::ConnectionOrigin;
 use super::budget::{Grant, Short};
 use super::cutoff::{self, Cutoff};
 use super::listener::ListenerCtx;
@@ -42,7 +42,7 @@ pub enum Got {
 
 impl Reader {
     /// For a connection accepted at `accepted` (its TLS handshake, if any, already done).
-    pub fn new(listener: &ListenerCtx, origin: &Origin, accepted: Instant) -> Reader {
+    pub fn new(listener: &ListenerCtx, origin: &ConnectionOrigin, accepted: Instant) -> Reader {
         Reader {
             grant: Grant::new(
                 std::sync::Arc::clone(&listener.budget),
@@ -65,7 +65,7 @@ impl Reader {
         input: &mut Vec<u8>,
         shard: &Shard,
         listener: &ListenerCtx,
-        origin: &Origin,
+        origin: &ConnectionOrigin,
         stop: &LocalSignal,
         between: bool,
     ) -> Got {
@@ -160,7 +160,7 @@ impl Reader {
             .unwrap_or_else(|| Instant::now() + self.idle)
     }
 
-    fn timed_out(&self, shard: &Shard, listener: &ListenerCtx, origin: &Origin) -> Got {
+    fn timed_out(&self, shard: &Shard, listener: &ListenerCtx, origin: &ConnectionOrigin) -> Got {
         if self.first_byte.is_some() {
             cutoff::report(
                 shard,

@@ -10,21 +10,7 @@ use std::fmt;
 
 use codecs::hl7v2::FieldPath;
 
-/// Which family of message a rule or a message belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MessageKind {
-    Hl7v2,
-    Itk,
-}
-
-impl fmt::Display for MessageKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MessageKind::Hl7v2 => "HL7v2",
-            MessageKind::Itk => "ITK",
-        })
-    }
-}
+pub use codecs::MessageKind;
 
 /// MSH values by name (first component of each field, as the codec's `Msh` accessors give it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

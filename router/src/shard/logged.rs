@@ -5,16 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::pipeline::{Accepted, Kind};
-use crate::wal::{MessageKind, OwnedParsed, Parsed, PendingRecord, Span};
+use crate::pipeline::{Accepted, MessageKind};
+use crate::wal::{OwnedParsed, Parsed, PendingRecord, Span};
 
 /// What ingress parsed of `message`, for its record.
 pub fn parsed(message: &Accepted) -> Parsed<'_> {
     Parsed {
-        kind: Some(match message.kind {
-            Kind::Hl7v2 => MessageKind::Hl7v2,
-            Kind::Itk => MessageKind::Itk,
-        }),
+        kind: Some(message.kind),
         control_id: span(&message.control_id),
         soap_action: message.soap_action.as_deref(),
     }
@@ -39,10 +36,7 @@ pub fn accepted(record: &PendingRecord, seq: u64) -> Accepted {
     let control_id = parsed.control_id.range();
     Accepted {
         seq,
-        kind: match parsed.kind {
-            Some(MessageKind::Itk) => Kind::Itk,
-            Some(MessageKind::Hl7v2) | None => Kind::Hl7v2,
-        },
+        kind: kind_of(&parsed),
         // A span that does not fit the bytes (it cannot, for a record whose checksum held)
         // quotes nothing rather than the wrong bytes.
         control_id: if control_id.end <= bytes.len() {
@@ -56,6 +50,16 @@ pub fn accepted(record: &PendingRecord, seq: u64) -> Accepted {
         peer: Arc::from(record.origin.peer.as_str()),
         bytes,
     }
+}
+
+/// The kind a record kept or [`describe`] found: every message has one by then (only a
+/// version 1 record lacks it, and those are described first).
+pub fn kind_of(parsed: &OwnedParsed) -> MessageKind {
+    debug_assert!(
+        parsed.kind.is_some(),
+        "a described message always has a kind"
+    );
+    parsed.kind.unwrap_or(MessageKind::Hl7v2)
 }
 
 /// Kind, control-id position and SOAPAction of message bytes nobody recorded them for: ITK if
@@ -123,7 +127,7 @@ mod tests {
             soap_action: Some("urn:nhs-itk:services:201005:SendCDADocument-v2-0".into()),
         };
         let message = accepted(&record(bytes, stored), 7);
-        assert_eq!(message.kind, Kind::Itk);
+        assert_eq!(message.kind, MessageKind::Itk);
         assert_eq!(message.control_id(), b"T-1");
         assert_eq!(
             message.soap_action.as_deref(),
@@ -137,7 +141,7 @@ mod tests {
     fn a_record_that_stored_nothing_is_described_from_its_bytes() {
         let bytes = b"MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A08|C-9|P|2.4\rPID|1\r";
         let message = accepted(&record(bytes, OwnedParsed::default()), 1);
-        assert_eq!(message.kind, Kind::Hl7v2);
+        assert_eq!(message.kind, MessageKind::Hl7v2);
         assert_eq!(message.control_id(), b"C-9");
         assert_eq!(message.soap_action, None);
     }

@@ -11,7 +11,7 @@ use crate::deadletter::{
 use crate::egress::worker::{GiveUp, Outcomes};
 use crate::ingress::accept::unix_nanos;
 use crate::metrics::Metrics;
-use crate::pipeline::{Accepted, Delivery, Kind};
+use crate::pipeline::{Accepted, Delivery, MessageKind};
 use crate::shard::durable::Durability;
 use crate::shard::room::QueueCount;
 use crate::trace::entry::What;
@@ -47,8 +47,8 @@ impl ShardOutcomes {
     ) -> Result<DeadLetterId, DeadLetterError> {
         let message = &delivery.message;
         let reason = match (why, message.kind) {
-            (GiveUp::Refused, Kind::Hl7v2) => Reason::Rejected,
-            (GiveUp::Refused, Kind::Itk) => Reason::ClientFault,
+            (GiveUp::Refused, MessageKind::Hl7v2) => Reason::Rejected,
+            (GiveUp::Refused, MessageKind::Itk) => Reason::ClientFault,
             (GiveUp::RetriesExhausted, _) => Reason::RetriesExhausted,
             (GiveUp::Unroutable, _) => Reason::Other,
         };

@@ -26,8 +26,8 @@ use super::{EndpointHandle, Routing, Shard};
 use crate::control::ReplayError;
 use crate::deadletter::DeadLetter;
 use crate::ingress::accept::{self, Plan};
-use crate::pipeline::{Accepted, Delivery, Kind};
-use crate::wal::{MessageKind, PendingRecord, RecordId};
+use crate::pipeline::{Accepted, Delivery};
+use crate::wal::{PendingRecord, RecordId};
 
 /// Replayed messages an endpoint may have in memory at once (fewer when its `queue_limit` is
 /// lower): enough to keep its one connection busy while the next are read from disk.
@@ -285,10 +285,7 @@ pub async fn letter(shard: &Shard, letter: &DeadLetter) -> Result<(), ReplayErro
     let parsed = logged::describe(&bytes);
     let message = Arc::new(Accepted {
         seq: shard.next_seq(),
-        kind: match parsed.kind {
-            Some(MessageKind::Itk) => Kind::Itk,
-            Some(MessageKind::Hl7v2) | None => Kind::Hl7v2,
-        },
+        kind: logged::kind_of(&parsed),
         control_id: parsed.control_id.range(),
         soap_action: parsed.soap_action.map(String::into_boxed_str),
         arrived: std::time::SystemTime::now(),

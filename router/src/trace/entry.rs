@@ -25,20 +25,7 @@ pub struct MessageRef {
     pub record: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Hl7v2,
-    Itk,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Hl7v2 => "hl7v2",
-            Kind::Itk => "itk",
-        }
-    }
-}
+pub use codecs::MessageKind;
 
 /// What happened at one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +70,7 @@ impl What {
 pub struct Received {
     pub time_unix_nanos: u64,
     pub message: MessageRef,
-    pub kind: Kind,
+    pub kind: MessageKind,
     pub id_hash: u64,
     pub patient_hashes: Vec<u64>,
     pub control_id: String,
@@ -134,7 +121,7 @@ impl Entry {
 pub struct NewReceived<'a> {
     pub time_unix_nanos: u64,
     pub message: MessageRef,
-    pub kind: Kind,
+    pub kind: MessageKind,
     pub id_hash: u64,
     pub patient_hashes: &'a [u64],
     pub control_id: &'a str,
@@ -207,8 +194,8 @@ pub fn encode_received(out: &mut Vec<u8>, e: &NewReceived<'_>) {
     out.push(RECEIVED);
     put_ref(out, e.time_unix_nanos, e.message);
     out.push(match e.kind {
-        Kind::Hl7v2 => 1,
-        Kind::Itk => 2,
+        MessageKind::Hl7v2 => 1,
+        MessageKind::Itk => 2,
     });
     out.extend_from_slice(&e.id_hash.to_le_bytes());
     let patients = &e.patient_hashes[..e.patient_hashes.len().min(MAX_PATIENT_IDS)];
@@ -281,8 +268,8 @@ pub fn decode(body: &[u8]) -> Option<Entry> {
         RECEIVED => {
             let (time_unix_nanos, message) = r.head()?;
             let kind = match r.u8()? {
-                1 => Kind::Hl7v2,
-                2 => Kind::Itk,
+                1 => MessageKind::Hl7v2,
+                2 => MessageKind::Itk,
                 _ => return None,
             };
             let id_hash = r.u64()?;
@@ -368,7 +355,7 @@ mod tests {
             &NewReceived {
                 time_unix_nanos: 5,
                 message,
-                kind: Kind::Hl7v2,
+                kind: MessageKind::Hl7v2,
                 id_hash: 9,
                 patient_hashes: &[11, 12],
                 control_id: "MSG1",
@@ -384,7 +371,7 @@ mod tests {
         };
         assert_eq!(
             (r.message, r.id_hash, &r.patient_hashes[..], r.kind),
-            (message, 9, &[11, 12][..], Kind::Hl7v2)
+            (message, 9, &[11, 12][..], MessageKind::Hl7v2)
         );
         assert_eq!((&r.control_id[..], &r.destinations[1][..]), ("MSG1", "lab"));
         let mut keys = Vec::new();

@@ -271,7 +271,7 @@ impl Writer {
 mod tests {
     use super::*;
     use crate::trace::entry::{
-        encode_outcome, encode_received, Kind, MessageRef, NewOutcome, NewReceived, What,
+        encode_outcome, encode_received, MessageKind, MessageRef, NewOutcome, NewReceived, What,
     };
     use crate::trace::hash;
     use std::os::unix::fs::PermissionsExt;
@@ -282,7 +282,7 @@ mod tests {
             &NewReceived {
                 time_unix_nanos: time,
                 message: MessageRef { log: 0, record },
-                kind: Kind::Hl7v2,
+                kind: MessageKind::Hl7v2,
                 id_hash: hash::control_id(id.as_bytes()),
                 patient_hashes: &[patient],
                 control_id: id,

@@ -10,10 +10,10 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::entry::{self, Kind, MessageRef, NewOutcome, NewReceived, What, NO_LOG};
+use super::entry::{self, MessageRef, NewOutcome, NewReceived, What, NO_LOG};
 use super::hash::{self, PatientKey};
 use crate::ingress::accept::unix_nanos;
-use crate::pipeline::{self, Accepted, Delivery};
+use crate::pipeline::{Accepted, Delivery, MessageKind};
 
 /// Bytes a shard gathers before it hands them over without waiting for its tick.
 pub const CHUNK: usize = 64 * 1024;
@@ -47,13 +47,6 @@ pub fn unlogged(message: &Accepted) -> MessageRef {
     }
 }
 
-fn kind(message: &Accepted) -> Kind {
-    match message.kind {
-        pipeline::Kind::Hl7v2 => Kind::Hl7v2,
-        pipeline::Kind::Itk => Kind::Itk,
-    }
-}
-
 impl Recorder {
     pub fn new(sink: Sender<Vec<u8>>, key: Arc<PatientKey>) -> Recorder {
         Recorder {
@@ -74,7 +67,7 @@ impl Recorder {
     ) {
         let mut patients = self.patients.borrow_mut();
         patients.clear();
-        if message.kind == pipeline::Kind::Hl7v2 {
+        if message.kind == MessageKind::Hl7v2 {
             self.key
                 .pid3(&message.bytes, &mut patients, entry::MAX_PATIENT_IDS);
         }
@@ -85,7 +78,7 @@ impl Recorder {
             &NewReceived {
                 time_unix_nanos: unix_nanos(message.arrived),
                 message: at,
-                kind: kind(message),
+                kind: message.kind,
                 id_hash: hash::control_id(message.control_id()),
                 patient_hashes: &patients,
                 control_id: &control_id,

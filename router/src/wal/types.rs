@@ -59,12 +59,7 @@ impl From<Origin<'_>> for OwnedOrigin {
     }
 }
 
-/// The family of a logged message, which decides how it is framed towards an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    Hl7v2,
-    Itk,
-}
+pub use codecs::MessageKind;
 
 /// Where an identifier sits in a message's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
