@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::control::{Command, Control};
 use crate::deadletter::{DeadLetterId, DeadLetterStore};
 use crate::egress::settings::EgressSettings;
 use crate::ingress::budget::{self, InputBudget};
+use crate::mailbox::{Command, Control};
 use crate::metrics::Metrics;
 use crate::routes::file::Workers;
 use crate::routes::{Diagnostic, RouteTable};

@@ -20,8 +20,9 @@
 //! - [`trace`]: the message trace, an index beside the log of where each message went.
 //!
 //! Parts they share: [`net`] (plain and TLS streams with pooled buffers), [`tls`] (rustls
-//! configurations, a private CA), [`control`] (control-thread commands), [`metrics`],
-//! [`signal`] (shard-local stop signal), [`clock`] (wire-format times), [`ids`] (UUIDs),
+//! configurations, a private CA), [`mailbox`] (the control thread's commands to each shard, and
+//! their answers), [`metrics`], [`notify`] (shard-local "stop now" and "something changed"),
+//! [`wire_time`] (times as the wire formats write them), [`ids`] (UUIDs),
 //! [`private_fs`] (0700 folders and 0600 files for messages and secrets), [`known`] (slicing
 //! by ranges found in the same bytes, loud in debug builds if one ever does not fit).
 #![deny(unsafe_code)]
@@ -34,8 +35,6 @@
 
 pub mod charset;
 pub mod cli;
-pub mod clock;
-pub mod control;
 pub mod daemon;
 pub mod deadletter;
 pub mod egress;
@@ -43,15 +42,17 @@ pub mod ids;
 pub mod ingress;
 pub mod inspect;
 pub mod known;
+pub mod mailbox;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod pipeline;
 pub mod private_fs;
 pub mod routes;
 pub mod runtime;
 pub mod semaphore;
 pub mod shard;
-pub mod signal;
 pub mod tls;
 pub mod trace;
 pub mod wal;
+pub mod wire_time;

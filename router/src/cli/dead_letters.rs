@@ -9,10 +9,10 @@ use std::process::ExitCode;
 
 use super::admin_client::{AdminArgs, AdminClient};
 use super::offline_log::{BudgetArgs, OfflineLogs};
-use crate::clock::rfc3339_nanos;
 use crate::deadletter::json::{letter_json, state_name, summary_json};
 use crate::deadletter::{DeadLetter, DeadLetterId, DeadLetterStore, State};
 use crate::wal::{shard_dir, Log, NewRecord};
+use crate::wire_time::rfc3339_nanos;
 
 #[derive(clap::Args)]
 pub struct Args {

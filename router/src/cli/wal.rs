@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::offline_log::{BudgetArgs, OfflineLogs};
-use crate::clock::rfc3339_nanos;
 use crate::wal::inspect::{
     inspect_bytes_of, inspect_segment, is_marks_file, shard_dirs, shard_files, FileInfo,
     StoredRecord,
 };
 use crate::wal::{Log, MessageKind, NewRecord, RecordId};
+use crate::wire_time::rfc3339_nanos;
 
 #[derive(clap::Args)]
 pub struct Args {

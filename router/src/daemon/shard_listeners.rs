@@ -8,9 +8,9 @@ use std::sync::Arc;
 use monoio::task::JoinHandle;
 
 use super::plan::{ListenerAction, ListenerStep};
-use crate::control::ShardError;
 use crate::ingress::listener::{self, bind_reuseport, ListenerCtx};
 use crate::ingress::slot::ListenerSlot;
+use crate::mailbox::ShardError;
 use crate::shard::Shard;
 
 /// A listener in force on this shard.

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use super::plan::Plan as ReloadPlan;
 use super::shard_listeners::ShardListeners;
-use crate::control::{Command, Control, PhaseAnswer, ShardError};
 use crate::deadletter::DeadLetterStore;
 use crate::egress::settings::EgressSettings;
+use crate::mailbox::{Command, Control, PhaseAnswer, ShardError};
 use crate::metrics::Metrics;
 use crate::pipeline::{Delivery, RecordRef};
 use crate::runtime::mesh::Mesh;

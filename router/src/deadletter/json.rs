@@ -2,7 +2,7 @@
 use serde_json::json;
 
 use super::{DeadLetter, State, Summary};
-use crate::clock::rfc3339_nanos;
+use crate::wire_time::rfc3339_nanos;
 
 pub fn state_name(s: State) -> &'static str {
     match s {

@@ -69,7 +69,7 @@ pub fn write_hl7v2_ack(
             }
         }
     }
-    let timestamp = crate::clock::hl7_timestamp(now);
+    let timestamp = crate::wire_time::hl7_timestamp(now);
     let (text, error) = match answer {
         Answer::Accepted => (None, None),
         Answer::Rejected { reason, code } => (

@@ -24,12 +24,12 @@ use super::refusals::{ControlId, Refusal};
 use crate::metrics::listener::Code;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
+use crate::notify::LocalSignal;
 use crate::pipeline::{Accepted, MessageKind};
 use crate::routes::keys::Column;
 use crate::routes::message::ItkView;
 use crate::routes::Decision;
 use crate::shard::Shard;
-use crate::signal::LocalSignal;
 
 /// Our identity in the InfAcks we send (`auditIdentity`, `reportingIdentity`).
 pub const ROUTER_IDENTITY: &str = "urn:nhs-uk:identity:ganglion";
@@ -517,7 +517,7 @@ async fn inf_ack_plan(
     let endpoint = routing.table.endpoint(target.endpoint)?;
     let handle = routing.handle(target.endpoint)?;
     let now = SystemTime::now();
-    let timestamp = crate::clock::xml_datetime(now);
+    let timestamp = crate::wire_time::xml_datetime(now);
     let tracking_id = shard.uuids.next_uuid();
     let payload_uuid = shard.uuids.next_uuid();
     let message_id = shard.uuids.next_uuid();

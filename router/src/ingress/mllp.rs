@@ -38,12 +38,12 @@ use crate::known::within;
 use crate::metrics::listener::Code;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
+use crate::notify::LocalSignal;
 use crate::pipeline::MessageKind;
 use crate::routes::message::Hl7View;
 use crate::routes::Decision;
 use crate::shard::durable::NotDurable;
 use crate::shard::Shard;
-use crate::signal::LocalSignal;
 
 /// table 0357 code 100 would blame segment order; an oversized message is a "value too long".
 const TOO_LONG: u16 = 104;

@@ -12,8 +12,8 @@ use super::budget::{Grant, Short};
 use super::cutoff::{self, Cutoff};
 use super::listener::ListenerCtx;
 use crate::net::stream::Stream;
+use crate::notify::LocalSignal;
 use crate::shard::Shard;
-use crate::signal::LocalSignal;
 
 /// One connection's reading state.
 pub struct Reader {

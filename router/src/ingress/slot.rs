@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::listener::ListenerCtx;
-use crate::signal::LocalSignal;
+use crate::notify::LocalSignal;
 
 pub struct ListenerSlot {
     ctx: RefCell<Rc<ListenerCtx>>,

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use super::diag::{self, Diagnostic};
 use super::table::RouteTable;
-use super::{compile, parse, walk};
+use super::{compile, parse, schema};
 
 /// Reads, parses and compiles the config at `path` (and the directory it names).
 ///
@@ -38,7 +38,7 @@ pub fn load(path: &Path) -> Result<(RouteTable, Vec<Diagnostic>), Vec<Diagnostic
 /// [`load`] for text already in memory; `path` names it in diagnostics and is the base for the
 /// relative paths it holds.
 pub fn load_str(path: &Path, text: &str) -> Result<(RouteTable, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let mut ctx = walk::Ctx::new(diag::LineIndex::new(path, text));
+    let mut ctx = schema::Ctx::new(diag::LineIndex::new(path, text));
     let table = match parse::parse(&mut ctx, text) {
         // Compiled even after schema errors, so that one run reports everything; what failed to
         // parse is remembered by name, so references to it are not reported again.

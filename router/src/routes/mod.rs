@@ -39,10 +39,10 @@ pub mod matcher;
 pub mod message;
 mod parse;
 pub mod pattern;
+mod schema;
 mod shadow;
 pub mod table;
 pub mod testcase;
-mod walk;
 
 use std::sync::Arc;
 

@@ -12,8 +12,8 @@
 use super::index::{Index, KindIndex};
 use super::keys::{Key, MessageKind};
 use super::pattern::Pattern;
+use super::schema::Ctx;
 use super::table::{Action, Cond, Rule, Target};
-use super::walk::Ctx;
 
 /// Most earlier rules checked against each rule, so that a reload stays fast on any file.
 const MAX_CANDIDATES: usize = 2_000;

@@ -22,8 +22,8 @@ use std::time::Duration;
 use atomic_waker::AtomicWaker;
 
 use crate::metrics::{Metrics, ShardHealth};
+use crate::notify::LocalNotify;
 use crate::runtime::mesh::Mesh;
-use crate::signal::LocalNotify;
 use crate::wal::{
     shard_dir, Commit, DiskBudget, Durable, Log, Mark, NewRecord, PendingRecord, RecordId,
     Recovery, ShardLog, WalConfig, WalError,

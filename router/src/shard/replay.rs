@@ -23,9 +23,9 @@ use super::durable::{Durability, RecordRef};
 use super::logged;
 use super::room::QueueCount;
 use super::{EndpointHandle, Routing, Shard};
-use crate::control::ReplayError;
 use crate::deadletter::DeadLetter;
 use crate::ingress::accept::{self, Plan};
+use crate::mailbox::ReplayError;
 use crate::pipeline::{Accepted, Delivery};
 use crate::wal::{PendingRecord, RecordId};
 

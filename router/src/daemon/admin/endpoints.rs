@@ -10,10 +10,10 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 
-use crate::clock::xml_datetime;
 use crate::egress::status::{Connection, Snapshot};
 use crate::routes::Endpoint;
 use crate::shard::{EndpointHandle, Routing};
+use crate::wire_time::xml_datetime;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;

@@ -4,9 +4,9 @@
 //! many messages it has matched since this table was loaded.
 use serde_json::{json, Value};
 
-use crate::clock::xml_datetime;
 use crate::routes::{Action, RuleId};
 use crate::shard::Routing;
+use crate::wire_time::xml_datetime;
 
 /// The body of `/routes`.
 pub fn describe(routing: &Routing) -> Value {

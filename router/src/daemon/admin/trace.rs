@@ -11,12 +11,12 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::endpoints;
-use crate::clock::rfc3339_nanos;
 use crate::deadletter::{DeadLetterId, DeadLetterStore, State};
 use crate::ingress::accept::unix_nanos;
 use crate::shard::Routing;
 use crate::trace::entry::{Outcome, What};
 use crate::trace::query::{MessageTrace, Query};
+use crate::wire_time::rfc3339_nanos;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;

@@ -5,7 +5,7 @@ use smallvec::SmallVec;
 use super::endpoints::{Endpoints, Groups};
 use crate::routes::delivery::{DeliverySettings, DeliverySpec, Disagreement};
 use crate::routes::file::GroupSection;
-use crate::routes::walk::Ctx;
+use crate::routes::schema::Ctx;
 
 pub(super) fn resolve(
     ctx: &mut Ctx<'_>,

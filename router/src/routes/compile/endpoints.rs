@@ -12,8 +12,8 @@ use crate::routes::diag::{did_you_mean, Severity};
 use crate::routes::endpoint::{default_tls_profile, Endpoint, EndpointId, TlsProfile};
 use crate::routes::file::{EndpointSpec, GroupSection, Loc};
 use crate::routes::keys::Column;
+use crate::routes::schema::Ctx;
 use crate::routes::table::{Directory, Group};
-use crate::routes::walk::Ctx;
 
 pub(super) struct Endpoints {
     pub endpoints: Vec<Endpoint>,

@@ -19,8 +19,8 @@ use super::digest::ContentDigest;
 use super::endpoint::TlsProfile;
 use super::file::{AdminSection, ListenerSection, RoutesFile, TlsSection};
 use super::index::Index;
+use super::schema::Ctx;
 use super::table::{Listener, RouteTable};
-use super::walk::Ctx;
 
 /// Compiles a parsed file; `None` when any error was reported into `ctx`.
 pub(crate) fn compile(

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use crate::routes::file::AdminSection;
-use crate::routes::walk::{Ctx, Table};
+use crate::routes::schema::{Ctx, Table};
 
 pub fn access(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, admin: SocketAddr) -> AdminSection {
     let cert = t.str(ctx, "admin_cert");

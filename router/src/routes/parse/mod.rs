@@ -2,7 +2,7 @@
 //!
 //! Stage one is toml's own parser (syntax errors stop here: the tree after a syntax error is a
 //! guess, and errors about a guess mislead). Stage two walks the spanned tree table by table with
-//! [`super::walk::Table`], typing each value and reporting unknown keys and wrong types; a bad
+//! [`super::schema::Table`], typing each value and reporting unknown keys and wrong types; a bad
 //! value is reported and left out, so the walk always reaches the end of the file.
 //! `sections` reads the server, listener, TLS, directory, endpoint and group tables; `route`
 //! reads routes and tests.
@@ -16,7 +16,7 @@ use toml::de::DeTable;
 
 use super::diag::did_you_mean;
 use super::file::{RoutesFile, Unrouted};
-use super::walk::{array_of_tables, Ctx, Table, TOP_LEVEL};
+use super::schema::{array_of_tables, Ctx, Table, TOP_LEVEL};
 
 const TOP_KEYS: &[&str] = &[
     "unrouted",

@@ -13,7 +13,7 @@ use crate::routes::file::{
 };
 use crate::routes::keys::{Column, FieldKey, ItkKey, Key, LookupFrom, MshKey};
 use crate::routes::pattern::{Alt, Pattern};
-use crate::routes::walk::{str_list, type_name, Ctx, Table};
+use crate::routes::schema::{str_list, type_name, Ctx, Table};
 
 const ROUTE_KEYS: &[&str] = &["name", "hl7", "itk", "to", "reject", "drop", "continue"];
 const TEST_KEYS: &[&str] = &[

@@ -17,7 +17,7 @@ use crate::routes::file::{
     ClientAuth, EndpointSpec, GroupSection, ListenerSection, Loc, ServerSection, TlsSection, Val,
     Workers,
 };
-use crate::routes::walk::{type_name, Ctx, Table};
+use crate::routes::schema::{type_name, Ctx, Table};
 
 pub const SERVER_KEYS: &[&str] = &[
     "workers",
