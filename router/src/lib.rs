@@ -21,7 +21,8 @@
 //! Parts they share: [`net`] (plain and TLS streams with pooled buffers), [`tls`] (rustls
 //! configurations, a private CA), [`control`] (control-thread commands), [`metrics`],
 //! [`signal`] (shard-local stop signal), [`clock`] (wire-format times), [`ids`] (UUIDs),
-//! [`private_fs`] (0700 folders and 0600 files for messages and secrets).
+//! [`private_fs`] (0700 folders and 0600 files for messages and secrets), [`logging`] (the
+//! log's format and fields, and whether it may hold message bodies).
 #![deny(unsafe_code)]
 
 pub mod charset;
@@ -34,6 +35,7 @@ pub mod egress;
 pub mod ids;
 pub mod ingress;
 pub mod inspect;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;

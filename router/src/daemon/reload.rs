@@ -200,7 +200,7 @@ impl Reloader {
         };
         let diff = routes::diff(None, &table);
         match reloader.apply(table, diff) {
-            ReloadOutcome::Applied(summary) => log::info!("start-up: {summary}"),
+            ReloadOutcome::Applied(summary) => tracing::info!("start-up: {summary}"),
             failed => return Err(failed),
         }
         reloader.replay_then_serve();
@@ -223,7 +223,7 @@ impl Reloader {
         while read < self.shards {
             match answers.recv_timeout(PHASE_TIMEOUT) {
                 Ok(_) => read += 1,
-                Err(mpsc::RecvTimeoutError::Timeout) => log::info!(
+                Err(mpsc::RecvTimeoutError::Timeout) => tracing::info!(
                     "start-up: {read} of {} shard(s) have read their logs ({:.0}s)",
                     self.shards,
                     started.elapsed().as_secs_f64()
@@ -268,8 +268,8 @@ impl Reloader {
     pub fn reload(&mut self, allow_empty: bool) -> ReloadOutcome {
         let outcome = self.try_reload(allow_empty);
         match &outcome {
-            ReloadOutcome::Applied(_) => log::info!("{outcome}"),
-            _ => log::error!("{outcome}"),
+            ReloadOutcome::Applied(_) => tracing::info!("{outcome}"),
+            _ => tracing::error!("{outcome}"),
         }
         outcome
     }
@@ -284,7 +284,7 @@ impl Reloader {
         let table = match read.loaded {
             Ok((table, warnings)) => {
                 for w in warnings {
-                    log::warn!("{w}");
+                    tracing::warn!("{w}");
                 }
                 table
             }
@@ -316,7 +316,7 @@ impl Reloader {
                     Workers::Count(n) => usize::from(*n),
                 };
                 if let Some(flag) = self.workers_flag {
-                    log::warn!("{change}: ignored while --workers {flag} is given");
+                    tracing::warn!("{change}: ignored while --workers {flag} is given");
                     continue;
                 }
                 if wanted == self.shards {

@@ -67,7 +67,7 @@ fn open_log(info: ShardInfo, spec: &WalSpec, metrics: &Arc<Metrics>) -> Result<D
     .map_err(|e| format!("shard {}: write-ahead log: {e}", info.index))?;
     for (number, report) in reports {
         for damage in &report.damage {
-            log::error!("write-ahead log {number}: {damage}");
+            tracing::error!("write-ahead log {number}: {damage}");
         }
     }
     Ok(log)
@@ -128,7 +128,7 @@ pub async fn run(info: ShardInfo, context: Context) {
     monoio::spawn(Rc::clone(&shard).run_inbox());
     if let Some(durability) = &durability {
         if let Err(e) = durability.start() {
-            log::error!("shard {}: cannot start its fsync thread: {e}", info.index);
+            tracing::error!("shard {}: cannot start its fsync thread: {e}", info.index);
         }
         let committer = Rc::clone(durability);
         monoio::spawn(async move { committer.run_committer().await });
@@ -228,7 +228,7 @@ async fn drain(shard: &Shard, context: &Context) {
         }
         if monoio::time::Instant::now() >= deadline {
             if shard.queued_here() > 0 {
-                log::warn!(
+                tracing::warn!(
                     "shard {}: grace period over with {} message(s) still queued",
                     shard.info.index,
                     shard.queued_here()

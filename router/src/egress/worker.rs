@@ -327,7 +327,7 @@ impl Worker {
             }
         };
         if step.circuit_closed {
-            log::info!("endpoint {}: reachable again; circuit closed", self.name);
+            tracing::info!("endpoint {}: reachable again; circuit closed", self.name);
             self.status.circuit_closed();
             link.circuit_since = None;
         }
@@ -424,7 +424,7 @@ impl Worker {
         use super::alerts::Alert::{CircuitOpen, DeadLetters, QueueDepth, Stuck};
         let name = &self.name;
         match change {
-            Change::Raised(Stuck) => log::warn!(
+            Change::Raised(Stuck) => tracing::warn!(
                 "endpoint {name}: oldest message {} has waited {:?} for delivery (stuck_after is \
                  {:?}); {} failure(s) in a row",
                 String::from_utf8_lossy(oldest.map_or(&[][..], |d| d.message.control_id())),
@@ -432,34 +432,34 @@ impl Worker {
                 settings.stuck_after,
                 link.machine.failures()
             ),
-            Change::Cleared(Stuck) => log::info!(
+            Change::Cleared(Stuck) => tracing::info!(
                 "endpoint {name}: caught up: no message has waited longer than {:?}",
                 settings.stuck_after
             ),
-            Change::Raised(QueueDepth) => log::warn!(
+            Change::Raised(QueueDepth) => tracing::warn!(
                 "endpoint {name}: alert queue_depth: {} messages queued (alert_queue_depth is {})",
                 seen.queued,
                 settings.alert_queue_depth.unwrap_or_default()
             ),
-            Change::Cleared(QueueDepth) => log::info!(
+            Change::Cleared(QueueDepth) => tracing::info!(
                 "endpoint {name}: alert queue_depth cleared: {} queued",
                 seen.queued
             ),
-            Change::Raised(CircuitOpen) => log::warn!(
+            Change::Raised(CircuitOpen) => tracing::warn!(
                 "endpoint {name}: alert circuit_open: the circuit has been open for {:?} \
                  (alert_circuit_open is {:?})",
                 millis(link.circuit_since.map_or(Duration::ZERO, |t| t.elapsed())),
                 settings.alert_circuit_open.unwrap_or_default()
             ),
             Change::Cleared(CircuitOpen) => {
-                log::info!("endpoint {name}: alert circuit_open cleared: the circuit closed")
+                tracing::info!("endpoint {name}: alert circuit_open cleared: the circuit closed")
             }
-            Change::Raised(DeadLetters) => log::warn!(
+            Change::Raised(DeadLetters) => tracing::warn!(
                 "endpoint {name}: alert dead_letters: more than {} messages dead-lettered in the \
                  last hour",
                 settings.alert_dead_letters_per_hour.unwrap_or_default()
             ),
-            Change::Cleared(DeadLetters) => log::info!(
+            Change::Cleared(DeadLetters) => tracing::info!(
                 "endpoint {name}: alert dead_letters cleared: {} or fewer in the last hour",
                 settings.alert_dead_letters_per_hour.unwrap_or_default()
             ),
@@ -470,7 +470,7 @@ impl Worker {
     fn circuit_opened(&self, link: &mut Link, ctx: &WorkerContext, until: Instant) -> Instant {
         self.status.circuit_opened(SystemTime::now());
         link.circuit_since = Some(Instant::now());
-        log::warn!(
+        tracing::warn!(
             "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
             self.name,
             link.machine.failures(),
@@ -491,7 +491,7 @@ impl Worker {
                     Next::SendNow => Instant::now(),
                 };
                 let wait = until.saturating_duration_since(Instant::now());
-                log::debug!(
+                tracing::debug!(
                     "endpoint {}: pre-warm: {e}; next try in {wait:?}",
                     self.name
                 );
@@ -512,7 +512,7 @@ impl Worker {
                 match open.take_unsolicited(&ctx.pool).await {
                     Ok(Unsolicited::Nothing) => false,
                     Ok(Unsolicited::Data(n)) => {
-                        log::debug!("endpoint {}: {n} unsolicited bytes ignored", self.name);
+                        tracing::debug!("endpoint {}: {n} unsolicited bytes ignored", self.name);
                         false
                     }
                     Ok(Unsolicited::Closed) | Err(_) => true,
@@ -520,7 +520,7 @@ impl Worker {
             },
         };
         if closed {
-            log::debug!("endpoint {}: closed the idle connection", self.name);
+            tracing::debug!("endpoint {}: closed the idle connection", self.name);
             link.drop_stream(ctx);
             if self.prewarm.get() {
                 // Do not reconnect in a tight loop to an endpoint that closes at once.
@@ -560,7 +560,7 @@ impl Worker {
                 self.status.set_connection(Connection::Down);
                 // A certificate problem does not go away by retrying: say it once.
                 if failure.is_tls() && !std::mem::replace(&mut link.tls_error_logged, true) {
-                    log::warn!("endpoint {}: {failure}", self.name);
+                    tracing::warn!("endpoint {}: {failure}", self.name);
                 }
                 Err(failure)
             }

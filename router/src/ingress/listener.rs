@@ -71,7 +71,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
     let listener = match TcpListener::from_std(socket) {
         Ok(listener) => listener,
         Err(e) => {
-            log::error!(
+            tracing::error!(
                 "{}: cannot use its socket on shard {}: {e}",
                 slot.current().name,
                 shard.info.index
@@ -90,7 +90,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
             Ok(pair) => pair,
             Err(e) => {
                 // Out of descriptors or memory: back off briefly rather than spin.
-                log::warn!("{}: accept: {e}", ctx.name);
+                tracing::warn!("{}: accept: {e}", ctx.name);
                 monoio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -114,7 +114,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
                 Ok(conn) => Stream::tls(tcp, conn),
                 Err(e) => {
                     ctx.open.fetch_sub(1, Ordering::AcqRel);
-                    log::error!("{}: TLS setup: {e}", ctx.name);
+                    tracing::error!("{}: TLS setup: {e}", ctx.name);
                     continue;
                 }
             },
@@ -147,7 +147,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
                     format_args!("did not finish its TLS handshake within {limit:?}"),
                 ),
                 Ok(Err(e)) => {
-                    log::info!("{}: {}: TLS handshake failed: {e}", ctx2.name, origin.peer)
+                    tracing::info!("{}: {}: TLS handshake failed: {e}", ctx2.name, origin.peer)
                 }
                 Ok(Ok(())) => match ctx2.config.protocol {
                     Protocol::Mllp | Protocol::Mllps => {

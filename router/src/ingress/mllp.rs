@@ -78,7 +78,7 @@ pub async fn serve(
             Got::Data => {}
             Got::Closed => {
                 if decoder.in_frame() {
-                    log::warn!(
+                    tracing::warn!(
                         "{}: {}: closed in the middle of a message ({} bytes); it was not acknowledged",
                         listener.name,
                         origin.peer,
@@ -92,7 +92,7 @@ pub async fn serve(
                 return;
             }
             Got::Failed(e) => {
-                log::info!("{}: {}: {e}", listener.name, origin.peer);
+                tracing::info!("{}: {}: {e}", listener.name, origin.peer);
                 return;
             }
             Got::Refused(cutoff) => {
@@ -153,7 +153,7 @@ pub async fn serve(
         if acks.is_empty() {
             shard.pool.give(acks);
         } else if let Err(e) = stream.write_pooled(acks, &shard.pool).await {
-            log::info!("{}: {}: writing ACKs: {e}", listener.name, origin.peer);
+            tracing::info!("{}: {}: writing ACKs: {e}", listener.name, origin.peer);
             return;
         }
         if let Some(stray) = stray {
@@ -281,7 +281,7 @@ async fn route_frame<'a>(
         };
     }
     if let Plan::Dropped { rule } = &plan {
-        log::info!(
+        tracing::info!(
             "{}: message {} dropped by rule {rule}",
             origin.listener,
             ControlId(msh.control_id().unwrap_or_default())

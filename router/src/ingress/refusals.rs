@@ -258,7 +258,7 @@ impl Refusals {
             }
         };
         if noted == Noted::Logged {
-            log::warn!("{listener}: refused {peer}: {kind}: {detail}");
+            tracing::warn!("{listener}: refused {peer}: {kind}: {detail}");
         }
         noted
     }
@@ -284,7 +284,7 @@ impl Refusals {
             *others = None;
         }
         for summary in &summaries {
-            log::warn!("{summary}");
+            tracing::warn!("{summary}");
         }
         summaries
     }

@@ -261,7 +261,7 @@ impl Durability {
         };
         if let Some(episode) = self.refusing.borrow_mut().take() {
             self.health().log_refusing.store(false, Ordering::Relaxed);
-            log::warn!(
+            tracing::warn!(
                 "shard {}: accepting messages again, after refusing {} message(s) over {:.1}s",
                 self.shard,
                 episode.messages,
@@ -282,7 +282,7 @@ impl Durability {
         let episode = refusing.get_or_insert_with(|| {
             self.health().log_refusing.store(true, Ordering::Relaxed);
             match why {
-                Some(e) => log::error!(
+                Some(e) => tracing::error!(
                     "shard {}: refusing messages: {e}; senders are told to try again later{}",
                     self.shard,
                     match e.is_transient() {
@@ -290,7 +290,7 @@ impl Durability {
                         false => "",
                     }
                 ),
-                None => log::error!(
+                None => tracing::error!(
                     "shard {}: refusing messages: the log failed earlier; restart the router",
                     self.shard
                 ),
@@ -333,7 +333,7 @@ impl Durability {
             };
             let upto = commit.upto();
             if self.jobs.send(commit).is_err() {
-                log::error!(
+                tracing::error!(
                     "shard {}: the write-ahead log's fsync thread is gone; no further message \
                      will be acknowledged until the router restarts",
                     self.shard
@@ -357,7 +357,7 @@ impl Durability {
             match result {
                 Ok(_) => self.durable.set(upto.max(self.durable.get())),
                 Err(e) => {
-                    log::error!(
+                    tracing::error!(
                         "shard {}: the write-ahead log cannot be made durable ({e}); \
                          no further message will be acknowledged until the router restarts",
                         self.shard
@@ -435,7 +435,7 @@ impl Durability {
         let mut failing = self.marks_failing.borrow_mut();
         match (first_error, failing.as_mut()) {
             (Some((number, e)), None) => {
-                log::warn!(
+                tracing::warn!(
                     "shard {}: delivery marks cannot be written to log {number}: {e}; after a \
                      crash now, those messages would be delivered again",
                     self.shard
@@ -447,7 +447,7 @@ impl Durability {
             }
             (Some(_), Some(episode)) => episode.messages += marks.len() as u64,
             (None, Some(episode)) => {
-                log::warn!(
+                tracing::warn!(
                     "shard {}: delivery marks are written again, after {} went unwritten over {:.1}s",
                     self.shard,
                     episode.messages,

@@ -69,7 +69,7 @@ impl ShardOutcomes {
         };
         let id = self.dead_letters.add(&letter)?;
         Metrics::bump(&self.metrics.shard(self.shard).dead_lettered);
-        log::warn!(
+        tracing::warn!(
             "dead letter {id}: message {control_id} for {}: {detail}",
             delivery.endpoint
         );
@@ -103,7 +103,7 @@ impl Outcomes for ShardOutcomes {
             Ok(_) => self.mark(delivery),
             // Not marked done: the message stays pending in the log and is tried again after
             // a restart, rather than being lost.
-            Err(e) => log::error!(
+            Err(e) => tracing::error!(
                 "message {} for {} could not be stored as a dead letter ({e}); \
                  it stays in the log: {detail}",
                 String::from_utf8_lossy(delivery.message.control_id()),
@@ -128,7 +128,7 @@ impl Outcomes for ShardOutcomes {
         );
         if let Err(e) = &stored {
             if self.may_complain() {
-                log::error!(
+                tracing::error!(
                     "shard {}: unrouted messages cannot be kept as dead letters, their senders \
                      are told to retry: {e}",
                     self.shard
@@ -140,7 +140,7 @@ impl Outcomes for ShardOutcomes {
 
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration) {
         Metrics::bump(&self.metrics.shard(self.shard).retries);
-        log::info!(
+        tracing::info!(
             "{}: message {} will be retried in {after:?}: {reason}",
             delivery.endpoint,
             String::from_utf8_lossy(delivery.message.control_id()),
