@@ -26,6 +26,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{Event, Level, Subscriber};
+
+use crate::ingress::refusals::ControlId;
+use crate::pipeline::{Accepted, Kind};
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::registry::LookupSpan;
@@ -56,6 +59,16 @@ pub fn bodies() -> bool {
 /// terminal controls into the log: segment separators show as `\r`.
 pub fn body(bytes: &[u8]) -> Option<String> {
     bodies().then(|| Body(bytes).to_string())
+}
+
+/// A message's id as event fields, `(control_id, tracking_id)`: MSH-10 for HL7v2, the
+/// tracking id for ITK; escaped as in refusals (a sender must not write lines into the log).
+pub fn message_ids(message: &Accepted) -> (Option<String>, Option<String>) {
+    let id = Some(ControlId(message.control_id()).to_string());
+    match message.kind {
+        Kind::Hl7v2 => (id, None),
+        Kind::Itk => (None, id),
+    }
 }
 
 /// `bytes` escaped, cut at [`BODY_MOST`] with a note of how much was left out.

@@ -19,7 +19,7 @@ use super::budget::InputBuffer;
 use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::reader::{Got, Reader};
-use super::refusals::{ControlId, Refusal};
+use super::refusals::{Detail, Refusal};
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
 use crate::pipeline::{Accepted, Kind};
@@ -102,7 +102,7 @@ pub async fn serve(
                     origin.peer,
                     &listener.name,
                     kind,
-                    format_args!("{error}; closing the connection"),
+                    Detail::why(&format_args!("{error}; closing the connection")),
                 );
                 let mut out = shard.pool.take();
                 http1::write_error_response(&mut out, &error);
@@ -125,9 +125,12 @@ pub async fn serve(
             .await
         } else {
             let why = "only POST is accepted here";
-            shard
-                .refusals
-                .note(origin.peer, &listener.name, Refusal::BadRequest, why);
+            shard.refusals.note(
+                origin.peer,
+                &listener.name,
+                Refusal::BadRequest,
+                Detail::why(&why),
+            );
             write_fault(&shard, None, FaultCode::Client, ERROR_CLIENT, why, &mut out);
             405
         };
@@ -288,7 +291,11 @@ async fn handle(
                 origin.peer,
                 &origin.listener,
                 Refusal::Unreadable,
-                LoggedError(&error),
+                Detail {
+                    body: Some(body),
+                    ..Detail::why(&LoggedError(&error))
+                }
+                .at(error.offset),
             );
             let text = error.to_string();
             let (code, system) = match error.de_code() {
@@ -351,24 +358,17 @@ async fn handle(
         soap_action: Some(&action),
     };
     let plan = accept::plan(shard, &view, incoming, origin, decision).await;
-    let tracking = ControlId(view.message().envelope.tracking_id.raw());
+    let tracking = view.message().envelope.tracking_id.raw();
     if let Plan::Rejected { reason, rule } = &plan {
         Metrics::bump(&shard.counters().rejected);
-        let refusals = &shard.refusals;
-        match rule {
-            Some(rule) => refusals.note(
-                origin.peer,
-                &origin.listener,
-                Refusal::Rejected,
-                format_args!("message {tracking}: route {rule}: {reason}"),
-            ),
-            None => refusals.note(
-                origin.peer,
-                &origin.listener,
-                Refusal::NoRoute,
-                format_args!("message {tracking}: {reason}"),
-            ),
-        }
+        let kind = match rule {
+            Some(_) => Refusal::Rejected,
+            None => Refusal::NoRoute,
+        };
+        let detail = Detail::itk(tracking, body, reason).rule(rule.as_deref());
+        shard
+            .refusals
+            .note(origin.peer, &origin.listener, kind, detail);
         write_fault(
             shard,
             request_id.as_deref(),
@@ -393,7 +393,7 @@ async fn handle(
             origin.peer,
             &origin.listener,
             Refusal::NotStored,
-            format_args!("message {tracking}: {why}"),
+            Detail::itk(tracking, body, &why),
         );
         write_fault(
             shard,

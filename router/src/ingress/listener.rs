@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use super::accept::Origin;
 use super::budget::{InputBudget, PeerShares};
 use super::cutoff::{self, Cutoff};
-use super::refusals::Refusal;
+use super::refusals::{Detail, Refusal};
 use super::slot::ListenerSlot;
 use crate::net::stream::Stream;
 use crate::routes::table::Listener;
@@ -101,10 +101,10 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
                 peer,
                 &ctx.name,
                 Refusal::ConnectionLimit,
-                format_args!(
+                Detail::why(&format_args!(
                     "{} open, the most this listener takes",
                     ctx.config.max_connections
-                ),
+                )),
             );
             drop(tcp);
             continue;

@@ -32,7 +32,7 @@ use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::not_mllp::{self, Stray};
 use super::reader::{Got, Reader};
-use super::refusals::{ControlId, Refusal};
+use super::refusals::{ControlId, Detail, Refusal};
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
 use crate::pipeline::Kind;
@@ -174,7 +174,7 @@ fn refuse_stray(shard: &Shard, listener: &ListenerCtx, origin: &Origin, stray: S
         origin.peer,
         &listener.name,
         Refusal::NotMllp,
-        format_args!("{stray}; closing the connection"),
+        Detail::why(&format_args!("{stray}; closing the connection")),
     );
 }
 
@@ -282,9 +282,11 @@ async fn route_frame<'a>(
     }
     if let Plan::Dropped { rule } = &plan {
         tracing::info!(
-            "{}: message {} dropped by rule {rule}",
-            origin.listener,
-            ControlId(msh.control_id().unwrap_or_default())
+            listener = &*origin.listener,
+            peer = %origin.peer,
+            control_id = %ControlId(msh.control_id().unwrap_or_default()),
+            rule = &**rule,
+            "message dropped by a rule"
         );
     }
     plans.push(plan);
@@ -310,27 +312,22 @@ fn write_answer(
     let now = SystemTime::now();
     let id = ack_id(shard);
     let counters = shard.counters();
-    let refuse = |kind: Refusal, control_id: &[u8], detail: &dyn std::fmt::Display| {
-        shard.refusals.note(
-            origin.peer,
-            &listener.name,
-            kind,
-            format_args!("message {}: {detail}", ControlId(control_id)),
-        );
+    let refuse = |kind: Refusal, detail: Detail<'_>| {
+        shard
+            .refusals
+            .note(origin.peer, &listener.name, kind, detail);
     };
     match entry {
         Entry::Planned { frame, msh, plan } => {
             let control_id = msh.control_id().unwrap_or_default();
+            let bytes = input.get(frame).unwrap_or_default();
             let answer = match (plans.get(plan), committed) {
                 (Some(Plan::Rejected { reason, rule }), _) => {
                     Metrics::bump(&counters.rejected);
+                    let detail = Detail::message(control_id, bytes, reason);
                     match rule {
-                        Some(rule) => refuse(
-                            Refusal::Rejected,
-                            control_id,
-                            &format_args!("route {rule}: {reason}"),
-                        ),
-                        None => refuse(Refusal::NoRoute, control_id, reason),
+                        Some(rule) => refuse(Refusal::Rejected, detail.rule(Some(&**rule))),
+                        None => refuse(Refusal::NoRoute, detail),
                     }
                     Answer::Rejected {
                         reason,
@@ -339,7 +336,7 @@ fn write_answer(
                 }
                 (_, Err(refused)) => {
                     let why = refused.text();
-                    refuse(Refusal::NotStored, control_id, &why);
+                    refuse(Refusal::NotStored, Detail::message(control_id, bytes, &why));
                     Answer::NotNow { reason: why }
                 }
                 _ => {
@@ -347,7 +344,6 @@ fn write_answer(
                     Answer::Accepted
                 }
             };
-            let bytes = input.get(frame).unwrap_or_default();
             write_hl7v2_ack(Some(&msh), bytes, answer, &id, now, acks);
         }
         Entry::Unreadable { frame, msh, error } => {
@@ -357,7 +353,10 @@ fn write_answer(
                 Some(msh) => msh.control_id(),
                 None => salvage_control_id(bytes),
             };
-            refuse(Refusal::Unreadable, control_id.unwrap_or_default(), &error);
+            refuse(
+                Refusal::Unreadable,
+                Detail::message(control_id.unwrap_or_default(), bytes, &error).at(error.offset),
+            );
             let text = error.to_string();
             let error = AckError::from_parse_error(&error, &text);
             write_hl7v2_ack(
@@ -382,7 +381,10 @@ fn write_answer(
                 Some(msh) => msh.control_id(),
                 None => salvage_control_id(bytes),
             };
-            refuse(Refusal::TooLarge, control_id.unwrap_or_default(), &reason);
+            refuse(
+                Refusal::TooLarge,
+                Detail::message(control_id.unwrap_or_default(), bytes, &reason),
+            );
             let answer = Answer::Rejected {
                 reason: &reason,
                 code: TOO_LONG,

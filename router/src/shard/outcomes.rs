@@ -69,9 +69,17 @@ impl ShardOutcomes {
         };
         let id = self.dead_letters.add(&letter)?;
         Metrics::bump(&self.metrics.shard(self.shard).dead_lettered);
+        let (control_id, tracking_id) = crate::logging::message_ids(message);
         tracing::warn!(
-            "dead letter {id}: message {control_id} for {}: {detail}",
-            delivery.endpoint
+            endpoint = &*delivery.endpoint,
+            control_id,
+            tracking_id,
+            listener = &*message.listener,
+            peer = &*message.peer,
+            dead_letter = %id,
+            reason = detail,
+            body = crate::logging::body(&message.bytes),
+            "delivery failed; kept as dead letter {id}"
         );
         Ok(id)
     }
@@ -103,12 +111,16 @@ impl Outcomes for ShardOutcomes {
             Ok(_) => self.mark(delivery),
             // Not marked done: the message stays pending in the log and is tried again after
             // a restart, rather than being lost.
-            Err(e) => tracing::error!(
-                "message {} for {} could not be stored as a dead letter ({e}); \
-                 it stays in the log: {detail}",
-                String::from_utf8_lossy(delivery.message.control_id()),
-                delivery.endpoint
-            ),
+            Err(e) => {
+                let (control_id, tracking_id) = crate::logging::message_ids(&delivery.message);
+                tracing::error!(
+                    endpoint = &*delivery.endpoint,
+                    control_id,
+                    tracking_id,
+                    reason = detail,
+                    "the message could not be stored as a dead letter ({e}); it stays in the log"
+                )
+            }
         }
     }
 
@@ -138,12 +150,8 @@ impl Outcomes for ShardOutcomes {
         stored.map(|_| ())
     }
 
-    fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration) {
+    // Logged by the worker, which limits the lines per endpoint.
+    fn retrying(&self, _delivery: &Delivery, _reason: &str, _after: Duration) {
         Metrics::bump(&self.metrics.shard(self.shard).retries);
-        tracing::info!(
-            "{}: message {} will be retried in {after:?}: {reason}",
-            delivery.endpoint,
-            String::from_utf8_lossy(delivery.message.control_id()),
-        );
     }
 }
