@@ -22,7 +22,7 @@
 //! failures per endpoint) are rate-limited where they are raised. A disabled event (a `debug!`
 //! under the default filter) costs a load of the global maximum level; its fields are not
 //! evaluated.
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{Event, Level, Subscriber};
@@ -71,13 +71,24 @@ pub fn message_ids(message: &Accepted) -> (Option<String>, Option<String>) {
     }
 }
 
-/// `bytes` escaped, cut at [`BODY_MOST`] with a note of how much was left out.
+/// `bytes` escaped, cut at [`BODY_MOST`] with a note of how much was left out. Printable
+/// ASCII stays as it is (quotes too: HL7 names hold apostrophes); `\` is doubled, CR, LF and
+/// tab are `\r`, `\n`, `\t`, and every other byte is `\xNN`.
 pub struct Body<'a>(pub &'a [u8]);
 
 impl fmt::Display for Body<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown = self.0.get(..BODY_MOST).unwrap_or(self.0);
-        write!(f, "{}", shown.escape_ascii())?;
+        for &b in shown {
+            match b {
+                b'\\' => f.write_str("\\\\")?,
+                b'\r' => f.write_str("\\r")?,
+                b'\n' => f.write_str("\\n")?,
+                b'\t' => f.write_str("\\t")?,
+                b' '..=b'~' => f.write_char(char::from(b))?,
+                b => write!(f, "\\x{b:02x}")?,
+            }
+        }
         if shown.len() < self.0.len() {
             write!(f, "… ({} bytes in all)", self.0.len())?;
         }
@@ -105,8 +116,12 @@ pub fn init(format: LogFormat, log_bodies: bool) {
             .try_init(),
         (LogFormat::Human, false) => builder.with_target(false).try_init(),
         (LogFormat::Human, true) => builder
+            // The journal stamps the time, and shows the level from the prefix.
             .event_format(Journal(
-                format::Format::default().without_time().with_target(false),
+                format::Format::default()
+                    .without_time()
+                    .with_level(false)
+                    .with_target(false),
             ))
             .try_init(),
     };
@@ -162,10 +177,10 @@ mod tests {
     #[test]
     fn bodies_are_escaped_to_one_line_and_bounded() {
         assert_eq!(
-            Body(b"MSH|^~\\&|A\rPID|1\r").to_string(),
-            "MSH|^~\\\\&|A\\rPID|1\\r"
+            Body(b"MSH|^~\\&|A\rPID|1||O'NEIL^Siobh\xc3\xa1n\r").to_string(),
+            "MSH|^~\\\\&|A\\rPID|1||O'NEIL^Siobh\\xc3\\xa1n\\r"
         );
-        assert_eq!(Body(b"\x1b[31m\n").to_string(), "\\x1b[31m\\n");
+        assert_eq!(Body(b"\x1b[31m\n\xff").to_string(), "\\x1b[31m\\n\\xff");
         let long = vec![b'x'; BODY_MOST + 10];
         let shown = Body(&long).to_string();
         assert!(shown.starts_with(&"x".repeat(BODY_MOST)), "{shown}");

@@ -411,8 +411,7 @@ fn client_faults_are_logged_once_with_the_peer_and_never_the_message() {
         .collect();
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(
-        lines[0].contains("no route")
-            && lines[0].contains(&format!("tracking_id=\"{tracking}\"")),
+        lines[0].contains("no route") && lines[0].contains(&format!("tracking_id=\"{tracking}\"")),
         "{}",
         lines[0]
     );
