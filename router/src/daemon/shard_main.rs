@@ -128,7 +128,7 @@ pub async fn run(info: ShardInfo, context: Context) {
     monoio::spawn(Rc::clone(&shard).run_inbox());
     if let Some(durability) = &durability {
         if let Err(e) = durability.start() {
-            tracing::error!("shard {}: cannot start its fsync thread: {e}", info.index);
+            tracing::error!(shard = info.index, "cannot start its fsync thread: {e}");
         }
         let committer = Rc::clone(durability);
         monoio::spawn(async move { committer.run_committer().await });
@@ -229,8 +229,8 @@ async fn drain(shard: &Shard, context: &Context) {
         if monoio::time::Instant::now() >= deadline {
             if shard.queued_here() > 0 {
                 tracing::warn!(
-                    "shard {}: grace period over with {} message(s) still queued",
-                    shard.info.index,
+                    shard = shard.info.index,
+                    "grace period over with {} message(s) still queued",
                     shard.queued_here()
                 );
             }

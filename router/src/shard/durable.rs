@@ -262,8 +262,8 @@ impl Durability {
         if let Some(episode) = self.refusing.borrow_mut().take() {
             self.health().log_refusing.store(false, Ordering::Relaxed);
             tracing::warn!(
-                "shard {}: accepting messages again, after refusing {} message(s) over {:.1}s",
-                self.shard,
+                shard = self.shard,
+                "accepting messages again, after refusing {} message(s) over {:.1}s",
                 episode.messages,
                 episode.since.elapsed().as_secs_f64()
             );
@@ -283,16 +283,16 @@ impl Durability {
             self.health().log_refusing.store(true, Ordering::Relaxed);
             match why {
                 Some(e) => tracing::error!(
-                    "shard {}: refusing messages: {e}; senders are told to try again later{}",
-                    self.shard,
+                    shard = self.shard,
+                    "refusing messages: {e}; senders are told to try again later{}",
                     match e.is_transient() {
                         true => " (this ends by itself as endpoints drain the log)",
                         false => "",
                     }
                 ),
                 None => tracing::error!(
-                    "shard {}: refusing messages: the log failed earlier; restart the router",
-                    self.shard
+                    shard = self.shard,
+                    "refusing messages: the log failed earlier; restart the router"
                 ),
             }
             Episode {
@@ -334,9 +334,9 @@ impl Durability {
             let upto = commit.upto();
             if self.jobs.send(commit).is_err() {
                 tracing::error!(
-                    "shard {}: the write-ahead log's fsync thread is gone; no further message \
-                     will be acknowledged until the router restarts",
-                    self.shard
+                    shard = self.shard,
+                    "the write-ahead log's fsync thread is gone; no further message \
+                     will be acknowledged until the router restarts"
                 );
                 self.log_failed();
                 self.progress.notify();
@@ -358,9 +358,9 @@ impl Durability {
                 Ok(_) => self.durable.set(upto.max(self.durable.get())),
                 Err(e) => {
                     tracing::error!(
-                        "shard {}: the write-ahead log cannot be made durable ({e}); \
-                         no further message will be acknowledged until the router restarts",
-                        self.shard
+                        shard = self.shard,
+                        "the write-ahead log cannot be made durable ({e}); \
+                         no further message will be acknowledged until the router restarts"
                     );
                     self.log_failed();
                 }
@@ -436,9 +436,9 @@ impl Durability {
         match (first_error, failing.as_mut()) {
             (Some((number, e)), None) => {
                 tracing::warn!(
-                    "shard {}: delivery marks cannot be written to log {number}: {e}; after a \
-                     crash now, those messages would be delivered again",
-                    self.shard
+                    shard = self.shard,
+                    "delivery marks cannot be written to log {number}: {e}; after a \
+                     crash now, those messages would be delivered again"
                 );
                 *failing = Some(Episode {
                     since: std::time::Instant::now(),
@@ -448,8 +448,8 @@ impl Durability {
             (Some(_), Some(episode)) => episode.messages += marks.len() as u64,
             (None, Some(episode)) => {
                 tracing::warn!(
-                    "shard {}: delivery marks are written again, after {} went unwritten over {:.1}s",
-                    self.shard,
+                    shard = self.shard,
+                    "delivery marks are written again, after {} went unwritten over {:.1}s",
                     episode.messages,
                     episode.since.elapsed().as_secs_f64()
                 );

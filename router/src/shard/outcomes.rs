@@ -141,9 +141,9 @@ impl Outcomes for ShardOutcomes {
         if let Err(e) = &stored {
             if self.may_complain() {
                 tracing::error!(
-                    "shard {}: unrouted messages cannot be kept as dead letters, their senders \
-                     are told to retry: {e}",
-                    self.shard
+                    shard = self.shard,
+                    "unrouted messages cannot be kept as dead letters, their senders \
+                     are told to retry: {e}"
                 );
             }
         }

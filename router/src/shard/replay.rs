@@ -147,10 +147,10 @@ pub async fn first_pass(shard: &Shard, durability: &Durability) -> Backlog {
         endpoints: waiting.into_values().collect(),
     };
     tracing::info!(
-        "shard {}: replaying undelivered messages from the log: {queued} queued, {} left on \
+        shard = shard.info.index,
+        "replaying undelivered messages from the log: {queued} queued, {} left on \
          disk until their endpoints have room ({} endpoint(s)), {gone} dead-lettered (endpoint \
          no longer configured)",
-        shard.info.index,
         backlog.messages(),
         backlog.endpoints.len(),
     );
@@ -168,9 +168,9 @@ pub async fn drain(shard: &Shard, durability: &Durability, mut backlog: Backlog)
     loop {
         if shard.is_released() {
             tracing::info!(
-                "shard {}: shutting down with {} replayed message(s) still on disk; they are \
+                shard = shard.info.index,
+                "shutting down with {} replayed message(s) still on disk; they are \
                  replayed at the next start",
-                shard.info.index,
                 backlog.messages()
             );
             return;
@@ -193,8 +193,8 @@ pub async fn drain(shard: &Shard, durability: &Durability, mut backlog: Backlog)
         shard.room_changed(seen).await;
     }
     tracing::info!(
-        "shard {}: replay done: {delivered} message(s) read back from disk in {:.1}s",
-        shard.info.index,
+        shard = shard.info.index,
+        "replay done: {delivered} message(s) read back from disk in {:.1}s",
         started.elapsed().as_secs_f64()
     );
 }
