@@ -13,6 +13,18 @@
 //! any input, and no allocation per message on the path that reads routing keys. Every decoder
 //! error says where it went wrong (byte offset, and segment/field or XML element).
 #![forbid(unsafe_code)]
+// "No panic on any input", as far as a linter can hold us to it: no unwrap, expect, panic or
+// unchecked index outside tests (tables filled in `const` blocks may index: a slip there fails
+// the build, not a message).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod hl7v2;
 pub mod http1;

@@ -104,13 +104,14 @@ impl Decoder {
         let mut pos = 0;
         loop {
             match self.state {
-                State::Between => match memchr::memchr(START, &input[pos..]) {
+                State::Between => match memchr::memchr(START, input.get(pos..).unwrap_or_default())
+                {
                     Some(at) => {
                         self.skipped += at as u64;
                         pos += at;
                         // Whatever scan_frame leaves unconsumed starts at this start byte, so
                         // the scan offset it remembers is relative to the caller's new front.
-                        let mut decoded = self.scan_frame(&input[pos..], 0);
+                        let mut decoded = self.scan_frame(input.get(pos..).unwrap_or_default(), 0);
                         decoded.consumed += pos;
                         return decoded;
                     }
@@ -130,31 +131,34 @@ impl Decoder {
                     // read a frame from the wrong place.
                     self.state = State::Between;
                 }
-                State::Discarding => match memchr::memchr(START, &input[pos..]) {
-                    Some(at) => {
-                        pos += at;
-                        self.state = State::Between;
+                State::Discarding => {
+                    match memchr::memchr(START, input.get(pos..).unwrap_or_default()) {
+                        Some(at) => {
+                            pos += at;
+                            self.state = State::Between;
+                        }
+                        None => {
+                            return Decoded {
+                                consumed: input.len(),
+                                event: None,
+                            };
+                        }
                     }
-                    None => {
-                        return Decoded {
-                            consumed: input.len(),
-                            event: None,
-                        };
-                    }
-                },
+                }
             }
         }
     }
 
     /// `input[0]` is the start byte of the current frame.
     fn scan_frame<'a>(&mut self, input: &'a [u8], scanned: usize) -> Decoded<'a> {
-        let payload = &input[1..];
+        let payload = input.get(1..).unwrap_or_default();
         // Resume one byte early: an END seen last time may have been waiting for its CR.
         let from = scanned.saturating_sub(1);
         let limit = payload.len().min(self.max_frame + 1);
         let mut at = from;
         while at < limit {
-            let Some(found) = memchr::memchr(END, &payload[at..limit]) else {
+            let Some(found) = memchr::memchr(END, payload.get(at..limit).unwrap_or_default())
+            else {
                 break;
             };
             let end = at + found;
@@ -163,7 +167,7 @@ impl Decoder {
                     self.state = State::Between;
                     return Decoded {
                         consumed: 1 + end + 2,
-                        event: Some(Event::Frame(&payload[..end])),
+                        event: Some(Event::Frame(payload.get(..end).unwrap_or_default())),
                     };
                 }
                 // END is the last byte we have: its CR may be in the next read.
@@ -180,7 +184,7 @@ impl Decoder {
         if payload.len() > self.max_frame {
             // Too long and still no terminator within the limit. `+1` above lets a frame of
             // exactly max_frame bytes whose END sits at index max_frame still be found.
-            let head = &payload[..self.max_frame];
+            let head = payload.get(..self.max_frame).unwrap_or_default();
             self.state = State::Discarding;
             return Decoded {
                 consumed: 1 + self.max_frame,

@@ -18,6 +18,7 @@ use anyhow::Context;
 
 use crate::drive::observer::Observer;
 use crate::pki::Pki;
+use crate::progress::Progress;
 use crate::proof::procs::{self, ChildProc};
 use crate::proof::{self, Fleet, ProofConfig, Slo};
 pub use report::{ConnectionsReport, Reconnect};
@@ -115,7 +116,7 @@ fn start_ganglion(
 fn wait_until(
     observer: &mut Observer,
     what: &str,
-    progress: bool,
+    progress: &mut Progress,
     deadline: Instant,
     stall: Duration,
     stop: &AtomicBool,
@@ -137,9 +138,7 @@ fn wait_until(
         if now >= deadline || stop.load(Ordering::Relaxed) {
             return None;
         }
-        if progress {
-            eprint!("\r{what}: {established} connections established   ");
-        }
+        progress.show(&format!("{what}: {established} connections established"));
         // Fleets report every 0.2 s; polling faster would only re-read the same counts.
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -168,10 +167,10 @@ fn run_in(
     let n = config.endpoints as u64;
     let bin = procs::find_ganglion(config.ganglion.as_deref(), config.release, config.build)?;
     let pki = Pki::create(&workdir.join("pki"))?;
-    eprintln!(
+    Progress::new(config.progress).result(&format!(
         "starting {} TLS endpoints (open-files limit {nofile}) …",
         config.endpoints
-    );
+    ));
     let mut fleet: Fleet = proof::start_fleet(&fleet_config(config), workdir, Some(&pki))?;
     let mut report = ConnectionsReport {
         endpoints: config.endpoints,
@@ -206,15 +205,12 @@ fn run_in(
     let all_up = wait_until(
         &mut fleet.observer,
         "prewarm",
-        config.progress,
+        &mut Progress::new(config.progress),
         started + timeout,
         Duration::from_secs(30),
         stop,
         |o| o.established() >= n,
     );
-    if config.progress {
-        eprintln!();
-    }
     report.established = fleet.observer.established();
     report.establish_secs = all_up
         .unwrap_or_else(Instant::now)
@@ -275,7 +271,7 @@ fn reconnect(
     let done = wait_until(
         &mut fleet.observer,
         "reconnect",
-        config.progress,
+        &mut Progress::new(config.progress),
         started + timeout,
         Duration::from_secs(30),
         stop,
@@ -286,9 +282,6 @@ fn reconnect(
                 .all(|(w, &(acc, est))| w.accepted >= acc + est && w.established >= est)
         },
     );
-    if config.progress {
-        eprintln!();
-    }
     let secs = done
         .unwrap_or_else(Instant::now)
         .duration_since(started)

@@ -11,7 +11,6 @@ pub mod observer;
 pub mod schedule;
 pub mod sender;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -185,7 +184,7 @@ pub fn run(
     let mut dirty: Vec<usize> = Vec::new();
     let mut last_ack = start;
     let mut window = Latency::new();
-    let mut progress = Progress::new(config.progress.clone(), start);
+    let mut progress = RateLine::new(config.progress.clone(), start);
     let mut stale = 0u64;
     let mut unanswered = 0usize; // sent and not yet answered
     let mut awaiting_delivery = 0usize; // acked and not yet accepted or refused
@@ -442,11 +441,10 @@ fn between<'a>(hay: &'a [u8], open: &[u8], close: &[u8]) -> Option<&'a str> {
     std::str::from_utf8(hay.get(start..start + len)?).ok()
 }
 
-/// The live progress line on standard error: rewritten in place on a terminal, one line
-/// every five seconds otherwise (CI logs).
-struct Progress {
+/// The live rate line of a drive (shown through [`crate::progress::Progress`]).
+struct RateLine {
     label: Option<String>,
-    tty: bool,
+    out: crate::progress::Progress,
     start: u64,
     next: u64,
     every: u64,
@@ -454,13 +452,12 @@ struct Progress {
     last_at: u64,
 }
 
-impl Progress {
-    fn new(label: Option<String>, start: u64) -> Progress {
-        let tty = crate::sys::stderr_is_tty();
-        let every = if tty { 500_000_000 } else { 5_000_000_000 };
-        Progress {
+impl RateLine {
+    fn new(label: Option<String>, start: u64) -> RateLine {
+        let every = 500_000_000;
+        RateLine {
+            out: crate::progress::Progress::new(label.is_some()),
             label,
-            tty,
             start,
             next: start + every,
             every,
@@ -487,21 +484,14 @@ impl Progress {
             crate::units::fmt_us(p.p50),
             crate::units::fmt_us(p.p99),
         );
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K{line}");
-        } else {
-            let _ = writeln!(err, "{line}");
-        }
+        self.out.show(&line);
         *window = Latency::new();
         self.last_sent = stats.sent;
         self.last_at = now;
         self.next = now + self.every;
     }
 
-    fn finish(&self, _stats: &RunStats) {
-        if self.label.is_some() && self.tty {
-            let _ = writeln!(std::io::stderr());
-        }
+    fn finish(&mut self, _stats: &RunStats) {
+        self.out.finish();
     }
 }

@@ -20,6 +20,7 @@ pub mod ids;
 pub mod net;
 pub mod pki;
 pub mod poll;
+pub mod progress;
 pub mod proof;
 pub mod relay;
 pub mod rng;

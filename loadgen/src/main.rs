@@ -161,6 +161,9 @@ struct DriveArgs {
     /// Write the run's figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -473,7 +476,7 @@ fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
         arrivals: args.arrivals,
         tag: (std::process::id() << 8) & 0x7FFF_FF00,
         drain: args.drain,
-        progress: Some(format!("[drive {:.0}/s]", args.rate)),
+        progress: (!args.quiet).then(|| format!("[drive {:.0}/s]", args.rate)),
         window: None,
     };
     let stop = stop_flag();
@@ -483,6 +486,7 @@ fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
         slo_met: stats.lost == 0,
         stats,
         subject_cores: 0.0,
+        subject_cpu_s: 0.0,
         driver_cores: 0.0,
         fleet_cores: 0.0,
     };

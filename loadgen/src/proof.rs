@@ -20,6 +20,7 @@ use crate::drive::schedule::Arrivals;
 use crate::drive::{self, DriveConfig, Targets};
 use crate::gen::{Generator, Mix};
 use crate::pki::Pki;
+use crate::progress::Progress;
 use crate::stats::RunStats;
 use procs::ChildProc;
 pub use report::{Report, Step, System};
@@ -94,6 +95,7 @@ pub(crate) fn wait_established(
     want: u64,
     what: &str,
     timeout: Duration,
+    progress: &mut Progress,
 ) -> u64 {
     let start = Instant::now();
     let mut last = (0, Instant::now());
@@ -101,15 +103,17 @@ pub(crate) fn wait_established(
         observer.pump();
         let now = observer.established();
         if now >= want || start.elapsed() >= timeout {
+            progress.finish();
             return now;
         }
         if now != last.0 {
             last = (now, Instant::now());
         } else if last.1.elapsed() > Duration::from_secs(20) && now > 0 {
             // No progress for a long while: report what there is rather than hang.
+            progress.finish();
             return now;
         }
-        eprint!("\r{what}: {now}/{want} connections established   ");
+        progress.show(&format!("{what}: {now}/{want} connections established"));
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -374,8 +378,8 @@ pub(crate) fn measure(
         crate::sys::cpu_seconds(me),
         fleet_cpu(fleet),
     );
-    let subject_cores = match (cpu0.0, cpu1.0) {
-        (Some(a), Some(b)) => (b - a) / secs,
+    let subject_cpu_s = match (cpu0.0, cpu1.0) {
+        (Some(a), Some(b)) => b - a,
         _ => 0.0,
     };
     let slo_met = slo.met(&stats);
@@ -383,7 +387,8 @@ pub(crate) fn measure(
         system: subject.kind,
         stats,
         slo_met,
-        subject_cores,
+        subject_cores: subject_cpu_s / secs,
+        subject_cpu_s,
         driver_cores: (cpu1.1.unwrap_or(0.0) - cpu0.1.unwrap_or(0.0)) / secs,
         fleet_cores: (cpu1.2 - cpu0.2) / secs,
     })
@@ -445,7 +450,7 @@ fn attempt(
             steps.len(),
             stop,
         )?;
-        eprintln!("{}", report::step_line(&s));
+        Progress::new(config.progress).result(&report::step_line(&s));
         let (met, lost) = (s.slo_met, s.stats.lost);
         steps.push(s);
         if met || lost > 0 || stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -553,14 +558,13 @@ fn prewarm_timeout(config: &ProofConfig) -> Duration {
 /// Waits until the router has connected to every endpoint (prewarm); returns how many
 /// connections the fleet counts.
 pub(crate) fn prewarm(config: &ProofConfig, fleet: &mut Fleet) -> u64 {
-    let n = wait_established(
+    wait_established(
         &mut fleet.observer,
         config.endpoints as u64,
         "prewarm",
         prewarm_timeout(config),
-    );
-    eprintln!();
-    n
+        &mut Progress::new(config.progress),
+    )
 }
 
 /// The PKI (when the fleet is TLS) and the running endpoint fleet.
@@ -574,7 +578,7 @@ pub(crate) fn pki_and_fleet(
     } else {
         None
     };
-    eprintln!(
+    Progress::new(config.progress).result(&format!(
         "starting {} endpoints ({}, open-files limit {nofile}) …",
         config.endpoints,
         if config.tls {
@@ -582,7 +586,7 @@ pub(crate) fn pki_and_fleet(
         } else {
             "plain TCP"
         }
-    );
+    ));
     let fleet = start_fleet(config, workdir, pki.as_ref())?;
     Ok((pki, fleet))
 }
@@ -627,8 +631,8 @@ fn run_in(
             config.endpoints as u64,
             "relay connections",
             prewarm_timeout(config),
+            &mut Progress::new(config.progress),
         );
-        eprintln!();
         report.relay_connections = Some(n);
         let steps = ramp(config, &relay, &mut fleet, &generator, &targets, stop);
         relay.proc_.stop(Duration::from_secs(5));

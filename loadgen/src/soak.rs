@@ -20,6 +20,7 @@ use anyhow::Context;
 
 use crate::drive::Targets;
 use crate::gen::Generator;
+use crate::progress::Progress;
 use crate::proof::{self, ProofConfig};
 use flap::{FlapConfig, Flapper};
 use reload::Reloader;
@@ -100,7 +101,8 @@ impl Timeline {
             let last_t = self.samples.last().map_or(-1.0, |s| s.t_s);
             if now >= next_sample || (done && now.as_secs_f64() - last_t >= 1.0) {
                 let s = self.sampler.take(now, self.flapper.down_now(), now >= load);
-                progress(&s, self.reloader.applied(), self.flapper.downs_at.len());
+                let line = sample_line(&s, self.reloader.applied(), self.flapper.downs_at.len());
+                Progress::new(config.base.progress).result(&line);
                 self.samples.push(s);
                 next_sample += config.sample_every;
             }
@@ -124,7 +126,8 @@ impl Timeline {
     }
 }
 
-fn progress(s: &Sample, reloads: usize, flaps: usize) {
+/// One sample as a line of the soak's running log (a line each, kept: it is the time series).
+fn sample_line(s: &Sample, reloads: usize, flaps: usize) -> String {
     let line = format!(
         "[soak] t={:.0}s rss={:.1}MiB router={:.2} cores queued={} down={} flaps={flaps} reloads={reloads} loadavg={:.2}",
         s.t_s,
@@ -134,11 +137,7 @@ fn progress(s: &Sample, reloads: usize, flaps: usize) {
         s.endpoints_down,
         s.loadavg
     );
-    if crate::sys::stderr_is_tty() {
-        eprintln!("\r\x1b[2K{line}");
-    } else {
-        eprintln!("{line}");
-    }
+    line
 }
 
 /// The whole soak. Returns the report; the caller prints it and sets the exit status.

@@ -1,55 +1,24 @@
 //! A small proof through the real router: 50 TLS endpoints, ganglion (this package's copy of
 //! the binary, `ganglion-lg`) durable and prewarmed, two seconds at a low rate. Nothing that
 //! was acknowledged may be lost, and every step's figures must add up.
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use loadgen::drive::schedule::Arrivals;
-use loadgen::gen::Mix;
-use loadgen::proof::{self, ProofConfig, Slo, System};
+use loadgen::proof::{self, ProofConfig, System};
+
+mod common;
 
 #[test]
 fn a_small_proof_through_ganglion_loses_nothing() {
-    let workdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("proof-small-{}", std::process::id()));
+    let workdir = common::workdir("proof-small");
     let config = ProofConfig {
-        endpoints: 50,
-        rate: 100.0,
-        duration: Duration::from_secs(2),
         step_duration: Duration::from_secs(1),
         step_factor: 2.0,
         // One ramp step after the target.
         max_rate: 250.0,
-        // Generous: a debug build on a busy machine; this test is about losses, not speed.
-        slo: Slo {
-            p99_us: 5_000_000,
-            max_error_ratio: 0.0,
-        },
-        tls: true,
-        durable: true,
-        mix: Mix::realistic(),
-        protocols: (4, 1),
-        seed: 5,
-        connections: 2,
-        arrivals: Arrivals::Poisson,
         baseline_relay: true,
         relay_threads: 2,
-        ganglion: Some(PathBuf::from(env!("CARGO_BIN_EXE_ganglion-lg"))),
-        loadgen: Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen"))),
-        build: false,
-        release: false,
-        workers: Some(2),
-        pin: false,
-        fleet_procs: Some(2),
-        workdir: Some(workdir.clone()),
-        keep: false,
-        json: Some(workdir.with_extension("json")),
-        svg: Some(workdir.with_extension("svg")),
-        progress: false,
-        refine: 0,
-        retries: 0,
-        router_args: Vec::new(),
+        ..common::small_run("proof-small", 50, 100.0, Duration::from_secs(2), 5)
     };
     let report = proof::run(&config, &AtomicBool::new(false)).unwrap();
     let text = report.text();

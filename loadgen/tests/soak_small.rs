@@ -2,60 +2,26 @@
 //! over two fleet processes, a fifth of them flapping every second or two, the routing reloaded
 //! by SIGHUP every 1.5 s, for 6 s. Every reload must be applied, the fleet must have done every
 //! flap it was sent and be whole again at the end, and nothing acknowledged may be lost.
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use loadgen::drive::schedule::Arrivals;
-use loadgen::gen::Mix;
-use loadgen::proof::{ProofConfig, Slo};
+use loadgen::proof::ProofConfig;
 use loadgen::soak::flap::{FlapConfig, Span};
 use loadgen::soak::reload::Outcome;
 use loadgen::soak::{self, SoakConfig};
 
+mod common;
+
 #[test]
 fn a_small_soak_with_flaps_and_reloads_loses_nothing() {
-    let workdir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("soak-small-{}", std::process::id()));
+    let workdir = common::workdir("soak-small");
     let duration = Duration::from_secs(6);
     let config = SoakConfig {
         base: ProofConfig {
-            endpoints: 60,
-            rate: 100.0,
-            duration,
-            step_duration: Duration::ZERO,
-            step_factor: 1.5,
-            max_rate: 100.0,
-            slo: Slo {
-                p99_us: 5_000_000,
-                max_error_ratio: 0.0,
-            },
-            tls: true,
-            durable: true,
-            mix: Mix::realistic(),
-            protocols: (4, 1),
-            seed: 3,
-            connections: 2,
-            arrivals: Arrivals::Poisson,
-            baseline_relay: false,
-            relay_threads: 1,
-            ganglion: Some(PathBuf::from(env!("CARGO_BIN_EXE_ganglion-lg"))),
-            loadgen: Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen"))),
-            build: false,
-            release: false,
-            workers: Some(2),
-            pin: false,
-            fleet_procs: Some(2),
-            workdir: Some(workdir.clone()),
-            keep: false,
-            json: Some(workdir.with_extension("json")),
-            svg: Some(workdir.with_extension("svg")),
-            progress: false,
-            refine: 0,
-            retries: 0,
             // An endpoint that refused five times in a row is left alone for 15–30 s by
             // default: that would only make the drain, not the test, longer.
             router_args: vec!["--breaker-cooldown-ms".into(), "1000".into()],
+            ..common::small_run("soak-small", 60, 100.0, duration, 3)
         },
         flap: FlapConfig {
             share: 0.2,

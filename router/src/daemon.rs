@@ -89,6 +89,8 @@ pub enum RunError {
     Startup(Vec<String>),
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    #[error(transparent)]
+    Shards(#[from] shard_main::ShardStartError),
     #[error(
         "the data directory {0}, and it holds messages: make it private (chmod 700 {path}), \
          or, if other users must reach it, set `allow_shared_data_dir = true` in [server] \
@@ -203,20 +205,18 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     };
     // Each shard opens its own log (inside its own descriptor table); wait until all have,
     // and give up cleanly if one cannot.
+    const START_TIMEOUT: Duration = Duration::from_secs(300);
     let mut failure = None;
     for _ in 0..workers {
-        match started.recv_timeout(Duration::from_secs(300)) {
+        match started.recv_timeout(START_TIMEOUT) {
             Ok(Ok(())) => {}
             Ok(Err(why)) => failure = Some(why),
-            Err(_) => failure = Some("a shard did not start in time".to_string()),
+            Err(_) => failure = Some(shard_main::ShardStartError::TimedOut(START_TIMEOUT)),
         }
     }
     if let Some(why) = failure {
         stop_shards(handles);
-        return Err(RunError::Io {
-            what: "starting the shards".to_string(),
-            source: io::Error::other(why),
-        });
+        return Err(why.into());
     }
     // Start-up is a reload from the empty table: the same plan, prepare and commit.
     service.status(&format!(

@@ -21,9 +21,16 @@
 //! Parts they share: [`net`] (plain and TLS streams with pooled buffers), [`tls`] (rustls
 //! configurations, a private CA), [`control`] (control-thread commands), [`metrics`],
 //! [`signal`] (shard-local stop signal), [`clock`] (wire-format times), [`ids`] (UUIDs),
-//! [`private_fs`] (0700 folders and 0600 files for messages and secrets), [`logging`] (the
-//! log's format and fields, and whether it may hold message bodies).
+//! [`private_fs`] (0700 folders and 0600 files for messages and secrets), [`known`] (slicing
+//! by ranges found in the same bytes, loud in debug builds if one ever does not fit),
+//! [`logging`] (the log's format and fields, and whether it may hold message bodies).
 #![deny(unsafe_code)]
+// Never panic on what a sender, an endpoint or a disk hands us: outside tests, no unwrap, expect
+// or panic; a broken invariant is said with a `debug_assert!` (see `known`) or an error.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod charset;
 pub mod cli;
@@ -35,6 +42,7 @@ pub mod egress;
 pub mod ids;
 pub mod ingress;
 pub mod inspect;
+pub mod known;
 pub mod logging;
 pub mod metrics;
 pub mod net;

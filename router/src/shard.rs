@@ -20,7 +20,7 @@ use crate::deadletter::DeadLetterError;
 use crate::egress::gate::ConnectGate;
 use crate::egress::settings::EgressSettings;
 use crate::egress::worker::{
-    ConnectionCounters, GiveUp, Outcomes, RoomBell, Worker, WorkerContext,
+    ConnectionCounters, GiveUp, OnReload, Outcomes, RoomBell, Worker, WorkerContext,
 };
 use crate::ids::Uuids;
 use crate::ingress::refusals::Refusals;
@@ -184,12 +184,15 @@ impl Shard {
                 worker.stop();
             }
         }
-        for &(_, id) in diff.changed.iter().chain(&diff.unchanged) {
+        let renewed = diff.changed.iter().map(|&(_, id)| (id, OnReload::Renew));
+        let kept = diff.unchanged.iter().map(|&(_, id)| (id, OnReload::Keep));
+        for (id, connection) in renewed.chain(kept) {
             let Some(endpoint) = routing.table.endpoint(id) else {
                 continue;
             };
             if let Some(worker) = workers.get(endpoint.name.as_str()) {
-                worker.update(Arc::new(endpoint.clone()), routing.client_tls_for(endpoint));
+                let tls = routing.client_tls_for(endpoint);
+                worker.update(Arc::new(endpoint.clone()), tls, connection);
             }
         }
         drop(workers);

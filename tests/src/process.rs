@@ -327,6 +327,33 @@ pub fn metric(admin: SocketAddr, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+impl RouterProcess {
+    /// Waits until the router has finished with everything it accepted: `delivered` deliveries
+    /// acknowledged by endpoints, `dead_lettered` moved to the dead letters, and none queued.
+    /// From then on it sends nothing more anywhere, so a test can assert that an endpoint got
+    /// nothing else without sitting through a pause. Needs the `admin` listener.
+    pub fn wait_settled(&self, delivered: u64, dead_lettered: u64) {
+        let admin = self.addr("admin");
+        let deadline = Instant::now() + crate::WAIT;
+        loop {
+            let seen = (
+                metric(admin, "ganglion_delivered_total"),
+                metric(admin, "ganglion_dead_lettered_total"),
+                metric(admin, "ganglion_queued"),
+            );
+            if seen == (delivered, dead_lettered, 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the router did not settle at {delivered} delivered, {dead_lettered} \
+                 dead-lettered, none queued: (delivered, dead-lettered, queued) = {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// Polls `done` until it holds; panics naming `what` when `timeout` passes first.
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

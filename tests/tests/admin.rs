@@ -5,14 +5,12 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tests::admin::{host, request, request_tls, AdminResponse};
 use tests::pki::TestPki;
 use tests::process::{ganglion, ganglion_exit, RouterProcess};
 use tests::scratch::Scratch;
-
-const WAIT: Duration = Duration::from_secs(30);
+use tests::WAIT;
 
 fn routes(scratch: &Scratch, server_extra: &str) -> PathBuf {
     scratch.file(

@@ -10,6 +10,7 @@ use tests::admin::{host, request, AdminResponse};
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::{ganglion, RouterProcess};
 use tests::scratch::Scratch;
+use tests::WAIT;
 
 fn adt(id: &str) -> Vec<u8> {
     format!("MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A01|{id}|P|2.4\rPID|1||{id}\r").into_bytes()
@@ -78,10 +79,10 @@ fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
             "AA"
         );
     }
-    assert!(up.inbox.wait_for(3, Duration::from_secs(10)));
+    assert!(up.inbox.wait_for(3, WAIT));
 
     // The down endpoint has retried and says why.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     let archive = loop {
         let one = json(&get("/endpoints/lab-archive"));
         if one["retried"].as_u64() >= Some(1) || Instant::now() > deadline {
@@ -266,7 +267,7 @@ fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
     // A reload makes version 2; a rule that kept its name keeps its count.
     let applied = router.count_output("reload applied");
     router.signal(rustix::process::Signal::HUP);
-    assert!(router.wait_for_count("reload applied", applied + 1, Duration::from_secs(10)));
+    assert!(router.wait_for_count("reload applied", applied + 1, WAIT));
     assert_eq!(msa(&sender.exchange(&adt("A9")).unwrap()).0, "AA");
     let reloaded = json(&get("/routes"));
     assert_eq!(reloaded["version"], 2, "{reloaded}");
@@ -331,7 +332,7 @@ fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
     }
 
     assert_eq!(request(admin, "GET", "/readyz", &[]).unwrap().status, 200);
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }
 
 fn path(p: &Path) -> &str {

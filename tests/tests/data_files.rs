@@ -3,14 +3,12 @@
 //! that other users can reach into, unless told to.
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::{dead_letters, ganglion, ganglion_exit, RouterProcess};
 use tests::scratch::Scratch;
-
-const WAIT: Duration = Duration::from_secs(20);
+use tests::WAIT;
 
 /// The permission bits, in octal as `ls` and `chmod` write them.
 fn mode(path: &Path) -> String {
@@ -115,4 +113,29 @@ fn a_data_directory_others_can_reach_is_refused_unless_allowed() {
         router.output()
     );
     assert!(router.terminate(WAIT).success());
+}
+
+/// A shard whose log cannot be opened (here its folder is a file) stops start-up with the
+/// shard and the path named, and the router exits rather than serve without its log.
+#[test]
+fn a_log_that_cannot_be_opened_stops_start_up_naming_the_shard_and_the_file() {
+    let scratch = Scratch::new("unopenable-log");
+    let data = scratch.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let in_the_way = data.join("shard-0");
+    std::fs::write(&in_the_way, b"not a folder").unwrap();
+    let endpoint = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let config = config(&scratch, &data, "", &endpoint);
+    let output = ganglion_exit(&["run", "--config", &config, "--no-watch"], WAIT)
+        .expect("ganglion kept running without its log");
+    assert!(!output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("shard 0: write-ahead log:"), "{said}");
+    assert!(said.contains(&in_the_way.display().to_string()), "{said}");
+    assert_eq!(
+        std::fs::read(&in_the_way).unwrap(),
+        b"not a folder",
+        "left as it was"
+    );
 }

@@ -9,8 +9,7 @@ use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::{dead_letters, ganglion, RouterProcess};
 use tests::scratch::Scratch;
-
-const WAIT: Duration = Duration::from_secs(20);
+use tests::WAIT;
 
 fn adt(id: &str) -> Vec<u8> {
     format!("MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A08|{id}|P|2.4\rPID|1\r").into_bytes()

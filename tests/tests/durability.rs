@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use codecs::hl7v2::{AckCode, Message};
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
-use tests::process::RouterProcess;
+use tests::filling::send_until_refused;
+use tests::process::{metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 use tests::small_disk::SmallDisk;
+use tests::WAIT;
 
 const FACILITIES: [&str; 3] = ["EAST", "WEST", "NORTH"];
 
@@ -127,7 +129,7 @@ fn crash_and_recover(seed: u64) {
     );
 
     let restarted = start(&config);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + WAIT;
     let arrived = || -> HashSet<String> {
         endpoints
             .iter()
@@ -177,7 +179,7 @@ fn crash_and_recover(seed: u64) {
         "seed {seed}: killed after {kill_after:?}; {} acknowledged, all delivered; {duplicates} duplicate(s)",
         acked.len()
     );
-    assert!(restarted.terminate(Duration::from_secs(20)).success());
+    assert!(restarted.terminate(WAIT).success());
 }
 
 #[test]
@@ -202,16 +204,18 @@ fn messages_for_an_endpoint_still_down_after_a_restart_wait_and_then_flow() {
         assert_eq!(msa(&sender.exchange(m).unwrap()).0, "AA");
     }
     // Stopped (cleanly) while the endpoint is still down: the messages stay in the log.
-    assert!(router.terminate(Duration::from_secs(30)).success());
+    assert!(router.terminate(WAIT).success());
     let restarted = start(&config);
-    std::thread::sleep(Duration::from_millis(500));
+    // The restarted router tries the endpoint, still down, and keeps the messages.
+    wait_until("a failed attempt after the restart", WAIT, || {
+        metric(restarted.addr("admin"), "ganglion_retries_total") >= 1
+    });
     let late = Endpoint::mllp_on(std::net::TcpListener::bind(port).unwrap(), None, |_, _| {
         Reply::Ack(AckCode::AA)
     });
-    assert!(late.inbox.wait_for(20, Duration::from_secs(30)));
-    std::thread::sleep(Duration::from_millis(300));
+    restarted.wait_settled(20, 0);
     assert_eq!(late.inbox.messages(), sent);
-    assert!(restarted.terminate(Duration::from_secs(20)).success());
+    assert!(restarted.terminate(WAIT).success());
 }
 
 /// A backlog larger than an endpoint's replay window (the messages it may have in memory at
@@ -252,7 +256,7 @@ fn a_backlog_past_the_replay_window_goes_first_and_in_order_after_a_crash() {
     }
     let total = SENDERS * EACH + 20;
     assert!(
-        late.inbox.wait_for(total, Duration::from_secs(60)),
+        late.inbox.wait_for(total, WAIT),
         "{} of {total} delivered",
         late.inbox.len()
     );
@@ -282,11 +286,11 @@ fn a_backlog_past_the_replay_window_goes_first_and_in_order_after_a_crash() {
     }
     // Most of the backlog waited on disk, not in memory.
     assert!(
-        restarted.wait_for_count("replay done", 1, Duration::from_secs(10)),
+        restarted.wait_for_count("replay done", 1, WAIT),
         "the backlog was not read back from disk:\n{}",
         restarted.output()
     );
-    assert!(restarted.terminate(Duration::from_secs(20)).success());
+    assert!(restarted.terminate(WAIT).success());
 }
 
 /// An endpoint removed by a reload while its backlog is still being read back from the log:
@@ -319,19 +323,19 @@ fn an_endpoint_removed_while_its_backlog_is_read_back_gets_it_as_dead_letters() 
     for i in 0..100 {
         assert_eq!(msa(&sender.exchange(&message(0, i)).unwrap()).0, "AA");
     }
-    assert!(router.terminate(Duration::from_secs(30)).success());
+    assert!(router.terminate(WAIT).success());
 
     let mut restarted = start(&config);
-    assert!(restarted.wait_for_output("left on disk", Duration::from_secs(10)));
+    assert!(restarted.wait_for_output("left on disk", WAIT));
     scratch.file("routes.toml", head);
     restarted.signal(rustix::process::Signal::HUP);
     assert!(
-        restarted.wait_for_output("1 removed", Duration::from_secs(10)),
+        restarted.wait_for_output("1 removed", WAIT),
         "{}",
         restarted.output()
     );
     // Everything that was still on disk: all but the window the endpoint had queued.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + WAIT;
     let removed = |letters: &[serde_json::Value]| {
         letters
             .iter()
@@ -348,8 +352,8 @@ fn an_endpoint_removed_while_its_backlog_is_read_back_gets_it_as_dead_letters() 
         msa(&sender_to(&restarted).exchange(result).unwrap()).0,
         "AA"
     );
-    assert!(other.inbox.wait_for(1, Duration::from_secs(10)));
-    assert!(restarted.terminate(Duration::from_secs(20)).success());
+    assert!(other.inbox.wait_for(1, WAIT));
+    assert!(restarted.terminate(WAIT).success());
 }
 
 fn sender_to(router: &RouterProcess) -> Sender {
@@ -379,7 +383,7 @@ fn start_with_data(
 fn restart_and_deliver(scratch: &Scratch, data: &Path, acked: &[String]) {
     let willing = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
     let router = start_with_data(scratch, data, &willing, &["--grace", "1"]);
-    assert!(willing.inbox.wait_for(acked.len(), Duration::from_secs(30)));
+    assert!(willing.inbox.wait_for(acked.len(), WAIT));
     let got: HashSet<String> = willing
         .inbox
         .messages()
@@ -390,38 +394,7 @@ fn restart_and_deliver(scratch: &Scratch, data: &Path, acked: &[String]) {
         acked.iter().all(|id| got.contains(id)),
         "acknowledged {acked:?}, delivered {got:?}"
     );
-    assert!(router.terminate(Duration::from_secs(20)).success());
-}
-
-/// An ADT padded to about `kib` KiB.
-fn big(id: &str, kib: usize) -> Vec<u8> {
-    let mut m =
-        format!("MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A08|{id}|P|2.4\rPID|1\rOBX|1|TX|||")
-            .into_bytes();
-    m.extend(std::iter::repeat_n(b'x', kib * 1024));
-    m.push(b'\r');
-    m
-}
-
-/// Sends messages until the router stops acknowledging them; returns the acknowledged ids and
-/// the first refusal's MSA-1 and text.
-fn fill(sender: &mut Sender, kib: usize, limit: usize) -> (Vec<String>, Option<(String, String)>) {
-    let mut acked = Vec::new();
-    for i in 0..limit {
-        let id = format!("B{i}");
-        let ack = sender.exchange(&big(&id, kib)).unwrap();
-        let (code, acked_id) = msa(&ack);
-        assert_eq!(acked_id, id);
-        if code == "AA" {
-            acked.push(id);
-        } else {
-            return (
-                acked,
-                Some((code, String::from_utf8_lossy(&ack).into_owned())),
-            );
-        }
-    }
-    (acked, None)
+    assert!(router.terminate(WAIT).success());
 }
 
 #[test]
@@ -444,8 +417,8 @@ fn a_full_log_budget_answers_ae_and_acknowledges_only_what_was_stored() {
         ],
     );
     let mut sender = Sender::connect(router.addr("in")).unwrap();
-    let (acked, refused) = fill(&mut sender, 100, 50);
-    let (code, text) = refused.expect("the budget was never reached");
+    let filled = send_until_refused(&mut sender, "B", 100, 50);
+    let (acked, (code, text)) = filled.until_refused();
     assert_eq!(code, "AE", "{text}");
     assert!(text.contains("store is full; try again later"), "{text}");
     assert!(
@@ -475,8 +448,8 @@ fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
         &["--reply-timeout", "30", "--grace", "1"],
     );
     let mut sender = Sender::connect(router.addr("in")).unwrap();
-    let (acked, refused) = fill(&mut sender, 200, 40);
-    let (code, text) = refused.expect("the file system never filled");
+    let filled = send_until_refused(&mut sender, "B", 200, 40);
+    let (acked, (code, text)) = filled.until_refused();
     assert_eq!(code, "AE", "{text}");
     assert!(text.contains("disk is full; try again later"), "{text}");
     assert!(
@@ -486,7 +459,7 @@ fn a_full_file_system_answers_ae_and_loses_nothing_stored() {
     // The router says so loudly.
     let mut router = router;
     assert!(
-        router.wait_for_output("refusing messages", Duration::from_secs(5)),
+        router.wait_for_output("refusing messages", WAIT),
         "{}",
         router.output()
     );

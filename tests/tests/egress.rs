@@ -9,8 +9,7 @@ use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::{dead_letters, ganglion, RouterProcess};
 use tests::scratch::Scratch;
-
-const WAIT: Duration = Duration::from_secs(30);
+use tests::WAIT;
 
 fn adt(control_id: &str) -> Vec<u8> {
     format!(
@@ -320,8 +319,11 @@ fn alerts_are_raised_once_shown_and_cleared_once() {
     };
     assert_eq!((alerts("queue_depth"), alerts("circuit_open")), (1, 1));
     // More messages and more failed probes: still one warning each.
+    let tried = tests::process::metric(admin, "ganglion_retries_total");
     assert_eq!(msa(&sender.exchange(&adt("Q4")).unwrap()).0, "AA");
-    std::thread::sleep(Duration::from_millis(500));
+    tests::process::wait_until("two more failed attempts", WAIT, || {
+        tests::process::metric(admin, "ganglion_retries_total") >= tried + 2
+    });
     assert_eq!(
         router.count_output("alert queue_depth: "),
         1,

@@ -18,8 +18,8 @@ use tests::endpoint::{msa, tcp_from, Endpoint, HttpClient, Reply, Sender};
 use tests::pki::TestPki;
 use tests::process::{metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
+use tests::WAIT;
 
-const WAIT: Duration = Duration::from_secs(30);
 const MIB: u64 = 1 << 20;
 const CDA: &str = "urn:nhs-itk:services:201005:SendCDADocument-v2-0";
 

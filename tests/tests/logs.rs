@@ -14,7 +14,7 @@ use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::{bin, ganglion, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 
-const WAIT: Duration = Duration::from_secs(20);
+use tests::WAIT;
 
 /// An ADT^A01 whose PID holds patient data the log must not show by default.
 fn adt(control_id: &str) -> Vec<u8> {

@@ -10,6 +10,7 @@ use tests::fleet::Fleet;
 use tests::pki::TestPki;
 use tests::process::{metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
+use tests::WAIT;
 
 const ENDPOINTS: usize = 3_000;
 
@@ -75,10 +76,7 @@ fn thousands_of_prewarmed_tls_endpoints_each_get_their_message_once() {
             ("AA".into(), format!("M{i}-0"))
         );
     }
-    wait_until("every message delivered", Duration::from_secs(120), || {
-        fleet.received() >= ENDPOINTS
-    });
-    std::thread::sleep(Duration::from_millis(300));
+    router.wait_settled(ENDPOINTS as u64, 0);
     for (i, seen) in fleet.seen.iter().enumerate() {
         assert_eq!(
             *seen.control_ids.lock().unwrap(),
@@ -98,19 +96,15 @@ fn thousands_of_prewarmed_tls_endpoints_each_get_their_message_once() {
     for &i in &churned {
         fleet.kick(i);
     }
-    wait_until(
-        "kicked endpoints reconnected",
-        Duration::from_secs(60),
-        || {
-            churned.iter().all(|&i| {
-                fleet.seen[i]
-                    .connections
-                    .load(std::sync::atomic::Ordering::SeqCst)
-                    == 2
-            }) && churned.iter().all(|&i| fleet.open_connections(i) == 1)
-        },
-    );
-    wait_until("their handshakes counted", Duration::from_secs(10), || {
+    wait_until("kicked endpoints reconnected", WAIT, || {
+        churned.iter().all(|&i| {
+            fleet.seen[i]
+                .connections
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 2
+        }) && churned.iter().all(|&i| fleet.open_connections(i) == 1)
+    });
+    wait_until("their handshakes counted", WAIT, || {
         metric(admin, "ganglion_tls_handshakes_full_total")
             + metric(admin, "ganglion_tls_handshakes_resumed_total")
             == full + resumed + churned.len() as u64
@@ -126,7 +120,7 @@ fn thousands_of_prewarmed_tls_endpoints_each_get_their_message_once() {
     }
     // The restart is real only once their connections are gone: on a fast machine the rounds
     // below could otherwise be acknowledged before an endpoint even noticed it was down.
-    wait_until("churned endpoints closed", Duration::from_secs(30), || {
+    wait_until("churned endpoints closed", WAIT, || {
         churned.iter().all(|&i| fleet.open_connections(i) == 0)
     });
     for round in 1..=3 {
@@ -171,5 +165,5 @@ fn thousands_of_prewarmed_tls_endpoints_each_get_their_message_once() {
             assert!(connections >= 3, "endpoint {i} should have reconnected");
         }
     }
-    assert!(router.terminate(Duration::from_secs(30)).success());
+    assert!(router.terminate(WAIT).success());
 }

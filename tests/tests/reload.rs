@@ -13,8 +13,7 @@ use rustix::process::Signal;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::{ganglion, RouterProcess};
 use tests::scratch::Scratch;
-
-const WAIT: Duration = Duration::from_secs(20);
+use tests::WAIT;
 
 fn routes(scratch: &Scratch, a: &Endpoint, b: &Endpoint, to: &str) -> String {
     routes_with(

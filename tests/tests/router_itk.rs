@@ -1,13 +1,12 @@
 //! `ganglion run` with ITK over HTTP/1.1: SOAP requests in, fanned out per address to ITK
 //! endpoints, answered with SimpleMessageResponse or a SOAP fault.
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use tests::endpoint::{request_body, Endpoint, HttpClient, Inbox};
 use tests::process::RouterProcess;
 use tests::scratch::Scratch;
+use tests::WAIT;
 
-const WAIT: Duration = Duration::from_secs(20);
 const CDA: &str = "urn:nhs-itk:services:201005:SendCDADocument-v2-0";
 
 fn ok() -> impl Fn(usize, &[u8]) -> (u16, Vec<u8>) + Send + Sync + 'static {
@@ -256,7 +255,7 @@ fn endpoint_faults_are_retried_or_refused_by_their_code() {
     assert!(http_503_then_ok.inbox.wait_for(2, WAIT));
     assert!(client_fault.inbox.wait_for(1, WAIT));
     assert!(router.wait_for_output("dead letter", WAIT));
-    std::thread::sleep(Duration::from_millis(300));
+    router.wait_settled(2, 1);
     assert_eq!(server_then_ok.inbox.len(), 2);
     assert_eq!(http_503_then_ok.inbox.len(), 2);
     assert_eq!(client_fault.inbox.len(), 1);

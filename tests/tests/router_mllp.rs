@@ -2,16 +2,16 @@
 //! (plain and TLS), exact bytes on both sides. Runs on the driver named by GANGLION_DRIVER
 //! (`.ci/run` runs the suite once with each).
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::pki::TestPki;
-use tests::process::{dead_letters, ganglion, RouterProcess};
+use tests::process::{dead_letters, ganglion, metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
-
-const WAIT: Duration = Duration::from_secs(20);
+use tests::WAIT;
 
 fn adt(control_id: &str, receiving_facility: &str) -> Vec<u8> {
     format!(
@@ -205,11 +205,13 @@ fn an_endpoint_that_is_down_gets_the_message_once_it_comes_up() {
     let message = adt("D1", "RX8");
     // Accepted while the endpoint is down: it is queued, not refused.
     assert_eq!(msa(&sender.exchange(&message).unwrap()).0, "AA");
-    std::thread::sleep(Duration::from_millis(300));
+    // It tried while the endpoint was down, and will try again.
+    wait_until("a failed attempt", WAIT, || {
+        metric(router.addr("admin"), "ganglion_retries_total") >= 1
+    });
     let listener = std::net::TcpListener::bind(port).unwrap();
     let late = Endpoint::mllp_on(listener, None, always(AckCode::AA));
-    assert!(late.inbox.wait_for(1, WAIT));
-    std::thread::sleep(Duration::from_millis(300));
+    router.wait_settled(1, 0);
     assert_eq!(late.inbox.messages(), vec![message]);
     assert!(router.terminate(WAIT).success());
 }
@@ -245,7 +247,7 @@ fn ae_is_retried_until_aa_and_ar_is_dead_lettered() {
         "{}",
         router.output()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    router.wait_settled(1, 1);
     // AE: sent again (same bytes), then done; AR: never sent again.
     assert_eq!(flaky.inbox.messages(), vec![retried.clone(), retried]);
     assert_eq!(refuser.inbox.messages(), vec![refused.clone()]);
@@ -288,8 +290,7 @@ fn a_reply_for_another_message_is_not_delivery() {
     let mut sender = Sender::connect(router.addr("in")).unwrap();
     let message = adt("W1", "RX8");
     assert_eq!(msa(&sender.exchange(&message).unwrap()).0, "AA");
-    assert!(confused.inbox.wait_for(2, WAIT));
-    std::thread::sleep(Duration::from_millis(300));
+    router.wait_settled(1, 0);
     assert_eq!(confused.inbox.messages(), vec![message.clone(), message]);
     assert!(
         router
@@ -331,13 +332,18 @@ fn broken_input_gets_an_answer_and_the_connection_stays_usable() {
         msa(&sender.exchange(&ok).unwrap()),
         ("AA".into(), "OK1".into())
     );
-    // Half a frame, then the sender goes away: nothing is acknowledged or delivered.
-    let mut half = Sender::connect(router.addr("in")).unwrap();
-    half.send_raw(b"\x0bMSH|^~\\&|PAS|RX8|EPR|RX8|2026||ADT^A01|HALF|P|2.4\r")
+    // Half a frame, then the sender goes away: nothing is acknowledged or delivered. Once the
+    // router has closed its side it has done all it will with those bytes.
+    let mut half = std::net::TcpStream::connect(router.addr("in")).unwrap();
+    half.write_all(b"\x0bMSH|^~\\&|PAS|RX8|EPR|RX8|2026||ADT^A01|HALF|P|2.4\r")
         .unwrap();
-    drop(half);
-    assert!(epr.inbox.wait_for(1, WAIT));
-    std::thread::sleep(Duration::from_millis(300));
+    half.shutdown(std::net::Shutdown::Write).unwrap();
+    half.set_read_timeout(Some(WAIT)).unwrap();
+    let mut answer = Vec::new();
+    half.read_to_end(&mut answer)
+        .expect("the router closes the connection");
+    assert!(answer.is_empty(), "{answer:?}");
+    router.wait_settled(1, 0);
     assert_eq!(epr.inbox.messages(), vec![ok]);
     // And the router still serves new senders.
     let mut again = Sender::connect(router.addr("in")).unwrap();
@@ -368,7 +374,7 @@ fn unrouted_and_rejected_messages_get_ar_with_the_reason() {
     let ack = sender.exchange(oru).unwrap();
     assert_eq!(msa(&ack), ("AR".into(), "U1".into()));
     assert!(String::from_utf8_lossy(&ack).contains("no route"));
-    std::thread::sleep(Duration::from_millis(200));
+    router.wait_settled(0, 0);
     assert!(epr.inbox.is_empty());
     assert!(router.terminate(WAIT).success());
 }
@@ -421,7 +427,7 @@ fn tls_on_both_sides_and_mtls_refuses_anonymous_senders() {
 
     let mut anonymous = connect(false).unwrap();
     assert!(anonymous.exchange(&adt("TLS2", "RX8")).is_err());
-    std::thread::sleep(Duration::from_millis(200));
+    router.wait_settled(1, 0);
     assert_eq!(secure.inbox.len(), 1);
     assert!(router.terminate(WAIT).success());
 }
@@ -444,14 +450,22 @@ fn idle_senders_are_closed_and_connections_are_limited() {
     // A third is one too many: it is closed without an answer.
     let mut third = Sender::connect(router.addr("in")).unwrap();
     assert!(third.exchange(&adt("L3", "RX8")).is_err());
-    // Idle for longer than the timeout, the first two are closed by the router...
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(first.exchange(&adt("L4", "RX8")).is_err());
+    // Idle for longer than the timeout, the first two are closed by the router (an end of
+    // stream, not our own read timing out)...
+    for idle in [&mut first, &mut second] {
+        let closed = idle.ack().expect_err("nothing more to read");
+        assert!(
+            matches!(
+                closed.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ),
+            "{closed:?}"
+        );
+    }
     // ...which frees their places.
     let mut fourth = Sender::connect(router.addr("in")).unwrap();
     assert_eq!(msa(&fourth.exchange(&adt("L5", "RX8")).unwrap()).0, "AA");
-    assert!(epr.inbox.wait_for(3, WAIT));
-    std::thread::sleep(Duration::from_millis(200));
+    router.wait_settled(3, 0);
     let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
     assert_eq!(ids, vec!["L1", "L2", "L5"]);
     assert!(router.terminate(WAIT).success());

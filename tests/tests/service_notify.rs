@@ -6,15 +6,14 @@ use std::ffi::OsStr;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use codecs::hl7v2::AckCode;
 use rustix::process::Signal;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::RouterProcess;
 use tests::scratch::Scratch;
-
-const WAIT: Duration = Duration::from_secs(30);
+use tests::WAIT;
 
 fn routes(scratch: &Scratch, a: &Endpoint, b: &Endpoint, to: &str) -> String {
     format!(

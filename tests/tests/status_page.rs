@@ -7,7 +7,7 @@
 //! Skips (loudly) on a developer's machine without Chromium; fails in CI.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use codecs::hl7v2::AckCode;
 use tests::admin::{host, request};
@@ -15,8 +15,8 @@ use tests::browser::Browser;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::process::{metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
+use tests::WAIT;
 
-const WAIT: Duration = Duration::from_secs(10);
 /// A patient's NHS number and name, which must never reach the page.
 const PATIENT: [&str; 2] = ["9434765919", "PAGETEST"];
 

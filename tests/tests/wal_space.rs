@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use codecs::hl7v2::{AckCode, Message};
 use tests::admin::request;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::filling::{big_message, send_until_refused};
 use tests::process::RouterProcess;
 use tests::scratch::Scratch;
 use tests::small_disk::SmallDisk;
-
-const WAIT: Duration = Duration::from_secs(60);
+use tests::WAIT;
 
 fn config(scratch: &Scratch, data: &Path, endpoint: SocketAddr, server_extra: &str) -> PathBuf {
     let text = format!(
@@ -48,42 +48,9 @@ fn start(config: &Path, args: &[&str]) -> RouterProcess {
     RouterProcess::start(config, &all, &["in", "admin"])
 }
 
-/// An ADT padded to about `kib` KiB.
-fn big(id: &str, kib: usize) -> Vec<u8> {
-    let mut m =
-        format!("MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A08|{id}|P|2.4\rPID|1\rOBX|1|TX|||")
-            .into_bytes();
-    m.extend(std::iter::repeat_n(b'x', kib * 1024));
-    m.push(b'\r');
-    m
-}
-
 fn control_id(message: &[u8]) -> String {
     let parsed = Message::parse(message).expect("endpoint received HL7");
     String::from_utf8_lossy(parsed.msh().control_id().unwrap_or_default()).into_owned()
-}
-
-/// Sends `prefix0`, `prefix1`, … until the router refuses one; returns the acknowledged ids
-/// and the refusal (MSA-1 and the whole ACK).
-fn send_until_refused(
-    sender: &mut Sender,
-    prefix: &str,
-    kib: usize,
-    limit: usize,
-) -> (Vec<String>, (String, String)) {
-    let mut acked = Vec::new();
-    for i in 0..limit {
-        let id = format!("{prefix}{i}");
-        let ack = sender.exchange(&big(&id, kib)).unwrap();
-        let (code, acked_id) = msa(&ack);
-        assert_eq!(acked_id, id);
-        if code == "AA" {
-            acked.push(id);
-        } else {
-            return (acked, (code, String::from_utf8_lossy(&ack).into_owned()));
-        }
-    }
-    panic!("{limit} messages were all accepted: the log never filled");
 }
 
 /// What a sender is told when the router cannot store: plain words, no server paths.
@@ -100,7 +67,7 @@ fn wait_until_accepted(sender: &mut Sender, prefix: &str, kib: usize) -> String 
     let deadline = Instant::now() + WAIT;
     for i in 0.. {
         let id = format!("{prefix}{i}");
-        let (code, _) = msa(&sender.exchange(&big(&id, kib)).unwrap());
+        let (code, _) = msa(&sender.exchange(&big_message(&id, kib)).unwrap());
         if code == "AA" {
             return id;
         }
@@ -134,16 +101,19 @@ fn wait_delivered(endpoint: &Endpoint, ids: &[String]) {
 /// the messages, and the end is logged with the count.
 fn refuse_then_recover(router: &mut RouterProcess, port: SocketAddr, kib: usize) {
     let mut sender = Sender::connect(router.addr("in")).unwrap();
-    let (acked, (code, text)) = send_until_refused(&mut sender, "A", kib, 400);
+    let filled = send_until_refused(&mut sender, "A", kib, 400);
+    let (acked, (code, text)) = filled.until_refused();
     assert!(!acked.is_empty(), "nothing was stored");
     assert_plain_refusal(&code, &text);
     // More refusals in the same episode: still one line in the log.
     for i in 0..5 {
-        let ack = sender.exchange(&big(&format!("R{i}"), kib)).unwrap();
+        let ack = sender
+            .exchange(&big_message(&format!("R{i}"), kib))
+            .unwrap();
         assert_plain_refusal(&msa(&ack).0, &String::from_utf8_lossy(&ack));
     }
     assert!(
-        router.wait_for_output("refusing messages", Duration::from_secs(10)),
+        router.wait_for_output("refusing messages", WAIT),
         "{}",
         router.output()
     );
@@ -165,7 +135,7 @@ fn refuse_then_recover(router: &mut RouterProcess, port: SocketAddr, kib: usize)
     let id = wait_until_accepted(&mut sender, "B", kib);
     wait_delivered(&endpoint, &[id]);
     assert!(
-        router.wait_for_output("accepting messages again", Duration::from_secs(10)),
+        router.wait_for_output("accepting messages again", WAIT),
         "{}",
         router.output()
     );
@@ -197,7 +167,7 @@ fn a_full_disk_refuses_plainly_and_accepts_again_once_drained() {
     let config = config(&scratch, &data, port, "");
     let mut router = start(&config, &[]);
     refuse_then_recover(&mut router, port, 200);
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }
 
 #[test]
@@ -208,7 +178,7 @@ fn a_budget_smaller_than_a_segment_refuses_and_accepts_again_once_drained() {
     let config = config(&scratch, &data, port, "wal_budget = \"1 MiB\"");
     let mut router = start(&config, &[]);
     refuse_then_recover(&mut router, port, 100);
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }
 
 #[test]
@@ -220,9 +190,9 @@ fn the_budget_is_read_from_routes_toml_and_the_command_line_overrides_it() {
         let _ = std::fs::remove_dir_all(&data);
         let router = start(&config, args);
         let mut sender = Sender::connect(router.addr("in")).unwrap();
-        let (acked, _) = send_until_refused(&mut sender, "C", 100, 400);
+        let filled = send_until_refused(&mut sender, "C", 100, 400);
         router.kill();
-        acked.len()
+        filled.acked.len()
     };
     // 100 KiB messages: about ten fit in 1 MiB, about thirty in 3 MiB.
     let from_file = stored(&[]);
@@ -248,7 +218,8 @@ fn a_restart_on_a_disk_with_no_space_left_delivers_frees_and_accepts() {
     let config = config(&scratch, &data, port, "");
     let router = start(&config, &[]);
     let mut sender = Sender::connect(router.addr("in")).unwrap();
-    let (mut acked, (code, text)) = send_until_refused(&mut sender, "F", 200, 200);
+    let filled = send_until_refused(&mut sender, "F", 200, 200);
+    let (mut acked, (code, text)) = filled.until_refused();
     assert_plain_refusal(&code, &text);
     router.kill();
 
@@ -289,7 +260,7 @@ fn a_restart_on_a_disk_with_no_space_left_delivers_frees_and_accepts() {
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert_eq!(quarantine.len(), 1, "{quarantine:?}");
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }
 
 /// ITK senders get the same plain words, in a SOAP fault of the Server kind.
@@ -325,5 +296,5 @@ fn an_itk_sender_is_told_plainly_when_the_store_is_full() {
         assert!(!body.contains(leak), "the fault shows {leak:?}: {body}");
     }
     assert!(endpoint.inbox.is_empty());
-    assert!(router.terminate(Duration::from_secs(20)).success());
+    assert!(router.terminate(WAIT).success());
 }

@@ -159,7 +159,11 @@ fn hex_value(d: u8) -> u8 {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
+/// `b` as two upper-case hex digits, as `\X..\` writes it.
+fn hex(b: u8) -> [u8; 2] {
+    let digit = |n: u8| if n < 10 { b'0' + n } else { b'A' + n - 10 };
+    [digit(b >> 4), digit(b & 0x0f)]
+}
 
 /// Appends `value` to `out` with every delimiter replaced by its escape sequence and every
 /// control byte but TAB (CR and LF above all, which would end the segment) written as `\Xhh\`
@@ -178,8 +182,7 @@ pub fn escape(value: &[u8], seps: &Separators, out: &mut Vec<u8>) {
             out.push(seps.escape);
             out.push(b'X');
             for &b in tail.iter().take(controls) {
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0x0f)]);
+                out.extend_from_slice(&hex(b));
             }
             out.push(seps.escape);
             rest = tail.get(controls..).unwrap_or_default();

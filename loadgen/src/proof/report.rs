@@ -33,13 +33,36 @@ pub struct Step {
     pub slo_met: bool,
     /// Cores used by the system under test (router or relay) during the step.
     pub subject_cores: f64,
+    /// CPU seconds the system under test used during the step (user and system).
+    pub subject_cpu_s: f64,
     /// Cores used by loadgen itself (the driver process).
     pub driver_cores: f64,
     /// Cores used by the endpoint fleet processes.
     pub fleet_cores: f64,
 }
 
-#[derive(Clone, Debug)]
+impl Step {
+    /// CPU time the system under test spent per message it acknowledged in this step (µs):
+    /// its fixed costs (timers, idle connections) spread over the step's messages included.
+    pub fn cpu_us_per_message(&self) -> Option<f64> {
+        (self.stats.acked > 0 && self.subject_cpu_s > 0.0)
+            .then(|| self.subject_cpu_s * 1e6 / self.stats.acked as f64)
+    }
+
+    /// A projection, not a measurement: the messages per second one core would carry at this
+    /// step's CPU cost per message, on a host whose cores the system has to itself.
+    pub fn projected_rate_per_core(&self) -> Option<f64> {
+        self.cpu_us_per_message().map(|us| 1e6 / us)
+    }
+}
+
+/// The median of `values` (the lower middle one of an even count); `None` when empty.
+pub fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len().saturating_sub(1) / 2).copied()
+}
+
+#[derive(Clone, Debug, Default)]
 pub struct Report {
     pub target_rate: f64,
     pub endpoints: usize,
@@ -86,6 +109,8 @@ pub fn step_json(s: &Step) -> Value {
         "delivery_latency_us": pct_json(&st.delivery.percentiles()),
         "send_lag_us": pct_json(&st.send_lag.percentiles()),
         "cpu_cores": {"subject": round2(s.subject_cores), "loadgen": round2(s.driver_cores), "endpoints": round2(s.fleet_cores)},
+        "cpu_us_per_message": s.cpu_us_per_message().map(round2),
+        "projected_rate_per_core": s.projected_rate_per_core().map(f64::round),
         "slo_met": s.slo_met,
     })
 }
@@ -147,6 +172,17 @@ impl Report {
         self.lost_total = self.steps_of(System::Ganglion).map(|s| s.stats.lost).sum();
     }
 
+    /// The median CPU cost per message (µs) of `system`'s attempts at the target rate.
+    pub fn cpu_us_per_message_at_target(&self, system: System) -> Option<f64> {
+        let target = self.target_rate;
+        median(
+            self.steps_of(system)
+                .filter(|s| s.stats.offered_rate == target)
+                .filter_map(Step::cpu_us_per_message)
+                .collect(),
+        )
+    }
+
     pub fn headroom(&self) -> f64 {
         self.max_sustainable_rate / SPINE_RATE
     }
@@ -177,6 +213,16 @@ impl Report {
             "router_rss_after_bytes": self.router_rss_after_bytes,
             "router_peak_rss_bytes": self.router_peak_rss_bytes,
         });
+        if let Some(us) = self.cpu_us_per_message_at_target(System::Ganglion) {
+            let relay = self.cpu_us_per_message_at_target(System::Relay);
+            v["cpu_per_message_at_target"] = json!({
+                "ganglion_us": round2(us),
+                "relay_us": relay.map(round2),
+                "ratio_to_relay": relay.filter(|r| *r > 0.0).map(|r| round2(us / r)),
+                "projected_rate_per_core": (1e6 / us).round(),
+                "projection": "messages per second one core would carry at this cost, on a host whose cores the router has to itself; not measured",
+            });
+        }
         if let Some(relay_max) = self.relay_max_sustainable_rate {
             let steps: Vec<Value> = self.steps_of(System::Relay).map(step_json).collect();
             v["baseline"] = json!({
@@ -188,6 +234,20 @@ impl Report {
             });
         }
         v
+    }
+
+    /// The router's CPU per message at the target, beside the relay's, and the projection.
+    fn cpu_line(&self) -> Option<String> {
+        let us = self.cpu_us_per_message_at_target(System::Ganglion)?;
+        let relay = match self.cpu_us_per_message_at_target(System::Relay) {
+            Some(r) if r > 0.0 => format!(" (bare relay {r:.0} µs: {:.2}x)", us / r),
+            _ => String::new(),
+        };
+        Some(format!(
+            "router CPU per message at the target: {us:.0} µs{relay}; projected {:.0} msgs/s per core \
+             on a host whose cores the router has to itself (a projection, not a measurement)",
+            1e6 / us
+        ))
     }
 
     /// The report as a person reads it.
@@ -257,6 +317,9 @@ impl Report {
                 ),
             );
         }
+        if let Some(line) = self.cpu_line() {
+            push(&mut out, line);
+        }
         push(
             &mut out,
             format!(
@@ -286,9 +349,9 @@ impl Report {
 
 pub fn header() -> String {
     format!(
-        "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>5} {:>5} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>14} | SLO",
+        "{:<8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>4} {:>5} {:>5} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>14} | {:>7} | SLO",
         "system", "offered", "achieved", "sent", "acked", "deliver", "lost", "dups", "errs",
-        "ack p50", "p90", "p99", "p99.9", "max", "dlv p50", "dlv p99", "cores s/d/f"
+        "ack p50", "p90", "p99", "p99.9", "max", "dlv p50", "dlv p99", "cores s/d/f", "µs/msg"
     )
 }
 
@@ -298,7 +361,7 @@ pub fn step_line(s: &Step) -> String {
     let a = st.ack.percentiles();
     let d = st.delivery.percentiles();
     format!(
-        "{:<8} {:>8.0} {:>8.0} {:>8} {:>8} {:>8} {:>4} {:>5} {:>5} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>4.2}/{:.2}/{:.2} | {}",
+        "{:<8} {:>8.0} {:>8.0} {:>8} {:>8} {:>8} {:>4} {:>5} {:>5} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>4.2}/{:.2}/{:.2} | {:>7} | {}",
         s.system.name(),
         st.offered_rate,
         st.achieved_rate(),
@@ -318,6 +381,86 @@ pub fn step_line(s: &Step) -> String {
         s.subject_cores,
         s.driver_cores,
         s.fleet_cores,
+        s.cpu_us_per_message()
+            .map_or_else(|| "-".to_string(), |us| format!("{us:.0}")),
         if s.slo_met { "met" } else { "BROKEN" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(system: System, offered: f64, acked: u64, cpu_s: f64) -> Step {
+        Step {
+            system,
+            stats: RunStats {
+                offered_rate: offered,
+                acked,
+                duration_s: 10.0,
+                ..RunStats::default()
+            },
+            slo_met: true,
+            subject_cores: cpu_s / 10.0,
+            subject_cpu_s: cpu_s,
+            driver_cores: 0.0,
+            fleet_cores: 0.0,
+        }
+    }
+
+    #[test]
+    fn cpu_per_message_is_cpu_time_over_messages_and_the_projection_its_inverse() {
+        let s = step(System::Ganglion, 3200.0, 32_000, 6.08);
+        assert_eq!(s.cpu_us_per_message().map(f64::round), Some(190.0));
+        assert_eq!(s.projected_rate_per_core().map(f64::round), Some(5263.0));
+        // Nothing acknowledged, or no CPU figure (the process could not be read): no figure.
+        assert_eq!(
+            step(System::Ganglion, 3200.0, 0, 6.0).cpu_us_per_message(),
+            None
+        );
+        assert_eq!(
+            step(System::Ganglion, 3200.0, 10, 0.0).cpu_us_per_message(),
+            None
+        );
+    }
+
+    #[test]
+    fn the_target_figure_is_the_median_of_its_attempts_and_is_set_beside_the_relay() {
+        let config_rate = 3200.0;
+        let mut report = Report {
+            steps: vec![
+                step(System::Ganglion, config_rate, 1000, 0.30),
+                step(System::Ganglion, config_rate, 1000, 0.10),
+                step(System::Ganglion, config_rate, 1000, 0.20),
+                step(System::Ganglion, 4800.0, 1000, 0.01),
+                step(System::Relay, config_rate, 1000, 0.05),
+            ],
+            target_rate: config_rate,
+            ..Report::default()
+        };
+        report.finish();
+        assert_eq!(
+            report
+                .cpu_us_per_message_at_target(System::Ganglion)
+                .map(f64::round),
+            Some(200.0)
+        );
+        let json = report.json();
+        let cpu = &json["cpu_per_message_at_target"];
+        assert_eq!(cpu["ganglion_us"], 200.0);
+        assert_eq!(cpu["relay_us"], 50.0);
+        assert_eq!(cpu["ratio_to_relay"], 4.0);
+        assert_eq!(cpu["projected_rate_per_core"], 5000.0);
+        assert_eq!(json["steps"][0]["cpu_us_per_message"], 300.0);
+        assert!(report
+            .text()
+            .contains("router CPU per message at the target: 200 µs"));
+    }
+
+    #[test]
+    fn median_takes_the_lower_middle() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0]), Some(3.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.0));
+    }
 }

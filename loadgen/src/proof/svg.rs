@@ -121,6 +121,29 @@ pub(crate) fn open(out: &mut String, title: &str, subtitle: &str) {
 
 /// The legend's lines, `(name, colour, dash)`, from the top of the plot at `x`; returns the
 /// height reached.
+/// The plot area's border and its two axis titles (escaped here).
+pub(crate) fn frame(out: &mut String, (x0, y0, x1, y1): (f64, f64, f64, f64), x: &str, y: &str) {
+    let _ = writeln!(
+        out,
+        r##"<rect x="{x0}" y="{y0}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
+        x1 - x0,
+        y1 - y0
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        (x0 + x1) / 2.0,
+        H - 22.0,
+        esc(x)
+    );
+    let mid = (y0 + y1) / 2.0;
+    let _ = writeln!(
+        out,
+        r#"<text x="22" y="{mid:.1}" text-anchor="middle" transform="rotate(-90 22 {mid:.1})">{}</text>"#,
+        esc(y)
+    );
+}
+
 pub(crate) fn legend_lines(out: &mut String, x: f64, entries: &[(&str, &str, &str)]) -> f64 {
     for (i, (name, color, dash)) in entries.iter().enumerate() {
         let y = TOP + 10.0 + i as f64 * 24.0;
@@ -198,6 +221,13 @@ pub fn plot(report: &Report) -> String {
             _ => String::new(),
         }
     );
+    let verdict = match report.cpu_us_per_message_at_target(System::Ganglion) {
+        Some(us) => format!(
+            "{verdict}; {us:.0} µs CPU/msg at the target (projected {:.0}/s per core)",
+            1e6 / us
+        ),
+        None => verdict,
+    };
     let mut out = String::new();
     open(&mut out, &title, &verdict);
 
@@ -239,23 +269,11 @@ pub fn plot(report: &Report) -> String {
         );
         decade *= 10.0;
     }
-    let _ = writeln!(
-        out,
-        r##"<rect x="{x0}" y="{y0}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
-        x1 - x0,
-        y1 - y0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">offered rate (messages per second)</text>"#,
-        (x0 + x1) / 2.0,
-        H - 22.0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="22" y="{:.1}" text-anchor="middle" transform="rotate(-90 22 {:.1})">ACK latency (log scale)</text>"#,
-        (y0 + y1) / 2.0,
-        (y0 + y1) / 2.0
+    frame(
+        &mut out,
+        (x0, y0, x1, y1),
+        "offered rate (messages per second)",
+        "ACK latency (log scale)",
     );
 
     // The Spine rate and the objective.

@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 use super::report::SoakReport;
-use crate::proof::svg::{esc, legend_lines, nice_step, open, BOTTOM, H, LEFT, RIGHT, TOP, W};
+use crate::proof::svg::{
+    esc, frame, legend_lines, nice_step, open, BOTTOM, H, LEFT, RIGHT, TOP, W,
+};
 
 struct Axes {
     t_max: f64,
@@ -106,23 +108,11 @@ pub fn plot(report: &SoakReport) -> String {
         );
         m += step;
     }
-    let _ = writeln!(
-        out,
-        r##"<rect x="{x0}" y="{y0}" width="{:.1}" height="{:.1}" fill="none" stroke="#444"/>"##,
-        x1 - x0,
-        y1 - y0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">seconds from the start of the load (grey: warm-up, blue: drain)</text>"#,
-        (x0 + x1) / 2.0,
-        H - 22.0
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="22" y="{:.1}" text-anchor="middle" transform="rotate(-90 22 {:.1})">router RSS (MiB)</text>"#,
-        (y0 + y1) / 2.0,
-        (y0 + y1) / 2.0
+    frame(
+        &mut out,
+        (x0, y0, x1, y1),
+        "seconds from the start of the load (grey: warm-up, blue: drain)",
+        "router RSS (MiB)",
     );
 
     // Reloads.

@@ -21,7 +21,7 @@ use crate::shard::durable::Durability;
 use crate::shard::outcomes::ShardOutcomes;
 use crate::shard::replay::{self, Backlog};
 use crate::shard::{Routing, Shard};
-use crate::wal::{DiskBudget, WalConfig};
+use crate::wal::{DiskBudget, WalConfig, WalError};
 
 /// Everything every shard starts from; cloned into each.
 #[derive(Clone)]
@@ -40,7 +40,22 @@ pub struct Context {
     /// Where and how the shards keep their logs; `None` without durability.
     pub wal: Option<WalSpec>,
     /// Each shard says here whether it started (its log opened).
-    pub ready: mpsc::Sender<Result<(), String>>,
+    pub ready: mpsc::Sender<Result<(), ShardStartError>>,
+}
+
+/// Why the shards could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardStartError {
+    /// A shard's write-ahead log could not be opened (its error says which file and why).
+    #[error("shard {shard}: write-ahead log: {source}")]
+    Log {
+        shard: usize,
+        #[source]
+        source: WalError,
+    },
+    /// A shard said nothing within the time start-up allows (reading a huge log, a hung disk).
+    #[error("a shard did not start within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// What a shard needs to open its write-ahead log.
@@ -55,7 +70,11 @@ pub struct WalSpec {
 
 /// Opens the shard's log on its own thread, inside its own descriptor table, so that the files
 /// are in no other table (a deleted segment must not stay open elsewhere and keep its space).
-fn open_log(info: ShardInfo, spec: &WalSpec, metrics: &Arc<Metrics>) -> Result<Durability, String> {
+fn open_log(
+    info: ShardInfo,
+    spec: &WalSpec,
+    metrics: &Arc<Metrics>,
+) -> Result<Durability, ShardStartError> {
     let (log, reports) = Durability::open(
         &spec.data_dir,
         (info.index, info.count),
@@ -64,7 +83,10 @@ fn open_log(info: ShardInfo, spec: &WalSpec, metrics: &Arc<Metrics>) -> Result<D
         Arc::clone(&spec.marks),
         Arc::clone(metrics),
     )
-    .map_err(|e| format!("shard {}: write-ahead log: {e}", info.index))?;
+    .map_err(|source| ShardStartError::Log {
+        shard: info.index,
+        source,
+    })?;
     for (number, report) in reports {
         for damage in &report.damage {
             tracing::error!("write-ahead log {number}: {damage}");

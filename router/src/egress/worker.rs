@@ -55,6 +55,14 @@ struct Target {
     tls: Option<Arc<ClientConfig>>,
 }
 
+/// What a reload does to an endpoint's open connection: as its diff says, `changed` endpoints
+/// (another address, TLS profile, protocol: another identity) renew it, `unchanged` keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReload {
+    Keep,
+    Renew,
+}
+
 /// State of one endpoint on its owner shard.
 pub struct Worker {
     name: Arc<str>,
@@ -184,12 +192,23 @@ impl Worker {
         self.queue.borrow().is_empty()
     }
 
-    /// Takes a changed definition (address, TLS) into use from the next attempt on.
-    pub fn update(&self, endpoint: Arc<Endpoint>, tls: Option<Arc<ClientConfig>>) {
-        let changed = endpoint.identity() != self.target.borrow().endpoint.identity();
+    /// Takes a reloaded definition into use from the next attempt on; the reload's diff
+    /// (not this worker) has decided whether the connection must be renewed.
+    pub fn update(
+        &self,
+        endpoint: Arc<Endpoint>,
+        tls: Option<Arc<ClientConfig>>,
+        connection: OnReload,
+    ) {
+        debug_assert_eq!(
+            connection == OnReload::Renew,
+            endpoint.identity() != self.target.borrow().endpoint.identity(),
+            "the reload's diff and the endpoint's identity disagree about {}",
+            endpoint.name
+        );
         self.prewarm.set(endpoint.prewarm);
         *self.target.borrow_mut() = Target { endpoint, tls };
-        if changed {
+        if connection == OnReload::Renew {
             self.reconnect.set(true);
             if let Some(waker) = self.waker.take() {
                 waker.wake();

@@ -33,6 +33,7 @@ use super::listener::ListenerCtx;
 use super::not_mllp::{self, Stray};
 use super::reader::{Got, Reader};
 use super::refusals::{ControlId, Detail, Refusal};
+use crate::known::within;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
 use crate::pipeline::Kind;
@@ -110,7 +111,7 @@ pub async fn serve(
         let mut stray = None;
         loop {
             if decoder.between_frames() {
-                let rest = input.get(at..).unwrap_or_default();
+                let rest = within(&input, at..);
                 let gap = rest.get(..memchr::memchr(mllp::START, rest).unwrap_or(rest.len()));
                 stray = not_mllp::classify(gap.unwrap_or_default());
                 if stray.is_some() {
@@ -118,7 +119,7 @@ pub async fn serve(
                     break;
                 }
             }
-            let decoded = decoder.decode(input.get(at..).unwrap_or_default());
+            let decoded = decoder.decode(within(&input, at..));
             let consumed = decoded.consumed;
             let entry = match decoded.event {
                 Some(mllp::Event::Frame(frame)) => {
@@ -320,7 +321,7 @@ fn write_answer(
     match entry {
         Entry::Planned { frame, msh, plan } => {
             let control_id = msh.control_id().unwrap_or_default();
-            let bytes = input.get(frame).unwrap_or_default();
+            let bytes = within(input, frame);
             let answer = match (plans.get(plan), committed) {
                 (Some(Plan::Rejected { reason, rule }), _) => {
                     Metrics::bump(&counters.rejected);
@@ -348,7 +349,7 @@ fn write_answer(
         }
         Entry::Unreadable { frame, msh, error } => {
             Metrics::bump(&counters.unreadable);
-            let bytes = input.get(frame).unwrap_or_default();
+            let bytes = within(input, frame);
             let control_id = match &msh {
                 Some(msh) => msh.control_id(),
                 None => salvage_control_id(bytes),
@@ -374,7 +375,7 @@ fn write_answer(
                 "message longer than this listener's limit of {} bytes",
                 listener.max_message_bytes()
             );
-            let bytes = input.get(head).unwrap_or_default();
+            let bytes = within(input, head);
             let parsed = Message::parse(bytes).ok();
             let msh = parsed.as_ref().map(Message::msh);
             let control_id = match &msh {

@@ -9,21 +9,10 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use super::diag::{did_you_mean, Diagnostic};
-use super::endpoint::{LookupKeys, Protocol};
+use super::endpoint::{named_by, LookupKeys, Protocol};
 use super::file::{EndpointSpec, Loc, Val};
 
-pub const COLUMNS: [&str; 10] = [
-    "id",
-    "protocol",
-    "address",
-    "server_name",
-    "tls",
-    "ods",
-    "itk_address",
-    "hl7_application",
-    "hl7_facility",
-    "prewarm",
-];
+pub const COLUMNS: [&str; 10] = named_by("id");
 const REQUIRED: [&str; 3] = ["id", "protocol", "address"];
 
 /// What [`read`] found.

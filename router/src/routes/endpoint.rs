@@ -10,6 +10,33 @@ use std::fmt;
 use super::address::Address;
 use super::delivery::DeliverySettings;
 
+/// What an endpoint is described by besides its name, in the order the directory's columns
+/// take them: `[[endpoint]]` tables (named by `name`) and the directory CSV (named by `id`)
+/// accept these same keys.
+pub const ATTRIBUTES: [&str; 9] = [
+    "protocol",
+    "address",
+    "server_name",
+    "tls",
+    "ods",
+    "itk_address",
+    "hl7_application",
+    "hl7_facility",
+    "prewarm",
+];
+
+/// `name` followed by [`ATTRIBUTES`]: the keys of a table or the columns of a file that names
+/// endpoints by `name`.
+pub const fn named_by(name: &'static str) -> [&'static str; 10] {
+    let mut keys = [name; 10];
+    let mut i = 0;
+    while i < ATTRIBUTES.len() {
+        keys[i + 1] = ATTRIBUTES[i];
+        i += 1;
+    }
+    keys
+}
+
 /// A dense endpoint number, an index into [`super::RouteTable::endpoints`]. Shards use it to pick
 /// the owner (`id % workers`) and to index per-endpoint state without hashing names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -32,6 +32,7 @@ use super::record::MAGIC;
 use super::scan::{self, Damaged, Found};
 use super::segment::{self, Applied, Segment, SegmentFile, Unsaved, MARKS_EXT, SEGMENT_EXT};
 use super::spare;
+use crate::known::within;
 
 pub(crate) const QUARANTINE: &str = "quarantine";
 
@@ -309,9 +310,7 @@ fn open_segment(
 }
 
 fn slice<'a>(bytes: &'a [u8], d: &Damaged) -> &'a [u8] {
-    bytes
-        .get(d.range.start as usize..d.range.end as usize)
-        .unwrap_or_default()
+    within(bytes, d.range.start as usize..d.range.end as usize)
 }
 
 fn damage(path: &Path, d: &Damaged, kind: DamageKind, saved_to: Option<PathBuf>) -> Damage {
@@ -356,9 +355,7 @@ fn clash(
                 "its records interleave with another segment's",
             ));
         };
-        let ours = bytes
-            .get(r.offset as usize..(r.offset + r.len) as usize)
-            .unwrap_or_default();
+        let ours = within(bytes, r.offset as usize..(r.offset + r.len) as usize);
         if owner.record_bytes(r.seq)? != ours {
             return Ok(Clash::Conflict(
                 "its records are numbered like another segment's, with other contents",

@@ -11,6 +11,7 @@
 use std::ops::Range;
 
 use super::record::{self, View, MAGIC};
+use crate::known::within;
 
 /// One good record found in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +59,7 @@ pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
                     at = next;
                 }
                 None => {
-                    let rest = buf.get(at..).unwrap_or_default();
+                    let rest = within(buf, at..);
                     if rest.iter().all(|&b| b == 0) {
                         out.unused_from = Some(at as u64);
                     } else {
@@ -74,7 +75,7 @@ pub(crate) fn scan(buf: &[u8], first_seq: u64) -> Scan {
 
 fn damaged(buf: &[u8], range: Range<usize>, reason: &'static str) -> Damaged {
     Damaged {
-        intact: Intact::new(buf.get(range.clone()).unwrap_or_default()).count(),
+        intact: Intact::new(within(buf, range.clone())).count(),
         range: range.start as u64..range.end as u64,
         reason,
     }
@@ -86,7 +87,7 @@ fn accept(
     last_seq: Option<u64>,
     first_seq: u64,
 ) -> Result<Found, &'static str> {
-    let (view, len) = record::check(buf.get(at..).unwrap_or_default())?;
+    let (view, len) = record::check(within(buf, at..))?;
     if last_seq.is_some_and(|last| view.seq <= last) {
         return Err("sequence number out of order");
     }

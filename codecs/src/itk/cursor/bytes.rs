@@ -30,6 +30,7 @@ const fn equal(x: u64, c: u8) -> u64 {
 }
 
 /// Bytes that end a name or key, or make a tag irregular: whitespace, quotes, `/`, `=`, `>`.
+#[allow(clippy::indexing_slicing)] // evaluated at compile time: a slip fails the build
 pub(crate) const SPECIAL: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
@@ -42,6 +43,12 @@ pub(crate) const SPECIAL: [bool; 256] = {
     }
     t
 };
+
+/// Whether `b` is one of the [`SPECIAL`] bytes.
+#[inline]
+pub(crate) fn special(b: u8) -> bool {
+    SPECIAL.get(usize::from(b)).copied().unwrap_or(false)
+}
 
 /// Index of the first [`SPECIAL`] byte of `s` from `i` on, or `s.len()`.
 #[inline]
@@ -56,16 +63,13 @@ pub(crate) fn name_end(s: &[u8], mut i: usize) -> usize {
         }
         // Bit 8k+7 flags byte k.
         let at = i + (m.trailing_zeros() / 8) as usize;
-        if s.get(at).is_some_and(|&b| SPECIAL[usize::from(b)]) {
+        if s.get(at).is_some_and(|&b| special(b)) {
             return at;
         }
         i = at + 1;
     }
     let rest = s.get(i..).unwrap_or_default();
-    i + rest
-        .iter()
-        .position(|&b| SPECIAL[usize::from(b)])
-        .unwrap_or(rest.len())
+    i + rest.iter().position(|&b| special(b)).unwrap_or(rest.len())
 }
 
 /// Byte equality, a word at a time.
@@ -108,12 +112,12 @@ mod tests {
             "0123456789'",
             "abc\rdef",
         ] {
-            let want = s.bytes().position(|b| SPECIAL[usize::from(b)]);
+            let want = s.bytes().position(special);
             for from in 0..=s.len() {
                 let expect = s
                     .bytes()
                     .skip(from)
-                    .position(|b| SPECIAL[usize::from(b)])
+                    .position(special)
                     .map_or(s.len(), |p| p + from);
                 assert_eq!(name_end(s.as_bytes(), from), expect, "{s:?} from {from}");
             }
@@ -122,7 +126,7 @@ mod tests {
         for b in 0..=255u8 {
             let mut s = vec![b'a'; 19];
             s[11] = b;
-            let special = SPECIAL[usize::from(b)];
+            let special = special(b);
             assert_eq!(name_end(&s, 0), if special { 11 } else { 19 }, "{b:#04x}");
         }
     }

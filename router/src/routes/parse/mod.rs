@@ -110,7 +110,7 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
     }
     if let Some(v) = root.get("delivery") {
         if let Some(t) = Table::open_any(ctx, v, "[delivery]") {
-            t.reject_unknown(ctx, &crate::routes::delivery::KEYS, misplaced_top_key_hint);
+            t.reject_unknown(ctx, crate::routes::delivery::KEYS, misplaced_top_key_hint);
             file.delivery = delivery::spec(ctx, &t);
         }
     }

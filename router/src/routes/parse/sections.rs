@@ -49,24 +49,13 @@ pub const LISTENER_KEYS: &[&str] = &[
     "max_buffered_per_peer",
 ];
 pub const TLS_KEYS: &[&str] = &["ca", "cert", "key", "verify_server_name"];
-pub const ENDPOINT_KEYS: &[&str] = &[
-    "name",
-    "protocol",
-    "address",
-    "server_name",
-    "tls",
-    "ods",
-    "itk_address",
-    "hl7_application",
-    "hl7_facility",
-    "prewarm",
-];
+pub const ENDPOINT_KEYS: &[&str] = &crate::routes::endpoint::named_by("name");
 pub const GROUP_KEYS: &[&str] = &["name", "members"];
 
 /// The keys a table of `own` keys accepts: those, and the delivery keys (which `[delivery]`,
 /// `[[group]]` and `[[endpoint]]` all take).
 pub fn with_delivery_keys(own: &[&'static str]) -> Vec<&'static str> {
-    [own, &crate::routes::delivery::KEYS[..]].concat()
+    [own, crate::routes::delivery::KEYS].concat()
 }
 
 /// Default largest MLLP frame or ITK request body a listener accepts.
