@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
 use serde_json::Value;
