@@ -4,9 +4,9 @@
 //! each message at the front of its queue. Each endpoint logs its first [`BURST`] failures of
 //! a window of [`WINDOW`] one by one and only counts the rest; the count is logged as a
 //! summary (with the endpoint) when a failure comes after the window ended, and when the
-//! endpoint delivers again or its queue empties. An endpoint still failing when its window
-//! ends starts the next with summaries only, as refusals do per peer
-//! ([`crate::ingress::refusals`]).
+//! endpoint delivers again or its queue empties. An endpoint that failed past its burst starts
+//! the next window with summaries only; one that stayed within it starts afresh, as refusals do
+//! per peer ([`crate::ingress::refusals`]).
 //!
 //! One per worker (the worker is the endpoint), so no map and no lock; pure, with the time
 //! passed in, so that it is tested without sleeping and without a timer of its own.
@@ -45,9 +45,10 @@ impl FailureLog {
         match self.since {
             Some(since) if now.saturating_duration_since(since) >= WINDOW => {
                 summary = self.close(now);
-                // Still failing: the next window gets summaries only.
                 self.since = Some(now);
-                self.logged = BURST;
+                // Failing past its burst: the next window gets summaries only. A window within
+                // its burst was no flood; the next starts afresh.
+                self.logged = if summary.is_some() { BURST } else { 0 };
             }
             Some(_) => {}
             None => self.since = Some(now),
