@@ -1,4 +1,5 @@
-//! Routing at national scale: a directory of 28,000 endpoints and 10,000 rules.
+//! Routing at national scale: a directory of 28,000 endpoints and 10,000 rules; and what
+//! scraping `/metrics` costs at that scale.
 //!
 //! A seeded generator writes `routes.toml` and `endpoints.csv` into a temp folder (the same
 //! files on every run and machine), then:
@@ -14,12 +15,18 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bench::fixtures;
 use criterion::{criterion_group, criterion_main, Criterion};
+use router::daemon::admin::scrape::{self, Options};
+use router::metrics::listener::ListenerStats;
+use router::metrics::Metrics;
 use router::routes::message::{Hl7View, ItkView};
 use router::routes::{load, Decision, Outcome, RouteTable};
+use router::shard::Routing;
+use router::wal::DiskBudget;
 
 const ENDPOINTS: usize = 28_000;
 const RULES: usize = 10_000;
@@ -227,7 +234,43 @@ fn routes(c: &mut Criterion) {
         })
     });
     g.finish();
+    scrape(c, table);
     let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
+}
+
+/// `/metrics` at 28,000 endpoints on 2 shards with 4 listeners, a fifth of the endpoints with a
+/// message waiting (so the worst-ten sort has work): the default scrape, and the one with a
+/// series per endpoint. What the admin thread spends per scrape, never a shard.
+fn scrape(c: &mut Criterion, table: RouteTable) {
+    let shards = 2;
+    let routing = Arc::new(Routing::build(Arc::new(table), shards, None).expect("routing"));
+    let waiting = SystemTime::now() - Duration::from_secs(60);
+    for (i, handle) in routing.endpoints.iter().enumerate() {
+        if i % 5 == 0 {
+            handle.queued.take();
+            let at = waiting + Duration::from_millis(i as u64);
+            handle.status.set_oldest(Some(at));
+        }
+        for _ in 0..i % 3 {
+            handle.status.delivered();
+        }
+    }
+    let metrics = Metrics::new(shards);
+    let listeners = ["adt-in", "orders-in", "results-in", "itk-in"]
+        .map(|name| ListenerStats::new(Arc::from(name), shards));
+    metrics.listeners.set(listeners.to_vec());
+    let budget = DiskBudget::new(1 << 30);
+    let mut g = c.benchmark_group("metrics/scrape_28000_endpoints");
+    g.sample_size(20);
+    for (name, per_endpoint) in [("totals_and_worst_10", false), ("per_endpoint", true)] {
+        let options = Options { per_endpoint };
+        let text = scrape::text(&metrics, &routing, &budget, options).expect("text");
+        println!("{name}: {} bytes", text.len());
+        g.bench_function(name, |b| {
+            b.iter(|| scrape::text(&metrics, &routing, &budget, black_box(options)))
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, routes);

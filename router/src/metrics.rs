@@ -1,14 +1,27 @@
 //! Counters for `/metrics`: one padded block per shard, written only by that shard (or its
-//! fsync thread), summed only when scraped, so counting costs a shard no shared cache line.
+//! fsync thread), summed only when scraped, so counting costs a shard no shared cache line;
+//! each listener's counts the same way ([`listener`]). Histograms ([`histogram`]) are arrays of
+//! atomic buckets for the same reason. `/metrics` is OpenMetrics text written by
+//! prometheus-client's encoder ([`exposition`]) from these figures at scrape time.
 //!
-//! One histogram: how long each write-ahead-log fdatasync took, since every acknowledgement
-//! waits for one and the disk is what a durable router's latency tail is made of.
-use std::fmt::Write;
+//! The unlabelled totals (`ganglion_received_total` …) are the process's since start, what
+//! dashboards, alert rules, `ganglion status` and the status page read; the families labelled
+//! by `listener` and `shard` break them down.
+pub mod exposition;
+pub mod histogram;
+pub mod listener;
+
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::registry::Unit;
 
+use self::exposition::{counter, counters, gauge, gauges, histogram, histograms};
+use self::histogram::{Fsync, Histogram, Latency};
+use self::listener::{Code, InForce, REASONS};
 use crate::ingress::cutoff::{Cutoff, CutoffCounters};
 
 /// What one shard counts.
@@ -25,7 +38,11 @@ pub struct ShardCounters {
     pub connections_closed: AtomicU64,
     pub tls_handshakes_full: AtomicU64,
     pub tls_handshakes_resumed: AtomicU64,
-    pub wal_sync: SyncHistogram,
+    /// Connections to endpoints that could not be opened (resolve, TCP, TLS).
+    pub connect_failures: AtomicU64,
+    pub wal_sync: Histogram<Fsync>,
+    /// From a message's acceptance to its endpoint's acknowledgement, on the endpoint's shard.
+    pub delivery_latency: Histogram<Latency>,
     /// Connections ingress closed because a limit was reached (see `ingress::cutoff`).
     pub ingress_closed: CutoffCounters,
     /// What `/readyz` asks of the shard.
@@ -87,31 +104,8 @@ pub struct InputGauge {
     pub waiting: AtomicU64,
 }
 
-/// Upper bounds (µs) of the fdatasync histogram's buckets; the last bucket is `+Inf`.
-const SYNC_BOUNDS_US: [u64; 12] = [
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
-];
-
-/// fdatasync durations: a count per bucket (not cumulative; summed at render), and their sum.
-#[derive(Default)]
-pub struct SyncHistogram {
-    buckets: [AtomicU64; SYNC_BOUNDS_US.len() + 1],
-    sum_us: AtomicU64,
-}
-
-impl SyncHistogram {
-    pub fn record(&self, took: std::time::Duration) {
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        let bucket = SYNC_BOUNDS_US
-            .iter()
-            .position(|&bound| us <= bound)
-            .unwrap_or(SYNC_BOUNDS_US.len());
-        if let Some(b) = self.buckets.get(bucket) {
-            b.fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
-    }
-}
+/// Which of a shard's counters a family shows.
+type Pick = fn(&ShardCounters) -> &AtomicU64;
 
 /// The counters of every shard.
 pub struct Metrics {
@@ -119,6 +113,8 @@ pub struct Metrics {
     pub input: CachePadded<InputGauge>,
     /// Counted by the control thread, never by a shard.
     pub reloads: ReloadCounts,
+    /// Each listener in force with its counts.
+    pub listeners: InForce,
 }
 
 /// Reloads by outcome.
@@ -151,6 +147,7 @@ impl Metrics {
             shards: (0..shards.max(1)).map(|_| CachePadded::default()).collect(),
             input: CachePadded::default(),
             reloads: ReloadCounts::default(),
+            listeners: InForce::default(),
         })
     }
 
@@ -171,105 +168,258 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition of every counter, summed over shards, plus `queued`.
-    pub fn render(&self, queued: u64) -> String {
-        let sum = |pick: fn(&ShardCounters) -> &AtomicU64| -> u64 {
-            self.shards
-                .iter()
-                .map(|s| pick(s).load(Ordering::Relaxed))
-                .sum()
-        };
-        let counters: [(&str, &str, u64); 10] = [
-            (
-                "received",
-                "Messages read from senders.",
-                sum(|s| &s.received),
-            ),
-            (
-                "accepted",
-                "Messages accepted and acknowledged.",
-                sum(|s| &s.accepted),
-            ),
-            (
-                "rejected",
-                "Messages refused by routing.",
-                sum(|s| &s.rejected),
-            ),
-            (
-                "unreadable",
-                "Messages that could not be parsed.",
-                sum(|s| &s.unreadable),
-            ),
-            (
-                "delivered",
-                "Deliveries acknowledged by endpoints.",
-                sum(|s| &s.delivered),
-            ),
+    fn sum(&self, pick: impl Fn(&ShardCounters) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| pick(s).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn per_shard<'a>(
+        &'a self,
+        pick: impl Fn(&ShardCounters) -> &AtomicU64 + 'a,
+    ) -> impl Iterator<Item = ([(&'static str, usize); 1], u64)> + 'a {
+        self.shards
+            .iter()
+            .enumerate()
+            .map(move |(i, s)| ([("shard", i)], pick(s).load(Ordering::Relaxed)))
+    }
+
+    /// Every family the shards count, `queued` (read from the routing) included.
+    pub fn encode(&self, enc: &mut DescriptorEncoder, queued: u64) -> fmt::Result {
+        let totals: [(&str, &str, Pick); 10] = [
+            ("received", "Messages read from senders.", |s| &s.received),
+            ("accepted", "Messages accepted and acknowledged.", |s| {
+                &s.accepted
+            }),
+            ("rejected", "Messages refused by routing.", |s| &s.rejected),
+            ("unreadable", "Messages that could not be parsed.", |s| {
+                &s.unreadable
+            }),
+            ("delivered", "Deliveries acknowledged by endpoints.", |s| {
+                &s.delivered
+            }),
             (
                 "dead_lettered",
                 "Deliveries moved to the dead-letter store.",
-                sum(|s| &s.dead_lettered),
+                |s| &s.dead_lettered,
             ),
             (
                 "retries",
                 "Failed delivery attempts that will be retried.",
-                sum(|s| &s.retries),
+                |s| &s.retries,
             ),
-            (
-                "egress_connects",
-                "Connections opened to endpoints.",
-                sum(|s| &s.connections_opened),
-            ),
+            ("egress_connects", "Connections opened to endpoints.", |s| {
+                &s.connections_opened
+            }),
             (
                 "tls_handshakes_full",
                 "Full TLS handshakes with endpoints.",
-                sum(|s| &s.tls_handshakes_full),
+                |s| &s.tls_handshakes_full,
             ),
             (
                 "tls_handshakes_resumed",
                 "TLS handshakes with endpoints that resumed a session.",
-                sum(|s| &s.tls_handshakes_resumed),
+                |s| &s.tls_handshakes_resumed,
             ),
         ];
-        let mut out = String::new();
-        for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP ganglion_{name}_total {help}");
-            let _ = writeln!(out, "# TYPE ganglion_{name}_total counter");
-            let _ = writeln!(out, "ganglion_{name}_total {value}");
+        for (name, help, pick) in totals {
+            counter(enc, &format!("ganglion_{name}"), help, self.sum(pick))?;
         }
-        let open = sum(|s| &s.connections_opened).saturating_sub(sum(|s| &s.connections_closed));
-        let _ = writeln!(
-            out,
-            "# HELP ganglion_egress_connections Connections to endpoints open now."
-        );
-        let _ = writeln!(out, "# TYPE ganglion_egress_connections gauge");
-        let _ = writeln!(out, "ganglion_egress_connections {open}");
-        let _ = writeln!(
-            out,
-            "# HELP ganglion_queued Deliveries accepted and not yet done."
-        );
-        let _ = writeln!(out, "# TYPE ganglion_queued gauge");
-        let _ = writeln!(out, "ganglion_queued {queued}");
-        self.render_sync(&mut out);
-        self.render_ingress(&mut out);
-        out
+        let open = self
+            .sum(|s| &s.connections_opened)
+            .saturating_sub(self.sum(|s| &s.connections_closed));
+        gauge(
+            enc,
+            "ganglion_egress_connections",
+            "Connections to endpoints open now.",
+            open,
+        )?;
+        gauge(
+            enc,
+            "ganglion_queued",
+            "Deliveries accepted and not yet done.",
+            queued,
+        )?;
+        self.encode_shards(enc)?;
+        self.encode_listeners(enc)?;
+        self.encode_ingress(enc)
     }
 
-    fn render_ingress(&self, out: &mut String) {
-        let name = "ganglion_ingress_closed_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Sender connections closed because they reached a limit (timeouts, buffered input)."
-        );
-        let _ = writeln!(out, "# TYPE {name} counter");
-        for cutoff in Cutoff::ALL {
-            let n: u64 = self
-                .shards
+    /// What each shard counts on the egress side and for its log.
+    fn encode_shards(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        counters(
+            enc,
+            "ganglion_shard_connect_failures",
+            "Connections to endpoints that could not be opened (name lookup, TCP or TLS), by \
+             the shard that owns the endpoint.",
+            None,
+            self.per_shard(|s| &s.connect_failures),
+        )?;
+        gauges(
+            enc,
+            "ganglion_shard_egress_connections",
+            "Connections to endpoints open now, by shard.",
+            self.shards.iter().enumerate().map(|(i, s)| {
+                let opened = s.connections_opened.load(Ordering::Relaxed);
+                let closed = s.connections_closed.load(Ordering::Relaxed);
+                ([("shard", i)], opened.saturating_sub(closed))
+            }),
+        )?;
+        counters(
+            enc,
+            "ganglion_shard_tls_handshakes",
+            "TLS handshakes with endpoints by shard and kind: full or resumed (a session ticket).",
+            None,
+            self.shards.iter().enumerate().flat_map(|(i, s)| {
+                [
+                    ("full", &s.tls_handshakes_full),
+                    ("resumed", &s.tls_handshakes_resumed),
+                ]
+                .map(|(kind, n)| {
+                    (
+                        ([("shard", i)], [("kind", kind)]),
+                        n.load(Ordering::Relaxed),
+                    )
+                })
+            }),
+        )?;
+        histograms(
+            enc,
+            "ganglion_delivery_latency",
+            "From a message's acceptance to its endpoint's acknowledgement, by the shard that \
+             owns the endpoint.",
+            self.shards.iter().enumerate().map(|(i, s)| {
+                (
+                    [("shard", i)],
+                    Histogram::sum(std::iter::once(&s.delivery_latency)),
+                )
+            }),
+        )?;
+        histogram(
+            enc,
+            "ganglion_wal_fsync",
+            "Time each write-ahead-log fdatasync took (acknowledgements wait for it), all shards.",
+            &Histogram::sum(self.shards.iter().map(|s| &s.wal_sync)),
+        )?;
+        histograms(
+            enc,
+            "ganglion_shard_wal_fsync",
+            "Time each write-ahead-log fdatasync took, by shard.",
+            self.shards
                 .iter()
-                .map(|s| s.ingress_closed[cutoff.index()].load(Ordering::Relaxed))
-                .sum();
-            let _ = writeln!(out, "{name}{{reason=\"{}\"}} {n}", cutoff.label());
-        }
+                .enumerate()
+                .map(|(i, s)| ([("shard", i)], Histogram::sum(std::iter::once(&s.wal_sync)))),
+        )
+    }
+
+    /// Each listener in force, by shard.
+    fn encode_listeners(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        let listeners = self.listeners.get();
+        let blocks = || {
+            listeners.iter().flat_map(|l| {
+                l.shards()
+                    .map(move |(i, s)| ([("listener", &*l.name)], [("shard", i)], l, s))
+            })
+        };
+        counters(
+            enc,
+            "ganglion_listener_received",
+            "Messages read from senders, by listener and shard.",
+            None,
+            blocks().map(|(l, s, _, c)| ((l, s), c.received.load(Ordering::Relaxed))),
+        )?;
+        counters(
+            enc,
+            "ganglion_listener_received",
+            "Bytes of the messages read from senders, by listener and shard.",
+            Some(&Unit::Bytes),
+            blocks().map(|(l, s, _, c)| ((l, s), c.bytes.load(Ordering::Relaxed))),
+        )?;
+        counters(
+            enc,
+            "ganglion_listener_unreadable",
+            "Messages that could not be read, by listener and shard.",
+            None,
+            blocks().map(|(l, s, _, c)| ((l, s), c.unreadable.load(Ordering::Relaxed))),
+        )?;
+        counters(
+            enc,
+            "ganglion_listener_answered",
+            "Messages answered, by listener, shard and code: the HL7v2 verdict (AA, AE, AR; CA, \
+             CE, CR in enhanced mode, whether or not MSH-15 asked for the ACK), or the ITK \
+             answer (response, client_fault, server_fault).",
+            None,
+            blocks().flat_map(|(l, s, stats, _)| {
+                Code::ALL.map(|code| {
+                    let shard = s[0].1;
+                    (
+                        (l, (s, [("code", code.label())])),
+                        stats.answered_on(shard, code),
+                    )
+                })
+            }),
+        )?;
+        counters(
+            enc,
+            "ganglion_listener_refused",
+            "Messages and connections refused, by listener, shard and reason (each is also one \
+             line in the router's log, rate-limited per sender).",
+            None,
+            blocks().flat_map(|(l, s, stats, _)| {
+                REASONS.map(|reason| {
+                    let shard = s[0].1;
+                    (
+                        (l, (s, [("reason", listener::reason_label(reason))])),
+                        stats.refused_on(shard, reason),
+                    )
+                })
+            }),
+        )?;
+        gauges(
+            enc,
+            "ganglion_listener_connections",
+            "Sender connections open now, by listener and shard.",
+            blocks().map(|(l, s, _, c)| {
+                let opened = c.connections_opened.load(Ordering::Relaxed);
+                let closed = c.connections_closed.load(Ordering::Relaxed);
+                ((l, s), opened.saturating_sub(closed))
+            }),
+        )?;
+        counters(
+            enc,
+            "ganglion_listener_tls_handshakes",
+            "TLS handshakes senders finished, by listener, shard and kind: full or resumed (a \
+             session ticket).",
+            None,
+            blocks().flat_map(|(l, s, _, c)| {
+                [
+                    ("full", &c.tls_handshakes_full),
+                    ("resumed", &c.tls_handshakes_resumed),
+                ]
+                .map(|(kind, n)| ((l, (s, [("kind", kind)])), n.load(Ordering::Relaxed)))
+            }),
+        )?;
+        histograms(
+            enc,
+            "ganglion_listener_ack_latency",
+            "From the read that brought a message's first byte to its answer written, by \
+             listener and shard (the log's group commit included).",
+            blocks().map(|(l, s, stats, _)| ((l, s), stats.ack_latency_on(s[0].1))),
+        )
+    }
+
+    fn encode_ingress(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
+        counters(
+            enc,
+            "ganglion_ingress_closed",
+            "Sender connections closed because they reached a limit (timeouts, buffered input).",
+            None,
+            Cutoff::ALL.map(|cutoff| {
+                let n = self.sum(|s| &s.ingress_closed[cutoff.index()]);
+                ([("reason", cutoff.label())], n)
+            }),
+        )?;
         let gauges = [
             (
                 "ganglion_ingress_buffered_bytes",
@@ -288,46 +438,20 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+            gauge(enc, name, help, value.load(Ordering::Relaxed))?;
         }
-    }
-
-    fn render_sync(&self, out: &mut String) {
-        let name = "ganglion_wal_fsync_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time each write-ahead-log fdatasync took (acknowledgements wait for it)."
-        );
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let bucket = |i: usize| -> u64 {
-            self.shards
-                .iter()
-                .map(|s| s.wal_sync.buckets[i].load(Ordering::Relaxed))
-                .sum()
-        };
-        let mut cumulative = 0;
-        for (i, bound) in SYNC_BOUNDS_US.iter().enumerate() {
-            cumulative += bucket(i);
-            let le = *bound as f64 / 1e6;
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        cumulative += bucket(SYNC_BOUNDS_US.len());
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let sum_us: u64 = self
-            .shards
-            .iter()
-            .map(|s| s.wal_sync.sum_us.load(Ordering::Relaxed))
-            .sum();
-        let _ = writeln!(out, "{name}_sum {}", sum_us as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {cumulative}");
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn render(metrics: &Arc<Metrics>, queued: u64) -> String {
+        let metrics = Arc::clone(metrics);
+        exposition::text(move |enc| metrics.encode(enc, queued)).unwrap()
+    }
 
     #[test]
     fn counts_are_summed_over_shards() {
@@ -336,11 +460,16 @@ mod tests {
         Metrics::bump(&metrics.shard(1).accepted);
         Metrics::bump(&metrics.shard(1).delivered);
         Metrics::bump(&metrics.shard(9).retries);
-        let text = metrics.render(3);
+        let text = render(&metrics, 3);
         assert!(text.contains("ganglion_accepted_total 2\n"), "{text}");
         assert!(text.contains("ganglion_delivered_total 1\n"), "{text}");
         assert!(text.contains("ganglion_retries_total 1\n"), "{text}");
         assert!(text.contains("ganglion_queued 3\n"), "{text}");
+        assert!(
+            text.contains("# TYPE ganglion_accepted counter\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 
     #[test]
@@ -350,7 +479,7 @@ mod tests {
         Metrics::bump(&metrics.shard(0).ingress_closed[handshake]);
         Metrics::bump(&metrics.shard(1).ingress_closed[handshake]);
         metrics.input.held.store(5, Ordering::Relaxed);
-        let text = metrics.render(0);
+        let text = render(&metrics, 0);
         for line in [
             "ganglion_ingress_closed_total{reason=\"handshake_timeout\"} 2\n",
             "ganglion_ingress_closed_total{reason=\"first_byte_timeout\"} 0\n",
@@ -370,16 +499,17 @@ mod tests {
         metrics.shard(1).wal_sync.record(us(250));
         metrics.shard(1).wal_sync.record(us(3_000));
         metrics.shard(0).wal_sync.record(us(2_000_000));
-        let text = metrics.render(0);
+        let text = render(&metrics, 0);
         for line in [
             "ganglion_wal_fsync_seconds_bucket{le=\"0.0001\"} 1\n",
             "ganglion_wal_fsync_seconds_bucket{le=\"0.00025\"} 2\n",
             "ganglion_wal_fsync_seconds_bucket{le=\"0.0025\"} 2\n",
             "ganglion_wal_fsync_seconds_bucket{le=\"0.005\"} 3\n",
-            "ganglion_wal_fsync_seconds_bucket{le=\"1\"} 3\n",
+            "ganglion_wal_fsync_seconds_bucket{le=\"1.0\"} 3\n",
             "ganglion_wal_fsync_seconds_bucket{le=\"+Inf\"} 4\n",
             "ganglion_wal_fsync_seconds_count 4\n",
             "ganglion_wal_fsync_seconds_sum 2.00333\n",
+            "ganglion_shard_wal_fsync_seconds_count{shard=\"1\"} 2\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

@@ -63,6 +63,10 @@ impl ConnectionCounters for ShardConnections {
     fn connection_closed(&self) {
         Metrics::bump(&self.metrics.shard(self.shard).connections_closed);
     }
+
+    fn connect_failed(&self) {
+        Metrics::bump(&self.metrics.shard(self.shard).connect_failures);
+    }
 }
 
 /// Rings the room bells of the shards whose senders wait for room in a queue.
@@ -142,7 +146,7 @@ impl Shard {
             metrics,
             durability,
             uuids: Uuids::new(info.index),
-            refusals: Rc::new(Refusals::new()),
+            refusals: Rc::new(Refusals::on_shard(info.index)),
             seq: Cell::new(0),
             touched: RefCell::new(Vec::new()),
             room: LocalNotify::new(),

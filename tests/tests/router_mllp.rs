@@ -424,6 +424,23 @@ fn tls_on_both_sides_and_mtls_refuses_anonymous_senders() {
     );
     assert!(secure.inbox.wait_for(1, WAIT));
     assert_eq!(secure.inbox.messages(), vec![message]);
+    // One full handshake each way: the sender's with listener `in`, ours with the endpoint.
+    let admin = router.addr("admin");
+    let on_shards = |series: &dyn Fn(usize) -> String| -> u64 {
+        (0..2).map(|shard| metric(admin, &series(shard))).sum()
+    };
+    let sender_side = |kind: &str| {
+        on_shards(&|shard| {
+            format!(
+                "ganglion_listener_tls_handshakes_total{{listener=\"in\",shard=\"{shard}\",kind=\"{kind}\"}}"
+            )
+        })
+    };
+    let endpoint_side = on_shards(&|shard| {
+        format!("ganglion_shard_tls_handshakes_total{{shard=\"{shard}\",kind=\"full\"}}")
+    });
+    assert_eq!((sender_side("full"), sender_side("resumed")), (1, 0));
+    assert_eq!(endpoint_side, 1);
 
     let mut anonymous = connect(false).unwrap();
     assert!(anonymous.exchange(&adt("TLS2", "RX8")).is_err());

@@ -17,7 +17,7 @@ mod in_force;
 mod page;
 mod ready;
 mod routes;
-mod scrape;
+pub mod scrape;
 mod serve;
 pub mod settings;
 mod shards;

@@ -20,6 +20,7 @@ use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use super::plan::{ListenerAction, ListenerStep};
 use crate::ingress::budget::{InputBudget, PeerShares};
 use crate::ingress::listener::ListenerCtx;
+use crate::metrics::listener::ListenerStats;
 use crate::routes::file::ClientAuth;
 use crate::routes::table::Listener;
 use crate::routes::{ListenerDiff, RouteTable};
@@ -66,6 +67,7 @@ struct Kept {
     tls: Option<Arc<ServerConfig>>,
     open: Arc<AtomicU32>,
     peers: Arc<PeerShares>,
+    stats: Arc<ListenerStats>,
 }
 
 impl Listeners {
@@ -95,6 +97,7 @@ impl Listeners {
                     tls,
                     open: Arc::new(AtomicU32::new(0)),
                     peers: PeerShares::new(listener.max_buffered_per_peer),
+                    stats: self.new_stats(listener),
                 };
                 let ctx = self.ctx(listener, kept);
                 Ok((ListenerAction::Open { ctx, addr }, port))
@@ -168,6 +171,8 @@ impl Listeners {
                 }
             }
         }
+        let stats = self.in_force.values().map(|l| Arc::clone(&l.ctx.stats));
+        self.budget.metrics().listeners.set(stats.collect());
     }
 
     /// The server configuration, connection count and senders' shares for a listener that is
@@ -179,6 +184,7 @@ impl Listeners {
                 tls: server_tls(listener)?,
                 open: Arc::new(AtomicU32::new(0)),
                 peers: PeerShares::new(listener.max_buffered_per_peer),
+                stats: self.new_stats(listener),
             });
         };
         let was = &old.ctx.config;
@@ -201,7 +207,13 @@ impl Listeners {
             tls,
             open: Arc::clone(&old.ctx.open),
             peers,
+            stats: Arc::clone(&old.ctx.stats),
         })
+    }
+
+    fn new_stats(&self, listener: &Listener) -> Arc<ListenerStats> {
+        let metrics = self.budget.metrics();
+        ListenerStats::new(Arc::from(listener.name.as_str()), metrics.shards())
     }
 
     fn ctx(&self, listener: &Listener, kept: Kept) -> Arc<ListenerCtx> {
@@ -212,6 +224,7 @@ impl Listeners {
             open: kept.open,
             budget: Arc::clone(&self.budget),
             peers: kept.peers,
+            stats: kept.stats,
         })
     }
 }

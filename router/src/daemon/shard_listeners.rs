@@ -168,5 +168,6 @@ fn local(ctx: &ListenerCtx) -> Rc<ListenerCtx> {
         open: Arc::clone(&ctx.open),
         budget: Arc::clone(&ctx.budget),
         peers: Arc::clone(&ctx.peers),
+        stats: Arc::clone(&ctx.stats),
     })
 }

@@ -98,6 +98,8 @@ pub trait RoomBell {
 pub trait ConnectionCounters {
     fn connection_opened(&self, stream: &Stream);
     fn connection_closed(&self);
+    /// A connection could not be opened (name lookup, TCP or TLS).
+    fn connect_failed(&self);
 }
 
 /// One worker's connection and failure state.
@@ -664,6 +666,7 @@ impl Worker {
             }
             Err(e) => {
                 let failure = Failure::from(e);
+                ctx.counters.connect_failed();
                 self.status.set_connection(Connection::Down);
                 // A certificate problem does not go away by retrying: say it once.
                 if failure.is_tls() && !std::mem::replace(&mut link.tls_error_logged, true) {

@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use smallvec::SmallVec;
 
+use crate::metrics::listener::ListenerStats;
 use crate::pipeline::{Accepted, Delivery, Kind, RecordRef};
 use crate::routes::{Decision, EndpointId, MessageView, Outcome, Unrouted};
 use crate::shard::durable::NotDurable;
@@ -51,6 +52,8 @@ impl Plan {
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub listener: Arc<str>,
+    /// The listener's counts, for what ingress counts of this connection's messages.
+    pub stats: Arc<ListenerStats>,
     pub peer: SocketAddr,
     /// `peer` as text, made once per connection for the records of its messages.
     pub peer_text: Arc<str>,

@@ -41,7 +41,8 @@ impl Answer<'_> {
 /// Appends the acknowledgement of `answer` to `out`, MLLP-framed, unless the sender asked not
 /// to get one (enhanced mode, MSH-15) or the message is itself an acknowledgement (answering
 /// an ACK starts an endless exchange). `original` is the message when its MSH could be read,
-/// `raw` its bytes (for salvaging MSH-10 when it could not).
+/// `raw` its bytes (for salvaging MSH-10 when it could not). Returns the verdict's code,
+/// whether or not it was written.
 pub fn write_hl7v2_ack(
     original: Option<&Msh<'_>>,
     raw: &[u8],
@@ -49,12 +50,12 @@ pub fn write_hl7v2_ack(
     control_id: &[u8],
     now: SystemTime,
     out: &mut Vec<u8>,
-) {
+) -> AckCode {
     let mode = original.map_or(AckMode::Original, Msh::ack_mode);
     let code = answer.code(mode);
     if let Some(msh) = original {
         if msh.is_ack() {
-            return;
+            return code;
         }
         if mode == AckMode::Enhanced {
             let wanted = match msh.accept_ack_condition() {
@@ -64,7 +65,7 @@ pub fn write_hl7v2_ack(
                 Some(AckCondition::SuccessOnly) => !code.is_negative(),
             };
             if !wanted {
-                return;
+                return code;
             }
         }
     }
@@ -107,6 +108,7 @@ pub fn write_hl7v2_ack(
     }
     out.push(codecs::mllp::END);
     out.push(codecs::mllp::CR);
+    code
 }
 
 #[cfg(test)]

@@ -68,6 +68,11 @@ pub enum Short {
 }
 
 impl InputBudget {
+    /// The counters the budget reports into (and the listeners' counts hang from).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     pub fn new(limit: u64, metrics: Arc<Metrics>) -> Arc<InputBudget> {
         metrics.input.limit.store(limit, Ordering::Relaxed);
         Arc::new(InputBudget { limit, metrics })

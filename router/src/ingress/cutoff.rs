@@ -7,9 +7,9 @@
 //! and reason, then a count every period).
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 use super::refusals::{Detail, Refusal};
+use crate::metrics::listener::ListenerStats;
 use crate::metrics::Metrics;
 
 use crate::shard::Shard;
@@ -74,7 +74,7 @@ pub type CutoffCounters = [AtomicU64; Cutoff::ALL.len()];
 /// what the limit was, for the log line only.
 pub fn report(
     shard: &Shard,
-    listener: &Arc<str>,
+    listener: &ListenerStats,
     peer: SocketAddr,
     cutoff: Cutoff,
     detail: std::fmt::Arguments<'_>,

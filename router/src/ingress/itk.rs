@@ -8,8 +8,9 @@
 //! sender asks. When the envelope asks for an infrastructure acknowledgement and its sender is
 //! in the directory, an InfAck is routed back to it.
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use codecs::http1;
 use codecs::itk::{self, ErrorInfo, FaultCode, FaultReply, InfAck, InfResult, SimpleResponse};
@@ -20,6 +21,7 @@ use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::reader::{Got, Reader};
 use super::refusals::{Detail, Refusal};
+use crate::metrics::listener::Code;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
 use crate::pipeline::{Accepted, Kind};
@@ -100,7 +102,7 @@ pub async fn serve(
                 };
                 shard.refusals.note(
                     origin.peer,
-                    &listener.name,
+                    &listener.stats,
                     kind,
                     Detail::why(&format_args!("{error}; closing the connection")),
                 );
@@ -127,7 +129,7 @@ pub async fn serve(
             let why = "only POST is accepted here";
             shard.refusals.note(
                 origin.peer,
-                &listener.name,
+                &listener.stats,
                 Refusal::BadRequest,
                 Detail::why(&why),
             );
@@ -148,6 +150,10 @@ pub async fn serve(
         if written.is_err() || stream.write_pooled(response, &shard.pool).await.is_err() {
             return;
         }
+        if request.method_ok {
+            let counts = listener.stats.shard(shard.info.index);
+            counts.ack_latency.record(request.first_byte.elapsed());
+        }
         if !request.keep_alive {
             let _ = stream.shutdown(&shard.pool).await;
             return;
@@ -160,6 +166,8 @@ struct Request {
     method_ok: bool,
     soap_action: Option<String>,
     keep_alive: bool,
+    /// When the read that brought the request's first byte returned.
+    first_byte: Instant,
     /// Where the (decoded) body sits in the buffer.
     body: std::ops::Range<usize>,
     /// Bytes of the buffer this request used, head and framing included.
@@ -200,6 +208,8 @@ async fn read_request(
         shard,
     } = conn;
     let mut sent_continue = false;
+    // Bytes already buffered (a pipelined request) arrived no later than now.
+    let mut first_byte = (!input.is_empty()).then(Instant::now);
     let mut chunked: Option<(http1::ChunkedDecoder, usize)> = None;
     loop {
         let parsed = {
@@ -253,6 +263,7 @@ async fn read_request(
                     method_ok,
                     soap_action,
                     keep_alive,
+                    first_byte: first_byte.unwrap_or_else(Instant::now),
                     body,
                     consumed,
                 }));
@@ -264,7 +275,9 @@ async fn read_request(
             .read(stream, input, shard, listener, origin, stop, between)
             .await
         {
-            Got::Data => {}
+            Got::Data => {
+                first_byte.get_or_insert_with(Instant::now);
+            }
             Got::Refused(cutoff) => return Ok(Next::Refused(cutoff)),
             Got::Closed | Got::TimedOut | Got::Stopped | Got::Failed(_) => return Ok(Next::Ended),
         }
@@ -281,15 +294,18 @@ async fn handle(
     out: &mut Vec<u8>,
 ) -> u16 {
     Metrics::bump(&shard.counters().received);
+    let counts = origin.stats.shard(shard.info.index);
+    counts.received(body.len());
     // The Web Services rules (MessageID, Action, To, mustUnderstand, WS-Security shape) and
     // the schema rules parsing lets through are checked before anything is accepted.
     let message = match itk::parse(body).and_then(|m| m.check_strict().map(|()| m)) {
         Ok(message) => message,
         Err(error) => {
             Metrics::bump(&shard.counters().unreadable);
+            counts.unreadable.fetch_add(1, Ordering::Relaxed);
             shard.refusals.note(
                 origin.peer,
-                &origin.listener,
+                &origin.stats,
                 Refusal::Unreadable,
                 Detail {
                     body: Some(body),
@@ -322,6 +338,7 @@ async fn handle(
                 },
             };
             itk::write_fault(out, &reply);
+            counts.answered(Code::ClientFault);
             return 500;
         }
     };
@@ -368,7 +385,7 @@ async fn handle(
         let detail = Detail::itk(tracking, body, reason).rule(rule.as_deref());
         shard
             .refusals
-            .note(origin.peer, &origin.listener, kind, detail);
+            .note(origin.peer, &origin.stats, kind, detail);
         write_fault(
             shard,
             request_id.as_deref(),
@@ -377,6 +394,7 @@ async fn handle(
             reason,
             out,
         );
+        counts.answered(Code::ClientFault);
         return 500;
     }
     // The InfAck is stored and committed with the message it acknowledges, so that both or
@@ -391,7 +409,7 @@ async fn handle(
         let why = refused.text();
         shard.refusals.note(
             origin.peer,
-            &origin.listener,
+            &origin.stats,
             Refusal::NotStored,
             Detail::itk(tracking, body, &why),
         );
@@ -403,6 +421,7 @@ async fn handle(
             refused.text(),
             out,
         );
+        counts.answered(Code::ServerFault);
         return 500;
     }
     Metrics::bump(&shard.counters().accepted);
@@ -414,6 +433,7 @@ async fn handle(
         timestamp: None,
     };
     itk::write_simple_response(out, &reply);
+    counts.answered(Code::Response);
     200
 }
 

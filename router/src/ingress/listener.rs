@@ -17,6 +17,7 @@ use super::budget::{InputBudget, PeerShares};
 use super::cutoff::{self, Cutoff};
 use super::refusals::{Detail, Refusal};
 use super::slot::ListenerSlot;
+use crate::metrics::listener::ListenerStats;
 use crate::net::stream::Stream;
 use crate::routes::table::Listener;
 use crate::routes::Protocol;
@@ -33,6 +34,8 @@ pub struct ListenerCtx {
     pub budget: Arc<InputBudget>,
     /// This listener's shares of unfinished input per sender address, across shards.
     pub peers: Arc<PeerShares>,
+    /// What `/metrics` shows of it: a block per shard, kept while the listener's name is.
+    pub stats: Arc<ListenerStats>,
 }
 
 impl ListenerCtx {
@@ -99,7 +102,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
             ctx.open.fetch_sub(1, Ordering::AcqRel);
             shard.refusals.note(
                 peer,
-                &ctx.name,
+                &ctx.stats,
                 Refusal::ConnectionLimit,
                 Detail::why(&format_args!(
                     "{} open, the most this listener takes",
@@ -123,6 +126,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
         let _ = stream.set_nodelay();
         let origin = Origin {
             listener: Arc::clone(&ctx.name),
+            stats: Arc::clone(&ctx.stats),
             peer,
             peer_text: Arc::from(peer.to_string()),
         };
@@ -133,15 +137,22 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
             Rc::clone(&live),
         );
         live.set(live.get() + 1);
+        let counts = ctx.stats.shard(shard.info.index);
+        counts.connections_opened.fetch_add(1, Ordering::Relaxed);
         let accepted = monoio::time::Instant::now();
+        let index = shard.info.index;
         monoio::spawn(async move {
             let mut stream = stream;
             // Bounded: a sender that never finishes its handshake must not hold its place.
             let limit = ctx2.config.handshake_timeout;
-            match monoio::time::timeout(limit, stream.handshake(&shard.pool)).await {
+            let handshake = monoio::time::timeout(limit, stream.handshake(&shard.pool)).await;
+            if let (Ok(Ok(())), Some(_)) = (&handshake, stream.tls_state()) {
+                ctx2.stats.shard(index).handshake(stream.resumed());
+            }
+            match handshake {
                 Err(_) => cutoff::report(
                     &shard,
-                    &ctx2.name,
+                    &ctx2.stats,
                     origin.peer,
                     Cutoff::HandshakeTimeout,
                     format_args!("did not finish its TLS handshake within {limit:?}"),
@@ -161,6 +172,8 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
                 },
             }
             ctx2.open.fetch_sub(1, Ordering::AcqRel);
+            let counts = ctx2.stats.shard(index);
+            counts.connections_closed.fetch_add(1, Ordering::Relaxed);
             live2.set(live2.get() - 1);
         });
     }

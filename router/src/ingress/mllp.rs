@@ -18,7 +18,8 @@
 //! A frame is parsed once: its entry keeps the MSH view routing used, and the ACK is written
 //! from it.
 use std::rc::Rc;
-use std::time::SystemTime;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
 
 use std::ops::Range;
 
@@ -34,6 +35,7 @@ use super::not_mllp::{self, Stray};
 use super::reader::{Got, Reader};
 use super::refusals::{ControlId, Detail, Refusal};
 use crate::known::within;
+use crate::metrics::listener::Code;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
 use crate::pipeline::Kind;
@@ -62,6 +64,8 @@ pub async fn serve(
     let mut decision = Decision::default();
     let mut spare: Vec<Entry<'static>> = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
+    // When the read that brought the first byte of the unfinished frame returned.
+    let mut frame_began: Option<Instant> = None;
     loop {
         // Nothing read is left unanswered: every batch is answered before the next read.
         let got = reader
@@ -106,6 +110,8 @@ pub async fn serve(
                 return;
             }
         }
+        let read_at = Instant::now();
+        let first_byte = *frame_began.get_or_insert(read_at);
         let mut entries = recycle(std::mem::take(&mut spare));
         let mut at = 0;
         let mut stray = None;
@@ -142,6 +148,7 @@ pub async fn serve(
         // One write to the log and one group commit for everything this read brought.
         let committed = accept::commit(&shard, &plans).await;
         let mut acks = shard.pool.take();
+        let answered = entries.len() as u64;
         for entry in entries.drain(..) {
             write_answer(
                 &shard, &listener, &origin, &input, entry, &plans, &committed, &mut acks,
@@ -149,6 +156,12 @@ pub async fn serve(
         }
         spare = recycle(entries);
         plans.clear();
+        // A frame still unfinished began in this read if frames ended in it, else earlier.
+        frame_began = match (decoder.in_frame(), answered) {
+            (false, _) => None,
+            (true, 0) => Some(first_byte),
+            (true, _) => Some(read_at),
+        };
         input.drain(..at);
         shard.flush();
         if acks.is_empty() {
@@ -156,6 +169,10 @@ pub async fn serve(
         } else if let Err(e) = stream.write_pooled(acks, &shard.pool).await {
             tracing::info!("{}: {}: writing ACKs: {e}", listener.name, origin.peer);
             return;
+        }
+        if answered > 0 {
+            let counts = listener.stats.shard(shard.info.index);
+            counts.ack_latency.record_n(first_byte.elapsed(), answered);
         }
         if let Some(stray) = stray {
             refuse_stray(&shard, &listener, &origin, stray);
@@ -173,7 +190,7 @@ const MSH_SEARCH: usize = 64 * 1024;
 fn refuse_stray(shard: &Shard, listener: &ListenerCtx, origin: &Origin, stray: Stray) {
     shard.refusals.note(
         origin.peer,
-        &listener.name,
+        &listener.stats,
         Refusal::NotMllp,
         Detail::why(&format_args!("{stray}; closing the connection")),
     );
@@ -242,6 +259,7 @@ async fn route_frame<'a>(
     plans: &mut Vec<Plan>,
 ) -> Entry<'a> {
     Metrics::bump(&shard.counters().received);
+    origin.stats.shard(shard.info.index).received(frame.len());
     let message = match Message::parse(frame) {
         Ok(message) => message,
         Err(error) => {
@@ -313,10 +331,11 @@ fn write_answer(
     let now = SystemTime::now();
     let id = ack_id(shard);
     let counters = shard.counters();
+    let counts = listener.stats.shard(shard.info.index);
     let refuse = |kind: Refusal, detail: Detail<'_>| {
         shard
             .refusals
-            .note(origin.peer, &listener.name, kind, detail);
+            .note(origin.peer, &listener.stats, kind, detail);
     };
     match entry {
         Entry::Planned { frame, msh, plan } => {
@@ -345,10 +364,12 @@ fn write_answer(
                     Answer::Accepted
                 }
             };
-            write_hl7v2_ack(Some(&msh), bytes, answer, &id, now, acks);
+            let code = write_hl7v2_ack(Some(&msh), bytes, answer, &id, now, acks);
+            counts.answered(Code::Hl7(code));
         }
         Entry::Unreadable { frame, msh, error } => {
             Metrics::bump(&counters.unreadable);
+            counts.unreadable.fetch_add(1, Ordering::Relaxed);
             let bytes = within(input, frame);
             let control_id = match &msh {
                 Some(msh) => msh.control_id(),
@@ -360,7 +381,7 @@ fn write_answer(
             );
             let text = error.to_string();
             let error = AckError::from_parse_error(&error, &text);
-            write_hl7v2_ack(
+            let code = write_hl7v2_ack(
                 msh.as_ref(),
                 bytes,
                 Answer::Unreadable(error),
@@ -368,6 +389,7 @@ fn write_answer(
                 now,
                 acks,
             );
+            counts.answered(Code::Hl7(code));
         }
         Entry::TooLarge(head) => {
             Metrics::bump(&counters.rejected);
@@ -390,7 +412,8 @@ fn write_answer(
                 reason: &reason,
                 code: TOO_LONG,
             };
-            write_hl7v2_ack(msh.as_ref(), bytes, answer, &id, now, acks);
+            let code = write_hl7v2_ack(msh.as_ref(), bytes, answer, &id, now, acks);
+            counts.answered(Code::Hl7(code));
         }
     }
 }

@@ -104,7 +104,7 @@ impl Reader {
             }
         };
         if let Some(cutoff) = refused {
-            let (name, peer) = (&listener.name, origin.peer);
+            let (name, peer) = (&*listener.stats, origin.peer);
             match cutoff {
                 Cutoff::PeerBufferCap => cutoff::report(
                     shard,
@@ -164,7 +164,7 @@ impl Reader {
         if self.first_byte.is_some() {
             cutoff::report(
                 shard,
-                &listener.name,
+                &listener.stats,
                 origin.peer,
                 Cutoff::FirstByteTimeout,
                 format_args!(

@@ -16,6 +16,7 @@
 //! [`Refusals::flush_at`]) so the limiter is tested without sleeping; a timer task runs only
 //! while some peer is being tracked.
 use super::cutoff::Cutoff;
+use crate::metrics::listener::ListenerStats;
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -296,6 +297,8 @@ pub struct Refusals {
     /// Refusals of peers that found no room in `tallies`, under the reason of the first.
     others: RefCell<Option<(Refusal, Tally)>>,
     ticking: Cell<bool>,
+    /// Which shard's counts [`Refusals::note`] adds to.
+    shard: usize,
 }
 
 impl Refusals {
@@ -303,15 +306,25 @@ impl Refusals {
         Refusals::default()
     }
 
-    /// Logs a refusal of `peer` on `listener` (subject to the per-peer limit).
+    /// The refusals of shard `shard`.
+    pub fn on_shard(shard: usize) -> Refusals {
+        Refusals {
+            shard,
+            ..Refusals::default()
+        }
+    }
+
+    /// Counts a refusal of `peer` on `listener` (for `/metrics`, by reason) and logs it
+    /// (subject to the per-peer limit).
     pub fn note(
         self: &Rc<Self>,
         peer: SocketAddr,
-        listener: &Arc<str>,
+        listener: &ListenerStats,
         kind: Refusal,
         detail: Detail<'_>,
     ) {
-        self.note_at(Instant::now(), peer, listener, kind, detail);
+        listener.shard(self.shard).refused(kind);
+        self.note_at(Instant::now(), peer, &listener.name, kind, detail);
         if !self.ticking.get() {
             self.ticking.set(true);
             monoio::spawn(Rc::clone(self).tick());

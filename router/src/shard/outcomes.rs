@@ -100,7 +100,11 @@ impl ShardOutcomes {
 
 impl Outcomes for ShardOutcomes {
     fn delivered(&self, delivery: &Delivery) {
-        Metrics::bump(&self.metrics.shard(self.shard).delivered);
+        let counters = self.metrics.shard(self.shard);
+        Metrics::bump(&counters.delivered);
+        // The wall clock, because `arrived` is one (it survives a restart in the log record).
+        let waited = delivery.message.arrived.elapsed().unwrap_or_default();
+        counters.delivery_latency.record(waited);
         self.mark(delivery);
     }
 
