@@ -56,10 +56,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs go to stderr so that stdout stays machine-readable (inspect's JSON, the listening
-    // lines); RUST_LOG chooses the level, info by default.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    // lines); RUST_LOG chooses the level, info by default. Only `run` chooses a format.
+    match &cli.command {
+        Command::Run(args) => crate::logging::init(args.log_format, args.log_bodies),
+        _ => crate::logging::init(crate::logging::LogFormat::Human, false),
+    }
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),

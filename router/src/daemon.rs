@@ -124,7 +124,7 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     })?;
     let (table, warnings) = read.loaded.map_err(RunError::Config)?;
     for warning in &warnings {
-        log::warn!("{warning}");
+        tracing::warn!("{warning}");
     }
     let workers = options.workers.unwrap_or(match table.server().workers {
         Workers::Auto => shards::available_cores(),
@@ -133,9 +133,9 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     let driver = options.driver.resolve().map_err(io_error("I/O driver"))?;
     match (options.driver, driver) {
         (DriverChoice::Auto, Driver::Epoll) => {
-            log::warn!("io_uring is not available here; using the epoll driver")
+            tracing::warn!("io_uring is not available here; using the epoll driver")
         }
-        _ => log::info!("I/O driver: {driver}"),
+        _ => tracing::info!("I/O driver: {driver}"),
     }
     // The shards start from nothing; the start-up reload below brings the table.
     let empty = Arc::new(Routing::build(
@@ -162,7 +162,7 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     let marks = Arc::new(Mesh::new(workers, 64 * 1024));
     let log_budget = wal_budget::BudgetSetting::new(options.wal_budget, &table);
     if !options.durable {
-        log::warn!("durability is off: messages are acknowledged before they are on disk");
+        tracing::warn!("durability is off: messages are acknowledged before they are on disk");
     }
     let metrics = Metrics::new(workers);
     let budget = input_budget(&table, &metrics);
@@ -250,7 +250,7 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
             return Err(RunError::Startup(outcome.reasons()));
         }
     };
-    log::info!("ganglion running with {workers} shard(s)");
+    tracing::info!("ganglion running with {workers} shard(s)");
 
     let admin = admin::start(
         admin_access,
@@ -298,14 +298,14 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     for handle in handles {
         match handle.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => log::error!("a shard failed: {e}"),
-            Err(_) => log::error!("a shard panicked"),
+            Ok(Err(e)) => tracing::error!("a shard failed: {e}"),
+            Err(_) => tracing::error!("a shard panicked"),
         }
     }
     if let Some(trace) = trace {
         trace.stop();
     }
-    log::info!("ganglion stopped");
+    tracing::info!("ganglion stopped");
     Ok(())
 }
 
@@ -315,13 +315,13 @@ fn check_open_files(limit: u64, shards: usize, endpoints: usize) {
     // listeners, senders' connections, log segments and the runtime's own descriptors.
     let per_shard_need = endpoints.div_ceil(shards.max(1)) as u64 + 1024;
     if limit < per_shard_need {
-        log::warn!(
+        tracing::warn!(
             "the open-files limit is {limit} per shard, but {endpoints} endpoints over {shards} \
              shard(s) need about {per_shard_need} each: raise LimitNOFILE (or the hard limit), \
              or run more shards; connections past the limit will fail"
         );
     } else {
-        log::info!("open-files limit: {limit} per shard ({shards} descriptor tables)");
+        tracing::info!("open-files limit: {limit} per shard ({shards} descriptor tables)");
     }
 }
 
@@ -335,7 +335,7 @@ fn input_budget(table: &crate::routes::RouteTable, metrics: &Arc<Metrics>) -> Ar
             budget::default_limit(largest.unwrap_or(0))
         }
     };
-    log::info!(
+    tracing::info!(
         "senders' unfinished input: at most {:.0} MiB held (max_buffered_input)",
         limit as f64 / f64::from(1u32 << 20)
     );
@@ -378,18 +378,18 @@ fn control_loop(
     let mut watch = watch::Watch::new(reloader.files().clone());
     loop {
         if !notice.service.is_ready() && reloader.serving() {
-            log::info!("serving: every shard has read its log and accepts");
+            tracing::info!("serving: every shard has read its log and accepts");
             let status = notice.serving(reloader);
             notice.service.ready(&status);
         }
         for signal in signals.pending() {
             match signal {
                 SIGHUP => {
-                    log::info!("SIGHUP: reloading {}", options.config.display());
+                    tracing::info!("SIGHUP: reloading {}", options.config.display());
                     reload(reloader, admin, &mut watch, false, budget, notice);
                 }
                 _ => {
-                    log::info!("signal {signal}: shutting down");
+                    tracing::info!("signal {signal}: shutting down");
                     return;
                 }
             }
@@ -406,7 +406,7 @@ fn control_loop(
             }
         }
         if options.watch && watch.poll(Instant::now()) {
-            log::info!("the configuration changed: reloading");
+            tracing::info!("the configuration changed: reloading");
             reload(reloader, admin, &mut watch, false, budget, notice);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -428,7 +428,7 @@ fn replay(id: &DeadLetterId, control: &Control, store: &DeadLetterStore) -> Resu
     match outcome.recv_timeout(Duration::from_secs(30)) {
         Ok(Ok(())) => {
             claim.finish().map_err(|e| e.to_string())?;
-            log::info!("dead letter {id} replayed");
+            tracing::info!("dead letter {id} replayed");
             Ok(format!("replayed {id}"))
         }
         Ok(Err(why)) => {

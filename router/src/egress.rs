@@ -11,6 +11,8 @@
 //! - [`exchange`]: one attempt: send, wait for the reply, judge it (MLLP here, ITK in [`itk`]).
 //! - [`verdict`]: what a reply means: delivered, or a typed [`verdict::Failure`] that says which
 //!   side failed and whether a retry can help.
+//! - [`failure_log`]: how many of an endpoint's failed deliveries are logged one by one
+//!   before they are summarised.
 //! - [`acked`]: the ids acknowledged on a connection, so that replayed earlier ACKs are skipped.
 //! - [`backoff`]: exponential backoff with full jitter, so endpoints that fail together do not
 //!   come back together.
@@ -22,6 +24,7 @@ pub mod alerts;
 pub mod backoff;
 pub mod connect;
 pub mod exchange;
+pub mod failure_log;
 pub mod gate;
 pub mod itk;
 pub mod policy;

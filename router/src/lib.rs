@@ -24,7 +24,8 @@
 //! their answers), [`metrics`], [`notify`] (shard-local "stop now" and "something changed"),
 //! [`wire_time`] (times as the wire formats write them), [`ids`] (UUIDs),
 //! [`private_fs`] (0700 folders and 0600 files for messages and secrets), [`known`] (slicing
-//! by ranges found in the same bytes, loud in debug builds if one ever does not fit).
+//! by ranges found in the same bytes, loud in debug builds if one ever does not fit),
+//! [`logging`] (the log's format and fields, and whether it may hold message bodies).
 #![deny(unsafe_code)]
 // Never panic on what a sender, an endpoint or a disk hands us: outside tests, no unwrap, expect
 // or panic; a broken invariant is said with a `debug_assert!` (see `known`) or an error.
@@ -42,6 +43,7 @@ pub mod ids;
 pub mod ingress;
 pub mod inspect;
 pub mod known;
+pub mod logging;
 pub mod mailbox;
 pub mod metrics;
 pub mod net;

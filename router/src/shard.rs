@@ -243,7 +243,7 @@ impl Shard {
             }
         }
         if started > 0 {
-            log::info!(
+            tracing::info!(
                 "shard {}: pre-warming {started} endpoint connection(s)",
                 self.info.index
             );

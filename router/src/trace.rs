@@ -121,7 +121,7 @@ fn write(mut writer: Writer, chunks: Receiver<Vec<u8>>, stopping: &AtomicBool) {
         // Said once per episode: a full disk would otherwise log a line per chunk.
         Err(e) if !complained => {
             complained = true;
-            log::error!("message trace: the index cannot be written ({e}); lookups miss what is not written");
+            tracing::error!("message trace: the index cannot be written ({e}); lookups miss what is not written");
         }
         Err(_) => {}
     };
@@ -139,6 +139,6 @@ fn write(mut writer: Writer, chunks: Receiver<Vec<u8>>, stopping: &AtomicBool) {
         }
     }
     if let Err(e) = writer.close() {
-        log::error!("message trace: the index could not be sealed at shutdown ({e}); it is recovered at the next start");
+        tracing::error!("message trace: the index could not be sealed at shutdown ({e}); it is recovered at the next start");
     }
 }

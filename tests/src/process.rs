@@ -24,8 +24,10 @@ pub fn bin() -> PathBuf {
 pub struct RouterProcess {
     child: Child,
     listeners: HashMap<String, SocketAddr>,
-    log: mpsc::Receiver<String>,
+    log: mpsc::Receiver<(bool, String)>,
     lines: Vec<String>,
+    /// The lines of `lines` that came from stderr (the log), in order.
+    stderr: Vec<String>,
 }
 
 impl RouterProcess {
@@ -121,14 +123,14 @@ impl RouterProcess {
         let (send, log) = mpsc::channel();
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
-        for stream in [
-            Box::new(stdout) as Box<dyn std::io::Read + Send>,
-            Box::new(stderr),
+        for (is_stderr, stream) in [
+            (false, Box::new(stdout) as Box<dyn std::io::Read + Send>),
+            (true, Box::new(stderr)),
         ] {
             let send = send.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if send.send(line).is_err() {
+                    if send.send((is_stderr, line)).is_err() {
                         break;
                     }
                 }
@@ -139,6 +141,7 @@ impl RouterProcess {
             listeners: HashMap::new(),
             log,
             lines: Vec::new(),
+            stderr: Vec::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !expect
@@ -147,7 +150,7 @@ impl RouterProcess {
         {
             let left = deadline.saturating_duration_since(Instant::now());
             match router.log.recv_timeout(left) {
-                Ok(line) => router.take_line(line),
+                Ok((is_stderr, line)) => router.take_line(is_stderr, line),
                 Err(_) => panic!(
                     "ganglion did not start listening in time; it said:\n{}",
                     router.lines.join("\n")
@@ -157,7 +160,10 @@ impl RouterProcess {
         router
     }
 
-    fn take_line(&mut self, line: String) {
+    fn take_line(&mut self, is_stderr: bool, line: String) {
+        if is_stderr {
+            self.stderr.push(line.clone());
+        }
         if let Some(rest) = line.strip_prefix("listening ") {
             let mut name = None;
             let mut addr = None;
@@ -186,10 +192,16 @@ impl RouterProcess {
 
     /// Everything the router has printed so far.
     pub fn output(&mut self) -> String {
-        while let Ok(line) = self.log.try_recv() {
-            self.take_line(line);
+        while let Ok((is_stderr, line)) = self.log.try_recv() {
+            self.take_line(is_stderr, line);
         }
         self.lines.join("\n")
+    }
+
+    /// The lines the router has written to stderr (its log) so far.
+    pub fn log_lines(&mut self) -> Vec<String> {
+        self.output();
+        self.stderr.clone()
     }
 
     /// How many lines so far contain `needle`.
@@ -218,9 +230,9 @@ impl RouterProcess {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.log.recv_timeout(left) {
-                Ok(line) => {
+                Ok((is_stderr, line)) => {
                     let hit = line.contains(needle);
-                    self.take_line(line);
+                    self.take_line(is_stderr, line);
                     if hit {
                         return true;
                     }

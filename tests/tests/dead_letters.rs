@@ -91,8 +91,15 @@ fn refused_messages_are_kept_listed_replayed_and_dropped() {
 
     // The endpoint changes its mind; replaying D1 through the running router delivers it.
     willing.store(true, Ordering::SeqCst);
-    let replayed = through_admin(&["dead-letters", "replay", &d1]);
+    let replayed = through_admin(&["dead-letters", "replay", &d1, "--json"]);
     assert!(replayed.status.success(), "{replayed:?}");
+    let said: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(
+        (&said["id"], &said["ok"]),
+        (&d1.clone().into(), &true.into()),
+        "{said}"
+    );
+    assert!(said["done"].is_string(), "{said}");
     assert!(picky.inbox.wait_for(3, WAIT));
     assert_eq!(picky.inbox.messages()[2], adt("D1"));
     assert!(router.terminate(WAIT).success());
@@ -102,13 +109,25 @@ fn refused_messages_are_kept_listed_replayed_and_dropped() {
     let left = dead_letters(&data);
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["id"].as_str(), Some(d2.as_str()));
-    let dropped = ganglion(&[
+    let data_arg = data.display().to_string();
+    let dropped = ganglion(&["dead-letters", "drop", &d2, "--data-dir", &data_arg]);
+    assert!(dropped.status.success(), "{dropped:?}");
+    assert!(dead_letters(&data).is_empty());
+    // With --json, one object per id, failures included (and the exit status still says).
+    let again = ganglion(&[
         "dead-letters",
         "drop",
         &d2,
         "--data-dir",
-        &data.display().to_string(),
+        &data_arg,
+        "--json",
     ]);
-    assert!(dropped.status.success(), "{dropped:?}");
-    assert!(dead_letters(&data).is_empty());
+    assert_eq!(again.status.code(), Some(2), "{again:?}");
+    let said: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        (&said["id"], &said["ok"]),
+        (&d2.clone().into(), &false.into()),
+        "{said}"
+    );
+    assert!(said["error"].is_string(), "{said}");
 }

@@ -128,7 +128,7 @@ fn a_group_s_time_budget_dead_letters_and_a_stuck_queue_is_logged_once_then_clea
         assert_eq!(msa(&sender.exchange(&adt(id)).unwrap()).0, "AA");
     }
     assert!(
-        router.wait_for_output("endpoint epr: caught up", WAIT),
+        router.wait_for_output("alert stuck cleared: caught up", WAIT),
         "{}",
         router.output()
     );
@@ -139,8 +139,14 @@ fn a_group_s_time_budget_dead_letters_and_a_stuck_queue_is_logged_once_then_clea
         ids[..ids.len() - 1].iter().all(|id| id == "POISON"),
         "{ids:?}"
     );
-    // Said once, however many retries there were.
-    assert_eq!(router.count_output("endpoint epr: oldest message"), 1);
+    // Said once, however many retries there were, naming the endpoint and the message.
+    assert_eq!(router.count_output("alert stuck: the oldest message"), 1);
+    assert_eq!(
+        router.count_output("endpoint=\"epr\" alert=\"stuck\" control_id=\"POISON\""),
+        1,
+        "{}",
+        router.output()
+    );
     assert!(router.terminate(WAIT).success());
     let letters = dead_letters(&scratch.join("data"));
     assert_eq!(letters.len(), 1, "{letters:?}");

@@ -397,17 +397,20 @@ fn client_faults_are_logged_once_with_the_peer_and_never_the_message() {
         .send_raw(b"GET /syncsoap HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     assert_eq!(client.response().unwrap().status, 405);
-    let needle = format!("itk: refused {peer}:");
+    let needle = format!("listener=\"itk\" peer={peer} ");
     assert!(
         router.wait_for_count(&needle, 3, WAIT),
         "{}",
         router.output()
     );
     let output = router.output();
-    let lines: Vec<&str> = output.lines().filter(|l| l.contains(&needle)).collect();
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|l| l.contains(" refused: ") && l.contains(&needle))
+        .collect();
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(
-        lines[0].contains("no route") && lines[0].contains(tracking),
+        lines[0].contains("no route") && lines[0].contains(&format!("tracking_id=\"{tracking}\"")),
         "{}",
         lines[0]
     );

@@ -243,7 +243,7 @@ fn ae_is_retried_until_aa_and_ar_is_dead_lettered() {
     assert!(flaky.inbox.wait_for(2, WAIT));
     assert!(refuser.inbox.wait_for(1, WAIT));
     assert!(
-        router.wait_for_output("message R2 for refuser", WAIT),
+        router.wait_for_output("endpoint=\"refuser\" control_id=\"R2\"", WAIT),
         "{}",
         router.output()
     );
@@ -609,13 +609,13 @@ fn a_bad_escape_in_a_routing_field_is_unreadable_not_unroutable() {
     assert!(router.terminate(WAIT).success());
 }
 
-/// The router's log lines about refusals from `peer`.
+/// The router's log lines about refusals from `peer` (`WARN refused: … peer=ADDR …`).
 fn refusals_of(router: &mut RouterProcess, peer: std::net::SocketAddr) -> Vec<String> {
-    let needle = format!("refused {peer}:");
+    let needle = format!(" peer={peer} ");
     router
         .output()
         .lines()
-        .filter(|l| l.contains(&needle))
+        .filter(|l| l.contains(" refused: ") && l.contains(&needle))
         .map(str::to_string)
         .collect()
 }
@@ -649,7 +649,7 @@ fn every_refusal_is_logged_once_with_its_place_and_never_the_message() {
     big.extend(std::iter::repeat_n(b'x', 4096));
     assert_eq!(msa(&sender.exchange(&big).unwrap()).0, "AR");
     assert!(
-        router.wait_for_count(&format!("refused {peer}:"), 4, WAIT),
+        router.wait_for_count(&format!(" peer={peer} "), 4, WAIT),
         "{}",
         router.output()
     );
@@ -663,7 +663,10 @@ fn every_refusal_is_logged_once_with_its_place_and_never_the_message() {
     assert_eq!(lines.len(), expect.len(), "{lines:#?}");
     for (line, (id, reason)) in lines.iter().zip(expect) {
         assert!(
-            line.contains("in: refused") && line.contains(id) && line.contains(reason),
+            line.contains(" refused: ")
+                && line.contains("listener=\"in\"")
+                && line.contains(id)
+                && line.contains(reason),
             "{line}"
         );
     }
@@ -734,7 +737,7 @@ fn a_flood_of_refusals_is_summarised_not_logged_line_by_line() {
     }
     let deadline = std::time::Instant::now() + WAIT;
     let count = |router: &mut RouterProcess| {
-        router.count_output(": connection limit:") + summarised(router, "(connection limit)")
+        router.count_output("refused: connection limit") + summarised(router, "(connection limit)")
     };
     while count(&mut router) < 200 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -742,7 +745,7 @@ fn a_flood_of_refusals_is_summarised_not_logged_line_by_line() {
     assert_eq!(count(&mut router), 200, "{}", router.output());
     // At most a handful of lines per shard.
     assert!(
-        router.count_output(": connection limit:") <= 2 * 5,
+        router.count_output("refused: connection limit") <= 2 * 5,
         "{}",
         router.output()
     );
@@ -805,7 +808,7 @@ fn bytes_that_are_not_mllp_are_closed_at_once_with_one_log_line() {
         (after, "9 bytes outside a frame"),
     ] {
         assert!(
-            router.wait_for_output(&format!("refused {peer}: not MLLP"), WAIT),
+            router.wait_for_output(&format!("peer={peer} reason=\"not MLLP\""), WAIT),
             "{}",
             router.output()
         );

@@ -73,6 +73,9 @@ enum Action {
         budget: BudgetArgs,
         #[arg(required = true)]
         ids: Vec<String>,
+        /// One JSON object per id (`id`, `ok`, and `done` or `error`) instead of a line of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete dead letters.
     Drop {
@@ -80,6 +83,9 @@ enum Action {
         data: DataDir,
         #[arg(required = true)]
         ids: Vec<String>,
+        /// One JSON object per id (`id`, `ok`, and `done` or `error`) instead of a line of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -119,19 +125,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             true
         }
-        Action::Replay { data, budget, ids } => replay(
+        Action::Replay {
+            data,
+            budget,
+            ids,
+            json,
+        } => replay(
             &data.dir()?,
             budget.bytes(args.config.as_deref())?,
             &ids,
+            json,
             &mut out,
         )?,
-        Action::Drop { data, ids } => {
+        Action::Drop { data, ids, json } => {
             let store = store(&data.dir()?)?;
-            each(&ids, |id| {
+            each(&ids, json, &mut out, |id| {
                 store.remove(id)?;
-                writeln!(out, "dropped {id}")?;
-                Ok(())
-            })
+                Ok(format!("dropped {id}"))
+            })?
         }
     };
     out.flush()?;
@@ -168,13 +179,18 @@ fn through_admin(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let mut ok = true;
-    let mut call = |method: &str, path: &str| -> anyhow::Result<()> {
+    // `Some(id)`: a replay or drop of one id, said as one JSON object with --json.
+    let json_for = |id: &str| match action {
+        Action::Replay { json: true, .. } | Action::Drop { json: true, .. } => Some(id.to_string()),
+        _ => None,
+    };
+    let mut call = |method: &str, path: &str, json: Option<String>| -> anyhow::Result<()> {
         let (status, body) = client.request(method, path)?;
-        if status == 200 {
-            out.write_all(body.as_bytes())?;
-        } else {
-            eprintln!("ganglion: {path}: {}", body.trim_end());
-            ok = false;
+        ok &= status == 200;
+        match json {
+            Some(id) => writeln!(out, "{}", outcome_json(&id, status == 200, body.trim_end()))?,
+            None if status == 200 => out.write_all(body.as_bytes())?,
+            None => eprintln!("ganglion: {path}: {}", body.trim_end()),
         }
         Ok(())
     };
@@ -183,17 +199,17 @@ fn through_admin(
             if !json {
                 eprintln!("ganglion: through --admin, letters are listed as JSON");
             }
-            call("GET", "/dead-letters")?;
+            call("GET", "/dead-letters", None)?;
         }
-        Action::Show { id, .. } => call("GET", &format!("/dead-letters/{id}"))?,
+        Action::Show { id, .. } => call("GET", &format!("/dead-letters/{id}"), None)?,
         Action::Replay { ids, .. } => {
             for id in ids {
-                call("POST", &format!("/dead-letters/{id}/replay"))?;
+                call("POST", &format!("/dead-letters/{id}/replay"), json_for(id))?;
             }
         }
         Action::Drop { ids, .. } => {
             for id in ids {
-                call("POST", &format!("/dead-letters/{id}/drop"))?;
+                call("POST", &format!("/dead-letters/{id}/drop"), json_for(id))?;
             }
         }
     }
@@ -209,19 +225,34 @@ fn store(data_dir: &Path) -> anyhow::Result<DeadLetterStore> {
     Ok(DeadLetterStore::open(data_dir)?)
 }
 
-/// Runs `f` for every id, reporting failures on stderr; true when all succeeded.
-fn each(ids: &[String], mut f: impl FnMut(&DeadLetterId) -> anyhow::Result<()>) -> bool {
+/// Runs `f` for every id and says what it did: a line each on stdout, failures on stderr, or
+/// with `json` one object each on stdout. True when all succeeded.
+fn each(
+    ids: &[String],
+    json: bool,
+    out: &mut impl Write,
+    mut f: impl FnMut(&DeadLetterId) -> anyhow::Result<String>,
+) -> anyhow::Result<bool> {
     let mut ok = true;
     for raw in ids {
-        if let Err(err) = DeadLetterId::parse(raw)
+        let done = DeadLetterId::parse(raw)
             .map_err(anyhow::Error::from)
-            .and_then(|id| f(&id))
-        {
-            eprintln!("ganglion: {raw}: {err:#}");
-            ok = false;
+            .and_then(|id| f(&id));
+        ok &= done.is_ok();
+        match (done, json) {
+            (Ok(text), false) => writeln!(out, "{text}")?,
+            (Err(err), false) => eprintln!("ganglion: {raw}: {err:#}"),
+            (Ok(text), true) => writeln!(out, "{}", outcome_json(raw, true, &text))?,
+            (Err(err), true) => writeln!(out, "{}", outcome_json(raw, false, &format!("{err:#}")))?,
         }
     }
-    ok
+    Ok(ok)
+}
+
+/// What became of one id, for --json: `{"id", "ok", "done"}` or `{"id", "ok", "error"}`.
+fn outcome_json(id: &str, ok: bool, text: &str) -> serde_json::Value {
+    let key = if ok { "done" } else { "error" };
+    serde_json::json!({ "id": id, "ok": ok, key: text })
 }
 
 fn list(store: &DeadLetterStore, json: bool, out: &mut impl Write) -> anyhow::Result<bool> {
@@ -260,11 +291,12 @@ fn replay(
     data_dir: &Path,
     budget: u64,
     ids: &[String],
+    json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let store = store(data_dir)?;
     let mut logs = OfflineLogs::new(data_dir, budget);
-    Ok(each(ids, |id| {
+    each(ids, json, out, |id| {
         let (claim, letter) = store.claim(id)?;
         let shard = letter
             .source
@@ -275,15 +307,16 @@ fn replay(
         match appended {
             Ok(record) => {
                 claim.finish()?;
-                writeln!(out, "replayed {id} into shard-{shard} as record {record}")?;
-                Ok(())
+                Ok(format!(
+                    "replayed {id} into shard-{shard} as record {record}"
+                ))
             }
             Err(err) => {
                 claim.release()?;
                 Err(err)
             }
         }
-    }))
+    })
 }
 
 fn append(

@@ -50,6 +50,14 @@ pub struct Args {
     /// this is refused by default); as `[server] allow_shared_data_dir = true`.
     #[arg(long)]
     pub allow_shared_data_dir: bool,
+    /// How log lines are written to stderr: human (one readable line per event) or json (one
+    /// object per line, for log shippers).
+    #[arg(long, value_enum, default_value = "human", env = "GANGLION_LOG_FORMAT")]
+    pub log_format: crate::logging::LogFormat,
+    /// Put message bodies (escaped, at most 4 KiB each) into refusal and delivery-failure
+    /// events. Bodies are patient data: the log then needs the care the data directory gets.
+    #[arg(long)]
+    pub log_bodies: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {

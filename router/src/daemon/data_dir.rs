@@ -19,7 +19,7 @@ pub fn prepare(dir: &Path, allow_shared: bool) -> Result<(), RunError> {
     match private_fs::check_private(dir).map_err(io)? {
         Ok(()) => Ok(()),
         Err(shared) if allow_shared => {
-            log::warn!(
+            tracing::warn!(
                 "the data directory {shared}, and holds messages; started anyway \
                  (allow_shared_data_dir)"
             );

@@ -141,7 +141,7 @@ impl Listeners {
             match &step.action {
                 ListenerAction::Open { ctx, addr } | ListenerAction::Move { ctx, addr } => {
                     if let Some(old) = self.in_force.get(&name) {
-                        log::info!(
+                        tracing::info!(
                             "listener {name} moved from {} to {addr}; connections on the old \
                              address finish what they sent and close",
                             old.addr
@@ -155,14 +155,14 @@ impl Listeners {
                     self.in_force.insert(name, InForce { ctx, addr: *addr });
                 }
                 ListenerAction::Update { ctx } => {
-                    log::info!("listener {name}: new settings for connections from now on");
+                    tracing::info!("listener {name}: new settings for connections from now on");
                     if let Some(in_force) = self.in_force.get_mut(&name) {
                         in_force.ctx = Arc::clone(ctx);
                     }
                 }
                 ListenerAction::Close => {
                     if let Some(old) = self.in_force.remove(&name) {
-                        log::info!(
+                        tracing::info!(
                             "listener {name} on {} closed; its connections finish what they \
                              sent and close",
                             old.addr

@@ -52,6 +52,42 @@ impl ReloadOutcome {
         }
     }
 
+    /// A word for the outcome, for JSON answers and log fields.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReloadOutcome::Applied(_) => "applied",
+            ReloadOutcome::Invalid(_) => "invalid",
+            ReloadOutcome::Refused(_) => "refused",
+            ReloadOutcome::Aborted(_) => "aborted",
+            ReloadOutcome::Unconfirmed(_) => "unconfirmed",
+        }
+    }
+
+    /// The outcome as one JSON object (`ganglion reload --json`, `POST /reload?format=json`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let summary = match self {
+            ReloadOutcome::Applied(s) => serde_json::json!({
+                "endpoints_added": s.added,
+                "endpoints_removed": s.removed,
+                "endpoints_changed": s.changed,
+                "endpoints_unchanged": s.unchanged,
+                "rules_changed": s.rules_changed,
+                "listeners_added": s.listeners_added,
+                "listeners_removed": s.listeners_removed,
+                "listeners_moved": s.listeners_moved,
+                "listeners_changed": s.listeners_changed,
+            }),
+            _ => serde_json::Value::Null,
+        };
+        serde_json::json!({
+            "outcome": self.name(),
+            "applied": matches!(self, ReloadOutcome::Applied(_)),
+            "headline": self.headline(),
+            "reasons": self.reasons(),
+            "summary": summary,
+        })
+    }
+
     /// The first line of what the log says, without the reasons.
     pub fn headline(&self) -> String {
         match self {
@@ -200,7 +236,7 @@ impl Reloader {
         };
         let diff = routes::diff(None, &table);
         match reloader.apply(table, diff) {
-            ReloadOutcome::Applied(summary) => log::info!("start-up: {summary}"),
+            ReloadOutcome::Applied(summary) => tracing::info!("start-up: {summary}"),
             failed => return Err(failed),
         }
         reloader.replay_then_serve();
@@ -223,7 +259,7 @@ impl Reloader {
         while read < self.shards {
             match answers.recv_timeout(PHASE_TIMEOUT) {
                 Ok(_) => read += 1,
-                Err(mpsc::RecvTimeoutError::Timeout) => log::info!(
+                Err(mpsc::RecvTimeoutError::Timeout) => tracing::info!(
                     "start-up: {read} of {} shard(s) have read their logs ({:.0}s)",
                     self.shards,
                     started.elapsed().as_secs_f64()
@@ -267,9 +303,11 @@ impl Reloader {
     /// shard. `allow_empty` lets it close every listener or drop every route.
     pub fn reload(&mut self, allow_empty: bool) -> ReloadOutcome {
         let outcome = self.try_reload(allow_empty);
+        let name = outcome.name();
         match &outcome {
-            ReloadOutcome::Applied(_) => log::info!("{outcome}"),
-            _ => log::error!("{outcome}"),
+            ReloadOutcome::Applied(_) => tracing::info!(outcome = name, "{outcome}"),
+            // The reasons as a field too: in JSON, one list rather than lines to split.
+            _ => tracing::error!(outcome = name, reasons = ?outcome.reasons(), "{outcome}"),
         }
         outcome
     }
@@ -284,7 +322,7 @@ impl Reloader {
         let table = match read.loaded {
             Ok((table, warnings)) => {
                 for w in warnings {
-                    log::warn!("{w}");
+                    tracing::warn!("{w}");
                 }
                 table
             }
@@ -316,7 +354,7 @@ impl Reloader {
                     Workers::Count(n) => usize::from(*n),
                 };
                 if let Some(flag) = self.workers_flag {
-                    log::warn!("{change}: ignored while --workers {flag} is given");
+                    tracing::warn!("{change}: ignored while --workers {flag} is given");
                     continue;
                 }
                 if wanted == self.shards {

@@ -38,7 +38,7 @@ impl Service {
             Some(value) => match parse_target(value.as_encoded_bytes()) {
                 Ok(target) => target,
                 Err(why) => {
-                    log::warn!(
+                    tracing::warn!(
                         "NOTIFY_SOCKET={}: {why}; the service manager will not be told when \
                          the router is ready",
                         value.to_string_lossy()
@@ -106,11 +106,11 @@ impl Service {
         let sent = UnixDatagram::unbound().and_then(|socket| socket.send_to_addr(&datagram, addr));
         match sent {
             Ok(n) if n == datagram.len() => {}
-            Ok(n) => log::warn!(
+            Ok(n) => tracing::warn!(
                 "service manager: only {n} of {} bytes of a notification were sent",
                 datagram.len()
             ),
-            Err(e) => log::warn!("service manager: cannot send a notification: {e}"),
+            Err(e) => tracing::warn!("service manager: cannot send a notification: {e}"),
         }
     }
 }

@@ -125,7 +125,7 @@ impl ShardListeners {
         let Some(socket) = self.prepared.remove(name) else {
             // Commit follows a successful prepare, which bound a socket for every step that
             // opens one; without it there is nothing to serve.
-            log::error!(
+            tracing::error!(
                 "shard {}: listener {name} has no socket to commit",
                 self.shard
             );

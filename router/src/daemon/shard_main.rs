@@ -91,7 +91,7 @@ fn open_log(
     })?;
     for (number, report) in reports {
         for damage in &report.damage {
-            log::error!("write-ahead log {number}: {damage}");
+            tracing::error!("write-ahead log {number}: {damage}");
         }
     }
     Ok(log)
@@ -167,7 +167,7 @@ pub async fn run(info: ShardInfo, context: Context) {
     }
     if let Some(durability) = &durability {
         if let Err(e) = durability.start() {
-            log::error!("shard {}: cannot start its fsync thread: {e}", info.index);
+            tracing::error!(shard = info.index, "cannot start its fsync thread: {e}");
         }
         let committer = Rc::clone(durability);
         monoio::spawn(async move { committer.run_committer().await });
@@ -270,9 +270,9 @@ async fn drain(shard: &Shard, context: &Context) {
         }
         if monoio::time::Instant::now() >= deadline {
             if shard.queued_here() > 0 {
-                log::warn!(
-                    "shard {}: grace period over with {} message(s) still queued",
-                    shard.info.index,
+                tracing::warn!(
+                    shard = shard.info.index,
+                    "grace period over with {} message(s) still queued",
                     shard.queued_here()
                 );
             }

@@ -15,7 +15,7 @@ pub struct BudgetSetting {
 impl BudgetSetting {
     pub fn new(cli: Option<u64>, table: &RouteTable) -> Self {
         let limit = limit(cli, table);
-        log::info!(
+        tracing::info!(
             "write-ahead log disk budget: {} MiB for all shards ({})",
             limit >> 20,
             match (cli, table.server().wal_budget) {
@@ -34,7 +34,7 @@ impl BudgetSetting {
     pub fn follow(&self, table: &RouteTable) {
         let limit = limit(self.cli, table);
         if limit != self.budget.limit() {
-            log::info!(
+            tracing::info!(
                 "write-ahead log disk budget: {} MiB (was {} MiB)",
                 limit >> 20,
                 self.budget.limit() >> 20

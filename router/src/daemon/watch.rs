@@ -116,7 +116,7 @@ pub fn read_stable(config: &Path, directory: Option<&Path>) -> Result<Read, Unse
                 files: after,
             });
         }
-        log::info!(
+        tracing::info!(
             "{} changed while it was read; reading it again once it holds still",
             config.display()
         );

@@ -20,6 +20,7 @@ use super::acked::AckedIds;
 use super::alerts::{AlertWatch, Change, Seen};
 use super::connect::connect;
 use super::exchange::{exchange, Exchange};
+use super::failure_log::{FailureLog, Suppressed};
 use super::gate::ConnectGate;
 use super::policy::{Budget, Machine, Next, Policy, Step};
 use super::settings::EgressSettings;
@@ -116,6 +117,8 @@ struct Link {
     /// When the circuit opened; `None` while it is closed.
     circuit_since: Option<Instant>,
     status: Arc<EndpointStatus>,
+    /// Which failed attempts are logged one by one.
+    failure_log: FailureLog,
 }
 
 /// Larger kept replies are given back once their message is done rather than kept for the
@@ -252,6 +255,7 @@ impl Worker {
             alerts: AlertWatch::default(),
             circuit_since: None,
             status: Arc::clone(&self.status),
+            failure_log: FailureLog::default(),
         };
         loop {
             if self.reconnect.replace(false) {
@@ -261,6 +265,7 @@ impl Worker {
             self.status
                 .set_oldest(front.as_ref().map(|d| d.message.arrived));
             let Some(delivery) = front else {
+                self.settle_failures(&mut link);
                 self.watch(&mut link, None);
                 if self.stopping.get() {
                     break;
@@ -281,8 +286,9 @@ impl Worker {
                 if step.give_up.is_none() {
                     let after = until.saturating_duration_since(Instant::now());
                     self.status.retried();
-                    ctx.outcomes
-                        .retrying(&delivery, &failure.to_string(), after);
+                    let reason = failure.to_string();
+                    self.log_retry(&mut link, &delivery, &reason, after, step.attempts);
+                    ctx.outcomes.retrying(&delivery, &reason, after);
                 }
             }
             self.pause(&mut link, until).await;
@@ -349,7 +355,11 @@ impl Worker {
             }
         };
         if step.circuit_closed {
-            log::info!("endpoint {}: reachable again; circuit closed", self.name);
+            tracing::info!(
+                endpoint = &*self.name,
+                circuit = "closed",
+                "circuit closed: the endpoint is reachable again"
+            );
             self.status.circuit_closed();
             link.circuit_since = None;
         }
@@ -361,6 +371,7 @@ impl Worker {
         }
         match (verdict, step.give_up) {
             (Ok(()), _) => {
+                self.settle_failures(link);
                 self.status.delivered();
                 self.finish(ctx);
                 ctx.outcomes.delivered(delivery, &link.last_reply);
@@ -386,6 +397,54 @@ impl Worker {
             (Err(_), None) => {}
         }
         step
+    }
+
+    /// Logs a failed attempt that will be retried, within the endpoint's limit (see
+    /// [`super::failure_log`]).
+    fn log_retry(
+        &self,
+        link: &mut Link,
+        delivery: &Delivery,
+        reason: &str,
+        after: Duration,
+        attempts: u32,
+    ) {
+        let admitted = link.failure_log.admit(Instant::now());
+        if let Some(suppressed) = admitted.summary {
+            self.say_suppressed(suppressed);
+        }
+        if admitted.log {
+            let (control_id, tracking_id) = crate::logging::message_ids(&delivery.message);
+            tracing::warn!(
+                endpoint = &*self.name,
+                control_id,
+                tracking_id,
+                reason,
+                attempts,
+                retry_in_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                body = crate::logging::body(&delivery.message.bytes),
+                "delivery failed; will retry in {:?}",
+                millis(after)
+            );
+        }
+    }
+
+    /// The endpoint delivered or has nothing left to send: says how many failures were only
+    /// counted.
+    fn settle_failures(&self, link: &mut Link) {
+        if let Some(suppressed) = link.failure_log.settle(Instant::now()) {
+            self.say_suppressed(suppressed);
+        }
+    }
+
+    fn say_suppressed(&self, suppressed: Suppressed) {
+        tracing::warn!(
+            endpoint = &*self.name,
+            suppressed = suppressed.count,
+            "{} more delivery failures in the last {} s",
+            suppressed.count,
+            suppressed.over.as_secs_f64().round()
+        );
     }
 
     /// Waits until `until` before the next attempt, waking on the way when an alert threshold
@@ -444,45 +503,72 @@ impl Worker {
         settings: &crate::routes::delivery::DeliverySettings,
     ) {
         use super::alerts::Alert::{CircuitOpen, DeadLetters, QueueDepth, Stuck};
-        let name = &self.name;
+        let endpoint = &*self.name;
+        let queued = seen.queued;
         match change {
-            Change::Raised(Stuck) => log::warn!(
-                "endpoint {name}: oldest message {} has waited {:?} for delivery (stuck_after is \
-                 {:?}); {} failure(s) in a row",
-                String::from_utf8_lossy(oldest.map_or(&[][..], |d| d.message.control_id())),
-                millis(seen.oldest.unwrap_or_default()),
-                settings.stuck_after,
-                link.machine.failures()
-            ),
-            Change::Cleared(Stuck) => log::info!(
-                "endpoint {name}: caught up: no message has waited longer than {:?}",
+            Change::Raised(Stuck) => {
+                let (control_id, tracking_id) =
+                    oldest.map_or((None, None), |d| crate::logging::message_ids(&d.message));
+                tracing::warn!(
+                    endpoint,
+                    alert = "stuck",
+                    control_id,
+                    tracking_id,
+                    queued,
+                    "alert stuck: the oldest message has waited {:?} for delivery (stuck_after is \
+                     {:?}); {} failure(s) in a row",
+                    millis(seen.oldest.unwrap_or_default()),
+                    settings.stuck_after,
+                    link.machine.failures()
+                )
+            }
+            Change::Cleared(Stuck) => tracing::info!(
+                endpoint,
+                alert = "stuck",
+                queued,
+                "alert stuck cleared: caught up, no message has waited longer than {:?}",
                 settings.stuck_after
             ),
-            Change::Raised(QueueDepth) => log::warn!(
-                "endpoint {name}: alert queue_depth: {} messages queued (alert_queue_depth is {})",
-                seen.queued,
+            Change::Raised(QueueDepth) => tracing::warn!(
+                endpoint,
+                alert = "queue_depth",
+                queued,
+                "alert queue_depth: {queued} messages queued (alert_queue_depth is {})",
                 settings.alert_queue_depth.unwrap_or_default()
             ),
-            Change::Cleared(QueueDepth) => log::info!(
-                "endpoint {name}: alert queue_depth cleared: {} queued",
-                seen.queued
+            Change::Cleared(QueueDepth) => tracing::info!(
+                endpoint,
+                alert = "queue_depth",
+                queued,
+                "alert queue_depth cleared: {queued} queued"
             ),
-            Change::Raised(CircuitOpen) => log::warn!(
-                "endpoint {name}: alert circuit_open: the circuit has been open for {:?} \
+            Change::Raised(CircuitOpen) => tracing::warn!(
+                endpoint,
+                alert = "circuit_open",
+                queued,
+                "alert circuit_open: the circuit has been open for {:?} \
                  (alert_circuit_open is {:?})",
                 millis(link.circuit_since.map_or(Duration::ZERO, |t| t.elapsed())),
                 settings.alert_circuit_open.unwrap_or_default()
             ),
-            Change::Cleared(CircuitOpen) => {
-                log::info!("endpoint {name}: alert circuit_open cleared: the circuit closed")
-            }
-            Change::Raised(DeadLetters) => log::warn!(
-                "endpoint {name}: alert dead_letters: more than {} messages dead-lettered in the \
-                 last hour",
+            Change::Cleared(CircuitOpen) => tracing::info!(
+                endpoint,
+                alert = "circuit_open",
+                queued,
+                "alert circuit_open cleared: the circuit closed"
+            ),
+            Change::Raised(DeadLetters) => tracing::warn!(
+                endpoint,
+                alert = "dead_letters",
+                queued,
+                "alert dead_letters: more than {} messages dead-lettered in the last hour",
                 settings.alert_dead_letters_per_hour.unwrap_or_default()
             ),
-            Change::Cleared(DeadLetters) => log::info!(
-                "endpoint {name}: alert dead_letters cleared: {} or fewer in the last hour",
+            Change::Cleared(DeadLetters) => tracing::info!(
+                endpoint,
+                alert = "dead_letters",
+                queued,
+                "alert dead_letters cleared: {} or fewer in the last hour",
                 settings.alert_dead_letters_per_hour.unwrap_or_default()
             ),
         }
@@ -492,9 +578,11 @@ impl Worker {
     fn circuit_opened(&self, link: &mut Link, ctx: &WorkerContext, until: Instant) -> Instant {
         self.status.circuit_opened(SystemTime::now());
         link.circuit_since = Some(Instant::now());
-        log::warn!(
-            "endpoint {}: {} failures in a row; circuit open, probing every {:?} or so",
-            self.name,
+        tracing::warn!(
+            endpoint = &*self.name,
+            circuit = "open",
+            failures = link.machine.failures(),
+            "circuit open after {} failures in a row; probing every {:?} or so",
             link.machine.failures(),
             ctx.settings.breaker_cooldown
         );
@@ -513,10 +601,7 @@ impl Worker {
                     Next::SendNow => Instant::now(),
                 };
                 let wait = until.saturating_duration_since(Instant::now());
-                log::debug!(
-                    "endpoint {}: pre-warm: {e}; next try in {wait:?}",
-                    self.name
-                );
+                tracing::debug!(endpoint = &*self.name, reason = %e, "pre-warm failed; next try in {wait:?}");
                 monoio::select! {
                     _ = monoio::time::sleep(wait) => {},
                     _ = self.next() => {},
@@ -534,7 +619,7 @@ impl Worker {
                 match open.take_unsolicited(&ctx.pool).await {
                     Ok(Unsolicited::Nothing) => false,
                     Ok(Unsolicited::Data(n)) => {
-                        log::debug!("endpoint {}: {n} unsolicited bytes ignored", self.name);
+                        tracing::debug!(endpoint = &*self.name, "{n} unsolicited bytes ignored");
                         false
                     }
                     Ok(Unsolicited::Closed) | Err(_) => true,
@@ -542,7 +627,10 @@ impl Worker {
             },
         };
         if closed {
-            log::debug!("endpoint {}: closed the idle connection", self.name);
+            tracing::debug!(
+                endpoint = &*self.name,
+                "the endpoint closed the idle connection"
+            );
             link.drop_stream(ctx);
             if self.prewarm.get() {
                 // Do not reconnect in a tight loop to an endpoint that closes at once.
@@ -583,7 +671,11 @@ impl Worker {
                 self.status.set_connection(Connection::Down);
                 // A certificate problem does not go away by retrying: say it once.
                 if failure.is_tls() && !std::mem::replace(&mut link.tls_error_logged, true) {
-                    log::warn!("endpoint {}: {failure}", self.name);
+                    tracing::warn!(
+                        endpoint = &*self.name,
+                        reason = %failure,
+                        "cannot connect: TLS (said once until a connection succeeds)"
+                    );
                 }
                 Err(failure)
             }

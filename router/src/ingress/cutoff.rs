@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 
-use super::refusals::Refusal;
+use super::refusals::{Detail, Refusal};
 use crate::metrics::listener::ListenerStats;
 use crate::metrics::Metrics;
 
@@ -80,7 +80,10 @@ pub fn report(
     detail: std::fmt::Arguments<'_>,
 ) {
     Metrics::bump(&shard.counters().ingress_closed[cutoff.index()]);
-    shard
-        .refusals
-        .note(peer, listener, Refusal::Cutoff(cutoff), detail);
+    shard.refusals.note(
+        peer,
+        listener,
+        Refusal::Cutoff(cutoff),
+        Detail::why(&detail),
+    );
 }

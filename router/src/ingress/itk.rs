@@ -20,7 +20,7 @@ use super::budget::InputBuffer;
 use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::reader::{Got, Reader};
-use super::refusals::{ControlId, Refusal};
+use super::refusals::{Detail, Refusal};
 use crate::metrics::listener::Code;
 use crate::metrics::Metrics;
 use crate::net::stream::Stream;
@@ -104,7 +104,7 @@ pub async fn serve(
                     origin.peer,
                     &listener.stats,
                     kind,
-                    format_args!("{error}; closing the connection"),
+                    Detail::why(&format_args!("{error}; closing the connection")),
                 );
                 let mut out = shard.pool.take();
                 http1::write_error_response(&mut out, &error);
@@ -127,9 +127,12 @@ pub async fn serve(
             .await
         } else {
             let why = "only POST is accepted here";
-            shard
-                .refusals
-                .note(origin.peer, &listener.stats, Refusal::BadRequest, why);
+            shard.refusals.note(
+                origin.peer,
+                &listener.stats,
+                Refusal::BadRequest,
+                Detail::why(&why),
+            );
             write_fault(&shard, None, FaultCode::Client, ERROR_CLIENT, why, &mut out);
             405
         };
@@ -304,7 +307,11 @@ async fn handle(
                 origin.peer,
                 &origin.stats,
                 Refusal::Unreadable,
-                LoggedError(&error),
+                Detail {
+                    body: Some(body),
+                    ..Detail::why(&LoggedError(&error))
+                }
+                .at(error.offset),
             );
             let text = error.to_string();
             let (code, system) = match error.de_code() {
@@ -368,24 +375,17 @@ async fn handle(
         soap_action: Some(&action),
     };
     let plan = accept::plan(shard, &view, incoming, origin, decision).await;
-    let tracking = ControlId(view.message().envelope.tracking_id.raw());
+    let tracking = view.message().envelope.tracking_id.raw();
     if let Plan::Rejected { reason, rule } = &plan {
         Metrics::bump(&shard.counters().rejected);
-        let refusals = &shard.refusals;
-        match rule {
-            Some(rule) => refusals.note(
-                origin.peer,
-                &origin.stats,
-                Refusal::Rejected,
-                format_args!("message {tracking}: route {rule}: {reason}"),
-            ),
-            None => refusals.note(
-                origin.peer,
-                &origin.stats,
-                Refusal::NoRoute,
-                format_args!("message {tracking}: {reason}"),
-            ),
-        }
+        let kind = match rule {
+            Some(_) => Refusal::Rejected,
+            None => Refusal::NoRoute,
+        };
+        let detail = Detail::itk(tracking, body, reason).rule(rule.as_deref());
+        shard
+            .refusals
+            .note(origin.peer, &origin.stats, kind, detail);
         write_fault(
             shard,
             request_id.as_deref(),
@@ -411,7 +411,7 @@ async fn handle(
             origin.peer,
             &origin.stats,
             Refusal::NotStored,
-            format_args!("message {tracking}: {why}"),
+            Detail::itk(tracking, body, &why),
         );
         write_fault(
             shard,

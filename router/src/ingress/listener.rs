@@ -15,7 +15,7 @@ use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use super::accept::ConnectionOrigin;
 use super::budget::{InputBudget, PeerShares};
 use super::cutoff::{self, Cutoff};
-use super::refusals::Refusal;
+use super::refusals::{Detail, Refusal};
 use super::slot::ListenerSlot;
 use crate::metrics::listener::ListenerStats;
 use crate::net::stream::Stream;
@@ -74,7 +74,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
     let listener = match TcpListener::from_std(socket) {
         Ok(listener) => listener,
         Err(e) => {
-            log::error!(
+            tracing::error!(
                 "{}: cannot use its socket on shard {}: {e}",
                 slot.current().name,
                 shard.info.index
@@ -93,7 +93,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
             Ok(pair) => pair,
             Err(e) => {
                 // Out of descriptors or memory: back off briefly rather than spin.
-                log::warn!("{}: accept: {e}", ctx.name);
+                tracing::warn!("{}: accept: {e}", ctx.name);
                 monoio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -104,10 +104,10 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
                 peer,
                 &ctx.stats,
                 Refusal::ConnectionLimit,
-                format_args!(
+                Detail::why(&format_args!(
                     "{} open, the most this listener takes",
                     ctx.config.max_connections
-                ),
+                )),
             );
             drop(tcp);
             continue;
@@ -117,7 +117,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
                 Ok(conn) => Stream::tls(tcp, conn),
                 Err(e) => {
                     ctx.open.fetch_sub(1, Ordering::AcqRel);
-                    log::error!("{}: TLS setup: {e}", ctx.name);
+                    tracing::error!("{}: TLS setup: {e}", ctx.name);
                     continue;
                 }
             },
@@ -158,7 +158,7 @@ pub async fn run(shard: Rc<Shard>, slot: Rc<ListenerSlot>, socket: std::net::Tcp
                     format_args!("did not finish its TLS handshake within {limit:?}"),
                 ),
                 Ok(Err(e)) => {
-                    log::info!("{}: {}: TLS handshake failed: {e}", ctx2.name, origin.peer)
+                    tracing::info!("{}: {}: TLS handshake failed: {e}", ctx2.name, origin.peer)
                 }
                 Ok(Ok(())) => match ctx2.config.protocol {
                     Protocol::Mllp | Protocol::Mllps => {

@@ -33,7 +33,7 @@ use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::not_mllp::{self, Stray};
 use super::reader::{Got, Reader};
-use super::refusals::{ControlId, Refusal};
+use super::refusals::{ControlId, Detail, Refusal};
 use crate::known::within;
 use crate::metrics::listener::Code;
 use crate::metrics::Metrics;
@@ -83,7 +83,7 @@ pub async fn serve(
             Got::Data => {}
             Got::Closed => {
                 if decoder.in_frame() {
-                    log::warn!(
+                    tracing::warn!(
                         "{}: {}: closed in the middle of a message ({} bytes); it was not acknowledged",
                         listener.name,
                         origin.peer,
@@ -97,7 +97,7 @@ pub async fn serve(
                 return;
             }
             Got::Failed(e) => {
-                log::info!("{}: {}: {e}", listener.name, origin.peer);
+                tracing::info!("{}: {}: {e}", listener.name, origin.peer);
                 return;
             }
             Got::Refused(cutoff) => {
@@ -167,7 +167,7 @@ pub async fn serve(
         if acks.is_empty() {
             shard.pool.give(acks);
         } else if let Err(e) = stream.write_pooled(acks, &shard.pool).await {
-            log::info!("{}: {}: writing ACKs: {e}", listener.name, origin.peer);
+            tracing::info!("{}: {}: writing ACKs: {e}", listener.name, origin.peer);
             return;
         }
         if answered > 0 {
@@ -192,7 +192,7 @@ fn refuse_stray(shard: &Shard, listener: &ListenerCtx, origin: &ConnectionOrigin
         origin.peer,
         &listener.stats,
         Refusal::NotMllp,
-        format_args!("{stray}; closing the connection"),
+        Detail::why(&format_args!("{stray}; closing the connection")),
     );
 }
 
@@ -300,10 +300,12 @@ async fn route_frame<'a>(
         };
     }
     if let Plan::Dropped { rule } = &plan {
-        log::info!(
-            "{}: message {} dropped by rule {rule}",
-            origin.listener,
-            ControlId(msh.control_id().unwrap_or_default())
+        tracing::info!(
+            listener = &*origin.listener,
+            peer = %origin.peer,
+            control_id = %ControlId(msh.control_id().unwrap_or_default()),
+            rule = &**rule,
+            "message dropped by a rule"
         );
     }
     plans.push(plan);
@@ -330,27 +332,22 @@ fn write_answer(
     let id = ack_id(shard);
     let counters = shard.counters();
     let counts = listener.stats.shard(shard.info.index);
-    let refuse = |kind: Refusal, control_id: &[u8], detail: &dyn std::fmt::Display| {
-        shard.refusals.note(
-            origin.peer,
-            &listener.stats,
-            kind,
-            format_args!("message {}: {detail}", ControlId(control_id)),
-        );
+    let refuse = |kind: Refusal, detail: Detail<'_>| {
+        shard
+            .refusals
+            .note(origin.peer, &listener.stats, kind, detail);
     };
     match entry {
         Entry::Planned { frame, msh, plan } => {
             let control_id = msh.control_id().unwrap_or_default();
+            let bytes = within(input, frame);
             let answer = match (plans.get(plan), committed) {
                 (Some(Plan::Rejected { reason, rule }), _) => {
                     Metrics::bump(&counters.rejected);
+                    let detail = Detail::message(control_id, bytes, reason);
                     match rule {
-                        Some(rule) => refuse(
-                            Refusal::Rejected,
-                            control_id,
-                            &format_args!("route {rule}: {reason}"),
-                        ),
-                        None => refuse(Refusal::NoRoute, control_id, reason),
+                        Some(rule) => refuse(Refusal::Rejected, detail.rule(Some(&**rule))),
+                        None => refuse(Refusal::NoRoute, detail),
                     }
                     Answer::Rejected {
                         reason,
@@ -359,7 +356,7 @@ fn write_answer(
                 }
                 (_, Err(refused)) => {
                     let why = refused.text();
-                    refuse(Refusal::NotStored, control_id, &why);
+                    refuse(Refusal::NotStored, Detail::message(control_id, bytes, &why));
                     Answer::NotNow { reason: why }
                 }
                 _ => {
@@ -367,7 +364,6 @@ fn write_answer(
                     Answer::Accepted
                 }
             };
-            let bytes = within(input, frame);
             let code = write_hl7v2_ack(Some(&msh), bytes, answer, &id, now, acks);
             counts.answered(Code::Hl7(code));
         }
@@ -379,7 +375,10 @@ fn write_answer(
                 Some(msh) => msh.control_id(),
                 None => salvage_control_id(bytes),
             };
-            refuse(Refusal::Unreadable, control_id.unwrap_or_default(), &error);
+            refuse(
+                Refusal::Unreadable,
+                Detail::message(control_id.unwrap_or_default(), bytes, &error).at(error.offset),
+            );
             let text = error.to_string();
             let error = AckError::from_parse_error(&error, &text);
             let code = write_hl7v2_ack(
@@ -405,7 +404,10 @@ fn write_answer(
                 Some(msh) => msh.control_id(),
                 None => salvage_control_id(bytes),
             };
-            refuse(Refusal::TooLarge, control_id.unwrap_or_default(), &reason);
+            refuse(
+                Refusal::TooLarge,
+                Detail::message(control_id.unwrap_or_default(), bytes, &reason),
+            );
             let answer = Answer::Rejected {
                 reason: &reason,
                 code: TOO_LONG,

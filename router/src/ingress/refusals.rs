@@ -1,9 +1,10 @@
-//! One log line per refusal, rate-limited per peer.
+//! One log event per refusal, rate-limited per peer.
 //!
 //! Whatever ingress refuses (a message no route takes, a rule's reject, an unreadable or
 //! oversized message, an ITK client fault, one it cannot store now, bytes that are not MLLP, a
-//! connection over the listener's limit) is logged once: the listener, the peer's address, the control id and the
-//! reason with its position, never message content. A peer that keeps being refused for the
+//! connection over the listener's limit) is logged once, as fields: `listener`, `peer`,
+//! `reason` (the kind), `control_id`, `rule`, `position` where they apply and `detail`; never
+//! message content unless `--log-bodies` (then `body`, see [`crate::logging`]). A peer that keeps being refused for the
 //! same reason gets [`BURST`] lines and then, once per [`WINDOW`], a summary ("in: peer
 //! 10.0.0.7: 2,950 more refusals like this (no route) in the last 10 s"), so one broken or
 //! hostile sender cannot flood the log and bury the lines that matter.
@@ -101,6 +102,66 @@ impl fmt::Display for ControlId<'_> {
     }
 }
 
+/// What is logged of one refusal besides its peer, listener and kind.
+#[derive(Clone, Copy)]
+pub struct Detail<'a> {
+    /// What was wrong, in words, with its place when there is one; never message content.
+    pub why: &'a dyn fmt::Display,
+    /// The refused HL7v2 message's control id (MSH-10).
+    pub control_id: Option<&'a [u8]>,
+    /// The refused ITK message's tracking id.
+    pub tracking_id: Option<&'a [u8]>,
+    /// The rule that rejected the message.
+    pub rule: Option<&'a str>,
+    /// The byte offset in the message where it went wrong.
+    pub position: Option<usize>,
+    /// The refused message, logged only with `--log-bodies`.
+    pub body: Option<&'a [u8]>,
+}
+
+impl<'a> Detail<'a> {
+    /// A refusal that is not about one message (a connection, bytes outside a frame).
+    pub fn why(why: &'a dyn fmt::Display) -> Detail<'a> {
+        Detail {
+            why,
+            control_id: None,
+            tracking_id: None,
+            rule: None,
+            position: None,
+            body: None,
+        }
+    }
+
+    /// A refused ITK message: its tracking id and bytes.
+    pub fn itk(tracking_id: &'a [u8], body: &'a [u8], why: &'a dyn fmt::Display) -> Detail<'a> {
+        Detail {
+            tracking_id: Some(tracking_id),
+            body: Some(body),
+            ..Detail::why(why)
+        }
+    }
+
+    /// A refused HL7v2 message: its control id and bytes.
+    pub fn message(control_id: &'a [u8], body: &'a [u8], why: &'a dyn fmt::Display) -> Detail<'a> {
+        Detail {
+            control_id: Some(control_id),
+            body: Some(body),
+            ..Detail::why(why)
+        }
+    }
+
+    pub fn rule(self, rule: Option<&'a str>) -> Detail<'a> {
+        Detail { rule, ..self }
+    }
+
+    pub fn at(self, position: usize) -> Detail<'a> {
+        Detail {
+            position: Some(position),
+            ..self
+        }
+    }
+}
+
 /// What [`Refusals::note_at`] did with a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Noted {
@@ -137,6 +198,32 @@ impl fmt::Display for Summary {
                  in the last {secs} s",
                 self.listener,
                 Thousands(self.count)
+            ),
+        }
+    }
+}
+
+impl Summary {
+    /// The summary as an event: the count in the message (as the one-by-one lines read),
+    /// and as `suppressed` for machines.
+    fn log(&self) {
+        let secs = self.over.as_secs_f64().round();
+        let count = Thousands(self.count);
+        match self.peer {
+            Some(peer) => tracing::warn!(
+                listener = &*self.listener,
+                peer = %peer,
+                reason = self.kind.as_str(),
+                suppressed = self.count,
+                "{count} more refusals like this ({}) in the last {secs} s",
+                self.kind
+            ),
+            None => tracing::warn!(
+                listener = &*self.listener,
+                reason = self.kind.as_str(),
+                suppressed = self.count,
+                "{count} more refusals of other peers (more than {MAX_PEERS} refused at once) \
+                 in the last {secs} s"
             ),
         }
     }
@@ -228,14 +315,13 @@ impl Refusals {
     }
 
     /// Counts a refusal of `peer` on `listener` (for `/metrics`, by reason) and logs it
-    /// (subject to the per-peer limit). `detail` names the control id, the reason and where in
-    /// the message; never message content.
+    /// (subject to the per-peer limit).
     pub fn note(
         self: &Rc<Self>,
         peer: SocketAddr,
         listener: &ListenerStats,
         kind: Refusal,
-        detail: impl fmt::Display,
+        detail: Detail<'_>,
     ) {
         listener.shard(self.shard).refused(kind);
         self.note_at(Instant::now(), peer, &listener.name, kind, detail);
@@ -252,7 +338,7 @@ impl Refusals {
         peer: SocketAddr,
         listener: &Arc<str>,
         kind: Refusal,
-        detail: impl fmt::Display,
+        detail: Detail<'_>,
     ) -> Noted {
         let mut tallies = self.tallies.borrow_mut();
         let key = (peer.ip(), kind);
@@ -271,7 +357,18 @@ impl Refusals {
             }
         };
         if noted == Noted::Logged {
-            log::warn!("{listener}: refused {peer}: {kind}: {detail}");
+            tracing::warn!(
+                listener = &**listener,
+                peer = %peer,
+                reason = kind.as_str(),
+                control_id = detail.control_id.map(|c| ControlId(c).to_string()),
+                tracking_id = detail.tracking_id.map(|c| ControlId(c).to_string()),
+                rule = detail.rule,
+                position = detail.position,
+                detail = detail.why.to_string(),
+                body = detail.body.and_then(crate::logging::body),
+                "refused: {kind}"
+            );
         }
         noted
     }
@@ -297,7 +394,7 @@ impl Refusals {
             *others = None;
         }
         for summary in &summaries {
-            log::warn!("{summary}");
+            summary.log();
         }
         summaries
     }
@@ -321,6 +418,15 @@ impl Refusals {
 mod tests {
     use super::*;
 
+    const X: Detail<'static> = Detail {
+        why: &"x",
+        control_id: None,
+        tracking_id: None,
+        rule: None,
+        position: None,
+        body: None,
+    };
+
     fn peer(last: u8, port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, last], port))
     }
@@ -334,16 +440,16 @@ mod tests {
             .map(|i| {
                 let at = t0 + Duration::from_millis(i);
                 // Many ports of one host are one peer.
-                refusals.note_at(at, peer(7, i as u16), &listener, Refusal::NoRoute, "x")
+                refusals.note_at(at, peer(7, i as u16), &listener, Refusal::NoRoute, X)
             })
             .collect();
         let logged = noted.iter().filter(|&&n| n == Noted::Logged).count();
         assert_eq!(logged, BURST as usize);
         // Another reason, and another peer, have limits of their own.
-        let other = refusals.note_at(t0, peer(7, 1), &listener, Refusal::TooLarge, "x");
+        let other = refusals.note_at(t0, peer(7, 1), &listener, Refusal::TooLarge, X);
         assert_eq!(other, Noted::Logged);
         assert_eq!(
-            refusals.note_at(t0, peer(8, 1), &listener, Refusal::NoRoute, "x"),
+            refusals.note_at(t0, peer(8, 1), &listener, Refusal::NoRoute, X),
             Noted::Logged
         );
         assert!(refusals.flush_at(t0 + WINDOW / 2).is_empty());
@@ -359,7 +465,7 @@ mod tests {
         for i in 0..10 {
             let at = t1 + Duration::from_millis(i);
             assert_eq!(
-                refusals.note_at(at, peer(7, 9), &listener, Refusal::NoRoute, "x"),
+                refusals.note_at(at, peer(7, 9), &listener, Refusal::NoRoute, X),
                 Noted::Counted
             );
         }
@@ -370,7 +476,7 @@ mod tests {
         assert!(refusals.is_idle());
         let later = t1 + WINDOW * 3;
         assert_eq!(
-            refusals.note_at(later, peer(7, 9), &listener, Refusal::NoRoute, "x"),
+            refusals.note_at(later, peer(7, 9), &listener, Refusal::NoRoute, X),
             Noted::Logged
         );
     }
@@ -383,7 +489,7 @@ mod tests {
         for i in 0..MAX_PEERS + 100 {
             let ip = std::net::Ipv6Addr::from(i as u128);
             let peer = SocketAddr::from((ip, 1));
-            refusals.note_at(t0, peer, &listener, Refusal::ConnectionLimit, "x");
+            refusals.note_at(t0, peer, &listener, Refusal::ConnectionLimit, X);
         }
         assert_eq!(refusals.tallies.borrow().len(), MAX_PEERS);
         let summaries = refusals.flush_at(t0 + WINDOW);

@@ -261,9 +261,9 @@ impl Durability {
         };
         if let Some(episode) = self.refusing.borrow_mut().take() {
             self.health().log_refusing.store(false, Ordering::Relaxed);
-            log::warn!(
-                "shard {}: accepting messages again, after refusing {} message(s) over {:.1}s",
-                self.shard,
+            tracing::warn!(
+                shard = self.shard,
+                "accepting messages again, after refusing {} message(s) over {:.1}s",
                 episode.messages,
                 episode.since.elapsed().as_secs_f64()
             );
@@ -282,17 +282,17 @@ impl Durability {
         let episode = refusing.get_or_insert_with(|| {
             self.health().log_refusing.store(true, Ordering::Relaxed);
             match why {
-                Some(e) => log::error!(
-                    "shard {}: refusing messages: {e}; senders are told to try again later{}",
-                    self.shard,
+                Some(e) => tracing::error!(
+                    shard = self.shard,
+                    "refusing messages: {e}; senders are told to try again later{}",
                     match e.is_transient() {
                         true => " (this ends by itself as endpoints drain the log)",
                         false => "",
                     }
                 ),
-                None => log::error!(
-                    "shard {}: refusing messages: the log failed earlier; restart the router",
-                    self.shard
+                None => tracing::error!(
+                    shard = self.shard,
+                    "refusing messages: the log failed earlier; restart the router"
                 ),
             }
             Episode {
@@ -333,10 +333,10 @@ impl Durability {
             };
             let upto = commit.upto();
             if self.jobs.send(commit).is_err() {
-                log::error!(
-                    "shard {}: the write-ahead log's fsync thread is gone; no further message \
-                     will be acknowledged until the router restarts",
-                    self.shard
+                tracing::error!(
+                    shard = self.shard,
+                    "the write-ahead log's fsync thread is gone; no further message \
+                     will be acknowledged until the router restarts"
                 );
                 self.log_failed();
                 self.progress.notify();
@@ -357,10 +357,10 @@ impl Durability {
             match result {
                 Ok(_) => self.durable.set(upto.max(self.durable.get())),
                 Err(e) => {
-                    log::error!(
-                        "shard {}: the write-ahead log cannot be made durable ({e}); \
-                         no further message will be acknowledged until the router restarts",
-                        self.shard
+                    tracing::error!(
+                        shard = self.shard,
+                        "the write-ahead log cannot be made durable ({e}); \
+                         no further message will be acknowledged until the router restarts"
                     );
                     self.log_failed();
                 }
@@ -435,10 +435,10 @@ impl Durability {
         let mut failing = self.marks_failing.borrow_mut();
         match (first_error, failing.as_mut()) {
             (Some((number, e)), None) => {
-                log::warn!(
-                    "shard {}: delivery marks cannot be written to log {number}: {e}; after a \
-                     crash now, those messages would be delivered again",
-                    self.shard
+                tracing::warn!(
+                    shard = self.shard,
+                    "delivery marks cannot be written to log {number}: {e}; after a \
+                     crash now, those messages would be delivered again"
                 );
                 *failing = Some(Episode {
                     since: std::time::Instant::now(),
@@ -447,9 +447,9 @@ impl Durability {
             }
             (Some(_), Some(episode)) => episode.messages += marks.len() as u64,
             (None, Some(episode)) => {
-                log::warn!(
-                    "shard {}: delivery marks are written again, after {} went unwritten over {:.1}s",
-                    self.shard,
+                tracing::warn!(
+                    shard = self.shard,
+                    "delivery marks are written again, after {} went unwritten over {:.1}s",
                     episode.messages,
                     episode.since.elapsed().as_secs_f64()
                 );

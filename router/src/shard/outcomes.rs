@@ -76,9 +76,17 @@ impl ShardOutcomes {
             trace.outcome(delivery, What::DeadLettered, detail, Some(id.as_str()));
         }
         Metrics::bump(&self.metrics.shard(self.shard).dead_lettered);
-        log::warn!(
-            "dead letter {id}: message {control_id} for {}: {detail}",
-            delivery.endpoint
+        let (control_id, tracking_id) = crate::logging::message_ids(message);
+        tracing::warn!(
+            endpoint = &*delivery.endpoint,
+            control_id,
+            tracking_id,
+            listener = &*message.listener,
+            peer = &*message.peer,
+            dead_letter = %id,
+            reason = detail,
+            body = crate::logging::body(&message.bytes),
+            "delivery failed; kept as dead letter {id}"
         );
         Ok(id)
     }
@@ -117,12 +125,16 @@ impl Outcomes for ShardOutcomes {
             Ok(_) => self.mark(delivery),
             // Not marked done: the message stays pending in the log and is tried again after
             // a restart, rather than being lost.
-            Err(e) => log::error!(
-                "message {} for {} could not be stored as a dead letter ({e}); \
-                 it stays in the log: {detail}",
-                String::from_utf8_lossy(delivery.message.control_id()),
-                delivery.endpoint
-            ),
+            Err(e) => {
+                let (control_id, tracking_id) = crate::logging::message_ids(&delivery.message);
+                tracing::error!(
+                    endpoint = &*delivery.endpoint,
+                    control_id,
+                    tracking_id,
+                    reason = detail,
+                    "the message could not be stored as a dead letter ({e}); it stays in the log"
+                )
+            }
         }
     }
 
@@ -142,26 +154,22 @@ impl Outcomes for ShardOutcomes {
         );
         if let Err(e) = &stored {
             if self.may_complain() {
-                log::error!(
-                    "shard {}: unrouted messages cannot be kept as dead letters, their senders \
-                     are told to retry: {e}",
-                    self.shard
+                tracing::error!(
+                    shard = self.shard,
+                    "unrouted messages cannot be kept as dead letters, their senders \
+                     are told to retry: {e}"
                 );
             }
         }
         stored.map(|_| ())
     }
 
-    fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration) {
+    // Logged by the worker, which limits the lines per endpoint.
+    fn retrying(&self, delivery: &Delivery, reason: &str, _after: Duration) {
         Metrics::bump(&self.metrics.shard(self.shard).retries);
         if let Some(trace) = &self.trace {
             trace.outcome(delivery, What::Retrying, reason, None);
         }
-        log::info!(
-            "{}: message {} will be retried in {after:?}: {reason}",
-            delivery.endpoint,
-            String::from_utf8_lossy(delivery.message.control_id()),
-        );
     }
 }
 

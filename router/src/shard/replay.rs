@@ -92,7 +92,7 @@ pub async fn first_pass(shard: &Shard, durability: &Durability) -> Backlog {
             Ok(record) => record,
             Err(e) => {
                 // Left pending: the next start tries again.
-                log::error!("log {log}: cannot read pending record {}: {e}", id.0);
+                tracing::error!("log {log}: cannot read pending record {}: {e}", id.0);
                 continue;
             }
         };
@@ -146,11 +146,11 @@ pub async fn first_pass(shard: &Shard, durability: &Durability) -> Backlog {
     let backlog = Backlog {
         endpoints: waiting.into_values().collect(),
     };
-    log::info!(
-        "shard {}: replaying undelivered messages from the log: {queued} queued, {} left on \
+    tracing::info!(
+        shard = shard.info.index,
+        "replaying undelivered messages from the log: {queued} queued, {} left on \
          disk until their endpoints have room ({} endpoint(s)), {gone} dead-lettered (endpoint \
          no longer configured)",
-        shard.info.index,
         backlog.messages(),
         backlog.endpoints.len(),
     );
@@ -167,10 +167,10 @@ pub async fn drain(shard: &Shard, durability: &Durability, mut backlog: Backlog)
     let mut delivered = 0usize;
     loop {
         if shard.is_released() {
-            log::info!(
-                "shard {}: shutting down with {} replayed message(s) still on disk; they are \
+            tracing::info!(
+                shard = shard.info.index,
+                "shutting down with {} replayed message(s) still on disk; they are \
                  replayed at the next start",
-                shard.info.index,
                 backlog.messages()
             );
             return;
@@ -192,9 +192,9 @@ pub async fn drain(shard: &Shard, durability: &Durability, mut backlog: Backlog)
         }
         shard.room_changed(seen).await;
     }
-    log::info!(
-        "shard {}: replay done: {delivered} message(s) read back from disk in {:.1}s",
-        shard.info.index,
+    tracing::info!(
+        shard = shard.info.index,
+        "replay done: {delivered} message(s) read back from disk in {:.1}s",
         started.elapsed().as_secs_f64()
     );
 }
@@ -229,7 +229,7 @@ async fn feed(
         let record = match read(durability, place) {
             Ok(record) => record,
             Err(e) => {
-                log::error!(
+                tracing::error!(
                     "log {}: cannot read pending record {} again: {e}; it stays in the log",
                     place.log,
                     place.id.0

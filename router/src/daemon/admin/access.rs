@@ -180,7 +180,7 @@ pub async fn guard(
     match checked {
         Ok(()) => next.run(request).await,
         Err(refusal) => {
-            log::warn!(
+            tracing::warn!(
                 "admin: refused {} {} from {}: {}",
                 request.method(),
                 request.uri().path(),

@@ -141,8 +141,8 @@ async fn metrics(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response
 }
 
 async fn reload(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    let allow_empty = match reload_query(query.as_deref().unwrap_or("")) {
-        Ok(allow_empty) => allow_empty,
+    let (allow_empty, as_json) = match reload_query(query.as_deref().unwrap_or("")) {
+        Ok(asked) => asked,
         Err(why) => return reply(400, why),
     };
     blocking(move || {
@@ -159,26 +159,36 @@ async fn reload(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response 
             ReloadOutcome::Refused(_) => 409,
             ReloadOutcome::Aborted(_) | ReloadOutcome::Unconfirmed(_) => 500,
         };
-        (status, format!("{outcome}\n"))
+        let body = if as_json {
+            format!("{}\n", outcome.to_json())
+        } else {
+            format!("{outcome}\n")
+        };
+        (status, body)
     })
     .await
 }
 
-/// `allow_empty=1` (or `true`), or nothing.
-fn reload_query(query: &str) -> Result<bool, String> {
+/// `allow_empty=1` (or `true`) and `format=json` (or `text`), or nothing: whether to allow
+/// an empty router, and whether to answer in JSON.
+fn reload_query(query: &str) -> Result<(bool, bool), String> {
     let mut allow_empty = false;
+    let mut as_json = false;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=').unwrap_or((pair, "1")) {
             ("allow_empty", "1" | "true") => allow_empty = true,
             ("allow_empty", "0" | "false") => allow_empty = false,
+            ("format", "json") => as_json = true,
+            ("format", "text") => as_json = false,
             _ => {
                 return Err(format!(
-                    "unknown reload parameter `{pair}`: allow_empty=1 is the one there is\n"
+                    "unknown reload parameter `{pair}`: allow_empty=1 and format=json are \
+                     the ones there are\n"
                 ))
             }
         }
     }
-    Ok(allow_empty)
+    Ok((allow_empty, as_json))
 }
 
 /// Where messages are: `?id=`, `?patient=`, `?from=&to=` (see `trace`).

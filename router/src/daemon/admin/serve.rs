@@ -36,7 +36,7 @@ pub async fn accept_loop(listener: std::net::TcpListener, tls: Option<TlsAccepto
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            log::error!("admin: cannot serve the admin address: {e}");
+            tracing::error!("admin: cannot serve the admin address: {e}");
             return;
         }
     };
@@ -49,7 +49,7 @@ pub async fn accept_loop(listener: std::net::TcpListener, tls: Option<TlsAccepto
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors, most likely: wait rather than spin.
-                log::warn!("admin: accept failed: {e}");
+                tracing::warn!("admin: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -67,8 +67,8 @@ pub async fn accept_loop(listener: std::net::TcpListener, tls: Option<TlsAccepto
             let served = tokio::time::timeout(CONNECTION_TIMEOUT, serve(tcp, tls, app, conn)).await;
             match served {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => log::debug!("admin: connection from {peer}: {e}"),
-                Err(_) => log::debug!("admin: connection from {peer} took too long; closed"),
+                Ok(Err(e)) => tracing::debug!("admin: connection from {peer}: {e}"),
+                Err(_) => tracing::debug!("admin: connection from {peer} took too long; closed"),
             }
             drop(permit);
         });

@@ -90,7 +90,7 @@ fn io_error<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> T
 pub fn load(path: &Path, create: bool) -> Result<Token, TokenError> {
     if create && !path.exists() {
         write_new(path)?;
-        log::info!("admin token written to {}", path.display());
+        tracing::info!("admin token written to {}", path.display());
     }
     private_fs::check_private(path)
         .map_err(io_error("read", path))?
