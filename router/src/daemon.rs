@@ -150,11 +150,22 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     )?;
     let admin_access = admin::prepare(admin::settings::AdminSettings::of(&table))?;
     let trace_settings = table.server().trace;
-    let trace = trace_settings
+    // The trace helps people find messages; it must never keep the router from taking them
+    // (a restart on a full disk, say), so it is left off for this run when it cannot open.
+    let trace = match trace_settings
         .enabled
         .then(|| crate::trace::Trace::start(&data_dir, trace_settings))
         .transpose()
-        .map_err(io_error("message trace index"))?;
+    {
+        Ok(trace) => trace,
+        Err(e) => {
+            tracing::error!(
+                "message trace: the index cannot be opened ({e}); running without it until the \
+                 next start"
+            );
+            None
+        }
+    };
     let dead_letters = Arc::new(
         DeadLetterStore::open(&data_dir)
             .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,

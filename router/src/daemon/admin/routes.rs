@@ -31,7 +31,7 @@ pub struct Shared {
     pub log_budget: Arc<DiskBudget>,
     pub dead_letters: Arc<DeadLetterStore>,
     pub requests: Sender<AdminRequest>,
-    /// `None` when `[trace] enabled = false`.
+    /// `None` when `[trace] enabled = false`, or the index could not be opened at start-up.
     pub trace: Option<super::TraceLookup>,
 }
 
@@ -196,7 +196,9 @@ async fn trace(State(s): State<Shared>, RawQuery(query): RawQuery) -> Response {
     let Some(lookup) = s.trace.clone() else {
         return reply(
             404,
-            "the message trace is off here ([trace] enabled = false)\n".into(),
+            "the message trace is not running here: [trace] enabled = false, or its index \
+             could not be opened at start-up (the router's log says why)\n"
+                .into(),
         );
     };
     let now = SystemTime::now();
