@@ -150,11 +150,19 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     )?;
     let admin_access = admin::prepare(admin::settings::AdminSettings::of(&table))?;
     let trace_settings = table.server().trace;
+    let dead_letters = Arc::new(
+        DeadLetterStore::open(&data_dir)
+            .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
+    );
+    let marks = Arc::new(Mesh::new(workers, 64 * 1024));
+    let log_budget = wal_budget::BudgetSetting::new(options.wal_budget, &table);
     // The trace helps people find messages; it must never keep the router from taking them
     // (a restart on a full disk, say), so it is left off for this run when it cannot open.
     let trace = match trace_settings
         .enabled
-        .then(|| crate::trace::Trace::start(&data_dir, trace_settings))
+        .then(|| {
+            crate::trace::Trace::start(&data_dir, trace_settings, Arc::clone(&log_budget.budget))
+        })
         .transpose()
     {
         Ok(trace) => trace,
@@ -166,12 +174,6 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
             None
         }
     };
-    let dead_letters = Arc::new(
-        DeadLetterStore::open(&data_dir)
-            .map_err(|e| io_error("dead-letter store")(io::Error::other(e.to_string())))?,
-    );
-    let marks = Arc::new(Mesh::new(workers, 64 * 1024));
-    let log_budget = wal_budget::BudgetSetting::new(options.wal_budget, &table);
     if !options.durable {
         tracing::warn!("durability is off: messages are acknowledged before they are on disk");
     }

@@ -7,7 +7,7 @@
 //! The parts: `entry` (the two entries and their bytes), `hash` (the lookup keys), `file` (one
 //! index file: open, sealed, read), `index` (the folder, the writer's roll-over and retention,
 //! lookups across files), `recorder` (a shard's buffer), `query` (a lookup's messages, each
-//! with its entries). Shards never wait for the index: they fill a buffer of their own and
+//! with its entries), `room` (the trace stops writing before the log runs short of disk). Shards never wait for the index: they fill a buffer of their own and
 //! hand it to the writer thread every [`recorder::TICK`], and the index is not synced before
 //! an ACK — after a crash it lacks at most the last tick's entries (see `recorder`).
 pub mod entry;
@@ -16,6 +16,7 @@ pub mod hash;
 pub mod index;
 pub mod query;
 pub mod recorder;
+pub mod room;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,11 +24,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::wal::DiskBudget;
 use hash::PatientKey;
 use index::{Index, Limits, Writer};
 use recorder::Recorder;
+use room::{Change, DiskRoom};
 
 /// `[trace]` in `routes.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +65,12 @@ pub struct Trace {
 
 impl Trace {
     /// Opens (or makes) the index in `data_dir` and starts its writer thread.
-    pub fn start(data_dir: &Path, settings: TraceSettings) -> io::Result<Trace> {
+    /// `log_budget` is what the log may grow to: the trace leaves it the disk.
+    pub fn start(
+        data_dir: &Path,
+        settings: TraceSettings,
+        log_budget: Arc<DiskBudget>,
+    ) -> io::Result<Trace> {
         let dir = dir(data_dir);
         let writer = Writer::open(&dir, Limits::default(), settings.retention)?;
         let key = Arc::new(PatientKey::load_or_create(&dir.join("key"))?);
@@ -72,7 +80,7 @@ impl Trace {
         let stop = Arc::clone(&stopping);
         let thread = std::thread::Builder::new()
             .name("ganglion-trace".into())
-            .spawn(move || write(writer, chunks, &stop))?;
+            .spawn(move || write(writer, chunks, &stop, &dir, &log_budget))?;
         Ok(Trace {
             sink,
             stopping,
@@ -113,8 +121,34 @@ impl Feed {
     }
 }
 
-/// The writer thread: appends chunks as they come; seals and removes files by age.
-fn write(mut writer: Writer, chunks: Receiver<Vec<u8>>, stopping: &AtomicBool) {
+/// Whether the writer may write now, saying once when that changes (see [`room`]).
+fn admit(room: &mut DiskRoom, dir: &Path, log_budget: &DiskBudget) -> bool {
+    match room.check(Instant::now(), || room::space_of(dir, log_budget)) {
+        Some(Change::Paused(space)) => tracing::warn!(
+            free_bytes = space.free,
+            kept_for_the_log_bytes = space.needed,
+            "message trace paused: the disk's free space is what the log may still need; \
+             lookups miss messages until it resumes"
+        ),
+        Some(Change::Resumed(space)) => tracing::info!(
+            free_bytes = space.free,
+            "message trace resumed; messages accepted while it was paused are not in it"
+        ),
+        None => {}
+    }
+    room.may_write()
+}
+
+/// The writer thread: appends chunks as they come while the disk has room for the log too;
+/// seals and removes files by age.
+fn write(
+    mut writer: Writer,
+    chunks: Receiver<Vec<u8>>,
+    stopping: &AtomicBool,
+    dir: &Path,
+    log_budget: &DiskBudget,
+) {
+    let mut room = DiskRoom::default();
     let mut complained = false;
     let mut report = |result: io::Result<()>| match result {
         Ok(()) => complained = false,
@@ -129,11 +163,17 @@ fn write(mut writer: Writer, chunks: Receiver<Vec<u8>>, stopping: &AtomicBool) {
         match chunks.recv_timeout(Duration::from_secs(1)) {
             Ok(chunk) if chunk.is_empty() && stopping.load(Ordering::Acquire) => {
                 while let Ok(mut chunk) = chunks.try_recv() {
-                    report(writer.append(&mut chunk));
+                    if admit(&mut room, dir, log_budget) {
+                        report(writer.append(&mut chunk));
+                    }
                 }
                 break;
             }
-            Ok(mut chunk) => report(writer.append(&mut chunk)),
+            Ok(mut chunk) => {
+                if admit(&mut room, dir, log_budget) {
+                    report(writer.append(&mut chunk));
+                }
+            }
             Err(RecvTimeoutError::Timeout) => report(writer.tick(SystemTime::now())),
             Err(RecvTimeoutError::Disconnected) => break,
         }
