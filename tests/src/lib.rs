@@ -8,6 +8,7 @@ pub mod browser;
 pub mod endpoint;
 pub mod filling;
 pub mod fleet;
+pub mod itk;
 pub mod pki;
 pub mod process;
 pub mod scratch;

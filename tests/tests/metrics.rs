@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use codecs::hl7v2::AckCode;
 use tests::admin::{host, request};
 use tests::endpoint::{msa, Endpoint, HttpClient, Reply, Sender};
+use tests::itk::inf_ack_request;
 use tests::process::{wait_until, RouterProcess};
 use tests::scratch::Scratch;
 use tests::WAIT;
@@ -30,35 +31,6 @@ fn oru(id: &str) -> Vec<u8> {
 /// A rule rejects messages from test systems: AR, reason `rejected`.
 fn from_test_system(id: &str) -> Vec<u8> {
     format!("MSH|^~\\&|ZZTEST|RX8|EPR|RX8|20261125||ADT^A01|{id}|P|2.4\rPID|1\r").into_bytes()
-}
-
-/// A valid ITK request (an infrastructure ACK) that the test's route for that service takes.
-fn itk_request() -> Vec<u8> {
-    let ack = codecs::itk::InfAck {
-        tracking_id: "7C1B2A3D-4E5F-4061-9728-3A4B5C6D7E8F",
-        payload_uuid: "0B7E4A39-1F0C-4D5E-9A61-3C0D2B8E7F10",
-        to: Some("urn:nhs-uk:addressing:ods:X0912"),
-        audit_identity: "urn:nhs-uk:identity:ods:TEST",
-        sender: None,
-        timestamp: "2026-11-25T09:30:00Z",
-        tracking_id_ref: "217D1168-7F0B-4F31-A0A9-5B030E545FAE",
-        service_ref: "urn:nhs-itk:services:201005:SendCDADocument-v2-0",
-        result: codecs::itk::InfResult::Ok,
-        errors: &[],
-    };
-    let header = codecs::itk::RequestHeader {
-        message_id: "5E1A7C90-3B2D-4F6E-8A1C-9D0B2E4F6A81",
-        action: codecs::itk::SERVICE_INF_ACK,
-        to: "http://127.0.0.1/itk",
-        from: None,
-        timestamp: None,
-        username: None,
-    };
-    let mut bytes = Vec::new();
-    codecs::itk::write_soap_request(&mut bytes, &header, |out| {
-        codecs::itk::write_infrastructure_ack(out, &ack)
-    });
-    bytes
 }
 
 /// One sample: its name and labels.
@@ -175,7 +147,8 @@ fn counts_per_listener_code_and_reason_equal_what_was_sent() {
     // itk: a response, a client fault (unreadable), and a GET refused as a bad request (not a
     // message: neither received nor answered).
     let mut itk = HttpClient::connect(router.addr("itk")).unwrap();
-    let inf_ack = itk_request();
+    // An infrastructure ACK, which the test's route for that service takes.
+    let inf_ack = inf_ack_request("7C1B2A3D-4E5F-4061-9728-3A4B5C6D7E8F");
     let response = itk
         .post("/syncsoap", codecs::itk::SERVICE_INF_ACK, &inf_ack)
         .unwrap();

@@ -10,6 +10,7 @@ use codecs::hl7v2::AckCode;
 use serde_json::Value;
 use tests::admin::{host, request};
 use tests::endpoint::{msa, Endpoint, HttpClient, Reply, Sender};
+use tests::itk::inf_ack_request;
 use tests::process::{dead_letters, ganglion, RouterProcess};
 use tests::scratch::Scratch;
 use tests::WAIT;
@@ -20,35 +21,6 @@ const TRACKING: &str = "6B1D0C4E-2A3F-4E5D-8C7B-1A2B3C4D5E6F";
 fn hl7(kind: &str, id: &str, pid3: &str) -> Vec<u8> {
     format!("MSH|^~\\&|PAS|RX8|EPR|RX8|20261204||{kind}|{id}|P|2.4\rPID|1||{pid3}||DOE^JANE\r")
         .into_bytes()
-}
-
-/// An infrastructure ACK (a small, valid ITK request) with our tracking id.
-fn itk_request() -> Vec<u8> {
-    let ack = codecs::itk::InfAck {
-        tracking_id: TRACKING,
-        payload_uuid: "0B7E4A39-1F0C-4D5E-9A61-3C0D2B8E7F10",
-        to: Some("urn:nhs-uk:addressing:ods:X0912"),
-        audit_identity: "urn:nhs-uk:identity:ods:TEST",
-        sender: None,
-        timestamp: "2026-12-04T09:30:00Z",
-        tracking_id_ref: "217D1168-7F0B-4F31-A0A9-5B030E545FAE",
-        service_ref: "urn:nhs-itk:services:201005:SendCDADocument-v2-0",
-        result: codecs::itk::InfResult::Ok,
-        errors: &[],
-    };
-    let header = codecs::itk::RequestHeader {
-        message_id: "5E1A7C90-3B2D-4F6E-8A1C-9D0B2E4F6A81",
-        action: codecs::itk::SERVICE_INF_ACK,
-        to: "http://127.0.0.1/itk",
-        from: None,
-        timestamp: None,
-        username: None,
-    };
-    let mut bytes = Vec::new();
-    codecs::itk::write_soap_request(&mut bytes, &header, |out| {
-        codecs::itk::write_infrastructure_ack(out, &ack)
-    });
-    bytes
 }
 
 fn config(scratch: &Scratch, epr: SocketAddr, lab: SocketAddr, itk: SocketAddr) -> PathBuf {
@@ -146,7 +118,11 @@ fn trace_finds_messages_by_id_tracking_id_and_patient_across_a_restart() {
     assert_eq!(msa(&sender.exchange(&oru).unwrap()).0, "AA");
     let mut client = HttpClient::connect(router.addr("itk")).unwrap();
     let response = client
-        .post("/itk", codecs::itk::SERVICE_INF_ACK, &itk_request())
+        .post(
+            "/itk",
+            codecs::itk::SERVICE_INF_ACK,
+            &inf_ack_request(TRACKING),
+        )
         .unwrap();
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(epr.inbox.wait_for(1, WAIT) && gp.inbox.wait_for(1, WAIT));

@@ -170,3 +170,26 @@ fn tls_client(
     };
     Ok((config, name))
 }
+
+/// A value for a URL's path or query (an endpoint's name, a control id, a time): anything
+/// outside the unreserved set is escaped, since the names are the operator's.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A JSON value as a table cell: strings without quotes, `-` for null.
+pub fn text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
-use super::admin_client::AdminTarget;
+use super::admin_client::{percent_encode, text, AdminTarget};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -70,27 +70,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     print!("{}", table(&value));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Endpoint names are the operator's: anything outside the URL's unreserved set is escaped.
-fn percent_encode(name: &str) -> String {
-    let mut out = String::new();
-    for byte in name.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// `1.2s`, `3m05s`, `2h10m` for a number of milliseconds; `-` for none.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
-use super::admin_client::AdminTarget;
+use super::admin_client::{percent_encode, text, AdminTarget};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,16 +38,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.target.client()?;
     let mut query = Vec::new();
     if let Some(id) = &args.id {
-        query.push(format!("id={}", encode(id)));
+        query.push(format!("id={}", percent_encode(id)));
     }
     if let Some(patient) = &args.patient {
-        query.push(format!("patient={}", encode(patient)));
+        query.push(format!("patient={}", percent_encode(patient)));
     }
     if let Some(from) = &args.from {
-        query.push(format!("from={}", encode(from)));
+        query.push(format!("from={}", percent_encode(from)));
     }
     if let Some(to) = &args.to {
-        query.push(format!("to={}", encode(to)));
+        query.push(format!("to={}", percent_encode(to)));
     }
     query.push(format!("limit={}", args.limit));
     let (status, body) = client.request("GET", &format!("/trace?{}", query.join("&")))?;
@@ -69,27 +69,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// Query values: anything outside the URL's unreserved set is escaped.
-fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~:".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 fn list(value: &Value) -> String {
