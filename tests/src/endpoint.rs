@@ -559,3 +559,11 @@ pub fn request_body(request: &[u8]) -> &[u8] {
         None => &[],
     }
 }
+
+/// A loopback address with nothing listening on it (yet): an endpoint that is down, which a
+/// test may bring up there later. The port was the kernel's to give and was given back.
+pub fn unused_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}

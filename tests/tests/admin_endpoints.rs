@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use codecs::hl7v2::AckCode;
 use serde_json::Value;
 use tests::admin::{host, request, AdminResponse};
-use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::endpoint::{msa, unused_port, Endpoint, Reply, Sender};
 use tests::process::{ganglion, RouterProcess};
 use tests::scratch::Scratch;
 use tests::WAIT;
@@ -38,10 +38,7 @@ fn names(listing: &Value) -> Vec<String> {
 fn endpoints_show_each_endpoint_as_it_is_filtered_sorted_and_paged() {
     let scratch = Scratch::new("admin-endpoints");
     let up = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
-    let down = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let down = unused_port();
     let config = scratch.file(
         "routes.toml",
         format!(

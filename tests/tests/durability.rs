@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use codecs::hl7v2::{AckCode, Message};
-use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::endpoint::{msa, unused_port, Endpoint, Reply, Sender};
 use tests::filling::send_until_refused;
 use tests::process::{metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
@@ -192,10 +192,7 @@ fn kill_9_loses_no_acknowledged_message() {
 #[test]
 fn messages_for_an_endpoint_still_down_after_a_restart_wait_and_then_flow() {
     let scratch = Scratch::new("restart-down");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = unused_port();
     let config = late_config(&scratch, port);
     let router = start(&config);
     let mut sender = Sender::connect(router.addr("in")).unwrap();
@@ -227,10 +224,7 @@ fn a_backlog_past_the_replay_window_goes_first_and_in_order_after_a_crash() {
     const SENDERS: usize = 4;
     const EACH: usize = 120;
     let scratch = Scratch::new("replay-window");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = unused_port();
     let config = late_config(&scratch, port);
     let router = start(&config);
     // Several connections, so that both shards' logs hold part of the backlog.
@@ -300,10 +294,7 @@ fn a_backlog_past_the_replay_window_goes_first_and_in_order_after_a_crash() {
 fn an_endpoint_removed_while_its_backlog_is_read_back_gets_it_as_dead_letters() {
     let scratch = Scratch::new("replay-removed");
     let data = scratch.join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = unused_port();
     let other = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
     let head = format!(
         "[server]\nworkers = 1\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\

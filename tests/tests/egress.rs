@@ -283,9 +283,7 @@ fn an_endpoint_named_by_host_is_reached_on_whichever_address_listens() {
 #[test]
 fn alerts_are_raised_once_shown_and_cleared_once() {
     let scratch = Scratch::new("alerts");
-    let later = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = later.local_addr().unwrap();
-    drop(later);
+    let port = tests::endpoint::unused_port();
     let config = config(
         &scratch,
         "",

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use codecs::hl7v2::AckCode;
 use serde_json::Value;
-use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::endpoint::{msa, unused_port, Endpoint, Reply, Sender};
 use tests::process::{bin, ganglion, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 
@@ -44,14 +44,6 @@ fn config(scratch: &Scratch, endpoint: SocketAddr) -> PathBuf {
             scratch.join("data").display()
         ),
     )
-}
-
-/// A loopback port with nothing listening on it (yet).
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 fn start(config: &Path, extra: &[&str]) -> RouterProcess {
@@ -132,7 +124,7 @@ fn provoke(router: &mut RouterProcess, endpoint: SocketAddr) -> (SocketAddr, End
 #[test]
 fn json_events_carry_their_fields_and_never_the_message() {
     let scratch = Scratch::new("log-json");
-    let endpoint = free_port();
+    let endpoint = unused_port();
     let config = config(&scratch, endpoint);
     let mut router = start(&config, &[]);
     let (peer, _epr) = provoke(&mut router, endpoint);
@@ -175,7 +167,7 @@ fn json_events_carry_their_fields_and_never_the_message() {
 #[test]
 fn with_log_bodies_refusals_and_failures_carry_the_message() {
     let scratch = Scratch::new("log-bodies");
-    let endpoint = free_port();
+    let endpoint = unused_port();
     let config = config(&scratch, endpoint);
     let mut router = start(&config, &["--log-bodies"]);
     let (_, _epr) = provoke(&mut router, endpoint);
@@ -193,7 +185,7 @@ fn with_log_bodies_refusals_and_failures_carry_the_message() {
 #[test]
 fn a_down_endpoint_is_logged_a_few_times_then_summarised() {
     let scratch = Scratch::new("log-limit");
-    let endpoint = free_port();
+    let endpoint = unused_port();
     let config = config(&scratch, endpoint);
     let mut router = start(&config, &[]);
     let mut sender = Sender::connect(router.addr("in")).unwrap();
@@ -232,7 +224,7 @@ fn a_down_endpoint_is_logged_a_few_times_then_summarised() {
 #[test]
 fn reload_json_says_the_outcome() {
     let scratch = Scratch::new("reload-json");
-    let config = config(&scratch, free_port());
+    let config = config(&scratch, unused_port());
     let mut router = start(&config, &[]);
     let admin = router.addr("admin").to_string();
     // The token file rather than the routes file: the routes file is broken below.
@@ -285,7 +277,7 @@ fn reload_json_says_the_outcome() {
 fn on_the_journal_lines_carry_their_priority() {
     use std::os::unix::fs::MetadataExt;
     let scratch = Scratch::new("log-journal");
-    let config = config(&scratch, free_port());
+    let config = config(&scratch, unused_port());
     let journal = scratch.join("journal");
     let file = std::fs::File::create(&journal).unwrap();
     let meta = file.metadata().unwrap();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
-use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::endpoint::{msa, unused_port, Endpoint, Reply, Sender};
 use tests::pki::TestPki;
 use tests::process::{dead_letters, ganglion, metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
@@ -187,10 +187,7 @@ fn msh10(message: &[u8]) -> String {
 fn an_endpoint_that_is_down_gets_the_message_once_it_comes_up() {
     let scratch = Scratch::new("down");
     // Reserve a port, then close it: the endpoint is down.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = unused_port();
     let config = config(
         &scratch,
         "",

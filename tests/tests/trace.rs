@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use codecs::hl7v2::AckCode;
 use serde_json::Value;
 use tests::admin::{host, request};
-use tests::endpoint::{msa, Endpoint, HttpClient, Reply, Sender};
+use tests::endpoint::{msa, unused_port, Endpoint, HttpClient, Reply, Sender};
 use tests::itk::inf_ack_request;
 use tests::process::{dead_letters, ganglion, RouterProcess};
 use tests::scratch::Scratch;
@@ -99,10 +99,7 @@ fn trace_finds_messages_by_id_tracking_id_and_patient_across_a_restart() {
     let epr = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
     let gp = Endpoint::itk(None, |_, _| (202, Vec::new()));
     // The lab is down: its port is taken and let go, to come up later.
-    let lab_addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let lab_addr = unused_port();
     let config = config(&scratch, epr.addr, lab_addr, gp.addr);
     let router = start(&config);
     let admin = router.addr("admin");

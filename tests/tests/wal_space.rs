@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use codecs::hl7v2::{AckCode, Message};
 use tests::admin::request;
-use tests::endpoint::{msa, Endpoint, Reply, Sender};
+use tests::endpoint::{msa, unused_port, Endpoint, Reply, Sender};
 use tests::filling::{big_message, send_until_refused};
 use tests::process::RouterProcess;
 use tests::scratch::Scratch;
@@ -25,14 +25,6 @@ fn config(scratch: &Scratch, data: &Path, endpoint: SocketAddr, server_extra: &s
         data.display(),
     );
     scratch.file("routes.toml", text)
-}
-
-/// A port with nothing listening on it yet, for an endpoint that comes up later.
-fn later_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 fn start(config: &Path, args: &[&str]) -> RouterProcess {
@@ -163,7 +155,7 @@ fn a_full_disk_refuses_plainly_and_accepts_again_once_drained() {
         return;
     };
     let data = disk.path().join("data");
-    let port = later_port();
+    let port = unused_port();
     let config = config(&scratch, &data, port, "");
     let mut router = start(&config, &[]);
     refuse_then_recover(&mut router, port, 200);
@@ -174,7 +166,7 @@ fn a_full_disk_refuses_plainly_and_accepts_again_once_drained() {
 fn a_budget_smaller_than_a_segment_refuses_and_accepts_again_once_drained() {
     let scratch = Scratch::new("budget-small");
     let data = scratch.join("data");
-    let port = later_port();
+    let port = unused_port();
     let config = config(&scratch, &data, port, "wal_budget = \"1 MiB\"");
     let mut router = start(&config, &[]);
     refuse_then_recover(&mut router, port, 100);
@@ -185,7 +177,7 @@ fn a_budget_smaller_than_a_segment_refuses_and_accepts_again_once_drained() {
 fn the_budget_is_read_from_routes_toml_and_the_command_line_overrides_it() {
     let scratch = Scratch::new("budget-config");
     let data = scratch.join("data");
-    let config = config(&scratch, &data, later_port(), "wal_budget = \"1 MiB\"");
+    let config = config(&scratch, &data, unused_port(), "wal_budget = \"1 MiB\"");
     let stored = |args: &[&str]| {
         let _ = std::fs::remove_dir_all(&data);
         let router = start(&config, args);
@@ -214,7 +206,7 @@ fn a_restart_on_a_disk_with_no_space_left_delivers_frees_and_accepts() {
         return;
     };
     let data = disk.path().join("data");
-    let port = later_port();
+    let port = unused_port();
     let config = config(&scratch, &data, port, "");
     let router = start(&config, &[]);
     let mut sender = Sender::connect(router.addr("in")).unwrap();
