@@ -60,11 +60,15 @@ mod tests {
         std::path::Path::new(&format!("/proc/thread-self/fd/{fd}")).exists()
     }
 
-    /// Two threads take private tables: what each opens afterwards is invisible to the other,
-    /// what was open before stays visible to both, and each can hold its own descriptors under
-    /// the same numbers.
+    /// Two threads take private tables: what each opens afterwards is invisible to the other
+    /// and to the shared table, what was open before stays visible to both, and each can hold
+    /// its own descriptor under the same number.
     #[test]
     fn private_tables_are_private() {
+        // Far above what the test process uses, so that tests running beside this one (which
+        // open and close low numbers at any moment, in the shared table) cannot make the two
+        // copies differ there: the lowest free number from here is the same in both.
+        const HIGH: i32 = 900;
         let before = std::fs::File::open("/proc/self/stat").unwrap();
         let shared_fd = before.as_raw_fd();
         let ready = Arc::new(Barrier::new(2));
@@ -76,21 +80,27 @@ mod tests {
                     ready.wait();
                     take_private_table().unwrap();
                     assert!(is_open(shared_fd), "a descriptor opened before is kept");
-                    let mine = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-                    let fd = mine.as_raw_fd();
+                    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                    let mine = rustix::io::fcntl_dupfd_cloexec(&socket, HIGH).unwrap();
                     opened.wait();
                     // Closed here, in the table it belongs to: handing it to another thread
                     // would close a number that means something else there.
-                    (fd, is_open(fd), mine.local_addr().unwrap())
+                    (
+                        mine.as_raw_fd(),
+                        is_open(mine.as_raw_fd()),
+                        socket.local_addr().unwrap(),
+                    )
                 })
             })
             .collect();
         let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-        // The lowest free number is the same in both copies of the table, so both threads got
-        // the same number for different sockets: only possible with private tables.
+        // Both threads hold the same number for different sockets, open at the same time:
+        // only possible with private tables; and the shared table never saw it.
         assert_eq!(results[0].0, results[1].0);
+        assert!(results[0].0 >= HIGH);
         assert!(results[0].1 && results[1].1);
         assert_ne!(results[0].2, results[1].2);
+        assert!(!is_open(results[0].0), "the shared table does not hold it");
         drop(before);
     }
 
