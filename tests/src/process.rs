@@ -296,6 +296,15 @@ pub fn ganglion(args: &[&str]) -> std::process::Output {
         .expect("run ganglion")
 }
 
+/// What `ganglion dead-letters show ID --data-dir DIR FORM` prints (`--raw`: the message's
+/// bytes; `--json`: the letter with its reply and detail), the command having succeeded.
+pub fn show_dead_letter(data_dir: &Path, id: &str, form: &str) -> Vec<u8> {
+    let data = data_dir.display().to_string();
+    let output = ganglion(&["dead-letters", "show", id, "--data-dir", &data, form]);
+    assert!(output.status.success(), "{output:?}");
+    output.stdout
+}
+
 /// The dead letters in `data_dir`, as `ganglion dead-letters list --json` reports them.
 pub fn dead_letters(data_dir: &Path) -> Vec<serde_json::Value> {
     let output = ganglion(&[

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
-use tests::process::{dead_letters, ganglion, RouterProcess};
+use tests::process::{dead_letters, show_dead_letter, RouterProcess};
 use tests::scratch::Scratch;
 use tests::WAIT;
 
@@ -89,15 +89,8 @@ fn a_message_failing_past_its_attempts_is_dead_lettered_and_the_next_is_delivere
     assert_eq!(letters[0]["reason"], "retries-exhausted");
     // The endpoint's last reply is kept beside the message.
     let id = letters[0]["id"].as_str().unwrap();
-    let shown = ganglion(&[
-        "dead-letters",
-        "show",
-        id,
-        "--data-dir",
-        &scratch.join("data").display().to_string(),
-        "--json",
-    ]);
-    let letter: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let shown = show_dead_letter(&scratch.join("data"), id, "--json");
+    let letter: serde_json::Value = serde_json::from_slice(&shown).unwrap();
     assert!(
         letter["reply"].as_str().unwrap().contains("MSA|AE|POISON"),
         "{letter}"

@@ -9,7 +9,7 @@ use std::time::Duration;
 use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, unused_port, Endpoint, Reply, Sender};
 use tests::pki::TestPki;
-use tests::process::{dead_letters, ganglion, metric, wait_until, RouterProcess};
+use tests::process::{dead_letters, metric, show_dead_letter, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 use tests::WAIT;
 
@@ -256,15 +256,8 @@ fn ae_is_retried_until_aa_and_ar_is_dead_lettered() {
     assert_eq!(letters[0]["reason"], "rejected");
     assert_eq!(letters[0]["control_id"], "R2");
     let id = letters[0]["id"].as_str().unwrap();
-    let shown = ganglion(&[
-        "dead-letters",
-        "show",
-        id,
-        "--data-dir",
-        &scratch.join("data").display().to_string(),
-        "--raw",
-    ]);
-    assert_eq!(shown.stdout, refused);
+    let shown = show_dead_letter(&scratch.join("data"), id, "--raw");
+    assert_eq!(shown, refused);
 }
 
 #[test]
