@@ -26,10 +26,9 @@ use super::policy::{Budget, Machine, Next, Policy, Step};
 use super::settings::EgressSettings;
 use super::status::{Connection, EndpointStatus};
 use super::verdict::{Failure, Verdict};
-use crate::deadletter::DeadLetterError;
 use crate::net::pool::BufferPool;
 use crate::net::stream::{Stream, Unsolicited};
-use crate::pipeline::{Accepted, Delivery};
+use crate::pipeline::Delivery;
 use crate::routes::Endpoint;
 use crate::shard::room::Waiting;
 
@@ -41,11 +40,9 @@ pub trait Outcomes {
     /// frame, or `HTTP <status>` for ITK).
     fn delivered(&self, delivery: &Delivery, reply: &[u8]);
     /// The message is given up on; it must be kept in the dead-letter store with the reason
-    /// and the endpoint's reply, if any, before its destination is marked done.
+    /// and the endpoint's reply, if any, before its destination is marked done. Returns at
+    /// once: the letter is written while the worker goes on.
     fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>);
-    /// Keeps a message that no route takes (`unrouted = "dead-letter"`) as a dead letter, now:
-    /// its sender is acknowledged only after this returned `Ok`.
-    fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError>;
     /// An attempt failed and will be retried; for logs and metrics.
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration);
 }
