@@ -33,7 +33,7 @@ use crate::egress::settings::EgressSettings;
 use crate::ingress::budget::{self, InputBudget};
 use crate::mailbox::{Command, Control};
 use crate::metrics::Metrics;
-use crate::routes::file::Workers;
+use crate::routes::server::Workers;
 use crate::routes::{Diagnostic, RouteTable};
 use crate::runtime::driver::{Driver, DriverChoice};
 use crate::runtime::fdtable;

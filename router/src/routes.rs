@@ -40,6 +40,7 @@ pub mod message;
 mod parse;
 pub mod pattern;
 mod schema;
+pub mod server;
 mod shadow;
 pub mod table;
 pub mod testcase;
@@ -51,12 +52,11 @@ pub use diff::{diff, ListenerDiff, ServerChange, TableDiff};
 pub use digest::ContentDigest;
 pub use endpoint::{Endpoint, EndpointId, EndpointIdentity, Protocol, TlsProfile};
 pub use explain::{Explanation, Skip};
-pub use file::Unrouted;
 pub use keys::{Key, MessageKind, MessageView};
 pub use load::{load, load_str};
 pub use matcher::{Decision, Endpoints, Outcome};
 pub use message::ParsedMessage;
-pub use table::{Action, RouteTable, Rule, RuleId, Target};
+pub use table::{Action, RouteTable, Rule, RuleId, Target, Unrouted};
 
 /// A table as the daemon holds it: swapped whole on reload, kept by messages in flight.
 pub type SharedTable = Arc<RouteTable>;

@@ -17,9 +17,10 @@ use toml::Spanned;
 
 use super::digest::ContentDigest;
 use super::endpoint::TlsProfile;
-use super::file::{AdminSection, ListenerSection, RoutesFile, TlsSection};
+use super::file::{ListenerSection, RoutesFile, TlsSection};
 use super::index::Index;
 use super::schema::Ctx;
+use super::server::AdminSection;
 use super::table::{Listener, RouteTable};
 
 /// Compiles a parsed file; `None` when any error was reported into `ctx`.

@@ -7,10 +7,9 @@
 use std::borrow::Cow;
 
 use super::diag::{Diagnostic, Severity};
-use super::file::{Expect, MessageSource, Unrouted};
 use super::matcher::{Decision, Outcome};
 use super::message::ParsedMessage;
-use super::table::{RouteTable, TestCase};
+use super::table::{Expect, MessageSource, RouteTable, TestCase, Unrouted};
 use crate::inspect::find_messages;
 
 /// Runs every test case; returns one error per failing message (empty when all pass).

@@ -5,8 +5,8 @@
 //! `admin_allow_unverified_remote = true`.
 use std::net::SocketAddr;
 
-use crate::routes::file::AdminSection;
 use crate::routes::schema::{Ctx, Table};
+use crate::routes::server::AdminSection;
 
 pub fn access(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, admin: SocketAddr) -> AdminSection {
     let cert = t.str(ctx, "admin_cert");

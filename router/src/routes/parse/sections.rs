@@ -13,11 +13,10 @@ use toml::Spanned;
 use super::{delivery, units};
 use crate::routes::diag::did_you_mean;
 use crate::routes::endpoint::{LookupKeys, Protocol};
-use crate::routes::file::{
-    ClientAuth, EndpointSpec, GroupSection, ListenerSection, Loc, ServerSection, TlsSection, Val,
-    Workers,
-};
+use crate::routes::file::{EndpointSpec, GroupSection, ListenerSection, Loc, TlsSection, Val};
 use crate::routes::schema::{type_name, Ctx, Table};
+use crate::routes::server::{ServerSection, Workers};
+use crate::routes::table::ClientAuth;
 
 pub const SERVER_KEYS: &[&str] = &[
     "workers",
