@@ -36,6 +36,7 @@
 
 pub mod charset;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod deadletter;
 pub mod egress;

@@ -22,38 +22,27 @@
 //! flight keeps; [`RouteTable::route`] reads the message through borrowed views and allocates
 //! nothing for messages that reach at most four endpoints.
 pub mod address;
-mod compile;
 pub mod delivery;
-pub mod diag;
 pub mod diff;
 pub mod digest;
-pub mod directory;
 pub mod endpoint;
 pub mod explain;
-pub mod file;
 pub mod glob;
-mod index;
+pub(crate) mod index;
 pub mod keys;
-mod load;
 pub mod matcher;
 pub mod message;
-mod parse;
 pub mod pattern;
-mod schema;
 pub mod server;
-mod shadow;
 pub mod table;
-pub mod testcase;
 
 use std::sync::Arc;
 
-pub use diag::{Diagnostic, Severity};
 pub use diff::{diff, ListenerDiff, ServerChange, TableDiff};
 pub use digest::ContentDigest;
 pub use endpoint::{Endpoint, EndpointId, EndpointIdentity, Protocol, TlsProfile};
 pub use explain::{Explanation, Skip};
 pub use keys::{Key, MessageKind, MessageView};
-pub use load::{load, load_str};
 pub use matcher::{Decision, Endpoints, Outcome};
 pub use message::ParsedMessage;
 pub use table::{Action, RouteTable, Rule, RuleId, Target, Unrouted};

@@ -17,7 +17,7 @@ use toml::de::DeTable;
 use super::diag::did_you_mean;
 use super::file::RoutesFile;
 use super::schema::{array_of_tables, Ctx, Table, TOP_LEVEL};
-use super::table::Unrouted;
+use crate::routes::table::Unrouted;
 
 const TOP_KEYS: &[&str] = &[
     "unrouted",

@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::delivery::DeliverySpec;
-use super::endpoint::{LookupKeys, Protocol};
-use super::keys::{Column, Key, LookupFrom};
-use super::pattern::Pattern;
-use super::server::ServerSection;
-use super::table::{ClientAuth, Expect, MessageSource, Unrouted};
+use crate::routes::delivery::DeliverySpec;
+use crate::routes::endpoint::{LookupKeys, Protocol};
+use crate::routes::keys::{Column, Key, LookupFrom};
+use crate::routes::pattern::Pattern;
+use crate::routes::server::ServerSection;
+use crate::routes::table::{ClientAuth, Expect, MessageSource, Unrouted};
 
 /// Where a value came from: a byte span in `routes.toml`, or a line of the directory CSV.
 #[derive(Clone, Debug, PartialEq, Eq)]
