@@ -1,8 +1,8 @@
 //! [`RouteTable`]: the compiled, immutable form of `routes.toml` and its directory.
 //!
-//! Built only by [`super::compile`], so every value in it has been checked: endpoint names are
-//! resolved to dense [`EndpointId`]s, groups are expanded, patterns are compiled, the hash
-//! indexes are built. Nothing in it changes after that; a reload builds a new table and the
+//! Built only by [`crate::config`]'s compiler, so every value in it has been checked: endpoint
+//! names are resolved to dense [`EndpointId`]s, groups are expanded, patterns are compiled, the
+//! hash indexes are built. Nothing in it changes after that; a reload builds a new table and the
 //! daemon swaps an `Arc<RouteTable>`. A message in flight keeps the `Arc` of the table that
 //! routed it, so its endpoint ids stay meaningful until it is delivered.
 use std::net::SocketAddr;
