@@ -4,8 +4,8 @@ mod routes_common;
 
 use std::time::Duration;
 
+use router::config::load;
 use router::routes::delivery::DeliverySettings;
-use router::routes::load;
 use routes_common::{errors, first_hint, folder};
 
 const DIRECTORY: &str = "id,protocol,address\nlab,mllp,lab.local:2575\nward,mllp,ward.local:2575\n";

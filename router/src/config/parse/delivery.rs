@@ -4,8 +4,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::units;
+use crate::config::schema::{Ctx, Table};
 use crate::routes::delivery::{DeliverySpec, ReadKey, MAX_COUNT};
-use crate::routes::schema::{Ctx, Table};
 
 /// Reads whichever delivery keys `t` sets (unknown keys are the caller's to reject).
 pub fn spec(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> DeliverySpec {
