@@ -10,4 +10,4 @@
 pub mod incoming;
 pub mod reply;
 
-pub use incoming::{next, Next};
+pub use incoming::{next, Next, Whole};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use codecs::hl7v2::{AckCode, Message};
 use codecs::{http1, mllp};
 use loadgen::directory::Proto;
-use loadgen::receiver::{self, reply, Next};
+use loadgen::receiver::{self, reply, Next, Whole};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// How an MLLP endpoint answers the n-th message it receives (counted from 0 over all
@@ -236,13 +236,12 @@ fn answer_connection(mut conn: Box<dyn Conn>, inbox: &Inbox, script: &Script) ->
     // Messages received on this connection, for `Reply::ReplayingEarlier`.
     let mut earlier: Vec<Vec<u8>> = Vec::new();
     loop {
-        let (consumed, body, keep_alive) = match receiver::next(script.proto(), &mut decoder, &buf)
-        {
-            Next::Whole {
-                consumed,
-                body,
-                keep_alive,
-            } => (consumed, body, keep_alive),
+        let Whole {
+            consumed,
+            body,
+            keep_alive,
+        } = match receiver::next(script.proto(), &mut decoder, &buf) {
+            Next::Whole(whole) => whole,
             Next::Partial { consumed } | Next::TooLarge { consumed } => {
                 buf.drain(..consumed);
                 let n = conn.read(&mut chunk)?;

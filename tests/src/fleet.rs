@@ -16,7 +16,7 @@ use codecs::hl7v2::AckCode;
 use codecs::mllp;
 use loadgen::directory::Proto;
 use loadgen::fleet::addr_for;
-use loadgen::receiver::{self, reply, Next};
+use loadgen::receiver::{self, reply, Next, Whole};
 use monoio::net::TcpListener;
 use router::net::pool::{BufferPool, IO_BUFFER};
 use router::net::stream::Stream;
@@ -225,7 +225,7 @@ async fn serve_connection(mut stream: Stream, seen: &Seen, kicks: usize, pool: &
         acks.clear();
         loop {
             match receiver::next(Proto::Mllp, &mut decoder, &input[at..]) {
-                Next::Whole { consumed, body, .. } => {
+                Next::Whole(Whole { consumed, body, .. }) => {
                     let frame = &input[at..][body];
                     if let Some(id) = reply::hl7_ack(frame, AckCode::AA, &mut acks) {
                         if let Ok(mut ids) = seen.control_ids.lock() {

@@ -15,7 +15,7 @@ use super::report::{self, Command};
 use crate::directory::{Proto, Row};
 use crate::net::{Conn, Got};
 use crate::poll::{Flags, Poller, READ, READ_WRITE};
-use crate::receiver::{self, Next};
+use crate::receiver::{self, Next, Whole};
 use crate::rng::Rng;
 
 pub const LISTENER: u64 = 0;
@@ -183,19 +183,18 @@ impl State {
         let mut out = Vec::new();
         loop {
             out.clear();
-            let (consumed, body, keep_alive) =
-                match receiver::next(c.proto, &mut c.decoder, &c.conn.input) {
-                    Next::Whole {
-                        consumed,
-                        body,
-                        keep_alive,
-                    } => (consumed, body, keep_alive),
-                    Next::Partial { consumed } => {
-                        c.conn.input.drain(..consumed);
-                        return false;
-                    }
-                    Next::TooLarge { .. } | Next::Malformed => return true,
-                };
+            let Whole {
+                consumed,
+                body,
+                keep_alive,
+            } = match receiver::next(c.proto, &mut c.decoder, &c.conn.input) {
+                Next::Whole(whole) => whole,
+                Next::Partial { consumed } => {
+                    c.conn.input.drain(..consumed);
+                    return false;
+                }
+                Next::TooLarge { .. } | Next::Malformed => return true,
+            };
             let (outcome, delay) = self.behaviour.decide(&mut self.rng);
             let body = &c.conn.input[body];
             let id = match c.proto {

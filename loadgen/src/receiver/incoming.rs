@@ -7,17 +7,23 @@ use codecs::{http1, mllp};
 
 use crate::directory::Proto;
 
+/// A whole message at the front of the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whole {
+    /// Bytes to drop once it is answered.
+    pub consumed: usize,
+    /// Where it lies in the input: an MLLP frame's payload; an HTTP request's body, its head
+    /// being `..body.start`.
+    pub body: Range<usize>,
+    /// False when the sender asked to close after the answer.
+    pub keep_alive: bool,
+}
+
 /// What [`next`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// A whole message. `body` is where it lies in the input (an MLLP frame's payload; an HTTP
-    /// request's body, its head being `..body.start`); the caller answers it, then drops
-    /// `consumed` bytes. `keep_alive` is false when the sender asked to close afterwards.
-    Whole {
-        consumed: usize,
-        body: Range<usize>,
-        keep_alive: bool,
-    },
+    /// A message to answer.
+    Whole(Whole),
     /// More bytes are needed; drop `consumed` first (bytes outside any frame).
     Partial { consumed: usize },
     /// An MLLP frame past the decoder's limit: drop `consumed` (its first bytes) and go on, or
@@ -41,11 +47,11 @@ fn next_frame(decoder: &mut mllp::Decoder, input: &[u8]) -> Next {
     let consumed = decoded.consumed;
     match decoded.event {
         // The payload sits just before the frame's two closing bytes.
-        Some(mllp::Event::Frame(frame)) => Next::Whole {
+        Some(mllp::Event::Frame(frame)) => Next::Whole(Whole {
             consumed,
             body: consumed - (mllp::OVERHEAD - 1) - frame.len()..consumed - (mllp::OVERHEAD - 1),
             keep_alive: true,
-        },
+        }),
         Some(mllp::Event::TooLarge { .. }) => Next::TooLarge { consumed },
         None => Next::Partial { consumed },
     }
@@ -67,11 +73,11 @@ fn next_request(input: &[u8]) -> Next {
     if input.len() < end {
         return Next::Partial { consumed: 0 };
     }
-    Next::Whole {
+    Next::Whole(Whole {
         consumed: end,
         body: head.head_len..end,
         keep_alive: head.keep_alive,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -83,7 +89,8 @@ mod tests {
         let mut decoder = mllp::Decoder::new(1 << 20);
         let mut input = b"noise".to_vec();
         mllp::encode(b"MSH|one", &mut input);
-        let Next::Whole { consumed, body, .. } = next(Proto::Mllp, &mut decoder, &input) else {
+        let Next::Whole(Whole { consumed, body, .. }) = next(Proto::Mllp, &mut decoder, &input)
+        else {
             panic!("a whole frame");
         };
         assert_eq!(&input[body], b"MSH|one");
@@ -97,7 +104,7 @@ mod tests {
             Next::Partial { consumed: 0 }
         );
         let whole = [first, rest].concat();
-        let Next::Whole { body, .. } = next(Proto::Mllp, &mut decoder, &whole) else {
+        let Next::Whole(Whole { body, .. }) = next(Proto::Mllp, &mut decoder, &whole) else {
             panic!("the frame once its end arrived");
         };
         assert_eq!(&whole[body], b"MSH|two");
@@ -123,11 +130,11 @@ mod tests {
             next(Proto::Itk, &mut decoder, &request[..request.len() - 1]),
             Next::Partial { consumed: 0 }
         );
-        let Next::Whole {
+        let Next::Whole(Whole {
             consumed,
             body,
             keep_alive,
-        } = next(Proto::Itk, &mut decoder, request)
+        }) = next(Proto::Itk, &mut decoder, request)
         else {
             panic!("a whole request");
         };
