@@ -8,13 +8,12 @@
 //! sender asks. When the envelope asks for an infrastructure acknowledgement and its sender is
 //! in the directory, an InfAck is routed back to it.
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use codecs::http1;
 use codecs::itk::{self, FaultCode, InfAck, InfResult};
 
-use super::accept::{ConnectionOrigin, Incoming, Plan};
+use super::accept::{self, ConnectionOrigin, Incoming, Plan};
 use super::answer::itk::{write_fault, write_reply, ItkAnswer, Replying, ERROR_CLIENT};
 use super::answer::Answer;
 use super::budget::InputBuffer;
@@ -25,7 +24,7 @@ use super::refusals::{Detail, Refusal};
 use super::session::{About, Session};
 use crate::net::stream::Stream;
 use crate::notify::LocalSignal;
-use crate::pipeline::{Accepted, MessageKind};
+use crate::pipeline::MessageKind;
 use crate::routes::keys::Column;
 use crate::routes::message::ItkView;
 use crate::shard::Shard;
@@ -391,7 +390,6 @@ async fn inf_ack_plan(
 ) -> Option<Plan> {
     let routing = shard.routing();
     let endpoint = routing.table.endpoint(target.endpoint)?;
-    let handle = routing.handle(target.endpoint)?;
     let now = SystemTime::now();
     let timestamp = crate::wire_time::xml_datetime(now);
     let tracking_id = shard.uuids.next_uuid();
@@ -426,21 +424,11 @@ async fn inf_ack_plan(
         Some(at) => at..at + tracking_id.len(),
         None => 0..0,
     };
-    shard.wait_for_room(handle).await;
-    let message = Arc::new(Accepted {
-        seq: shard.next_seq(),
+    let made = Incoming {
+        bytes: &bytes,
         kind: MessageKind::Itk,
-        bytes: bytes.into(),
         control_id,
-        soap_action: Some(itk::SERVICE_INF_ACK.into()),
-        arrived: now,
-        listener: Arc::clone(&origin.listener),
-        peer: Arc::clone(&origin.peer_text),
-    });
-    Some(Plan::Deliver {
-        message,
-        endpoints: std::iter::once(target.endpoint).collect(),
-        routing,
-        rules: smallvec::SmallVec::new(),
-    })
+        soap_action: Some(itk::SERVICE_INF_ACK),
+    };
+    accept::plan_made(shard, target.endpoint, made, origin, now).await
 }
