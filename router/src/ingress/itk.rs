@@ -6,7 +6,10 @@
 //! unroutable, a Server fault when we cannot take it now; every refusal is logged once
 //! ([`super::refusals`]), with the tracking id when there is one. Connections are kept alive as the
 //! sender asks. When the envelope asks for an infrastructure acknowledgement and its sender is
-//! in the directory, an InfAck is routed back to it.
+//! in the directory, an InfAck is routed back to it, committed with the request it
+//! acknowledges. What becomes of each request (routing, the log, the answer, its counts and
+//! refusal line) is decided by the [`super::session`] shared with MLLP; this module reads HTTP,
+//! parses SOAP and writes the reply.
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 

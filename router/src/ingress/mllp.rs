@@ -16,7 +16,9 @@
 //! again later" and the connection is closed.
 //!
 //! A frame is parsed once: its entry keeps the MSH view routing used, and the ACK is written
-//! from it.
+//! from it. What becomes of each message (routing, the log, the answer, its counts and refusal
+//! line) is decided by the [`super::session`] shared with ITK; this module frames, parses and
+//! writes ACKs.
 use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
@@ -144,7 +146,7 @@ pub async fn serve(
         let mut acks = shard.pool.take();
         let answered = entries.len() as u64;
         for entry in entries.drain(..) {
-            write_answer(&batch, &shard, &listener, &input, entry, &mut acks);
+            write_answer(&batch, &listener, &input, entry, &mut acks);
         }
         drop(batch);
         spare = recycle(entries);
@@ -295,7 +297,6 @@ async fn route_frame<'a>(
 /// Appends the ACK (if any) for one frame of a committed batch, and reports it to the session.
 fn write_answer(
     batch: &Committed<'_, '_>,
-    shard: &Shard,
     listener: &ListenerCtx,
     input: &[u8],
     entry: Entry<'_>,
@@ -321,7 +322,7 @@ fn write_answer(
         msh.as_ref(),
         bytes,
         &answer,
-        &ack_id(shard),
+        &ack_id(batch.shard()),
         SystemTime::now(),
         acks,
     );
