@@ -5,8 +5,11 @@
 //!   the signal that closes it.
 //! - [`mllp`]: an MLLP sender's connection: frames in, ACKs out, in order, one write per batch.
 //! - [`itk`]: an ITK sender's HTTP/1.1 connection: SOAP requests in, responses or faults out.
+//! - [`session`]: one pipeline for both protocols: parsed messages in, routed, committed, and a
+//!   typed answer for each out; counts and logs each answer. No sockets.
 //! - [`accept`]: route, wait for room, hand to the endpoints' owners: where "accepted" is decided.
-//! - [`answer`]: what the sender is told (AA/AE/AR, CA/CE/CR), decided in one place.
+//! - [`answer`]: what the sender is told: the protocol-neutral `Answer`, mapped to an HL7v2
+//!   ACK (AA/AE/AR, CA/CE/CR) or an ITK response or SOAP fault.
 //! - [`reader`]: reading within the listener's deadlines and the input budgets, for both.
 //! - [`budget`]: memory for unfinished input, per process and per sender address.
 //! - [`cutoff`]: connections closed at a limit, counted and logged without flooding.
@@ -22,4 +25,5 @@ pub mod mllp;
 pub mod not_mllp;
 pub mod reader;
 pub mod refusals;
+pub mod session;
 pub mod slot;

@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 
 use codecs::hl7v2::AckCode;
 use serde_json::Value;
-use tests::endpoint::{msa, unused_port, Endpoint, Reply, Sender};
+use tests::endpoint::{msa, unused_port, Endpoint, HttpClient, Reply, Sender};
+use tests::itk::inf_ack_request;
 use tests::process::{bin, ganglion, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 
@@ -161,6 +162,58 @@ fn json_events_carry_their_fields_and_never_the_message() {
         !log.contains("O'NEIL") && !log.contains("9449305552"),
         "{log}"
     );
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn a_message_dropped_by_a_rule_is_logged_with_its_id_for_either_protocol() {
+    let scratch = Scratch::new("log-dropped");
+    let config = scratch.file(
+        "routes.toml",
+        format!(
+            "[server]\nworkers = 1\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+             [[listener]]\nname = \"in\"\nprotocol = \"mllp\"\nbind = \"127.0.0.1:0\"\n\n\
+             [[listener]]\nname = \"itk\"\nprotocol = \"itk-http\"\nbind = \"127.0.0.1:0\"\n\n\
+             [[route]]\nname = \"quiet-adt\"\nhl7.message_type = \"ADT\"\ndrop = true\n\n\
+             [[route]]\nname = \"quiet-acks\"\nitk.service = \"{}\"\ndrop = true\n",
+            scratch.join("data").display(),
+            codecs::itk::SERVICE_INF_ACK
+        ),
+    );
+    let mut router =
+        RouterProcess::start(&config, &["--log-format", "json"], &["in", "itk", "admin"]);
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    assert_eq!(msa(&sender.exchange(&adt("Q1")).unwrap()).0, "AA");
+    let tracking = "7C1B2A3D-4E5F-4061-9728-3A4B5C6D7E8F";
+    let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+    let response = client
+        .post(
+            "/syncsoap",
+            codecs::itk::SERVICE_INF_ACK,
+            &inf_ack_request(tracking),
+        )
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+
+    let mut dropped = Vec::new();
+    wait_until("both drops logged", WAIT, || {
+        dropped = find(&mut router, "message dropped by a rule");
+        dropped.len() == 2
+    });
+    let seen: Vec<_> = dropped
+        .iter()
+        .map(|e| (text(e, "listener"), text(e, "control_id"), text(e, "rule")))
+        .collect();
+    assert!(
+        seen.contains(&("in".into(), "Q1".into(), "quiet-adt".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("itk".into(), tracking.into(), "quiet-acks".into())),
+        "{seen:?}"
+    );
+    let log = router.log_lines().join("\n");
+    assert!(!log.contains("O'NEIL"), "{log}");
     assert!(router.terminate(WAIT).success());
 }
 

@@ -87,18 +87,7 @@ pub async fn plan(
     for &rule in &decision.matched {
         routing.hits.count(shard.info.index, rule);
     }
-    let make = || {
-        Arc::new(Accepted {
-            seq: shard.next_seq(),
-            kind: incoming.kind,
-            bytes: incoming.bytes.into(),
-            control_id: incoming.control_id.clone(),
-            soap_action: incoming.soap_action.map(Into::into),
-            arrived: SystemTime::now(),
-            listener: Arc::clone(&origin.listener),
-            peer: Arc::clone(&origin.peer_text),
-        })
-    };
+    let make = || accepted(shard, &incoming, origin, SystemTime::now());
     match decision.outcome {
         Outcome::Deliver => {
             for &id in &decision.endpoints {
@@ -138,6 +127,45 @@ pub async fn plan(
         },
         Outcome::Unrouted(Unrouted::DeadLetter) => Plan::DeadLetter { message: make() },
     }
+}
+
+/// Plans a message the router made itself (an ITK InfAck) for delivery to `endpoint`, as its
+/// sender's connection would have sent it; waits while that endpoint's queue is full. `None`
+/// when the endpoint is not in the table in force.
+pub async fn plan_made(
+    shard: &Shard,
+    endpoint: EndpointId,
+    made: Incoming<'_>,
+    origin: &ConnectionOrigin,
+    arrived: SystemTime,
+) -> Option<Plan> {
+    let routing = shard.routing();
+    shard.wait_for_room(routing.handle(endpoint)?).await;
+    Some(Plan::Deliver {
+        message: accepted(shard, &made, origin, arrived),
+        endpoints: std::iter::once(endpoint).collect(),
+        routing,
+        rules: SmallVec::new(),
+    })
+}
+
+/// The one copy of an incoming message's bytes, made when it is accepted.
+fn accepted(
+    shard: &Shard,
+    incoming: &Incoming<'_>,
+    origin: &ConnectionOrigin,
+    arrived: SystemTime,
+) -> Arc<Accepted> {
+    Arc::new(Accepted {
+        seq: shard.next_seq(),
+        kind: incoming.kind,
+        bytes: incoming.bytes.into(),
+        control_id: incoming.control_id.clone(),
+        soap_action: incoming.soap_action.map(Into::into),
+        arrived,
+        listener: Arc::clone(&origin.listener),
+        peer: Arc::clone(&origin.peer_text),
+    })
 }
 
 /// Stores every accepted message of the batch durably (unrouted ones as dead letters, the

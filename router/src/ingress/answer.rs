@@ -1,200 +1,96 @@
 //! What a sender is told, decided in one place for every way a message can end at ingress.
 //!
-//! [`Answer`] is the router's side of the story (accepted, refused by a rule, unreadable,
-//! cannot accept now); [`write_hl7v2_ack`] turns it into AA/AE/AR in original mode or CA/CE/CR in
-//! enhanced mode, honouring MSH-15 in enhanced mode (a sender that asked for no accept ACK, or
-//! for errors only, gets exactly that).
-use std::time::SystemTime;
+//! [`Answer`] is the router's side of the story, the same for both protocols: accepted, or
+//! refused with a typed reason (malformed at a place, too large, rejected by a rule, unroutable,
+//! not durable now, no room for the rest of it). The session decides it ([`super::session`]);
+//! [`hl7v2`] turns it into AA/AE/AR or CA/CE/CR, [`itk`] into a `SimpleMessageResponse` or a
+//! SOAP fault. What is counted and logged of an answer follows from its kind too
+//! ([`Answer::refusal`]), so the adapters only frame and encode.
+use std::borrow::Cow;
+use std::fmt;
 
-use codecs::hl7v2::{self, Ack, AckCode, AckCondition, AckError, AckMode, Msh};
+use super::cutoff::Cutoff;
+use super::refusals::Refusal;
+use crate::shard::durable::NotDurable;
 
-/// The router's verdict on one incoming message.
+pub mod hl7v2;
+pub mod itk;
+
+/// The router's verdict on one incoming message. `M` is how the protocol's parser says where a
+/// message is malformed (an HL7v2 `ParseError`, an `ItkError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer<'a> {
+pub enum Answer<'a, M> {
     /// Taken for delivery (or dropped by a rule, which is also an acceptance).
     Accepted,
-    /// A rule or the unrouted policy refused it; the text goes to the sender.
-    Rejected { reason: &'a str, code: u16 },
     /// It could not be read; the error says what and where.
-    Unreadable(AckError<'a>),
-    /// We could not take it now (storage full, shutting down); the sender should retry.
-    NotNow { reason: &'a str },
+    Malformed(M),
+    /// Longer than the listener's limit of `limit` bytes.
+    TooLarge { limit: usize },
+    /// A routing rule refused it, saying why.
+    Rejected { rule: &'a str, reason: &'a str },
+    /// No route takes it and the policy refuses such messages.
+    Unroutable,
+    /// It could not be stored now; the sender should try again later.
+    NotDurable(NotDurable),
+    /// There is no room for the rest of it (the input budgets); the sender should try again
+    /// later. Counted and logged where the input was cut off, not as a refusal of a message.
+    NoRoom(Cutoff),
 }
 
-/// HL7 table 0357 code 207, "application internal error": the code for refusals that are about
-/// routing rather than about the message's content.
-pub const APPLICATION_ERROR: u16 = 207;
+/// What a sender is told when no route takes its message.
+pub const NO_ROUTE: &str = "no route for this message";
 
-impl Answer<'_> {
-    fn code(&self, mode: AckMode) -> AckCode {
-        match (self, mode) {
-            (Answer::Accepted, AckMode::Original) => AckCode::AA,
-            (Answer::Accepted, AckMode::Enhanced) => AckCode::CA,
-            (Answer::Rejected { .. }, AckMode::Original) => AckCode::AR,
-            (Answer::Rejected { .. }, AckMode::Enhanced) => AckCode::CR,
-            (Answer::Unreadable(_) | Answer::NotNow { .. }, AckMode::Original) => AckCode::AE,
-            (Answer::Unreadable(_) | Answer::NotNow { .. }, AckMode::Enhanced) => AckCode::CE,
-        }
-    }
+/// A parser's account of a malformed message, as far as the router's log may show it.
+pub trait Malformation {
+    /// The byte offset in the message where it went wrong.
+    fn offset(&self) -> usize;
+    /// What went wrong, for the log: never the message's content.
+    fn logged(&self) -> impl fmt::Display + '_;
 }
 
-/// Appends the acknowledgement of `answer` to `out`, MLLP-framed, unless the sender asked not
-/// to get one (enhanced mode, MSH-15) or the message is itself an acknowledgement (answering
-/// an ACK starts an endless exchange). `original` is the message when its MSH could be read,
-/// `raw` its bytes (for salvaging MSH-10 when it could not). Returns the verdict's code,
-/// whether or not it was written.
-pub fn write_hl7v2_ack(
-    original: Option<&Msh<'_>>,
-    raw: &[u8],
-    answer: Answer<'_>,
-    control_id: &[u8],
-    now: SystemTime,
-    out: &mut Vec<u8>,
-) -> AckCode {
-    let mode = original.map_or(AckMode::Original, Msh::ack_mode);
-    let code = answer.code(mode);
-    if let Some(msh) = original {
-        if msh.is_ack() {
-            return code;
-        }
-        if mode == AckMode::Enhanced {
-            let wanted = match msh.accept_ack_condition() {
-                None | Some(AckCondition::Always) => true,
-                Some(AckCondition::Never) => false,
-                Some(AckCondition::ErrorOnly) => code.is_negative(),
-                Some(AckCondition::SuccessOnly) => !code.is_negative(),
-            };
-            if !wanted {
-                return code;
-            }
+impl<M> Answer<'_, M> {
+    /// Whether the sender is told its message was taken.
+    pub fn accepted(&self) -> bool {
+        matches!(self, Answer::Accepted)
+    }
+
+    /// The kind of refusal this is, as it is logged and counted; `None` when the message was
+    /// accepted, or when the cut-off already counted it.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Answer::Accepted | Answer::NoRoom(_) => None,
+            Answer::Malformed(_) => Some(Refusal::Unreadable),
+            Answer::TooLarge { .. } => Some(Refusal::TooLarge),
+            Answer::Rejected { .. } => Some(Refusal::Rejected),
+            Answer::Unroutable => Some(Refusal::NoRoute),
+            Answer::NotDurable(_) => Some(Refusal::NotStored),
         }
     }
-    let timestamp = crate::wire_time::hl7_timestamp(now);
-    let (text, error) = match answer {
-        Answer::Accepted => (None, None),
-        Answer::Rejected { reason, code } => (
-            Some(reason),
-            Some(AckError {
-                segment: None,
-                field: None,
-                offset: None,
-                code,
-                text: reason,
-            }),
-        ),
-        Answer::Unreadable(error) => (Some(error.text), Some(error)),
-        Answer::NotNow { reason } => (
-            Some(reason),
-            Some(AckError {
-                segment: None,
-                field: None,
-                offset: None,
-                code: APPLICATION_ERROR,
-                text: reason,
-            }),
-        ),
-    };
-    let ack = Ack {
-        code,
-        control_id,
-        timestamp: timestamp.as_bytes(),
-        text,
-        error,
-    };
-    out.push(codecs::mllp::START);
-    match original {
-        Some(msh) => hl7v2::write_ack(Some(msh), &ack, out),
-        None => hl7v2::write_ack_for_bytes(raw, &ack, out),
-    }
-    out.push(codecs::mllp::END);
-    out.push(codecs::mllp::CR);
-    code
-}
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use codecs::hl7v2::Message;
-
-    use std::time::UNIX_EPOCH;
-
-    use super::*;
-
-    fn at(secs: u64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(secs)
+    /// Whether the fault is the sender's (its message, or the rules about it) rather than the
+    /// router's being unable to take it now.
+    pub fn senders_fault(&self) -> bool {
+        matches!(
+            self,
+            Answer::Malformed(_)
+                | Answer::TooLarge { .. }
+                | Answer::Rejected { .. }
+                | Answer::Unroutable
+        )
     }
 
-    fn ack_for(message: &[u8], answer: Answer<'_>) -> Vec<u8> {
-        let parsed = Message::parse(message).ok();
-        let msh = parsed.as_ref().map(Message::msh);
-        let mut out = Vec::new();
-        write_hl7v2_ack(msh.as_ref(), message, answer, b"ACK1", at(0), &mut out);
-        out
-    }
-
-    const ORIGINAL: &[u8] =
-        b"MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A01^ADT_A01|C1|P|2.4\rPID|1\r";
-
-    #[test]
-    fn original_mode_accept() {
-        let out = ack_for(ORIGINAL, Answer::Accepted);
-        assert_eq!(
-            out,
-            b"\x0bMSH|^~\\&|EPR|RX8|PAS|RX8|19700101000000+0000||ACK^A01^ACK|ACK1|P|2.4\rMSA|AA|C1\r\x1c\r"
-        );
-    }
-
-    #[test]
-    fn enhanced_mode_uses_commit_codes_and_honours_msh15() {
-        let always = b"MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A01|C1|P|2.5|||AL|NE\r";
-        let out = ack_for(
-            always,
-            Answer::Rejected {
-                reason: "no route",
-                code: APPLICATION_ERROR,
-            },
-        );
-        let text = String::from_utf8_lossy(&out);
-        assert!(text.contains("MSA|CR|C1|no route"), "{text}");
-        assert!(text.contains("\rERR|"), "{text}");
-
-        let never = b"MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A01|C1|P|2.5|||NE|NE\r";
-        assert!(ack_for(never, Answer::Accepted).is_empty());
-        let errors_only = b"MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A01|C1|P|2.5|||ER|NE\r";
-        assert!(ack_for(errors_only, Answer::Accepted).is_empty());
-        let text = String::from_utf8_lossy(&ack_for(
-            errors_only,
-            Answer::NotNow {
-                reason: "disk full",
-            },
-        ))
-        .into_owned();
-        assert!(text.contains("MSA|CE|C1|disk full"), "{text}");
-    }
-
-    #[test]
-    fn an_ack_is_never_acknowledged() {
-        let ack = b"MSH|^~\\&|EPR|RX8|PAS|RX8|20261125||ACK^A01^ACK|A9|P|2.4\rMSA|AA|C1\r";
-        assert!(ack_for(ack, Answer::Accepted).is_empty());
-    }
-
-    #[test]
-    fn unreadable_input_still_gets_an_ae_with_salvaged_control_id() {
-        let broken = b"MSH|^~|PAS|RX8|EPR|RX8|20261125||ADT^A01|C77|P|2.4\r";
-        let error = AckError {
-            segment: Some(b"MSH"),
-            field: Some(2),
-            offset: Some(4),
-            code: 102,
-            text: "bad encoding characters",
-        };
-        let text =
-            String::from_utf8_lossy(&ack_for(broken, Answer::Unreadable(error))).into_owned();
-        assert!(
-            text.contains("MSA|AE|C77|bad encoding characters"),
-            "{text}"
-        );
-        assert!(text.contains("ERR|"), "{text}");
+    /// Why a message was refused, in the words its sender is told; `None` for an accepted or
+    /// malformed one (a malformed message is described by its protocol's error).
+    pub fn reason(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Answer::Accepted | Answer::Malformed(_) => None,
+            Answer::TooLarge { limit } => Some(Cow::Owned(format!(
+                "message longer than this listener's limit of {limit} bytes"
+            ))),
+            Answer::Rejected { reason, .. } => Some(Cow::Borrowed(reason)),
+            Answer::Unroutable => Some(Cow::Borrowed(NO_ROUTE)),
+            Answer::NotDurable(why) => Some(Cow::Borrowed(why.text())),
+            Answer::NoRoom(cutoff) => Some(Cow::Borrowed(cutoff.reason())),
+        }
     }
 }

@@ -6,38 +6,34 @@
 //! unroutable, a Server fault when we cannot take it now; every refusal is logged once
 //! ([`super::refusals`]), with the tracking id when there is one. Connections are kept alive as the
 //! sender asks. When the envelope asks for an infrastructure acknowledgement and its sender is
-//! in the directory, an InfAck is routed back to it.
+//! in the directory, an InfAck is routed back to it, committed with the request it
+//! acknowledges. What becomes of each request (routing, the log, the answer, its counts and
+//! refusal line) is decided by the [`super::session`] shared with MLLP; this module reads HTTP,
+//! parses SOAP and writes the reply.
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use codecs::http1;
-use codecs::itk::{self, ErrorInfo, FaultCode, FaultReply, InfAck, InfResult, SimpleResponse};
+use codecs::itk::{self, FaultCode, InfAck, InfResult};
 
 use super::accept::{self, ConnectionOrigin, Incoming, Plan};
+use super::answer::itk::{write_fault, write_reply, ItkAnswer, Replying, ERROR_CLIENT};
+use super::answer::Answer;
 use super::budget::InputBuffer;
 use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::reader::{Got, Reader};
 use super::refusals::{Detail, Refusal};
-use crate::metrics::listener::Code;
-use crate::metrics::Metrics;
+use super::session::{About, Session};
 use crate::net::stream::Stream;
 use crate::notify::LocalSignal;
-use crate::pipeline::{Accepted, MessageKind};
+use crate::pipeline::MessageKind;
 use crate::routes::keys::Column;
 use crate::routes::message::ItkView;
-use crate::routes::Decision;
 use crate::shard::Shard;
 
 /// Our identity in the InfAcks we send (`auditIdentity`, `reportingIdentity`).
 pub const ROUTER_IDENTITY: &str = "urn:nhs-uk:identity:ganglion";
-
-/// Toolkit error code for a request we cannot process (malformed, unroutable).
-const ERROR_CLIENT: &str = "1000";
-/// Toolkit error code for a failure on our side (the message could not be stored).
-const ERROR_SERVER: &str = "2100";
 
 /// Serves one sender (its TLS handshake, if any, already done; `accepted` when it connected)
 /// until it closes, asks to close, goes idle, reaches a limit, or breaks the protocol.
@@ -55,7 +51,7 @@ pub async fn serve(
     };
     let mut reader = Reader::new(&listener, &origin, accepted);
     let mut input = InputBuffer::default();
-    let mut decision = Decision::default();
+    let mut session = Session::new(&shard, &origin);
     loop {
         let connection = Connection {
             stream: &mut stream,
@@ -72,14 +68,8 @@ pub async fn serve(
                 // The rest of the request cannot be read: say why, then close, because we
                 // no longer know where the next request starts.
                 let mut out = shard.pool.take();
-                write_fault(
-                    &shard,
-                    None,
-                    FaultCode::Server,
-                    ERROR_SERVER,
-                    cutoff.reason(),
-                    &mut out,
-                );
+                let answer: ItkAnswer<'_> = Answer::NoRoom(cutoff);
+                write_reply(&answer, Replying::default(), &shard.uuids, &mut out);
                 let mut response = shard.pool.take();
                 let spec = http1::ResponseSpec {
                     status: 500,
@@ -116,15 +106,7 @@ pub async fn serve(
         let mut out = shard.pool.take();
         let body = &input[request.body.clone()];
         let status = if request.method_ok {
-            handle(
-                &shard,
-                &origin,
-                body,
-                request.soap_action.as_deref(),
-                &mut decision,
-                &mut out,
-            )
-            .await
+            handle(&mut session, body, request.soap_action.as_deref(), &mut out).await
         } else {
             let why = "only POST is accepted here";
             shard.refusals.note(
@@ -133,7 +115,14 @@ pub async fn serve(
                 Refusal::BadRequest,
                 Detail::why(&why),
             );
-            write_fault(&shard, None, FaultCode::Client, ERROR_CLIENT, why, &mut out);
+            write_fault(
+                &shard.uuids,
+                None,
+                FaultCode::Client,
+                ERROR_CLIENT,
+                why,
+                &mut out,
+            );
             405
         };
         let mut response = shard.pool.take();
@@ -286,60 +275,27 @@ async fn read_request(
 
 /// Handles one request body; writes the SOAP response into `out`, returns the HTTP status.
 async fn handle(
-    shard: &Shard,
-    origin: &ConnectionOrigin,
+    session: &mut Session<'_>,
     body: &[u8],
     soap_action: Option<&str>,
-    decision: &mut Decision,
     out: &mut Vec<u8>,
 ) -> u16 {
-    Metrics::bump(&shard.counters().received);
-    let counts = origin.stats.shard(shard.info.index);
-    counts.received(body.len());
+    let shard = session.shard();
+    session.received(body.len());
     // The Web Services rules (MessageID, Action, To, mustUnderstand, WS-Security shape) and
     // the schema rules parsing lets through are checked before anything is accepted.
     let message = match itk::parse(body).and_then(|m| m.check_strict().map(|()| m)) {
         Ok(message) => message,
         Err(error) => {
-            Metrics::bump(&shard.counters().unreadable);
-            counts.unreadable.fetch_add(1, Ordering::Relaxed);
-            shard.refusals.note(
-                origin.peer,
-                &origin.stats,
-                Refusal::Unreadable,
-                Detail {
-                    body: Some(body),
-                    ..Detail::why(&LoggedError(&error))
-                }
-                .at(error.offset),
-            );
-            let text = error.to_string();
-            let (code, system) = match error.de_code() {
-                Some(de) => (de, itk::DE_ERROR_CODE_SYSTEM),
-                None => (ERROR_CLIENT, itk::TOOLKIT_ERROR_CODE_SYSTEM),
+            let answer = Answer::Malformed(&error);
+            let (status, code) = write_reply(&answer, Replying::default(), &shard.uuids, out);
+            let about = About {
+                kind: MessageKind::Itk,
+                id: None,
+                bytes: body,
             };
-            let fault = match error.kind {
-                itk::ItkErrorKind::NotUnderstood => FaultCode::MustUnderstand,
-                itk::ItkErrorKind::SoapVersionMismatch => FaultCode::VersionMismatch,
-                _ => FaultCode::Client,
-            };
-            let id = shard.uuids.next_uuid();
-            let reply = FaultReply {
-                message_id: &shard.uuids.next_uuid(),
-                relates_to: None,
-                code: fault,
-                fault_string: fault.default_string(),
-                error: ErrorInfo {
-                    id: &id,
-                    code,
-                    code_system: system,
-                    text: "the request could not be accepted",
-                    diagnostic: Some(&text),
-                },
-            };
-            itk::write_fault(out, &reply);
-            counts.answered(Code::ClientFault);
-            return 500;
+            session.told(&answer, about, code);
+            return status;
         }
     };
     let request_id = message
@@ -374,110 +330,32 @@ async fn handle(
         control_id,
         soap_action: Some(&action),
     };
-    let plan = accept::plan(shard, &view, incoming, origin, decision).await;
+    let plan = session.plan(&view, incoming).await;
     let tracking = view.message().envelope.tracking_id.raw();
-    if let Plan::Rejected { reason, rule } = &plan {
-        Metrics::bump(&shard.counters().rejected);
-        let kind = match rule {
-            Some(_) => Refusal::Rejected,
-            None => Refusal::NoRoute,
-        };
-        let detail = Detail::itk(tracking, body, reason).rule(rule.as_deref());
-        shard
-            .refusals
-            .note(origin.peer, &origin.stats, kind, detail);
-        write_fault(
-            shard,
-            request_id.as_deref(),
-            FaultCode::Client,
-            ERROR_CLIENT,
-            reason,
-            out,
-        );
-        counts.answered(Code::ClientFault);
-        return 500;
-    }
+    let kept = session.keep(plan, tracking);
     // The InfAck is stored and committed with the message it acknowledges, so that both or
     // neither survive a crash.
-    let mut plans = vec![plan];
-    if let Some(target) = inf_ack {
-        if let Some(ack) = inf_ack_plan(shard, origin, &target).await {
-            plans.push(ack);
+    if session.accepts(kept) {
+        if let Some(target) = inf_ack {
+            if let Some(ack) = inf_ack_plan(shard, session.origin(), &target).await {
+                session.also(ack);
+            }
         }
     }
-    if let Err(refused) = accept::commit(shard, &plans).await {
-        let why = refused.text();
-        shard.refusals.note(
-            origin.peer,
-            &origin.stats,
-            Refusal::NotStored,
-            Detail::itk(tracking, body, &why),
-        );
-        write_fault(
-            shard,
-            request_id.as_deref(),
-            FaultCode::Server,
-            ERROR_SERVER,
-            refused.text(),
-            out,
-        );
-        counts.answered(Code::ServerFault);
-        return 500;
-    }
-    Metrics::bump(&shard.counters().accepted);
-    let reply = SimpleResponse {
-        message_id: &shard.uuids.next_uuid(),
-        request_action: &action,
-        relates_to: request_id.as_deref().unwrap_or(""),
-        text: "OK",
-        timestamp: None,
+    let batch = session.commit().await;
+    let answer = batch.verdict(kept);
+    let request = Replying {
+        message_id: request_id.as_deref(),
+        action: &action,
     };
-    itk::write_simple_response(out, &reply);
-    counts.answered(Code::Response);
-    200
-}
-
-/// An ITK error as it may be logged: where and what, without the text quick-xml quotes from
-/// the message (names and values) or the entity name a sender wrote.
-struct LoggedError<'e>(&'e itk::ItkError);
-
-impl std::fmt::Display for LoggedError<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let e = self.0;
-        match &e.kind {
-            itk::ItkErrorKind::Xml(_) => f.write_str("malformed XML")?,
-            itk::ItkErrorKind::UndefinedEntity(_) => f.write_str("undefined entity reference")?,
-            itk::ItkErrorKind::UnsupportedEncoding(_) => f.write_str("unsupported encoding")?,
-            kind => write!(f, "{kind}")?,
-        }
-        write!(f, " at byte {}", e.offset)?;
-        if !e.path.is_empty() {
-            write!(f, " in {}", e.path)?;
-        }
-        if let Some(de) = e.de_code() {
-            write!(f, " ({de})")?;
-        }
-        Ok(())
-    }
-}
-
-fn write_fault(
-    shard: &Shard,
-    relates_to: Option<&str>,
-    code: FaultCode,
-    error_code: &str,
-    text: &str,
-    out: &mut Vec<u8>,
-) {
-    let id = shard.uuids.next_uuid();
-    let reply = FaultReply {
-        message_id: &shard.uuids.next_uuid(),
-        relates_to,
-        code,
-        fault_string: code.default_string(),
-        error: ErrorInfo::toolkit(&id, error_code, text),
+    let (status, code) = write_reply(&answer, request, &shard.uuids, out);
+    let about = About {
+        kind: MessageKind::Itk,
+        id: Some(tracking),
+        bytes: body,
     };
-    itk::write_fault(out, &reply);
+    batch.told(&answer, about, code);
+    status
 }
 
 /// Who gets the infrastructure ACK of an envelope, when it asks for one.
@@ -515,7 +393,6 @@ async fn inf_ack_plan(
 ) -> Option<Plan> {
     let routing = shard.routing();
     let endpoint = routing.table.endpoint(target.endpoint)?;
-    let handle = routing.handle(target.endpoint)?;
     let now = SystemTime::now();
     let timestamp = crate::wire_time::xml_datetime(now);
     let tracking_id = shard.uuids.next_uuid();
@@ -550,21 +427,11 @@ async fn inf_ack_plan(
         Some(at) => at..at + tracking_id.len(),
         None => 0..0,
     };
-    shard.wait_for_room(handle).await;
-    let message = Arc::new(Accepted {
-        seq: shard.next_seq(),
+    let made = Incoming {
+        bytes: &bytes,
         kind: MessageKind::Itk,
-        bytes: bytes.into(),
         control_id,
-        soap_action: Some(itk::SERVICE_INF_ACK.into()),
-        arrived: now,
-        listener: Arc::clone(&origin.listener),
-        peer: Arc::clone(&origin.peer_text),
-    });
-    Some(Plan::Deliver {
-        message,
-        endpoints: std::iter::once(target.endpoint).collect(),
-        routing,
-        rules: smallvec::SmallVec::new(),
-    })
+        soap_action: Some(itk::SERVICE_INF_ACK),
+    };
+    accept::plan_made(shard, target.endpoint, made, origin, now).await
 }

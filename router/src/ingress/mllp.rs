@@ -16,37 +16,34 @@
 //! again later" and the connection is closed.
 //!
 //! A frame is parsed once: its entry keeps the MSH view routing used, and the ACK is written
-//! from it.
+//! from it. What becomes of each message (routing, the log, the answer, its counts and refusal
+//! line) is decided by the [`super::session`] shared with ITK; this module frames, parses and
+//! writes ACKs.
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use std::ops::Range;
 
-use codecs::hl7v2::{salvage_control_id, AckError, Message, Msh, ParseError};
+use codecs::hl7v2::{salvage_control_id, Message, Msh, ParseError};
 use codecs::mllp;
 
-use super::accept::{self, ConnectionOrigin, Incoming, Plan};
-use super::answer::{write_hl7v2_ack, Answer, APPLICATION_ERROR};
+use super::accept::{ConnectionOrigin, Incoming};
+use super::answer::hl7v2::{write_ack, Hl7Answer};
+use super::answer::Answer;
 use super::budget::InputBuffer;
 use super::cutoff::Cutoff;
 use super::listener::ListenerCtx;
 use super::not_mllp::{self, Stray};
 use super::reader::{Got, Reader};
-use super::refusals::{ControlId, Detail, Refusal};
+use super::refusals::{Detail, Refusal};
+use super::session::{About, Committed, Kept, Session};
 use crate::known::within;
 use crate::metrics::listener::Code;
-use crate::metrics::Metrics;
 use crate::net::stream::Stream;
 use crate::notify::LocalSignal;
 use crate::pipeline::MessageKind;
 use crate::routes::message::Hl7View;
-use crate::routes::Decision;
-use crate::shard::durable::NotDurable;
 use crate::shard::Shard;
-
-/// table 0357 code 100 would blame segment order; an oversized message is a "value too long".
-const TOO_LONG: u16 = 104;
 
 /// Serves one sender (its TLS handshake, if any, already done; `accepted` when it connected)
 /// until it closes, goes idle too long, reaches a limit, or breaks the connection.
@@ -61,9 +58,8 @@ pub async fn serve(
     let mut decoder = mllp::Decoder::new(listener.max_message_bytes());
     let mut reader = Reader::new(&listener, &origin, accepted);
     let mut input = InputBuffer::default();
-    let mut decision = Decision::default();
+    let mut session = Session::new(&shard, &origin);
     let mut spare: Vec<Entry<'static>> = Vec::new();
-    let mut plans: Vec<Plan> = Vec::new();
     // When the read that brought the first byte of the unfinished frame returned.
     let mut frame_began: Option<Instant> = None;
     loop {
@@ -131,7 +127,7 @@ pub async fn serve(
                 Some(mllp::Event::Frame(frame)) => {
                     let start = at + consumed - 2 - frame.len();
                     let range = start..start + frame.len();
-                    route_frame(&shard, &origin, frame, range, &mut decision, &mut plans).await
+                    route_frame(&mut session, frame, range).await
                 }
                 Some(mllp::Event::TooLarge { head }) => {
                     let start = at + consumed - head.len();
@@ -146,16 +142,14 @@ pub async fn serve(
             at += consumed;
         }
         // One write to the log and one group commit for everything this read brought.
-        let committed = accept::commit(&shard, &plans).await;
+        let batch = session.commit().await;
         let mut acks = shard.pool.take();
         let answered = entries.len() as u64;
         for entry in entries.drain(..) {
-            write_answer(
-                &shard, &listener, &origin, &input, entry, &plans, &committed, &mut acks,
-            );
+            write_answer(&batch, &listener, &input, entry, &mut acks);
         }
+        drop(batch);
         spare = recycle(entries);
-        plans.clear();
         // A frame still unfinished began in this read if frames ended in it, else earlier.
         frame_began = match (decoder.in_frame(), answered) {
             (false, _) => None,
@@ -217,13 +211,11 @@ fn refuse_unfinished(shard: &Shard, input: &[u8], cutoff: Cutoff, out: &mut Vec<
         .position(|&b| b == b'\r')
         .map_or(frame, |end| &frame[..=end]);
     let parsed = Message::parse(msh).ok();
-    let answer = Answer::NotNow {
-        reason: cutoff.reason(),
-    };
-    write_hl7v2_ack(
+    let answer: Hl7Answer<'_> = Answer::NoRoom(cutoff);
+    write_ack(
         parsed.as_ref().map(Message::msh).as_ref(),
         msh,
-        answer,
+        &answer,
         &ack_id(shard),
         SystemTime::now(),
         out,
@@ -234,11 +226,11 @@ fn refuse_unfinished(shard: &Shard, input: &[u8], cutoff: Cutoff, out: &mut Vec<
 /// and views are into the connection's input buffer, which is not touched until the batch is
 /// answered.
 enum Entry<'a> {
-    /// Parsed and routed: `plans[plan]`.
+    /// Parsed, routed and kept in the session's batch.
     Planned {
         frame: Range<usize>,
         msh: Msh<'a>,
-        plan: usize,
+        kept: Kept,
     },
     /// Could not be read; `msh` when at least its MSH could.
     Unreadable {
@@ -251,15 +243,11 @@ enum Entry<'a> {
 }
 
 async fn route_frame<'a>(
-    shard: &Shard,
-    origin: &ConnectionOrigin,
+    session: &mut Session<'_>,
     frame: &'a [u8],
     range: Range<usize>,
-    decision: &mut Decision,
-    plans: &mut Vec<Plan>,
 ) -> Entry<'a> {
-    Metrics::bump(&shard.counters().received);
-    origin.stats.shard(shard.info.index).received(frame.len());
+    session.received(frame.len());
     let message = match Message::parse(frame) {
         Ok(message) => message,
         Err(error) => {
@@ -289,7 +277,7 @@ async fn route_frame<'a>(
         control_id,
         soap_action: None,
     };
-    let plan = accept::plan(shard, &view, incoming, origin, decision).await;
+    let plan = session.plan(&view, incoming).await;
     // A routing value that could not be decoded: whatever the rules made of it, the message
     // cannot be routed as its sender meant.
     if let Some(error) = view.unreadable() {
@@ -299,123 +287,51 @@ async fn route_frame<'a>(
             error,
         };
     }
-    if let Plan::Dropped { rule } = &plan {
-        tracing::info!(
-            listener = &*origin.listener,
-            peer = %origin.peer,
-            control_id = %ControlId(msh.control_id().unwrap_or_default()),
-            rule = &**rule,
-            "message dropped by a rule"
-        );
-    }
-    plans.push(plan);
     Entry::Planned {
         frame: range,
         msh,
-        plan: plans.len() - 1,
+        kept: session.keep(plan, msh.control_id().unwrap_or_default()),
     }
 }
 
-/// Appends the ACK (if any) for one frame of a committed batch, and logs it if it is a refusal.
-#[allow(clippy::too_many_arguments)]
+/// Appends the ACK (if any) for one frame of a committed batch, and reports it to the session.
 fn write_answer(
-    shard: &Shard,
+    batch: &Committed<'_, '_>,
     listener: &ListenerCtx,
-    origin: &ConnectionOrigin,
     input: &[u8],
     entry: Entry<'_>,
-    plans: &[Plan],
-    committed: &Result<(), NotDurable>,
     acks: &mut Vec<u8>,
 ) {
-    let now = SystemTime::now();
-    let id = ack_id(shard);
-    let counters = shard.counters();
-    let counts = listener.stats.shard(shard.info.index);
-    let refuse = |kind: Refusal, detail: Detail<'_>| {
-        shard
-            .refusals
-            .note(origin.peer, &listener.stats, kind, detail);
-    };
-    match entry {
-        Entry::Planned { frame, msh, plan } => {
-            let control_id = msh.control_id().unwrap_or_default();
-            let bytes = within(input, frame);
-            let answer = match (plans.get(plan), committed) {
-                (Some(Plan::Rejected { reason, rule }), _) => {
-                    Metrics::bump(&counters.rejected);
-                    let detail = Detail::message(control_id, bytes, reason);
-                    match rule {
-                        Some(rule) => refuse(Refusal::Rejected, detail.rule(Some(&**rule))),
-                        None => refuse(Refusal::NoRoute, detail),
-                    }
-                    Answer::Rejected {
-                        reason,
-                        code: APPLICATION_ERROR,
-                    }
-                }
-                (_, Err(refused)) => {
-                    let why = refused.text();
-                    refuse(Refusal::NotStored, Detail::message(control_id, bytes, &why));
-                    Answer::NotNow { reason: why }
-                }
-                _ => {
-                    Metrics::bump(&counters.accepted);
-                    Answer::Accepted
-                }
-            };
-            let code = write_hl7v2_ack(Some(&msh), bytes, answer, &id, now, acks);
-            counts.answered(Code::Hl7(code));
-        }
-        Entry::Unreadable { frame, msh, error } => {
-            Metrics::bump(&counters.unreadable);
-            counts.unreadable.fetch_add(1, Ordering::Relaxed);
-            let bytes = within(input, frame);
-            let control_id = match &msh {
-                Some(msh) => msh.control_id(),
-                None => salvage_control_id(bytes),
-            };
-            refuse(
-                Refusal::Unreadable,
-                Detail::message(control_id.unwrap_or_default(), bytes, &error).at(error.offset),
-            );
-            let text = error.to_string();
-            let error = AckError::from_parse_error(&error, &text);
-            let code = write_hl7v2_ack(
-                msh.as_ref(),
-                bytes,
-                Answer::Unreadable(error),
-                &id,
-                now,
-                acks,
-            );
-            counts.answered(Code::Hl7(code));
-        }
+    let head_parsed;
+    let (frame, msh, answer): (_, _, Hl7Answer<'_>) = match &entry {
+        Entry::Planned { frame, msh, kept } => (frame, Some(*msh), batch.verdict(*kept)),
+        Entry::Unreadable { frame, msh, error } => (frame, *msh, Answer::Malformed(error)),
         Entry::TooLarge(head) => {
-            Metrics::bump(&counters.rejected);
-            let reason = format!(
-                "message longer than this listener's limit of {} bytes",
-                listener.max_message_bytes()
-            );
-            let bytes = within(input, head);
-            let parsed = Message::parse(bytes).ok();
-            let msh = parsed.as_ref().map(Message::msh);
-            let control_id = match &msh {
-                Some(msh) => msh.control_id(),
-                None => salvage_control_id(bytes),
-            };
-            refuse(
-                Refusal::TooLarge,
-                Detail::message(control_id.unwrap_or_default(), bytes, &reason),
-            );
-            let answer = Answer::Rejected {
-                reason: &reason,
-                code: TOO_LONG,
-            };
-            let code = write_hl7v2_ack(msh.as_ref(), bytes, answer, &id, now, acks);
-            counts.answered(Code::Hl7(code));
+            head_parsed = Message::parse(within(input, head.clone())).ok();
+            let limit = listener.max_message_bytes();
+            (
+                head,
+                head_parsed.as_ref().map(Message::msh),
+                Answer::TooLarge { limit },
+            )
         }
-    }
+    };
+    let bytes = within(input, frame.clone());
+    let id = msh.map_or_else(|| salvage_control_id(bytes), |msh| msh.control_id());
+    let code = write_ack(
+        msh.as_ref(),
+        bytes,
+        &answer,
+        &ack_id(batch.shard()),
+        SystemTime::now(),
+        acks,
+    );
+    let about = About {
+        kind: MessageKind::Hl7v2,
+        id,
+        bytes,
+    };
+    batch.told(&answer, about, Code::Hl7(code));
 }
 
 /// MSH-10 for an ACK we send: unique within this run, and telling which shard sent it
