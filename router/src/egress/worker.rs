@@ -32,7 +32,7 @@ use crate::deadletter::DeadLetterError;
 use crate::net::pool::BufferPool;
 use crate::net::stream::{Stream, Unsolicited};
 use crate::pipeline::{Accepted, Delivery};
-use crate::routes::delivery::OrderBy;
+use crate::routes::delivery::{OrderBy, MAX_PARALLEL};
 use crate::routes::{Endpoint, Protocol};
 use crate::shard::room::Waiting;
 
@@ -92,20 +92,34 @@ pub struct Worker {
 struct Lanes {
     order_by: OrderBy,
     lanes: Box<[lane::LaneQueue]>,
+    /// HTTP/1.1 has no pipelining worth using: an ITK lane has one message in flight, and an
+    /// endpoint gets `connections × max_in_flight` lanes instead.
+    one_each: bool,
 }
 
 impl Lanes {
-    /// Lanes for `endpoint`, if it takes more than one message at a time over MLLP (HTTP/1.1
-    /// has no pipelining worth using: ITK endpoints keep one in flight for now).
+    /// Lanes for `endpoint`, if it takes more than one message at a time.
     fn for_endpoint(endpoint: &Endpoint) -> Option<Lanes> {
         let settings = &endpoint.delivery;
-        let mllp = matches!(endpoint.protocol, Protocol::Mllp | Protocol::Mllps);
-        let hot = settings.max_in_flight > 1 || settings.connections > 1;
-        (mllp && hot).then(|| Lanes {
+        if settings.max_in_flight <= 1 && settings.connections <= 1 {
+            return None;
+        }
+        let one_each = matches!(endpoint.protocol, Protocol::ItkHttp | Protocol::ItkHttps);
+        let count = if one_each {
+            let most = u32::try_from(MAX_PARALLEL).unwrap_or(u32::MAX);
+            settings
+                .connections
+                .saturating_mul(settings.max_in_flight)
+                .min(most)
+        } else {
+            settings.connections
+        };
+        Some(Lanes {
             order_by: settings.order_by,
-            lanes: (0..settings.connections.max(1))
+            lanes: (0..count.max(1))
                 .map(|_| lane::LaneQueue::default())
                 .collect(),
+            one_each,
         })
     }
 

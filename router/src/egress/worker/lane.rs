@@ -1,7 +1,8 @@
 //! An endpoint's lanes, when it takes more than one message at a time (`max_in_flight`,
 //! `connections`): one connection each, with the order keys that hash to it.
 //!
-//! A lane pipelines HL7v2 frames: up to `max_in_flight` are written before their ACKs come,
+//! An ITK lane sends one message at a time (HTTP/1.1 has no pipelining worth using), so an ITK
+//! endpoint gets `connections × max_in_flight` lanes. An MLLP lane pipelines HL7v2 frames: up to `max_in_flight` are written before their ACKs come,
 //! and each ACK is matched to its message by MSA-2, exactly. Its queue ([`Keyed`]) lets one
 //! message per order key be in flight, so messages of one key never overtake each other,
 //! retries included. A reply that names no message in flight (and none acknowledged earlier on
@@ -72,6 +73,17 @@ impl LaneQueue {
             }
         })
         .await
+    }
+
+    /// The first message of the next ready key, taken for sending.
+    fn take_one(&self) -> Option<Sent> {
+        let mut keyed = self.keyed.borrow_mut();
+        let (key, delivery) = keyed.take_ready()?;
+        Some(Sent {
+            key,
+            delivery: delivery.clone(),
+            at: Instant::now(),
+        })
     }
 
     /// Puts messages taken for sending back at the front of their lines, in their order.
@@ -179,6 +191,7 @@ impl Worker {
         let Some(lane) = self.lane(index) else {
             return;
         };
+        let one_each = self.lanes.as_ref().is_some_and(|l| l.one_each);
         let policy = ctx.settings.policy();
         let mut link = self.link(&policy, seed);
         let mut flight = Flight::new();
@@ -195,7 +208,13 @@ impl Worker {
             paused = paused.filter(|&until| until > now);
             let endpoint = Arc::clone(&self.target.borrow().endpoint);
             let judge = (&policy, &*endpoint);
-            if paused.is_none() {
+            if one_each {
+                let next = paused.is_none().then(|| lane.take_one()).flatten();
+                if let Some(sent) = next {
+                    paused = self.exchange_one(&mut link, &ctx, judge, lane, sent).await;
+                    continue;
+                }
+            } else if paused.is_none() {
                 if let Err(failure) = self
                     .fill(&mut link, &ctx, &endpoint, lane, &mut flight)
                     .await
@@ -232,6 +251,29 @@ impl Worker {
         }
         flight.give_back(&ctx);
         Self::close(&mut link, &ctx).await;
+    }
+
+    /// One message on a lane with one in flight at a time (ITK): one attempt, judged as a reply
+    /// in flight is; `Some` when the lane must wait before sending again (the connection
+    /// failed, or the circuit opened), while a decline only rests the message's key.
+    async fn exchange_one(
+        &self,
+        link: &mut Link,
+        ctx: &WorkerContext,
+        judge: (&Policy, &Endpoint),
+        lane: &LaneQueue,
+        sent: Sent,
+    ) -> Option<Instant> {
+        let verdict = self.attempt(link, ctx, judge.1, &sent.delivery).await;
+        let answered = verdict
+            .as_ref()
+            .err()
+            .is_none_or(Failure::endpoint_answered);
+        if !answered {
+            link.drop_stream(ctx);
+        }
+        let until = self.settle(link, ctx, judge, lane, &sent, &verdict);
+        until.filter(|_| !answered || link.machine.circuit_open())
     }
 
     /// Writes, in one go, as many messages as the window has room for, each the first of its
