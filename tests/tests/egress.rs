@@ -510,3 +510,28 @@ fn by_default_one_message_is_in_flight_and_a_retry_holds_every_patient_back() {
     );
     assert!(router.terminate(WAIT).success());
 }
+
+#[test]
+fn after_a_restart_each_patient_s_messages_still_arrive_in_order() {
+    const PATIENTS: usize = 10;
+    const EACH: usize = 6;
+    let scratch = Scratch::new("hot-restart");
+    let port = tests::endpoint::unused_port();
+    let keys = "max_in_flight = 8\nconnections = 2\n";
+    let config = config(&scratch, "", &hot_endpoint(port, keys), "epr");
+    let router = start(&config);
+    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    // Stopped while the endpoint is down: everything waits in the log.
+    assert!(router.terminate(WAIT).success());
+    let epr = Endpoint::mllp_on(std::net::TcpListener::bind(port).unwrap(), None, |_, _| {
+        std::thread::sleep(Duration::from_millis(1));
+        Reply::Ack(AckCode::AA)
+    });
+    let restarted = start(&config);
+    restarted.wait_settled((PATIENTS * EACH) as u64, 0);
+    assert_eq!(
+        per_patient(&epr.inbox.messages(), PATIENTS),
+        in_order(PATIENTS, EACH)
+    );
+    assert!(restarted.terminate(WAIT).success());
+}
