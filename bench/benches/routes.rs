@@ -20,11 +20,12 @@ use std::time::{Duration, SystemTime};
 
 use bench::fixtures;
 use criterion::{criterion_group, criterion_main, Criterion};
+use router::config::load;
 use router::daemon::admin::scrape::{self, Options};
 use router::metrics::listener::ListenerStats;
 use router::metrics::Metrics;
 use router::routes::message::{Hl7View, ItkView};
-use router::routes::{load, Decision, Outcome, RouteTable};
+use router::routes::{Decision, Outcome, RouteTable};
 use router::shard::Routing;
 use router::wal::DiskBudget;
 

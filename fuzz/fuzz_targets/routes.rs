@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use router::inspect::Item;
-use router::routes::{self, diff, directory, load_str, Decision, Diagnostic, ParsedMessage};
+use router::config::{directory, load_str, Diagnostic};
+use router::routes::{diff, Decision, ParsedMessage};
 
 const ADT: &[u8] = b"MSH|^~\\&|PAS|RX8|EPR|RX8|20260101120000||ADT^A01^ADT_A01|MSG0001|P|2.4|||AL|NE||8859/1\rPID|1||9434765919^^^NHS^NH||SMITH^JOHN\r";
 const ORU: &[u8] = b"MSH|^~\\&|LAB|RX8|GP|A81001|20260101120000||ORU^R01|L1|P|2.5\rOBR|1\r";
@@ -75,7 +76,7 @@ fuzz_target!(|data: &[u8]| {
             warnings
         }
         Err(errors) => {
-            assert!(errors.iter().any(routes::Diagnostic::is_error), "Err without an error");
+            assert!(errors.iter().any(Diagnostic::is_error), "Err without an error");
             errors
         }
     };

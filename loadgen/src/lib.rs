@@ -6,7 +6,9 @@
 //! bare forwarder that gives the ceiling; [`proof`] puts them together around `ganglion run`
 //! and writes the headroom report; [`connections`] measures what holding every endpoint's
 //! connection costs it (time, memory, the reconnect storm); [`soak`] holds a rate for a long
-//! time with endpoints flapping and the routing reloaded, and judges losses and memory. [`poll`], [`clock`] and [`sys`] are the small shared pieces
+//! time with endpoints flapping and the routing reloaded, and judges losses and memory.
+//! [`receiver`] is what every stand-in endpoint does with what it receives (the fleet's, and
+//! the integration tests' own). [`poll`], [`clock`] and [`sys`] are the small shared pieces
 //! (epoll and timerfd, the monotonic clock shared by processes, descriptor limits and /proc).
 #![forbid(unsafe_code)]
 
@@ -22,6 +24,7 @@ pub mod pki;
 pub mod poll;
 pub mod progress;
 pub mod proof;
+pub mod receiver;
 pub mod relay;
 pub mod rng;
 pub mod soak;

@@ -1,6 +1,6 @@
 //! `ganglion run`: start-up, the control loop, and shutdown.
 //!
-//! Start-up is a reload from nothing: the same `routes::load` that `check` and every reload
+//! Start-up is a reload from nothing: the same `config::load` that `check` and every reload
 //! use builds the first table. The shards are started (every runtime built before any starts
 //! work) with an empty table; the first table reaches them as any reload does (a plan, prepare:
 //! each shard binds its own sockets; commit), then they replay their logs and accept. This
@@ -28,13 +28,14 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::config::Diagnostic;
 use crate::deadletter::{DeadLetterId, DeadLetterStore};
 use crate::egress::settings::EgressSettings;
 use crate::ingress::budget::{self, InputBudget};
 use crate::mailbox::{Command, Control};
 use crate::metrics::Metrics;
-use crate::routes::file::Workers;
-use crate::routes::{Diagnostic, RouteTable};
+use crate::routes::server::Workers;
+use crate::routes::RouteTable;
 use crate::runtime::driver::{Driver, DriverChoice};
 use crate::runtime::fdtable;
 use crate::runtime::mesh::Mesh;

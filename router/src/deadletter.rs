@@ -7,13 +7,16 @@
 //! a letter is written to a hidden temporary file, fsynced, and linked under its final name
 //! (`link` fails rather than replace, so ids are never reused); a replay first renames
 //! `<id>.dl` to `<id>.replaying`, which only one claimant can win, and deletes it once the
-//! message is back in the log. Writing a letter fsyncs; the daemon does it on a blocking thread,
-//! and marks the destination done in the log only after [`DeadLetterStore::add`] returned.
+//! message is back in the log. Writing a letter fsyncs the file and the folder; each shard has a
+//! thread that does it ([`LetterWriter`], a batch sharing one folder sync), and the shard marks
+//! the destination done in the log only once its letter is durable.
 mod format;
 pub mod json;
 mod store;
+mod writer;
 
 pub use store::{Claimed, DeadLetterStore};
+pub use writer::{LetterWriter, Written};
 
 use crate::wal::{Origin, OwnedOrigin, RecordId};
 use std::fmt;
@@ -168,4 +171,29 @@ pub enum DeadLetterError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the dead-letter writer thread is gone")]
+    WriterGone,
+}
+
+impl DeadLetterError {
+    /// The same error for another letter of the batch it ended (errors are not `Clone`:
+    /// `io::Error` is not).
+    pub(crate) fn again(&self) -> DeadLetterError {
+        match self {
+            Self::Io { op, path, source } => Self::Io {
+                op,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Self::InvalidId(id) => Self::InvalidId(id.clone()),
+            Self::NotFound(id) => Self::NotFound(id.clone()),
+            Self::Damaged { id, path, reason } => Self::Damaged {
+                id: id.clone(),
+                path: path.clone(),
+                reason,
+            },
+            Self::TooLarge(why) => Self::TooLarge(why),
+            Self::WriterGone => Self::WriterGone,
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! ganglion's router: everything between the codecs and the command line.
 //!
 //! Configuration and tools:
-//! - [`routes`]: `routes.toml` and the endpoint directory, parsed with spans, validated as a whole
-//!   and compiled into the immutable `RouteTable` that routes each message.
+//! - [`config`]: `routes.toml` and the endpoint directory, parsed with spans, validated as a
+//!   whole and compiled into a `RouteTable`.
+//! - [`routes`]: the immutable `RouteTable` that routes each message, and the types it is made
+//!   of (config depends on routes, never the reverse).
 //! - [`inspect`]: finds the messages in a file (raw HL7v2, batches, MLLP frames, ITK XML, whole
 //!   HTTP requests) and reports the routing keys the codecs read.
 //! - [`cli`]: the `ganglion` command line (the binary's `main` is one call into it).
@@ -36,6 +38,7 @@
 
 pub mod charset;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod deadletter;
 pub mod egress;

@@ -1,62 +1,51 @@
-//! Routing configuration: `routes.toml`, the endpoint directory, and the compiled [`RouteTable`].
+//! The routing table: the compiled, immutable [`RouteTable`] and everything that reads it.
 //!
-//! The way in is [`load`], the one function that start-up, reload and `ganglion check` all
-//! call: read the file, [`parse`] it with spans into the plain structs of [`file`] (unknown keys
-//! and wrong types reported, all at once), then [`compile`] them (the directory CSV read,
-//! names resolved to [`EndpointId`]s, TLS files checked, patterns and the hash [`index`]
-//! built, unreachable routes warned about). Either every problem comes back as a
-//! [`Diagnostic`] (`routes.toml:LINE:COL: error: …`), or a table comes back with the warnings.
+//! This is routing's hot-path side. A message is read through the [`MessageView`] trait
+//! ([`message`]: views over parsed HL7v2 and ITK messages; [`keys`]: what a route can test), and
+//! [`RouteTable::route`] ([`matcher`]) gathers candidate rules from the hash [`index`] on exact
+//! values and literal prefixes, tries their [`pattern`]s ([`glob`] for the rest) and follows
+//! directory lookups. Beside it, for tools and reloads: [`explain`] (the same decision, with
+//! reasons) and [`diff`] (what a reload changes between two tables). And the types a table is
+//! made of: [`table`] (rules, listeners, groups, `[[test]]` cases), [`endpoint`], [`address`],
+//! [`delivery`] (retry budget, queue limit and stuck threshold of each endpoint, and the one
+//! list of delivery keys), [`digest`] (what TLS files hold, to see one renewed in place) and
+//! [`server`] (`[server]` as the daemon applies it).
 //!
-//! Parts: [`diag`] (diagnostics), [`walk`] (the schema walk over toml's spanned tree),
-//! [`parse`], [`file`], [`directory`] (the CSV), [`address`], [`endpoint`], [`delivery`] (retry
-//! budget, queue limit and stuck threshold of each endpoint), [`keys`] (what a
-//! route can test, and the [`MessageView`] trait the matcher reads messages through),
-//! [`glob`], [`pattern`], [`compile`], [`table`], [`index`], [`matcher`] (`route`),
-//! [`explain`] (the same decision, with reasons), [`shadow`] (the "can never match" warning),
-//! [`diff`] (what a reload changes), [`digest`] (what TLS files hold, to see one renewed in
-//! place), [`message`] (views over parsed HL7v2 and ITK messages)
-//! and [`testcase`] (`[[test]]`).
+//! The dependency runs one way: [`crate::config`] reads `routes.toml` and the directory and
+//! compiles them into a table out of these types; nothing here imports `crate::config`. A type
+//! the table keeps belongs here even when it mirrors the file (`[server]`, [`Unrouted`], a
+//! listener's client-certificate mode), and the config side fills it in. So the path a message
+//! takes depends on no part of the parser, the schema walk or the diagnostics.
 //!
 //! Invariants: a [`RouteTable`] exists only if compilation found no error; it is immutable and
 //! `Send + Sync`, meant to be shared as an `Arc<RouteTable>` that a reload swaps and a message in
 //! flight keeps; [`RouteTable::route`] reads the message through borrowed views and allocates
 //! nothing for messages that reach at most four endpoints.
 pub mod address;
-mod compile;
 pub mod delivery;
-pub mod diag;
 pub mod diff;
 pub mod digest;
-pub mod directory;
 pub mod endpoint;
 pub mod explain;
-pub mod file;
 pub mod glob;
-mod index;
+pub(crate) mod index;
 pub mod keys;
-mod load;
 pub mod matcher;
 pub mod message;
-mod parse;
 pub mod pattern;
-mod schema;
-mod shadow;
+pub mod server;
 pub mod table;
-pub mod testcase;
 
 use std::sync::Arc;
 
-pub use diag::{Diagnostic, Severity};
 pub use diff::{diff, ListenerDiff, ServerChange, TableDiff};
 pub use digest::ContentDigest;
 pub use endpoint::{Endpoint, EndpointId, EndpointIdentity, Protocol, TlsProfile};
 pub use explain::{Explanation, Skip};
-pub use file::Unrouted;
 pub use keys::{Key, MessageKind, MessageView};
-pub use load::{load, load_str};
 pub use matcher::{Decision, Endpoints, Outcome};
 pub use message::ParsedMessage;
-pub use table::{Action, RouteTable, Rule, RuleId, Target};
+pub use table::{Action, RouteTable, Rule, RuleId, Target, Unrouted};
 
 /// A table as the daemon holds it: swapped whole on reload, kept by messages in flight.
 pub type SharedTable = Arc<RouteTable>;

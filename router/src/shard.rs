@@ -34,6 +34,7 @@ use crate::runtime::mesh::Mesh;
 use crate::runtime::shards::ShardInfo;
 use crate::trace::recorder::Recorder;
 use durable::Durability;
+use outcomes::ShardOutcomes;
 use room::{QueueCount, Waiting};
 pub use routing::{EndpointHandle, Routing};
 
@@ -92,7 +93,7 @@ pub struct Shard {
     pub pool: Rc<BufferPool>,
     workers: RefCell<HashMap<Arc<str>, Rc<Worker>>>,
     pub settings: EgressSettings,
-    outcomes: Rc<dyn Outcomes>,
+    outcomes: Rc<ShardOutcomes>,
     workers_context: WorkerContext,
     pub metrics: Arc<Metrics>,
     /// The shard's write-ahead log; `None` only when durability was turned off (benchmarks).
@@ -118,7 +119,7 @@ impl Shard {
         routing: Arc<Routing>,
         mesh: Arc<Mesh<Delivery>>,
         settings: EgressSettings,
-        outcomes: Rc<dyn Outcomes>,
+        outcomes: Rc<ShardOutcomes>,
         metrics: Arc<Metrics>,
         durability: Option<Rc<Durability>>,
     ) -> Rc<Shard> {
@@ -126,7 +127,7 @@ impl Shard {
         let workers_context = WorkerContext {
             settings,
             pool: Rc::clone(&pool),
-            outcomes: Rc::clone(&outcomes),
+            outcomes: Rc::clone(&outcomes) as Rc<dyn Outcomes>,
             gate: ConnectGate::new(CONCURRENT_HANDSHAKES, CONNECTS_PER_SECOND),
             counters: Rc::new(ShardConnections {
                 metrics: Arc::clone(&metrics),
@@ -456,15 +457,21 @@ impl Shard {
     }
 
     /// Gives up on a delivery that cannot reach its endpoint (it no longer exists).
-    pub fn dead_letter(&self, delivery: &Delivery, detail: &str) {
+    pub async fn dead_letter(&self, delivery: &Delivery, detail: &str) {
         self.outcomes
-            .dead_letter(delivery, GiveUp::Unroutable, detail, None);
+            .keep(delivery, GiveUp::Unroutable, detail, None)
+            .await;
     }
 
     /// Keeps a message that no rule routes, when the policy says to keep such messages; its
     /// sender may be acknowledged once this returned `Ok`.
-    pub fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError> {
-        self.outcomes.keep_unrouted(message)
+    pub async fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError> {
+        self.outcomes.keep_unrouted(message).await
+    }
+
+    /// Dead letters being written for this shard's workers.
+    pub fn letters_pending(&self) -> usize {
+        self.outcomes.letters_pending()
     }
 
     /// This shard's counters.

@@ -3,8 +3,9 @@
 //! Counted with dhat's heap statistics over a thousand routings of each kind of message.
 use std::path::Path;
 
+use router::config::load_str;
 use router::routes::message::{Hl7View, ItkView};
-use router::routes::{load_str, Decision, Outcome};
+use router::routes::{Decision, Outcome};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;

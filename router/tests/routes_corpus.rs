@@ -4,8 +4,9 @@
 //! (or `$GANGLION_CORPUS`); without it the test says so and passes, except in CI.
 use std::path::Path;
 
+use router::config::load;
 use router::inspect::find_messages;
-use router::routes::{load, Decision, ParsedMessage};
+use router::routes::{Decision, ParsedMessage};
 
 #[test]
 fn corpus_messages_route_the_same_with_and_without_the_index() {

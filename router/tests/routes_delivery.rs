@@ -5,8 +5,8 @@ mod routes_common;
 use std::time::Duration;
 
 use codecs::hl7v2::FieldPath;
+use router::config::load;
 use router::routes::delivery::{DeliverySettings, OrderBy};
-use router::routes::load;
 use routes_common::{errors, first_hint, folder};
 
 const DIRECTORY: &str = "id,protocol,address\nlab,mllp,lab.local:2575\nward,mllp,ward.local:2575\n";

@@ -311,11 +311,11 @@ fn test_expectation_values() {
 /// Loads `toml` (plus files) and runs its tests: the failures, as short strings.
 fn test_failures(files: &[(&str, &[u8])]) -> Vec<String> {
     let dir = routes_common::folder(files);
-    let table = match router::routes::load(&dir.join("routes.toml")) {
+    let table = match router::config::load(&dir.join("routes.toml")) {
         Ok((t, _)) => t,
         Err(d) => panic!("config does not load: {d:#?}"),
     };
-    let got = router::routes::testcase::run_tests(&table)
+    let got = router::config::testcase::run_tests(&table)
         .iter()
         .map(|d| routes_common::short(d, &dir))
         .collect();

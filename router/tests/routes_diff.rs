@@ -2,7 +2,8 @@
 //! (protocol, address, server name, TLS profile); rules by what the operator wrote.
 mod routes_common;
 
-use router::routes::{diff, load, RouteTable, TableDiff};
+use router::config::load;
+use router::routes::{diff, RouteTable, TableDiff};
 use routes_common::folder;
 
 const TLS: &str = "[tls.nhs]\nverify_server_name = true\n[directory]\nfile = \"e.csv\"\n";

@@ -7,8 +7,9 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use proptest::prelude::*;
+use router::config::load_str;
 use router::routes::keys::{ItkKey, MshKey};
-use router::routes::{load_str, Decision, Key, MessageKind, MessageView, Outcome, RouteTable};
+use router::routes::{Decision, Key, MessageKind, MessageView, Outcome, RouteTable};
 
 // ---- the model ----
 

@@ -1,13 +1,17 @@
 //! Endpoints that stand in for hospital systems: real sockets, real (optional) TLS, and a
-//! script that says how to answer each message. Everything they receive is recorded.
+//! script that says how to answer each message. Everything they receive is recorded. A thread
+//! per connection, blocking: few connections, and a script may take its time. Messages are
+//! framed and answered by [`loadgen::receiver`], as in loadgen's fleet.
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use codecs::hl7v2::{self, Ack, AckCode, Message};
+use codecs::hl7v2::{AckCode, Message};
 use codecs::{http1, mllp};
+use loadgen::directory::Proto;
+use loadgen::receiver::{self, reply, Next, Whole};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// How an MLLP endpoint answers the n-th message it receives (counted from 0 over all
@@ -30,7 +34,30 @@ pub enum Reply {
 /// How an ITK endpoint answers: HTTP status and body.
 pub type HttpReply = (u16, Vec<u8>);
 
-type Script<R> = Arc<dyn Fn(usize, &[u8]) -> R + Send + Sync>;
+/// A test's answer to the n-th message, given its bytes.
+type Answer<R> = Arc<dyn Fn(usize, &[u8]) -> R + Send + Sync>;
+
+/// How an endpoint answers, by protocol.
+#[derive(Clone)]
+enum Script {
+    Mllp(Answer<Reply>),
+    Itk(Answer<HttpReply>),
+}
+
+impl Script {
+    fn proto(&self) -> Proto {
+        match self {
+            Script::Mllp(_) => Proto::Mllp,
+            Script::Itk(_) => Proto::Itk,
+        }
+    }
+}
+
+/// What a script's answer comes to on the connection.
+enum Then {
+    Continue,
+    Close,
+}
 
 /// What an endpoint received, in order.
 #[derive(Clone, Default)]
@@ -105,10 +132,7 @@ impl Endpoint {
         tls: Option<Arc<ServerConfig>>,
         script: impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static,
     ) -> Endpoint {
-        let script: Script<Reply> = Arc::new(script);
-        serve(listener, tls, move |stream, inbox| {
-            let _ = mllp_connection(stream, inbox, &script);
-        })
+        serve(listener, tls, Script::Mllp(Arc::new(script)))
     }
 
     /// An ITK (HTTP) endpoint on a fresh loopback port.
@@ -117,10 +141,7 @@ impl Endpoint {
         script: impl Fn(usize, &[u8]) -> HttpReply + Send + Sync + 'static,
     ) -> Endpoint {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind endpoint");
-        let script: Script<HttpReply> = Arc::new(script);
-        serve(listener, tls, move |stream, inbox| {
-            let _ = http_connection(stream, inbox, &script);
-        })
+        serve(listener, tls, Script::Itk(Arc::new(script)))
     }
 }
 
@@ -128,16 +149,11 @@ impl Endpoint {
 pub trait Conn: Read + Write + Send {}
 impl<T: Read + Write + Send> Conn for T {}
 
-fn serve(
-    listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
-    handle: impl Fn(Box<dyn Conn>, &Inbox) + Send + Sync + 'static,
-) -> Endpoint {
+fn serve(listener: TcpListener, tls: Option<Arc<ServerConfig>>, script: Script) -> Endpoint {
     let addr = listener.local_addr().expect("endpoint address");
     listener.set_nonblocking(true).expect("nonblocking accept");
     let inbox = Inbox::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = Arc::new(handle);
     {
         let inbox = inbox.clone();
         let stop = Arc::clone(&stop);
@@ -148,10 +164,10 @@ fn serve(
                         inbox.connections.fetch_add(1, Ordering::SeqCst);
                         let _ = tcp.set_nonblocking(false);
                         let _ = tcp.set_read_timeout(Some(Duration::from_millis(200)));
-                        let (inbox, stop, handle, tls) = (
+                        let (inbox, stop, script, tls) = (
                             inbox.clone(),
                             Arc::clone(&stop),
-                            Arc::clone(&handle),
+                            script.clone(),
                             tls.clone(),
                         );
                         std::thread::spawn(move || {
@@ -163,7 +179,7 @@ fn serve(
                                 None => Box::new(tcp),
                             };
                             let conn: Box<dyn Conn> = Box::new(Stoppable { inner: conn, stop });
-                            handle(conn, &inbox);
+                            let _ = answer_connection(conn, &inbox, &script);
                         });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -211,143 +227,88 @@ impl Write for Stoppable {
     }
 }
 
-fn mllp_connection(
-    mut conn: Box<dyn Conn>,
-    inbox: &Inbox,
-    script: &Script<Reply>,
-) -> io::Result<()> {
+/// Answers every message on one connection, as the script says, until the sender or the
+/// script closes it.
+fn answer_connection(mut conn: Box<dyn Conn>, inbox: &Inbox, script: &Script) -> io::Result<()> {
     let mut decoder = mllp::Decoder::new(64 * 1024 * 1024);
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     // Messages received on this connection, for `Reply::ReplayingEarlier`.
     let mut earlier: Vec<Vec<u8>> = Vec::new();
     loop {
-        let n = conn.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        loop {
-            let decoded = decoder.decode(&buf);
-            let frame = match decoded.event {
-                Some(mllp::Event::Frame(frame)) => Some(frame.to_vec()),
-                _ => None,
-            };
-            buf.drain(..decoded.consumed);
-            let Some(frame) = frame else { break };
-            let index = inbox.push(frame.clone());
-            match script(index, &frame) {
-                Reply::Ack(code) => conn.write_all(&ack_for(&frame, code, None))?,
-                Reply::WrongId => {
-                    conn.write_all(&ack_for(&frame, AckCode::AA, Some(b"SOMEONE-ELSE")))?
-                }
-                Reply::Close => return Ok(()),
-                Reply::Silent => {}
-                Reply::ReplayingEarlier(code) => {
-                    let mut out = Vec::new();
-                    for old in &earlier {
-                        out.extend(ack_for(old, AckCode::AA, None));
-                    }
-                    out.extend(ack_for(&frame, code, None));
-                    conn.write_all(&out)?;
-                }
-            }
-            earlier.push(frame);
-            conn.flush()?;
-        }
-    }
-}
-
-/// An MLLP-framed ACK of `message` with `code`; MSA-2 is its MSH-10 unless `acked` says else.
-pub fn ack_for(message: &[u8], code: AckCode, acked: Option<&[u8]>) -> Vec<u8> {
-    let mut body = Vec::new();
-    let ack = Ack {
-        code,
-        control_id: b"ENDPOINT-ACK",
-        timestamp: b"20261125000000",
-        text: code.is_negative().then_some("endpoint says no"),
-        error: None,
-    };
-    match Message::parse(message) {
-        Ok(parsed) => hl7v2::write_ack(Some(&parsed.msh()), &ack, &mut body),
-        Err(_) => hl7v2::write_ack(None, &ack, &mut body),
-    }
-    if let Some(other) = acked {
-        // Rewrite MSA-2 to name another message.
-        let text = String::from_utf8_lossy(&body).into_owned();
-        if let Some(msa) = text.find("MSA|") {
-            let after = &text[msa + 4..];
-            let code_end = after.find('|').unwrap_or(after.len());
-            let rest = &after[code_end + 1..];
-            let id_end = rest.find(['|', '\r']).unwrap_or(rest.len());
-            body = format!(
-                "{}MSA|{}|{}{}",
-                &text[..msa],
-                &after[..code_end],
-                String::from_utf8_lossy(other),
-                &rest[id_end..]
-            )
-            .into_bytes();
-        }
-    }
-    let mut framed = Vec::new();
-    mllp::encode(&body, &mut framed);
-    framed
-}
-
-fn http_connection(
-    mut conn: Box<dyn Conn>,
-    inbox: &Inbox,
-    script: &Script<HttpReply>,
-) -> io::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let limits = http1::Limits::default();
-    loop {
-        let (head_len, framing, keep_alive) = loop {
-            let mut headers = [http1::EMPTY_HEADER; 64];
-            match http1::parse_request(&buf, &mut headers, &limits) {
-                Ok(Some(head)) => break (head.head_len, head.framing, head.keep_alive),
-                Ok(None) => {}
-                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-            }
-            let n = conn.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let body_len = match framing {
-            http1::BodyFraming::Length(n) => n as usize,
-            _ => 0,
-        };
-        while buf.len() < head_len + body_len {
-            let n = conn.read(&mut chunk)?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        // The whole request, head included, so tests can check headers too.
-        let request = buf[..head_len + body_len].to_vec();
-        buf.drain(..head_len + body_len);
-        let index = inbox.push(request.clone());
-        let (status, body) = script(index, &request[head_len..]);
-        let mut out = Vec::new();
-        let spec = http1::ResponseSpec {
-            status,
-            content_type: "text/xml; charset=utf-8",
+        let Whole {
+            consumed,
+            body,
             keep_alive,
+        } = match receiver::next(script.proto(), &mut decoder, &buf) {
+            Next::Whole(whole) => whole,
+            Next::Partial { consumed } | Next::TooLarge { consumed } => {
+                buf.drain(..consumed);
+                let n = conn.read(&mut chunk)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                continue;
+            }
+            Next::Malformed => return Err(io::ErrorKind::InvalidData.into()),
         };
-        http1::write_response(&mut out, &spec, &body)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let mut out = Vec::new();
+        let then = match script {
+            Script::Mllp(script) => {
+                let frame = &buf[body];
+                let index = inbox.push(frame.to_vec());
+                let then = mllp_reply(script(index, frame), frame, &earlier, &mut out);
+                earlier.push(frame.to_vec());
+                then
+            }
+            Script::Itk(script) => {
+                // The whole request, head included, so tests can check headers too.
+                let index = inbox.push(buf[..body.end].to_vec());
+                let (status, reply) = script(index, &buf[body]);
+                reply::http(status, &reply, keep_alive, &mut out)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                if keep_alive {
+                    Then::Continue
+                } else {
+                    Then::Close
+                }
+            }
+        };
+        buf.drain(..consumed);
         conn.write_all(&out)?;
         conn.flush()?;
-        if !keep_alive {
+        if let Then::Close = then {
             return Ok(());
         }
     }
 }
+
+/// What `reply` to `frame` writes to `out`; `earlier` are the messages this connection had
+/// before it.
+fn mllp_reply(reply: Reply, frame: &[u8], earlier: &[Vec<u8>], out: &mut Vec<u8>) -> Then {
+    match reply {
+        Reply::Ack(code) => {
+            reply::hl7_ack(frame, code, out);
+        }
+        Reply::WrongId => {
+            reply::hl7_ack(SOMEONE_ELSE, AckCode::AA, out);
+        }
+        Reply::Close => return Then::Close,
+        Reply::Silent => {}
+        Reply::ReplayingEarlier(code) => {
+            for old in earlier {
+                reply::hl7_ack(old, AckCode::AA, out);
+            }
+            reply::hl7_ack(frame, code, out);
+        }
+    }
+    Then::Continue
+}
+
+/// The message a [`Reply::WrongId`] acknowledges instead.
+const SOMEONE_ELSE: &[u8] =
+    b"MSH|^~\\&|EPR|RX8|PAS|RX8|20261125000000||ADT^A01^ADT_A01|SOMEONE-ELSE|P|2.4\r";
 
 /// A TCP connection to `addr` from the local address `local` (port chosen by the kernel).
 pub fn tcp_from(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {

@@ -1,23 +1,27 @@
 //! Thousands of MLLP endpoints on one thread: a monoio runtime with a listener per endpoint on
-//! its own loopback address (127.0.x.y), TLS optional, answering AA with MSA-2 = MSH-10 and
-//! recording what each received. Endpoints can be taken down (connections dropped, new ones
-//! refused) and brought back, to test churn, or have their connections closed and nothing
-//! else (a kick), to test reconnecting.
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+//! its own loopback address (loadgen's [`addr_for`], spread over 127/8 as a real directory of
+//! many hosts would be), TLS optional on the router's own streams, answering AA with MSA-2 =
+//! MSH-10 and recording what each received. Endpoints can be taken down (connections dropped,
+//! new ones refused) and brought back, to test churn, or have their connections closed and
+//! nothing else (a kick), to test reconnecting. What arrives is framed and answered by
+//! [`loadgen::receiver`], as in loadgen's own fleet; the I/O differs on purpose (loadgen's is
+//! epoll and rustls' buffered API, here the router's monoio streams are the server side too).
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use codecs::hl7v2::{AckCode, Message};
+use codecs::hl7v2::AckCode;
 use codecs::mllp;
+use loadgen::directory::Proto;
+use loadgen::fleet::addr_for;
+use loadgen::receiver::{self, reply, Next, Whole};
 use monoio::net::TcpListener;
 use router::net::pool::{BufferPool, IO_BUFFER};
 use router::net::stream::Stream;
 use rustls::server::UnbufferedServerConnection;
 use rustls::ServerConfig;
-
-use crate::endpoint::ack_for;
 
 /// What one endpoint saw.
 #[derive(Default)]
@@ -46,17 +50,6 @@ pub struct Fleet {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// The loopback address of endpoint `i`: spread over 127.0.0.0/8 as a real directory of many
-/// hosts would be.
-pub fn address_of(i: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(
-        127,
-        0,
-        1 + (i / 250) as u8,
-        1 + (i % 250) as u8,
-    ))
-}
-
 impl Fleet {
     /// Starts `count` endpoints (TLS when `tls` is given).
     pub fn start(count: usize, tls: Option<Arc<ServerConfig>>) -> Fleet {
@@ -64,7 +57,7 @@ impl Fleet {
         let listeners: Vec<std::net::TcpListener> = (0..count)
             .map(|i| {
                 let listener =
-                    std::net::TcpListener::bind((address_of(i), 0)).expect("bind endpoint");
+                    std::net::TcpListener::bind((addr_for(i), 0)).expect("bind endpoint");
                 listener.set_nonblocking(true).expect("nonblocking");
                 listener
             })
@@ -208,6 +201,7 @@ async fn serve_connection(mut stream: Stream, seen: &Seen, kicks: usize, pool: &
     }
     let mut decoder = mllp::Decoder::new(1 << 20);
     let mut input = Vec::new();
+    let mut acks = Vec::new();
     loop {
         // Wake now and then to notice being taken down.
         match monoio::time::timeout(Duration::from_millis(50), stream.readable()).await {
@@ -228,24 +222,24 @@ async fn serve_connection(mut stream: Stream, seen: &Seen, kicks: usize, pool: &
             Ok(_) => {}
         }
         let mut at = 0;
-        let mut acks = Vec::new();
+        acks.clear();
         loop {
-            let decoded = decoder.decode(&input[at..]);
-            at += decoded.consumed;
-            match decoded.event {
-                Some(mllp::Event::Frame(frame)) => {
-                    if let Ok(message) = Message::parse(frame) {
-                        let id =
-                            String::from_utf8_lossy(message.msh().control_id().unwrap_or_default())
-                                .into_owned();
+            match receiver::next(Proto::Mllp, &mut decoder, &input[at..]) {
+                Next::Whole(Whole { consumed, body, .. }) => {
+                    let frame = &input[at..][body];
+                    if let Some(id) = reply::hl7_ack(frame, AckCode::AA, &mut acks) {
                         if let Ok(mut ids) = seen.control_ids.lock() {
-                            ids.push(id);
+                            ids.push(String::from_utf8_lossy(id).into_owned());
                         }
                     }
-                    acks.extend_from_slice(&ack_for(frame, AckCode::AA, None));
+                    at += consumed;
                 }
-                Some(mllp::Event::TooLarge { .. }) => {}
-                None => break,
+                Next::TooLarge { consumed } => at += consumed,
+                Next::Partial { consumed } => {
+                    at += consumed;
+                    break;
+                }
+                Next::Malformed => return,
             }
         }
         input.drain(..at);

@@ -1,4 +1,4 @@
-//! Thousands of TLS endpoints on loopback, spread over 127.0.x.y: the router pre-warms a
+//! Thousands of TLS endpoints on loopback, spread over 127/8: the router pre-warms a
 //! verified TLS connection to every one, routes a message to each through a directory lookup,
 //! each arrives once; then a tenth of them restart while traffic flows, nothing is lost and the
 //! others keep their connections.

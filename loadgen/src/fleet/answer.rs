@@ -1,9 +1,10 @@
 //! How an endpoint answers one message: the policy (accept, AE, AR, drop the connection, be
 //! slow) drawn from the seed, and the bytes (an HL7 ACK with MSA-2 = MSH-10; an ITK
-//! `SimpleMessageResponse` or SOAP fault in an HTTP response).
-use codecs::hl7v2::{self, Ack, AckCode, Message};
-use codecs::{http1, itk, mllp};
+//! `SimpleMessageResponse` or SOAP fault in an HTTP response), written by [`crate::receiver`].
+use codecs::hl7v2::AckCode;
+use codecs::itk;
 
+use crate::receiver::reply;
 use crate::rng::Rng;
 
 /// How often the fleet misbehaves, and how.
@@ -73,33 +74,13 @@ impl Behaviour {
 }
 
 /// The MLLP-framed ACK for `frame`, and the message's control id (empty when unreadable).
-pub fn hl7_ack(frame: &[u8], outcome: Outcome, out: &mut Vec<u8>) -> Vec<u8> {
+pub fn hl7_ack<'f>(frame: &'f [u8], outcome: Outcome, out: &mut Vec<u8>) -> &'f [u8] {
     let code = match outcome {
         Outcome::Error => AckCode::AE,
         Outcome::Reject => AckCode::AR,
         _ => AckCode::AA,
     };
-    let ack = Ack {
-        code,
-        control_id: b"LOADGENACK",
-        timestamp: b"20261125000000",
-        text: code.is_negative().then_some("loadgen endpoint says no"),
-        error: None,
-    };
-    let mut body = Vec::with_capacity(256);
-    let id = match Message::parse(frame) {
-        Ok(m) => {
-            let msh = m.msh();
-            hl7v2::write_ack(Some(&msh), &ack, &mut body);
-            msh.control_id().unwrap_or_default().to_vec()
-        }
-        Err(_) => {
-            hl7v2::write_ack(None, &ack, &mut body);
-            Vec::new()
-        }
-    };
-    mllp::encode(&body, out);
-    id
+    reply::hl7_ack(frame, code, out).unwrap_or_default()
 }
 
 fn between<'a>(hay: &'a [u8], open: &[u8], close: &[u8]) -> Option<&'a [u8]> {
@@ -148,7 +129,7 @@ pub fn itk_response(body: &[u8], outcome: Outcome, keep_alive: bool, out: &mut V
                         id: "0E7A9A80-0000-4000-8000-000000000003",
                         code: "2100",
                         code_system: itk::TOOLKIT_ERROR_CODE_SYSTEM,
-                        text: "loadgen endpoint says no",
+                        text: reply::REFUSAL,
                         diagnostic: None,
                     },
                 },
@@ -156,11 +137,6 @@ pub fn itk_response(body: &[u8], outcome: Outcome, keep_alive: bool, out: &mut V
             500
         }
     };
-    let spec = http1::ResponseSpec {
-        status,
-        content_type: "text/xml; charset=utf-8",
-        keep_alive,
-    };
-    // Only fails on a bad status or content type, which are constants here.
-    let _ = http1::write_response(out, &spec, &soap);
+    // Only fails on a status that allows no body, and these are constants that allow one.
+    let _ = reply::http(status, &soap, keep_alive, out);
 }

@@ -8,13 +8,14 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
-use codecs::{http1, mllp};
+use codecs::mllp;
 
 use super::answer::{self, Behaviour, Outcome};
 use super::report::{self, Command};
 use crate::directory::{Proto, Row};
 use crate::net::{Conn, Got};
 use crate::poll::{Flags, Poller, READ, READ_WRITE};
+use crate::receiver::{self, Next, Whole};
 use crate::rng::Rng;
 
 pub const LISTENER: u64 = 0;
@@ -182,55 +183,28 @@ impl State {
         let mut out = Vec::new();
         loop {
             out.clear();
-            let (consumed, id, keep_alive, body_range) = match c.proto {
-                Proto::Mllp => {
-                    let decoded = c.decoder.decode(&c.conn.input);
-                    match decoded.event {
-                        Some(mllp::Event::Frame(frame)) => {
-                            let range = decoded.consumed - 2 - frame.len()..decoded.consumed - 2;
-                            (decoded.consumed, None, true, range)
-                        }
-                        Some(mllp::Event::TooLarge { .. }) => return true,
-                        None => {
-                            c.conn.input.drain(..decoded.consumed);
-                            return false;
-                        }
-                    }
+            let Whole {
+                consumed,
+                body,
+                keep_alive,
+            } = match receiver::next(c.proto, &mut c.decoder, &c.conn.input) {
+                Next::Whole(whole) => whole,
+                Next::Partial { consumed } => {
+                    c.conn.input.drain(..consumed);
+                    return false;
                 }
-                Proto::Itk => {
-                    let mut headers = [http1::EMPTY_HEADER; 32];
-                    let head = match http1::parse_request(
-                        &c.conn.input,
-                        &mut headers,
-                        &http1::Limits::default(),
-                    ) {
-                        Ok(Some(h)) => (h.head_len, h.framing, h.keep_alive),
-                        Ok(None) => return false,
-                        Err(_) => return true,
-                    };
-                    let len = match head.1 {
-                        http1::BodyFraming::Length(n) => n as usize,
-                        http1::BodyFraming::None => 0,
-                        _ => return true,
-                    };
-                    if c.conn.input.len() < head.0 + len {
-                        return false;
-                    }
-                    let body = &c.conn.input[head.0..head.0 + len];
-                    let id = crate::gen::itk::tracking_id(body).map(<[u8]>::to_vec);
-                    (head.0 + len, id, head.2, head.0..head.0 + len)
-                }
+                Next::TooLarge { .. } | Next::Malformed => return true,
             };
             let (outcome, delay) = self.behaviour.decide(&mut self.rng);
-            let body = &c.conn.input[body_range];
+            let body = &c.conn.input[body];
             let id = match c.proto {
                 Proto::Mllp => answer::hl7_ack(body, outcome, &mut out),
                 Proto::Itk => {
                     answer::itk_response(body, outcome, keep_alive, &mut out);
-                    id.unwrap_or_default()
+                    crate::gen::itk::tracking_id(body).unwrap_or_default()
                 }
             };
-            report::write_arrival(&mut self.report, now, outcome.letter(), &id);
+            report::write_arrival(&mut self.report, now, outcome.letter(), id);
             c.conn.input.drain(..consumed);
             if outcome == Outcome::Drop {
                 return true;

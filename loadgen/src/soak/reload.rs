@@ -211,7 +211,7 @@ mod tests {
             let text = routes(&head, k);
             assert_eq!(text.contains("ZSK"), k % 2 == 1, "{k}");
             std::fs::write(&path, &text).unwrap();
-            let (table, warnings) = router::routes::load(&path)
+            let (table, warnings) = router::config::load(&path)
                 .unwrap_or_else(|d| panic!("reload {k} refused: {d:?}\n{text}"));
             assert!(warnings.is_empty(), "reload {k}: {warnings:?}");
             tables.push(table);

@@ -137,7 +137,7 @@ fn exchange(mut stream: impl Read + Write, head: &[u8]) -> std::io::Result<Vec<u
 }
 
 fn settings_from(config: &Path) -> anyhow::Result<AdminSettings> {
-    let (table, _) = crate::routes::load(config).map_err(|diagnostics| {
+    let (table, _) = crate::config::load(config).map_err(|diagnostics| {
         for d in &diagnostics {
             eprintln!("{d}");
         }

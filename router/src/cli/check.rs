@@ -1,6 +1,6 @@
 //! `ganglion check --config routes.toml [--json]`: the stages a reload runs, then the tests.
 //!
-//! Loading is [`crate::routes::load`], the very function start-up and reload call (parse,
+//! Loading is [`crate::config::load`], the very function start-up and reload call (parse,
 //! directory, compile, TLS files), so a file `check` passes is a file the daemon takes. Then the
 //! `[[test]]` cases run. Every diagnostic is printed: to stderr as `file:line:col: …` with the
 //! source line, or to stdout as one JSON object per line with `--json`. Exit status 0 when
@@ -9,7 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::routes::{self, testcase, Diagnostic};
+use crate::config::{diag, testcase, Diagnostic, Severity};
+use crate::routes;
 
 /// sysexits' EX_CONFIG: the configuration is wrong.
 pub const EX_CONFIG: u8 = 78;
@@ -25,7 +26,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (mut diags, summary) = match routes::load(&args.config) {
+    let (mut diags, summary) = match crate::config::load(&args.config) {
         Ok((table, mut warnings)) => {
             let failures = testcase::run_tests(&table);
             let tests = table.tests().len();
@@ -78,7 +79,7 @@ fn no_routes(config: &Path, table: &routes::RouteTable) -> Option<Diagnostic> {
         routes::Unrouted::DeadLetter => "dead-lettered",
     };
     let warning = Diagnostic {
-        severity: routes::Severity::Warning,
+        severity: Severity::Warning,
         ..Diagnostic::file_error(config, format!("no routes: every message would be {fate}"))
     };
     Some(warning.with_hint(
@@ -107,7 +108,7 @@ pub fn print_diagnostics(
     diags: &mut [Diagnostic],
     json: bool,
 ) -> anyhow::Result<()> {
-    routes::diag::sort(config, diags);
+    diag::sort(config, diags);
     if json {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();

@@ -71,7 +71,7 @@ struct ErrorLine<'a> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let table = match routes::load(&args.config) {
+    let table = match crate::config::load(&args.config) {
         Ok((table, mut warnings)) => {
             // Warnings go to stderr even with --json: stdout holds one explanation per line.
             print_diagnostics(&args.config, &mut warnings, false)?;

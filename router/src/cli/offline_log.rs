@@ -29,7 +29,7 @@ impl BudgetArgs {
         let Some(config) = config else {
             return Ok(WalConfig::DEFAULT_BUDGET_BYTES);
         };
-        let (table, _) = crate::routes::load(config).map_err(|diagnostics| {
+        let (table, _) = crate::config::load(config).map_err(|diagnostics| {
             let text: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("{}", text.join("\n"))
         })?;

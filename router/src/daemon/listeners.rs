@@ -21,8 +21,7 @@ use super::plan::{ListenerAction, ListenerStep};
 use crate::ingress::budget::{InputBudget, PeerShares};
 use crate::ingress::listener::ListenerCtx;
 use crate::metrics::listener::ListenerStats;
-use crate::routes::file::ClientAuth;
-use crate::routes::table::Listener;
+use crate::routes::table::{ClientAuth, Listener};
 use crate::routes::{ListenerDiff, RouteTable};
 use crate::tls::config::{server_config, ClientCerts, TlsConfigError};
 

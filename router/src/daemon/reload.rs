@@ -14,7 +14,7 @@ use super::plan::Plan;
 use super::watch::{self, Snapshot};
 use crate::ingress::budget::InputBudget;
 use crate::mailbox::{Command, Control, PhaseAnswer, ShardError};
-use crate::routes::file::Workers;
+use crate::routes::server::Workers;
 use crate::routes::{self, RouteTable, ServerChange, TableDiff};
 use crate::runtime::shards;
 use crate::shard::routing::Provenance;

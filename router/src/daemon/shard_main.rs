@@ -1,6 +1,5 @@
 //! The life of one shard: start its inbox, take the start-up reload and every later one, replay
 //! its log (`shard::replay`), accept, drain.
-use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use super::plan::Plan as ReloadPlan;
 use super::shard_listeners::ShardListeners;
-use crate::deadletter::DeadLetterStore;
+use crate::deadletter::{DeadLetterStore, LetterWriter};
 use crate::egress::settings::EgressSettings;
 use crate::mailbox::{Command, Control, PhaseAnswer, ShardError};
 use crate::metrics::Metrics;
@@ -54,6 +53,14 @@ pub enum ShardStartError {
         shard: usize,
         #[source]
         source: WalError,
+    },
+    /// A thread a shard needs could not be started (out of threads or memory).
+    #[error("shard {shard}: cannot start its {what} thread: {source}")]
+    Thread {
+        shard: usize,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     /// A shard said nothing within the time start-up allows (reading a huge log, a hung disk).
     #[error("a shard did not start within {0:?}")]
@@ -132,16 +139,30 @@ pub async fn run(info: ShardInfo, context: Context) {
             return;
         }
     };
+    let letters = LetterWriter::start(
+        Arc::clone(&context.dead_letters),
+        format!("ganglion-letters-{}", info.index),
+    );
+    let letters = match letters {
+        Ok(letters) => letters,
+        Err(source) => {
+            let _ = context.ready.send(Err(ShardStartError::Thread {
+                shard: info.index,
+                what: "dead-letter writer",
+                source,
+            }));
+            return;
+        }
+    };
     let _ = context.ready.send(Ok(()));
     let trace = context.trace.as_ref().map(|feed| Rc::new(feed.recorder()));
-    let outcomes = Rc::new(ShardOutcomes {
-        shard: info.index,
-        metrics: Arc::clone(&context.metrics),
-        durability: durability.clone(),
-        dead_letters: Arc::clone(&context.dead_letters),
-        last_complaint: Cell::new(None),
-        trace: trace.clone(),
-    });
+    let outcomes = ShardOutcomes::new(
+        info.index,
+        Arc::clone(&context.metrics),
+        durability.clone(),
+        letters,
+        trace.clone(),
+    );
     let shard = Shard::new(
         info,
         Arc::clone(&context.routing),
@@ -265,7 +286,7 @@ async fn drain(shard: &Shard, context: &Context) {
             .map(|h| u64::from(h.queued.load(Ordering::Acquire)))
             .sum();
         let accepting = context.ingress_open.load(Ordering::Acquire);
-        if accepting == 0 && queued == 0 {
+        if accepting == 0 && queued == 0 && shard.letters_pending() == 0 {
             break;
         }
         if monoio::time::Instant::now() >= deadline {

@@ -52,7 +52,7 @@ fn limit(cli: Option<u64>, table: &RouteTable) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::load_str;
+    use crate::config::load_str;
     use std::path::Path;
 
     fn table(server: &str) -> RouteTable {

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::routes::{self, ContentDigest, Diagnostic, RouteTable};
+use crate::config::Diagnostic;
+use crate::routes::{ContentDigest, RouteTable};
 
 /// How long the files must stay the same before a change is read.
 pub const SETTLE: Duration = Duration::from_millis(300);
@@ -99,7 +100,7 @@ pub fn read_stable(config: &Path, directory: Option<&Path>) -> Result<Read, Unse
     for _ in 0..READ_ATTEMPTS {
         let paths = || std::iter::once(config).chain(directory.as_deref());
         let before = Snapshot::take(paths());
-        let loaded = routes::load(config);
+        let loaded = crate::config::load(config);
         let named = match &loaded {
             Ok((table, _)) => table.directory_path().map(Path::to_path_buf),
             Err(_) => directory.clone(),

@@ -43,27 +43,34 @@ impl DeadLetterStore {
         self.dir.join(format!("{}.{ext}", id.0))
     }
 
-    /// Stores a dead letter durably (file and directory fsynced) and returns its id.
+    /// Stores a dead letter durably (file and folder synced) and returns its id; blocks for
+    /// two fsyncs, so a shard goes through its [`super::LetterWriter`] instead.
     pub fn add(&self, letter: &NewDeadLetter<'_>) -> Result<DeadLetterId, DeadLetterError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let bytes = format::encode(letter).map_err(DeadLetterError::TooLarge)?;
+        let id = self.write(&bytes, letter.time_unix_nanos)?;
+        self.sync()?;
+        Ok(id)
+    }
+
+    /// Writes an encoded letter under a new id: its file synced and linked, the folder not
+    /// yet (see [`DeadLetterStore::sync`]: one folder sync covers a batch of letters).
+    pub(super) fn write(&self, bytes: &[u8], time: u64) -> Result<DeadLetterId, DeadLetterError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let tmp = self.dir.join(format!(
             ".tmp-{}-{}-{}",
             std::process::id(),
-            letter.time_unix_nanos,
+            time,
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         // 0600 from the start; the name it is linked under shares the inode, so the mode.
         let mut f = private_fs::create_new(&tmp).map_err(|e| io("create", &tmp, e))?;
-        let written = f.write_all(&bytes).and_then(|()| f.sync_all());
+        let written = f.write_all(bytes).and_then(|()| f.sync_all());
         drop(f);
         let result = written
             .map_err(|e| io("write", &tmp, e))
-            .and_then(|()| self.link_new(&tmp, letter.time_unix_nanos));
+            .and_then(|()| self.link_new(&tmp, time));
         let _ = fs::remove_file(&tmp); // the letter, if stored, lives on under its own name
-        let id = result?;
-        self.sync()?;
-        Ok(id)
+        result
     }
 
     /// Links `tmp` under the first free id for `time`; `link` never replaces an existing file.
@@ -89,7 +96,8 @@ impl DeadLetterStore {
         ))
     }
 
-    fn sync(&self) -> Result<(), DeadLetterError> {
+    /// Makes the names of the letters written so far durable.
+    pub(super) fn sync(&self) -> Result<(), DeadLetterError> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io("fsync", &self.dir, e))

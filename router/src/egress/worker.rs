@@ -2,11 +2,12 @@
 //!
 //! By default exactly one message per endpoint is in flight, and it leaves the front of the
 //! queue only when it is done (delivered, or dead-lettered), so an endpoint receives its
-//! messages in the order they were accepted. An endpoint that allows more (`max_in_flight`,
-//! `connections`) is served by [`lane`]s instead: order is then kept per order key. A failed attempt closes the connection and retries the same message
-//! later; it never sends the next one first and never queues a second copy. The worker only
-//! does the I/O: when to try again, when to give up on a message and when to leave the endpoint
-//! alone is the retry policy's answer ([`super::policy`]), given each outcome and the time.
+//! messages in the order they were accepted. A failed attempt closes the connection and retries
+//! the same message later; it never sends the next one first and never queues a second copy.
+//! An endpoint that allows more (`max_in_flight`, `connections`) is served by [`lane`]s
+//! instead, which keep the same rules per order key. The worker only does the I/O: when to try
+//! again, when to give up on a message and when to leave the endpoint alone is the retry
+//! policy's answer ([`super::policy`]), given each outcome and the time.
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -28,10 +29,9 @@ use super::policy::{Budget, Charges, Machine, Next, Policy, Step};
 use super::settings::EgressSettings;
 use super::status::{Connection, EndpointStatus};
 use super::verdict::{Failure, Verdict};
-use crate::deadletter::DeadLetterError;
 use crate::net::pool::BufferPool;
 use crate::net::stream::{Stream, Unsolicited};
-use crate::pipeline::{Accepted, Delivery};
+use crate::pipeline::Delivery;
 use crate::routes::delivery::{OrderBy, MAX_PARALLEL};
 use crate::routes::{Endpoint, Protocol};
 use crate::shard::room::Waiting;
@@ -46,11 +46,9 @@ pub trait Outcomes {
     /// frame, or `HTTP <status>` for ITK).
     fn delivered(&self, delivery: &Delivery, reply: &[u8]);
     /// The message is given up on; it must be kept in the dead-letter store with the reason
-    /// and the endpoint's reply, if any, before its destination is marked done.
+    /// and the endpoint's reply, if any, before its destination is marked done. Returns at
+    /// once: the letter is written while the worker goes on.
     fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>);
-    /// Keeps a message that no route takes (`unrouted = "dead-letter"`) as a dead letter, now:
-    /// its sender is acknowledged only after this returned `Ok`.
-    fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError>;
     /// An attempt failed and will be retried; for logs and metrics.
     fn retrying(&self, delivery: &Delivery, reason: &str, after: Duration);
 }

@@ -160,7 +160,7 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
     // would hold records of messages never acknowledged nor delivered until a restart.
     for plan in plans {
         if let Plan::DeadLetter { message } = plan {
-            if shard.keep_unrouted(message).is_err() {
+            if shard.keep_unrouted(message).await.is_err() {
                 return Err(NotDurable::StoreFailed);
             }
         }

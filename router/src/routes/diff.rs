@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::endpoint::EndpointId;
-use super::file::Workers;
+use super::server::Workers;
 use super::table::{Action, RouteTable, Rule, Target};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

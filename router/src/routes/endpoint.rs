@@ -4,7 +4,7 @@
 //! [`EndpointIdentity`] (id, protocol, address, server name, TLS profile with its client
 //! certificate) is what a reload compares: an endpoint whose identity is unchanged keeps its
 //! connection. [`EndpointId`] is a dense index into one table's endpoint list, valid only with
-//! the table that issued it; only this module's compiler creates one.
+//! the table that issued it; only [`crate::config`]'s compiler creates one.
 use std::fmt;
 
 use super::address::Address;

@@ -16,10 +16,9 @@ use std::borrow::Cow;
 use smallvec::SmallVec;
 
 use super::endpoint::EndpointId;
-use super::file::Unrouted;
 use super::keys::{Key, MessageView};
 use super::pattern::Pattern;
-use super::table::{Action, KeyId, Lookup, RouteTable, Rule, RuleId, Target};
+use super::table::{Action, KeyId, Lookup, RouteTable, Rule, RuleId, Target, Unrouted};
 
 /// The endpoints a message goes to; inline up to four.
 pub type Endpoints = SmallVec<[EndpointId; 4]>;

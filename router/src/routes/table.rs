@@ -1,8 +1,8 @@
 //! [`RouteTable`]: the compiled, immutable form of `routes.toml` and its directory.
 //!
-//! Built only by [`super::compile`], so every value in it has been checked: endpoint names are
-//! resolved to dense [`EndpointId`]s, groups are expanded, patterns are compiled, the hash
-//! indexes are built. Nothing in it changes after that; a reload builds a new table and the
+//! Built only by [`crate::config`]'s compiler, so every value in it has been checked: endpoint
+//! names are resolved to dense [`EndpointId`]s, groups are expanded, patterns are compiled, the
+//! hash indexes are built. Nothing in it changes after that; a reload builds a new table and the
 //! daemon swaps an `Arc<RouteTable>`. A message in flight keeps the `Arc` of the table that
 //! routed it, so its endpoint ids stay meaningful until it is delivered.
 use std::net::SocketAddr;
@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
+use toml::Spanned;
 
 use super::digest::ContentDigest;
 use super::endpoint::{Endpoint, EndpointId, Protocol, TlsProfile};
-use super::file::{ClientAuth, Expect, MessageSource, ServerSection, Unrouted};
 use super::index::Index;
 use super::keys::{Column, Key, LookupFrom, MessageKind};
 use super::pattern::Pattern;
+use super::server::ServerSection;
 
 /// A rule's position in file order; an index into [`RouteTable::rules`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -99,6 +100,15 @@ impl Rule {
     }
 }
 
+/// Whether a TLS listener asks senders for a client certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
 /// A `[[listener]]`, with TLS file paths resolved against the config file's folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listener {
@@ -126,6 +136,25 @@ pub struct Group {
     pub members: Vec<EndpointId>,
 }
 
+/// Where a `[[test]]` case's message is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageSource {
+    /// A path relative to the config file's folder.
+    File(Spanned<String>),
+    Inline(String),
+}
+
+/// What a `[[test]]` case expects of its message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Exactly these endpoints (names; groups are expanded), in any order.
+    To(Vec<Spanned<String>>),
+    /// Rejected; with the exact reason when one is given.
+    Reject(Option<String>),
+    Drop,
+    Unrouted,
+}
+
 /// A `[[test]]` case, kept for `ganglion check`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestCase {
@@ -136,6 +165,16 @@ pub struct TestCase {
     /// For [`Expect::To`], the expected endpoints (groups expanded), sorted.
     pub expect: Expect,
     pub expect_endpoints: Vec<EndpointId>,
+}
+
+/// What happens to a message that no rule matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Unrouted {
+    /// Refused: AR to an HL7 sender, a SOAP fault to an ITK sender.
+    #[default]
+    Reject,
+    /// Accepted and kept in the dead-letter queue for an operator.
+    DeadLetter,
 }
 
 /// Per-column hash maps from a lookup value to the one endpoint holding it.

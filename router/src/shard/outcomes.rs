@@ -1,12 +1,12 @@
 //! What a shard does when a delivery ends: count it, log it, keep dead letters, and mark the
 //! destination done in the write-ahead log.
 use std::cell::Cell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::deadletter::{
-    DeadLetterError, DeadLetterId, DeadLetterStore, NewDeadLetter, Reason, Source,
+    DeadLetterError, DeadLetterId, LetterWriter, NewDeadLetter, Reason, Source,
 };
 use crate::egress::worker::{GiveUp, Outcomes};
 use crate::ingress::accept::unix_nanos;
@@ -19,26 +19,105 @@ use crate::trace::recorder::Recorder;
 use crate::wal::Origin;
 
 pub struct ShardOutcomes {
-    pub shard: usize,
-    pub metrics: Arc<Metrics>,
-    pub durability: Option<Rc<Durability>>,
-    pub dead_letters: Arc<DeadLetterStore>,
+    shard: usize,
+    metrics: Arc<Metrics>,
+    durability: Option<Rc<Durability>>,
+    /// Writes dead letters on a thread of its own: each is two fsyncs.
+    letters: LetterWriter,
+    /// Dead letters handed to the writer by workers and not yet answered; shutdown waits for
+    /// them, so that their destinations are marked done before the log closes.
+    letters_pending: Cell<usize>,
     /// When a dead letter last could not be written, so that a broken store under a flood of
     /// messages is reported once a second, not once a message.
-    pub last_complaint: Cell<Option<Instant>>,
+    last_complaint: Cell<Option<Instant>>,
     /// The message trace's recorder, when the trace is on.
-    pub trace: Option<Rc<Recorder>>,
+    trace: Option<Rc<Recorder>>,
+    /// Itself, for the tasks that await a letter a worker handed over without waiting.
+    me: Weak<ShardOutcomes>,
 }
 
 impl ShardOutcomes {
+    pub fn new(
+        shard: usize,
+        metrics: Arc<Metrics>,
+        durability: Option<Rc<Durability>>,
+        letters: LetterWriter,
+        trace: Option<Rc<Recorder>>,
+    ) -> Rc<ShardOutcomes> {
+        Rc::new_cyclic(|me| ShardOutcomes {
+            shard,
+            metrics,
+            durability,
+            letters,
+            letters_pending: Cell::new(0),
+            last_complaint: Cell::new(None),
+            trace,
+            me: me.clone(),
+        })
+    }
+
     fn mark(&self, delivery: &Delivery) {
         if let (Some(durability), Some(record)) = (&self.durability, delivery.record) {
             durability.mark(record);
         }
     }
 
-    /// Writes the dead letter (fsynced) and counts it.
-    fn store(
+    /// Dead letters handed over by workers and not yet stored (or failed).
+    pub fn letters_pending(&self) -> usize {
+        self.letters_pending.get()
+    }
+
+    /// Keeps `delivery` as a dead letter, then marks its destination done in the log; the
+    /// shard serves everyone else meanwhile. A letter that cannot be stored leaves the message
+    /// pending in the log, tried again after a restart rather than lost.
+    pub async fn keep(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>) {
+        match self.store(delivery, why, detail, reply).await {
+            Ok(_) => self.mark(delivery),
+            Err(e) => {
+                let (control_id, tracking_id) = crate::logging::message_ids(&delivery.message);
+                tracing::error!(
+                    endpoint = &*delivery.endpoint,
+                    control_id,
+                    tracking_id,
+                    reason = detail,
+                    "the message could not be stored as a dead letter ({e}); it stays in the log"
+                )
+            }
+        }
+    }
+
+    /// Keeps a message that no route takes (`unrouted = "dead-letter"`) as a dead letter:
+    /// its sender is acknowledged only after this returned `Ok`.
+    pub async fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError> {
+        let delivery = Delivery {
+            message: Arc::clone(message),
+            endpoint: Arc::from("(unrouted)"),
+            queued: Arc::new(QueueCount::default()),
+            record: None,
+            held: false,
+        };
+        let stored = self
+            .store(
+                &delivery,
+                GiveUp::Unroutable,
+                "no route for this message",
+                None,
+            )
+            .await;
+        if let Err(e) = &stored {
+            if self.may_complain() {
+                tracing::error!(
+                    shard = self.shard,
+                    "unrouted messages cannot be kept as dead letters, their senders \
+                     are told to retry: {e}"
+                );
+            }
+        }
+        stored.map(|_| ())
+    }
+
+    /// Writes the dead letter (durable once this returns `Ok`) and counts it.
+    async fn store(
         &self,
         delivery: &Delivery,
         why: GiveUp,
@@ -71,7 +150,7 @@ impl ShardOutcomes {
             },
             message: &message.bytes,
         };
-        let id = self.dead_letters.add(&letter)?;
+        let id = self.letters.write(&letter).await?;
         if let Some(trace) = &self.trace {
             trace.outcome(delivery, What::DeadLettered, detail, Some(id.as_str()));
         }
@@ -118,50 +197,18 @@ impl Outcomes for ShardOutcomes {
         }
     }
 
+    /// The worker goes on with its next message while the letter is written.
     fn dead_letter(&self, delivery: &Delivery, why: GiveUp, detail: &str, reply: Option<&[u8]>) {
-        // Writing a dead letter fsyncs; it happens only when an endpoint refuses a message or
-        // retries run out, which is rare enough to do on the shard.
-        match self.store(delivery, why, detail, reply) {
-            Ok(_) => self.mark(delivery),
-            // Not marked done: the message stays pending in the log and is tried again after
-            // a restart, rather than being lost.
-            Err(e) => {
-                let (control_id, tracking_id) = crate::logging::message_ids(&delivery.message);
-                tracing::error!(
-                    endpoint = &*delivery.endpoint,
-                    control_id,
-                    tracking_id,
-                    reason = detail,
-                    "the message could not be stored as a dead letter ({e}); it stays in the log"
-                )
-            }
-        }
-    }
-
-    fn keep_unrouted(&self, message: &Arc<Accepted>) -> Result<(), DeadLetterError> {
-        let delivery = Delivery {
-            message: Arc::clone(message),
-            endpoint: Arc::from("(unrouted)"),
-            queued: Arc::new(QueueCount::default()),
-            record: None,
-            held: false,
+        let Some(me) = self.me.upgrade() else {
+            return; // the shard is gone: the message stays pending in the log
         };
-        let stored = self.store(
-            &delivery,
-            GiveUp::Unroutable,
-            "no route for this message",
-            None,
-        );
-        if let Err(e) = &stored {
-            if self.may_complain() {
-                tracing::error!(
-                    shard = self.shard,
-                    "unrouted messages cannot be kept as dead letters, their senders \
-                     are told to retry: {e}"
-                );
-            }
-        }
-        stored.map(|_| ())
+        let (delivery, detail) = (delivery.clone(), detail.to_owned());
+        let reply = reply.map(<[u8]>::to_vec);
+        self.letters_pending.set(self.letters_pending.get() + 1);
+        monoio::spawn(async move {
+            me.keep(&delivery, why, &detail, reply.as_deref()).await;
+            me.letters_pending.set(me.letters_pending.get() - 1);
+        });
     }
 
     // Logged by the worker, which limits the lines per endpoint.

@@ -111,10 +111,12 @@ pub async fn first_pass(shard: &Shard, durability: &Durability) -> Backlog {
                     }))
                 };
             let Some(handle) = handle_of(&routing, name) else {
-                shard.dead_letter(
-                    &unheld(&message(), name, reference),
-                    "its endpoint is no longer in the configuration",
-                );
+                shard
+                    .dead_letter(
+                        &unheld(&message(), name, reference),
+                        "its endpoint is no longer in the configuration",
+                    )
+                    .await;
                 gone += 1;
                 continue;
             };
@@ -250,10 +252,12 @@ async fn feed(
                 handed += 1;
             }
             None => {
-                shard.dead_letter(
-                    &unheld(&message, &endpoint.name, reference),
-                    "its endpoint was removed from the configuration",
-                );
+                shard
+                    .dead_letter(
+                        &unheld(&message, &endpoint.name, reference),
+                        "its endpoint was removed from the configuration",
+                    )
+                    .await;
                 shard.ring(endpoint.queued.release_hold());
             }
         }

@@ -259,7 +259,7 @@ mod tests {
             ));
         }
         let path = dir.join("routes.toml");
-        let (table, _) = crate::routes::load_str(&path, &text).expect("a valid table");
+        let (table, _) = crate::config::load_str(&path, &text).expect("a valid table");
         Arc::new(table)
     }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use router::routes::{load, Diagnostic};
+use router::config::{load, Diagnostic};
 
 /// An endpoint table to paste into configs that need one: lines 1 to 4.
 pub const EP: &str =

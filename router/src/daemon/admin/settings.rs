@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::routes::file::ServerSection;
+use crate::routes::server::ServerSection;
 use crate::routes::RouteTable;
 
 /// The token file when `admin_token_file` is not given, in the data directory.

@@ -15,8 +15,9 @@ mod units;
 use toml::de::DeTable;
 
 use super::diag::did_you_mean;
-use super::file::{RoutesFile, Unrouted};
+use super::file::RoutesFile;
 use super::schema::{array_of_tables, Ctx, Table, TOP_LEVEL};
+use crate::routes::table::Unrouted;
 
 const TOP_KEYS: &[&str] = &[
     "unrouted",

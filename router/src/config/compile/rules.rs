@@ -3,12 +3,12 @@ use rustc_hash::FxHashMap;
 use toml::Spanned;
 
 use super::endpoints::{Endpoints, Groups};
-use crate::routes::diag::did_you_mean;
+use crate::config::diag::did_you_mean;
+use crate::config::file::{ActionSpec, RouteSection, TargetSpec, TestSection};
+use crate::config::schema::Ctx;
 use crate::routes::endpoint::EndpointId;
-use crate::routes::file::{ActionSpec, Expect, RouteSection, TargetSpec, TestSection};
 use crate::routes::keys::{Key, MessageKind};
-use crate::routes::schema::Ctx;
-use crate::routes::table::{Action, Cond, KeyId, Lookup, Rule, Target, TestCase};
+use crate::routes::table::{Action, Cond, Expect, KeyId, Lookup, Rule, Target, TestCase};
 
 pub(super) struct Rules {
     pub rules: Vec<Rule>,

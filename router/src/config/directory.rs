@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use super::diag::{did_you_mean, Diagnostic};
-use super::endpoint::{named_by, LookupKeys, Protocol};
 use super::file::{EndpointSpec, Loc, Val};
+use crate::routes::endpoint::{named_by, LookupKeys, Protocol};
 
 pub const COLUMNS: [&str; 10] = named_by("id");
 const REQUIRED: [&str; 3] = ["id", "protocol", "address"];

@@ -5,8 +5,8 @@ use codecs::hl7v2::FieldPath;
 use toml::Spanned;
 
 use super::units;
+use crate::config::schema::{Ctx, Table};
 use crate::routes::delivery::{DeliverySpec, OrderBy, ReadKey, MAX_COUNT, MAX_PARALLEL};
-use crate::routes::schema::{Ctx, Table};
 
 /// Reads whichever delivery keys `t` sets (unknown keys are the caller's to reject).
 pub fn spec(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> DeliverySpec {

@@ -5,17 +5,23 @@
 //! from CSV rows). Everything that can be checked from the value alone (enumerations, socket
 //! addresses, sizes, durations, glob patterns) is already typed here; names that refer to other
 //! tables (endpoints, groups, TLS profiles) are still strings: [`super::compile`] resolves them.
+//!
+//! What the compiled table keeps as written (`[server]`, `unrouted`, a listener's `client_cert`,
+//! a test's message and expectation) takes its types from the table's side
+//! ([`crate::routes::server`], [`crate::routes::table`]), so that the table never depends on
+//! this file.
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::Spanned;
 
-use super::delivery::DeliverySpec;
-use super::endpoint::{LookupKeys, Protocol};
-use super::keys::{Column, Key, LookupFrom};
-use super::pattern::Pattern;
+use crate::routes::delivery::DeliverySpec;
+use crate::routes::endpoint::{LookupKeys, Protocol};
+use crate::routes::keys::{Column, Key, LookupFrom};
+use crate::routes::pattern::Pattern;
+use crate::routes::server::ServerSection;
+use crate::routes::table::{ClientAuth, Expect, MessageSource, Unrouted};
 
 /// Where a value came from: a byte span in `routes.toml`, or a line of the directory CSV.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,84 +35,6 @@ pub enum Loc {
 pub struct Val<T> {
     pub value: T,
     pub loc: Loc,
-}
-
-/// What happens to a message that no rule matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Unrouted {
-    /// Refused: AR to an HL7 sender, a SOAP fault to an ITK sender.
-    #[default]
-    Reject,
-    /// Accepted and kept in the dead-letter queue for an operator.
-    DeadLetter,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Workers {
-    /// One shard per available core.
-    Auto,
-    Count(u16),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerSection {
-    pub workers: Workers,
-    /// As written; relative paths are relative to the config file's folder.
-    pub data_dir: PathBuf,
-    pub admin: SocketAddr,
-    /// Start even when group or others can reach `data_dir` (normally refused: it holds
-    /// messages).
-    pub allow_shared_data_dir: bool,
-    /// Who may use the admin address, and how it is reached.
-    pub admin_access: AdminSection,
-    /// Bytes of senders' unfinished input the whole process may hold beyond each connection's
-    /// first buffer; `None`: chosen at start-up from the memory there is.
-    pub max_buffered_input: Option<Spanned<u64>>,
-    /// Disk the write-ahead log may take, all shards together; `None`: the default.
-    pub wal_budget: Option<u64>,
-    /// `[trace]`: the message trace index (a top-level table, kept here with the other
-    /// settings a restart applies).
-    pub trace: crate::trace::TraceSettings,
-}
-
-/// The `admin_*` keys of `[server]`, as written (paths relative to the config's folder).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AdminSection {
-    /// The bearer token; `<data_dir>/admin.token` (made at start-up when absent) by default.
-    pub token_file: Option<Spanned<String>>,
-    /// TLS on the admin address: the certificate chain and key it presents.
-    pub cert: Option<Spanned<String>>,
-    pub key: Option<Spanned<String>>,
-    /// With TLS: the CA that client certificates must chain to (then required).
-    pub client_ca: Option<Spanned<String>>,
-    /// Host names clients may call the admin address by, besides localhost and its IPs.
-    pub names: Vec<String>,
-    /// Bind beyond loopback without TLS and client certificates.
-    pub allow_unverified_remote: bool,
-}
-
-impl Default for ServerSection {
-    fn default() -> Self {
-        ServerSection {
-            workers: Workers::Auto,
-            data_dir: PathBuf::from("/var/lib/ganglion"),
-            admin: SocketAddr::from(([127, 0, 0, 1], 9464)),
-            allow_shared_data_dir: false,
-            admin_access: AdminSection::default(),
-            max_buffered_input: None,
-            wal_budget: None,
-            trace: crate::trace::TraceSettings::default(),
-        }
-    }
-}
-
-/// Whether a TLS listener asks senders for a client certificate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientAuth {
-    #[default]
-    None,
-    Optional,
-    Required,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,23 +132,6 @@ pub struct RouteSection {
     pub cont: bool,
     /// False when a condition or key of this route was reported bad and left out.
     pub complete: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MessageSource {
-    /// A path relative to the config file's folder.
-    File(Spanned<String>),
-    Inline(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Expect {
-    /// Exactly these endpoints (names; groups are expanded), in any order.
-    To(Vec<Spanned<String>>),
-    /// Rejected; with the exact reason when one is given.
-    Reject(Option<String>),
-    Drop,
-    Unrouted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

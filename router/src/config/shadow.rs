@@ -9,11 +9,11 @@
 //! few and are all checked. At most `MAX_CANDIDATES` earlier rules are checked per rule, so a
 //! file with thousands of rules on one shared value still loads in linear time: the warning is
 //! a help, never a promise that every unreachable route is found.
-use super::index::{Index, KindIndex};
-use super::keys::{Key, MessageKind};
-use super::pattern::Pattern;
 use super::schema::Ctx;
-use super::table::{Action, Cond, Rule, Target};
+use crate::routes::index::{Index, KindIndex};
+use crate::routes::keys::{Key, MessageKind};
+use crate::routes::pattern::Pattern;
+use crate::routes::table::{Action, Cond, Rule, Target};
 
 /// Most earlier rules checked against each rule, so that a reload stays fast on any file.
 const MAX_CANDIDATES: usize = 2_000;

@@ -7,11 +7,10 @@
 use std::borrow::Cow;
 
 use super::diag::{Diagnostic, Severity};
-use super::file::{Expect, MessageSource, Unrouted};
-use super::matcher::{Decision, Outcome};
-use super::message::ParsedMessage;
-use super::table::{RouteTable, TestCase};
 use crate::inspect::find_messages;
+use crate::routes::matcher::{Decision, Outcome};
+use crate::routes::message::ParsedMessage;
+use crate::routes::table::{Expect, MessageSource, RouteTable, TestCase, Unrouted};
 
 /// Runs every test case; returns one error per failing message (empty when all pass).
 pub fn run_tests(table: &RouteTable) -> Vec<Diagnostic> {
@@ -114,7 +113,7 @@ fn meets(table: &RouteTable, t: &TestCase, d: &Decision) -> bool {
     }
 }
 
-fn names(table: &RouteTable, ids: &[super::EndpointId]) -> String {
+fn names(table: &RouteTable, ids: &[crate::routes::EndpointId]) -> String {
     let names: Vec<&str> = ids
         .iter()
         .filter_map(|&id| table.endpoint(id).map(|e| e.name.as_str()))

@@ -11,13 +11,12 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use super::{delivery, units};
-use crate::routes::diag::did_you_mean;
+use crate::config::diag::did_you_mean;
+use crate::config::file::{EndpointSpec, GroupSection, ListenerSection, Loc, TlsSection, Val};
+use crate::config::schema::{type_name, Ctx, Table};
 use crate::routes::endpoint::{LookupKeys, Protocol};
-use crate::routes::file::{
-    ClientAuth, EndpointSpec, GroupSection, ListenerSection, Loc, ServerSection, TlsSection, Val,
-    Workers,
-};
-use crate::routes::schema::{type_name, Ctx, Table};
+use crate::routes::server::{ServerSection, Workers};
+use crate::routes::table::ClientAuth;
 
 pub const SERVER_KEYS: &[&str] = &[
     "workers",
@@ -398,7 +397,7 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use crate::routes::load_str;
+    use crate::config::load_str;
 
     #[test]
     fn trace_settings_are_read_and_bad_ones_named_where_they_are() {

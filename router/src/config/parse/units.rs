@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use crate::routes::schema::{type_name, Ctx, Table};
+use crate::config::schema::{type_name, Ctx, Table};
 
 /// Bytes: an integer, or a string like `512 KiB`, `16MiB`, `1 GiB`.
 pub fn size(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, key: &str) -> Option<u64> {

@@ -5,8 +5,8 @@
 //! `admin_allow_unverified_remote = true`.
 use std::net::SocketAddr;
 
-use crate::routes::file::AdminSection;
-use crate::routes::schema::{Ctx, Table};
+use crate::config::schema::{Ctx, Table};
+use crate::routes::server::AdminSection;
 
 pub fn access(ctx: &mut Ctx<'_>, t: &Table<'_, '_>, admin: SocketAddr) -> AdminSection {
     let cert = t.str(ctx, "admin_cert");
@@ -97,7 +97,7 @@ fn names(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Vec<String> {
 mod tests {
     use std::path::Path;
 
-    use crate::routes::load_str;
+    use crate::config::load_str;
 
     /// The first line of each error `routes.toml` with this `[server]` gets.
     fn errors(server: &str) -> Vec<String> {

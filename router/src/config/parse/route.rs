@@ -7,13 +7,12 @@ use toml::de::DeValue;
 use toml::Spanned;
 
 use super::misplaced_top_key_hint;
-use crate::routes::diag::did_you_mean;
-use crate::routes::file::{
-    ActionSpec, ConditionSpec, Expect, MessageSource, RouteSection, TargetSpec, TestSection,
-};
+use crate::config::diag::did_you_mean;
+use crate::config::file::{ActionSpec, ConditionSpec, RouteSection, TargetSpec, TestSection};
+use crate::config::schema::{str_list, type_name, Ctx, Table};
 use crate::routes::keys::{Column, FieldKey, ItkKey, Key, LookupFrom, MshKey};
 use crate::routes::pattern::{Alt, Pattern};
-use crate::routes::schema::{str_list, type_name, Ctx, Table};
+use crate::routes::table::{Expect, MessageSource};
 
 const ROUTE_KEYS: &[&str] = &["name", "hl7", "itk", "to", "reject", "drop", "continue"];
 const TEST_KEYS: &[&str] = &[

@@ -2,8 +2,8 @@
 use std::path::Path;
 
 use super::diag::{self, Diagnostic};
-use super::table::RouteTable;
 use super::{compile, parse, schema};
+use crate::routes::table::RouteTable;
 
 /// Reads, parses and compiles the config at `path` (and the directory it names).
 ///

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use toml::Spanned;
 
-use super::digest::ContentDigest;
-use super::endpoint::TlsProfile;
-use super::file::{AdminSection, ListenerSection, RoutesFile, TlsSection};
-use super::index::Index;
+use super::file::{ListenerSection, RoutesFile, TlsSection};
 use super::schema::Ctx;
-use super::table::{Listener, RouteTable};
+use crate::routes::digest::ContentDigest;
+use crate::routes::endpoint::TlsProfile;
+use crate::routes::index::Index;
+use crate::routes::server::AdminSection;
+use crate::routes::table::{Listener, RouteTable};
 
 /// Compiles a parsed file; `None` when any error was reported into `ctx`.
 pub(crate) fn compile(

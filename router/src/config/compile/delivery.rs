@@ -3,9 +3,9 @@
 use smallvec::SmallVec;
 
 use super::endpoints::{Endpoints, Groups};
+use crate::config::file::GroupSection;
+use crate::config::schema::Ctx;
 use crate::routes::delivery::{DeliverySettings, DeliverySpec, Disagreement};
-use crate::routes::file::GroupSection;
-use crate::routes::schema::Ctx;
 
 pub(super) fn resolve(
     ctx: &mut Ctx<'_>,

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::config::diag::{did_you_mean, Severity};
+use crate::config::file::{EndpointSpec, GroupSection, Loc};
+use crate::config::schema::Ctx;
 use crate::routes::address;
 use crate::routes::delivery::{DeliverySettings, DeliverySpec};
-use crate::routes::diag::{did_you_mean, Severity};
 use crate::routes::endpoint::{default_tls_profile, Endpoint, EndpointId, TlsProfile};
-use crate::routes::file::{EndpointSpec, GroupSection, Loc};
 use crate::routes::keys::Column;
-use crate::routes::schema::Ctx;
 use crate::routes::table::{Directory, Group};
 
 pub(super) struct Endpoints {
