@@ -27,6 +27,8 @@ pub mod exchange;
 pub mod failure_log;
 pub mod gate;
 pub mod itk;
+pub mod keyed;
+pub mod order_key;
 pub mod policy;
 pub mod settings;
 pub mod status;

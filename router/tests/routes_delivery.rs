@@ -4,8 +4,9 @@ mod routes_common;
 
 use std::time::Duration;
 
+use codecs::hl7v2::FieldPath;
 use router::config::load;
-use router::routes::delivery::DeliverySettings;
+use router::routes::delivery::{DeliverySettings, OrderBy};
 use routes_common::{errors, first_hint, folder};
 
 const DIRECTORY: &str = "id,protocol,address\nlab,mllp,lab.local:2575\nward,mllp,ward.local:2575\n";
@@ -39,6 +40,7 @@ fn each_key_comes_from_the_endpoint_else_its_group_else_delivery_else_the_defaul
             alert_queue_depth: Some(40),
             alert_circuit_open: Some(Duration::from_secs(600)),
             alert_dead_letters_per_hour: Some(5),
+            ..DeliverySettings::default()
         }
     );
     assert_eq!(
@@ -51,6 +53,7 @@ fn each_key_comes_from_the_endpoint_else_its_group_else_delivery_else_the_defaul
             alert_queue_depth: Some(40),
             alert_circuit_open: Some(Duration::from_secs(600)),
             alert_dead_letters_per_hour: None,
+            ..DeliverySettings::default()
         }
     );
     assert_eq!(
@@ -93,6 +96,59 @@ fn bad_values_are_reported_where_they_are_written() {
             "routes.toml:10:15: error: `stuck_after` in [[endpoint]] \"pas\" must be a duration, found a boolean",
             "routes.toml:15:15: error: `queue_limit` in [[group]] \"g\" must be an integer, found a string",
         ],
+    );
+}
+
+#[test]
+fn in_flight_keys_cascade_and_default_to_one_at_a_time() {
+    let toml = "[delivery]\norder_by = \"PV1-19\"\n\n\
+                [[endpoint]]\nname = \"pas\"\nprotocol = \"mllp\"\naddress = \"pas.local:2575\"\n\
+                connections = 2\norder_by = \"PID-3\"\n\n\
+                [[endpoint]]\nname = \"lab\"\nprotocol = \"mllp\"\naddress = \"lab.local:2575\"\n\
+                order_by = \"endpoint\"\n\n\
+                [[group]]\nname = \"hot\"\nmembers = [\"pas\", \"lab\"]\nmax_in_flight = 8\n";
+    let dir = folder(&[("routes.toml", toml.as_bytes())]);
+    let (table, _) = load(&dir.join("routes.toml")).expect("a valid file");
+    let settings = |name: &str| {
+        let id = table.endpoint_id(name).expect("the endpoint exists");
+        table.endpoint(id).expect("its id is valid").delivery
+    };
+    let (pas, lab) = (settings("pas"), settings("lab"));
+    assert_eq!(
+        (pas.max_in_flight, pas.connections, pas.order_by),
+        (8, 2, OrderBy::Patient)
+    );
+    assert_eq!(
+        (lab.max_in_flight, lab.connections, lab.order_by),
+        (8, 1, OrderBy::Endpoint)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+
+    let plain = DeliverySettings::default();
+    assert_eq!((plain.max_in_flight, plain.connections), (1, 1));
+    let only_delivery = "[delivery]\norder_by = \"PV1-19\"\n\n\
+                         [[endpoint]]\nname = \"pas\"\nprotocol = \"mllp\"\naddress = \"pas.local:2575\"\n";
+    let dir = folder(&[("routes.toml", only_delivery.as_bytes())]);
+    let (table, _) = load(&dir.join("routes.toml")).expect("a valid file");
+    let path = FieldPath::parse("PV1-19").expect("a field path");
+    assert_eq!(table.endpoints()[0].delivery.order_by, OrderBy::Field(path));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_in_flight_values_are_reported_where_they_are_written() {
+    errors(
+        "[delivery]\nmax_in_flight = 0\nconnections = 100000\norder_by = \"patient\"\n",
+        &[
+            "routes.toml:2:17: error: `max_in_flight` in [delivery] must be between 1 and 256",
+            "routes.toml:3:15: error: `connections` in [delivery] must be between 1 and 256",
+            "routes.toml:4:12: error: `order_by` in [delivery] is neither \"endpoint\" nor a field path",
+        ],
+    );
+    first_hint(
+        "[delivery]\norder_by = \"patient\"\n",
+        "\"PID-3\" (one patient's messages in order, the default), \"endpoint\" (strict order) \
+         or another field path such as \"PV1-19\"",
     );
 }
 

@@ -1,8 +1,10 @@
 //! Delivery to endpoints over real sockets: the retry budget and dead letters of a message an
 //! endpoint keeps failing, endpoints that replay earlier ACKs, back-pressure from a slow
-//! endpoint with a small queue, and endpoints reached by host name. Runs on the driver named by
+//! endpoint with a small queue, endpoints reached by host name, and endpoints that take several
+//! messages at a time (`max_in_flight`, `connections`) with each patient's kept in order. Runs on the driver named by
 //! GANGLION_DRIVER (`.ci/run` runs the suite once with each).
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use codecs::hl7v2::AckCode;
@@ -12,9 +14,14 @@ use tests::scratch::Scratch;
 use tests::WAIT;
 
 fn adt(control_id: &str) -> Vec<u8> {
+    patient_adt("9449305552", control_id)
+}
+
+/// An ADT for the patient whose NHS number (PID-3) is `patient`.
+fn patient_adt(patient: &str, control_id: &str) -> Vec<u8> {
     format!(
         "MSH|^~\\&|PAS|RX8|EPR|RX8|20261125093015||ADT^A08^ADT_A01|{control_id}|P|2.4\r\
-         EVN|A08|20261125093000\rPID|1||9449305552^^^NHS^NH||DOE^JANE||19620314|F\r"
+         EVN|A08|20261125093000\rPID|1||{patient}^^^NHS^NH||DOE^JANE||19620314|F\r"
     )
     .into_bytes()
 }
@@ -337,4 +344,194 @@ fn alerts_are_raised_once_shown_and_cleared_once() {
     }
     assert_eq!((alerts("queue_depth"), alerts("circuit_open")), (0, 0));
     assert!(router.terminate(WAIT).success());
+}
+
+/// Messages `P{p}-{i}` for `patients` patients, `each` apiece, interleaved as a busy feed sends
+/// them: every patient's first, then every patient's second, and so on.
+fn patients_feed(patients: usize, each: usize) -> Vec<(String, Vec<u8>)> {
+    (0..each)
+        .flat_map(|i| (0..patients).map(move |p| (p, i)))
+        .map(|(p, i)| {
+            let id = format!("P{p}-{i}");
+            let message = patient_adt(&format!("9{p:09}"), &id);
+            (id, message)
+        })
+        .collect()
+}
+
+/// Sends `feed` in one burst on one connection and checks every ACK.
+fn send_feed(router: &RouterProcess, feed: &[(String, Vec<u8>)]) {
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let mut burst = Vec::new();
+    for (_, message) in feed {
+        codecs::mllp::encode(message, &mut burst);
+    }
+    sender.send_raw(&burst).unwrap();
+    for (id, _) in feed {
+        assert_eq!(msa(&sender.ack().unwrap()), ("AA".into(), id.clone()));
+    }
+}
+
+/// Each patient's messages as the endpoint received them, a message sent again at once (its
+/// connection failed before its ACK was read) counted once: `P3` → `["P3-0", "P3-1", …]`.
+fn per_patient(received: &[Vec<u8>], patients: usize) -> Vec<Vec<String>> {
+    let ids: Vec<String> = received.iter().map(|m| msh10(m)).collect();
+    (0..patients)
+        .map(|p| {
+            let mut mine: Vec<String> = ids
+                .iter()
+                .filter(|id| id.starts_with(&format!("P{p}-")))
+                .cloned()
+                .collect();
+            mine.dedup();
+            mine
+        })
+        .collect()
+}
+
+fn in_order(patients: usize, each: usize) -> Vec<Vec<String>> {
+    (0..patients)
+        .map(|p| (0..each).map(|i| format!("P{p}-{i}")).collect())
+        .collect()
+}
+
+/// An endpoint that answers `odd` to the first message `picks` (by its number and bytes), and
+/// AA to everything else, that message sent again included.
+fn answering_once(
+    odd: Reply,
+    picks: impl Fn(usize, &[u8]) -> bool + Send + Sync + 'static,
+) -> Endpoint {
+    let answered = AtomicBool::new(false);
+    Endpoint::mllp(None, move |n, frame| {
+        if picks(n, frame) && !answered.swap(true, Ordering::SeqCst) {
+            odd.clone()
+        } else {
+            Reply::Ack(AckCode::AA)
+        }
+    })
+}
+
+fn hot_endpoint(addr: std::net::SocketAddr, keys: &str) -> String {
+    format!("[[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{addr}\"\n{keys}")
+}
+
+#[test]
+fn many_patients_in_flight_on_two_connections_each_keep_their_order() {
+    const PATIENTS: usize = 24;
+    const EACH: usize = 10;
+    let scratch = Scratch::new("hot");
+    // A receiver that takes a while over each message: what makes more than one in flight pay.
+    let epr = Endpoint::mllp(None, |_, _| {
+        std::thread::sleep(Duration::from_millis(2));
+        Reply::Ack(AckCode::AA)
+    });
+    let keys = "max_in_flight = 8\nconnections = 2\n";
+    let config = config(&scratch, "", &hot_endpoint(epr.addr, keys), "epr");
+    let router = start(&config);
+    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    router.wait_settled((PATIENTS * EACH) as u64, 0);
+    let received = epr.inbox.messages();
+    assert_eq!(received.len(), PATIENTS * EACH, "each message once");
+    assert_eq!(per_patient(&received, PATIENTS), in_order(PATIENTS, EACH));
+    assert_eq!(epr.inbox.connections(), 2, "one per `connections`");
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn a_declined_message_holds_back_its_patient_s_later_messages_only() {
+    const PATIENTS: usize = 6;
+    const EACH: usize = 5;
+    let scratch = Scratch::new("hot-retry");
+    let epr = answering_once(Reply::Ack(AckCode::AE), |_, frame| msh10(frame) == "P0-1");
+    let config = config(
+        &scratch,
+        "",
+        &hot_endpoint(epr.addr, "max_in_flight = 8\n"),
+        "epr",
+    );
+    let router = start(&config);
+    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    router.wait_settled((PATIENTS * EACH) as u64, 0);
+    let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
+    let at = |id: &str| ids.iter().rposition(|x| x == id).unwrap();
+    assert_eq!(ids.iter().filter(|id| *id == "P0-1").count(), 2, "{ids:?}");
+    assert!(
+        at("P0-2") > at("P0-1"),
+        "P0-2 overtook the retry of P0-1: {ids:?}"
+    );
+    assert_eq!(
+        per_patient(&epr.inbox.messages(), PATIENTS),
+        in_order(PATIENTS, EACH)
+    );
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn an_ack_naming_no_message_in_flight_closes_the_connection_and_nothing_is_lost() {
+    const PATIENTS: usize = 8;
+    const EACH: usize = 6;
+    let scratch = Scratch::new("hot-wrong-id");
+    let epr = answering_once(Reply::WrongId, |n, _| n == 5);
+    let config = config(
+        &scratch,
+        "",
+        &hot_endpoint(epr.addr, "max_in_flight = 4\n"),
+        "epr",
+    );
+    let mut router = start(&config);
+    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    router.wait_settled((PATIENTS * EACH) as u64, 0);
+    assert_eq!(
+        per_patient(&epr.inbox.messages(), PATIENTS),
+        in_order(PATIENTS, EACH)
+    );
+    assert_eq!(epr.inbox.connections(), 2, "closed once, opened again");
+    assert!(
+        router.wait_for_output("SOMEONE-ELSE\\\", which is not in flight", WAIT),
+        "{}",
+        router.output()
+    );
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn by_default_one_message_is_in_flight_and_a_retry_holds_every_patient_back() {
+    let scratch = Scratch::new("strict");
+    let epr = answering_once(Reply::Ack(AckCode::AE), |_, frame| msh10(frame) == "P0-0");
+    let config = config(&scratch, "", &hot_endpoint(epr.addr, ""), "epr");
+    let router = start(&config);
+    let feed = patients_feed(3, 2);
+    send_feed(&router, &feed);
+    router.wait_settled(feed.len() as u64, 0);
+    let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
+    assert_eq!(
+        ids,
+        ["P0-0", "P0-0", "P1-0", "P2-0", "P0-1", "P1-1", "P2-1"]
+    );
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn after_a_restart_each_patient_s_messages_still_arrive_in_order() {
+    const PATIENTS: usize = 10;
+    const EACH: usize = 6;
+    let scratch = Scratch::new("hot-restart");
+    let port = tests::endpoint::unused_port();
+    let keys = "max_in_flight = 8\nconnections = 2\n";
+    let config = config(&scratch, "", &hot_endpoint(port, keys), "epr");
+    let router = start(&config);
+    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    // Stopped while the endpoint is down: everything waits in the log.
+    assert!(router.terminate(WAIT).success());
+    let epr = Endpoint::mllp_on(std::net::TcpListener::bind(port).unwrap(), None, |_, _| {
+        std::thread::sleep(Duration::from_millis(1));
+        Reply::Ack(AckCode::AA)
+    });
+    let restarted = start(&config);
+    restarted.wait_settled((PATIENTS * EACH) as u64, 0);
+    assert_eq!(
+        per_patient(&epr.inbox.messages(), PATIENTS),
+        in_order(PATIENTS, EACH)
+    );
+    assert!(restarted.terminate(WAIT).success());
 }

@@ -403,3 +403,41 @@ fn client_faults_are_logged_once_with_the_peer_and_never_the_message() {
     );
     assert!(router.terminate(WAIT).success());
 }
+
+#[test]
+fn an_itk_endpoint_with_several_in_flight_gets_a_connection_for_each() {
+    const MESSAGES: usize = 40;
+    let scratch = Scratch::new("itk-hot");
+    let sink = Endpoint::itk(None, |_, _| {
+        // Slow enough that the lanes overlap.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        (200, b"<ok/>".to_vec())
+    });
+    let config = scratch.file(
+        "routes.toml",
+        format!(
+            "[server]\nworkers = 2\ndata_dir = \"{}\"\nadmin = \"127.0.0.1:0\"\n\n\
+             [[listener]]\nname = \"itk\"\nprotocol = \"itk-http\"\nbind = \"127.0.0.1:0\"\n\n\
+             [[endpoint]]\nname = \"sink\"\nprotocol = \"itk-http\"\n\
+             address = \"http://{}/itk/inbox\"\nconnections = 2\nmax_in_flight = 2\n\n\
+             [[route]]\nname = \"acks\"\nitk.service = \"{}\"\nto = \"sink\"\n",
+            scratch.join("data").display(),
+            sink.addr,
+            codecs::itk::SERVICE_INF_ACK,
+        ),
+    );
+    let router = start(&config);
+    let mut client = HttpClient::connect(router.addr("itk")).unwrap();
+    for i in 0..MESSAGES {
+        let request = tests::itk::inf_ack_request(&format!("7C1B2A3D-4E5F-4061-9728-{i:012X}"));
+        let response = client
+            .post("/syncsoap", codecs::itk::SERVICE_INF_ACK, &request)
+            .unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+    router.wait_settled(MESSAGES as u64, 0);
+    assert_eq!(sink.inbox.len(), MESSAGES, "each message once");
+    // HTTP/1.1 carries one request at a time: connections × max_in_flight connections.
+    assert_eq!(sink.inbox.connections(), 4);
+    assert!(router.terminate(WAIT).success());
+}

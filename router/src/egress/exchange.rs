@@ -15,7 +15,7 @@ use crate::pipeline::{Accepted, MessageKind};
 use crate::routes::Endpoint;
 
 /// Largest reply we wait for; an endpoint that sends more is broken.
-const MAX_REPLY: usize = 1024 * 1024;
+pub(super) const MAX_REPLY: usize = 1024 * 1024;
 
 /// The outcome of one attempt.
 #[derive(Debug)]

@@ -96,7 +96,14 @@ pub struct Machine {
     /// The endpoint's consecutive failures and its jitter generator.
     backoff: Backoff,
     circuit_open: bool,
-    /// Failed attempts of the message in flight that spend its budget.
+    /// What the message in flight has spent of its budget.
+    charges: Charges,
+}
+
+/// What one message has spent of its retry budget: failed attempts that involved it, and when
+/// the first of them was. An endpoint with several messages in flight keeps one per message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Charges {
     attempts: u32,
     first_failure: Option<Instant>,
 }
@@ -108,8 +115,7 @@ impl Machine {
         Machine {
             backoff: Backoff::new(policy.backoff, seed),
             circuit_open: false,
-            attempts: 0,
-            first_failure: None,
+            charges: Charges::default(),
         }
     }
 
@@ -137,25 +143,41 @@ impl Machine {
         policy: &Policy,
         budget: &Budget,
     ) -> Step {
+        let mut charges = self.charges;
+        let step = self.failed_charging(&mut charges, now, failure, policy, budget);
+        self.charges = charges;
+        step
+    }
+
+    /// An attempt at one of several messages in flight failed at `now`: as [`Machine::failed`],
+    /// with that message's own `charges`.
+    pub fn failed_charging(
+        &mut self,
+        charges: &mut Charges,
+        now: Instant,
+        failure: &Failure,
+        policy: &Policy,
+        budget: &Budget,
+    ) -> Step {
         if !failure.retry_can_help() {
-            self.end_message();
+            *charges = Charges::default();
             // The endpoint's own word is a sign of health; a request we could not even write
             // says nothing about it.
             let closed = failure.endpoint_answered() && self.endpoint_well();
             return Step::now(Some(GiveUp::Refused), closed);
         }
         let next = self.endpoint_failed(now, policy);
-        let (mut attempts, mut failing_for) = (self.attempts, Duration::ZERO);
+        let (mut attempts, mut failing_for) = (charges.attempts, Duration::ZERO);
         let mut give_up = None;
         if failure.charges_message() {
-            self.attempts = self.attempts.saturating_add(1);
-            let first = *self.first_failure.get_or_insert(now);
-            attempts = self.attempts;
+            charges.attempts = charges.attempts.saturating_add(1);
+            let first = *charges.first_failure.get_or_insert(now);
+            attempts = charges.attempts;
             failing_for = now.saturating_duration_since(first);
             let too_many = budget.max_attempts.is_some_and(|max| attempts >= max);
             if too_many || failing_for >= budget.retry_for {
                 give_up = Some(GiveUp::RetriesExhausted);
-                self.end_message();
+                *charges = Charges::default();
             }
         }
         Step {
@@ -182,8 +204,7 @@ impl Machine {
     }
 
     fn end_message(&mut self) {
-        self.attempts = 0;
-        self.first_failure = None;
+        self.charges = Charges::default();
     }
 
     /// Resets the failure streak; true if that closed the circuit.

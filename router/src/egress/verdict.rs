@@ -92,6 +92,12 @@ impl From<ConnectError> for Failure {
     }
 }
 
+/// The control id an HL7v2 reply acknowledges (MSA-2), if it has one.
+pub fn acknowledged_id(reply: &[u8]) -> Option<&[u8]> {
+    let message = Message::parse(reply).ok()?;
+    Some(message.segment(b"MSA")?.field(2)?.raw())
+}
+
 /// Judges an HL7v2 reply (an ACK) to the message whose MSH-10 is `control_id`. `None` when the
 /// reply acknowledges a message already acknowledged on this connection (`earlier`): some
 /// servers replay earlier ACKs before the current one, and the caller reads on for the real one.

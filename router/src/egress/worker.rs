@@ -1,11 +1,13 @@
 //! One endpoint's worker: its queue, its connection, and the loop that delivers in order.
 //!
-//! Exactly one message per endpoint is in flight, and it leaves the front of the queue only when
-//! it is done (delivered, or dead-lettered), so an endpoint receives its messages in the order
-//! they were accepted. A failed attempt closes the connection and retries the same message
-//! later; it never sends the next one first and never queues a second copy. The worker only
-//! does the I/O: when to try again, when to give up on a message and when to leave the endpoint
-//! alone is the retry policy's answer ([`super::policy`]), given each outcome and the time.
+//! By default exactly one message per endpoint is in flight, and it leaves the front of the
+//! queue only when it is done (delivered, or dead-lettered), so an endpoint receives its
+//! messages in the order they were accepted. A failed attempt closes the connection and retries
+//! the same message later; it never sends the next one first and never queues a second copy.
+//! An endpoint that allows more (`max_in_flight`, `connections`) is served by [`lane`]s
+//! instead, which keep the same rules per order key. The worker only does the I/O: when to try
+//! again, when to give up on a message and when to leave the endpoint alone is the retry
+//! policy's answer ([`super::policy`]), given each outcome and the time.
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -22,15 +24,19 @@ use super::connect::connect;
 use super::exchange::{exchange, Exchange};
 use super::failure_log::{FailureLog, Suppressed};
 use super::gate::ConnectGate;
-use super::policy::{Budget, Machine, Next, Policy, Step};
+use super::order_key::order_key;
+use super::policy::{Budget, Charges, Machine, Next, Policy, Step};
 use super::settings::EgressSettings;
 use super::status::{Connection, EndpointStatus};
 use super::verdict::{Failure, Verdict};
 use crate::net::pool::BufferPool;
 use crate::net::stream::{Stream, Unsolicited};
 use crate::pipeline::Delivery;
-use crate::routes::Endpoint;
+use crate::routes::delivery::{OrderBy, MAX_PARALLEL};
+use crate::routes::{Endpoint, Protocol};
 use crate::shard::room::Waiting;
+
+mod lane;
 
 pub use super::policy::GiveUp;
 
@@ -74,6 +80,64 @@ pub struct Worker {
     prewarm: Cell<bool>,
     /// What `/endpoints` shows of this endpoint; outlives the worker across reloads.
     status: Arc<EndpointStatus>,
+    /// Set when the endpoint takes more than one message at a time: `queue` stays empty and
+    /// messages go to these lanes instead.
+    lanes: Option<Lanes>,
+}
+
+/// The connections of an endpoint with several messages in flight. `order_by` and their
+/// number are fixed when the worker starts, so that a key always finds its earlier messages.
+struct Lanes {
+    order_by: OrderBy,
+    lanes: Box<[lane::LaneQueue]>,
+    /// HTTP/1.1 has no pipelining worth using: an ITK lane has one message in flight, and an
+    /// endpoint gets `connections × max_in_flight` lanes instead.
+    one_each: bool,
+}
+
+impl Lanes {
+    /// Lanes for `endpoint`, if it takes more than one message at a time.
+    fn for_endpoint(endpoint: &Endpoint) -> Option<Lanes> {
+        let settings = &endpoint.delivery;
+        if settings.max_in_flight <= 1 && settings.connections <= 1 {
+            return None;
+        }
+        let one_each = matches!(endpoint.protocol, Protocol::ItkHttp | Protocol::ItkHttps);
+        let count = if one_each {
+            let most = u32::try_from(MAX_PARALLEL).unwrap_or(u32::MAX);
+            settings
+                .connections
+                .saturating_mul(settings.max_in_flight)
+                .min(most)
+        } else {
+            settings.connections
+        };
+        Some(Lanes {
+            order_by: settings.order_by,
+            lanes: (0..count.max(1))
+                .map(|_| lane::LaneQueue::default())
+                .collect(),
+            one_each,
+        })
+    }
+
+    fn push(&self, delivery: Delivery) {
+        let key = order_key(&delivery.message, self.order_by);
+        let n = self.lanes.len() as u64;
+        // The high bits: FxHash's low bits are weak for short keys.
+        let index = usize::try_from((key >> 32) % n.max(1)).unwrap_or_default();
+        if let Some(lane) = self.lanes.get(index) {
+            lane.push(key, delivery);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lanes.iter().map(lane::LaneQueue::len).sum()
+    }
+
+    fn each(&self, f: impl Fn(&lane::LaneQueue)) {
+        self.lanes.iter().for_each(f);
+    }
 }
 
 /// What every worker of a shard shares.
@@ -98,6 +162,14 @@ pub trait ConnectionCounters {
     fn connection_closed(&self);
     /// A connection could not be opened (name lookup, TCP or TLS).
     fn connect_failed(&self);
+}
+
+/// Which message a verdict is for, and so where its retry budget is kept.
+enum Whose<'a> {
+    /// The front of the queue (one in flight): the retry machine keeps its budget.
+    Front,
+    /// One of several in flight; its budget is kept with its key's line.
+    InFlight(&'a mut Charges),
 }
 
 /// One worker's connection and failure state.
@@ -159,7 +231,9 @@ impl Worker {
         status: Arc<EndpointStatus>,
     ) -> Rc<Worker> {
         let prewarm = endpoint.prewarm;
+        let lanes = Lanes::for_endpoint(&endpoint);
         Rc::new(Worker {
+            lanes,
             status,
             prewarm: Cell::new(prewarm),
             name: Arc::from(endpoint.name.as_str()),
@@ -177,6 +251,10 @@ impl Worker {
 
     /// Queues a delivery and wakes the worker if it was waiting for work.
     pub fn push(&self, delivery: Delivery) {
+        if let Some(lanes) = &self.lanes {
+            lanes.push(delivery);
+            return;
+        }
         self.queue.borrow_mut().push_back(delivery);
         if let Some(waker) = self.waker.take() {
             waker.wake();
@@ -185,11 +263,11 @@ impl Worker {
 
     /// Messages waiting here, including the one in flight.
     pub fn len(&self) -> usize {
-        self.queue.borrow().len()
+        self.queue.borrow().len() + self.lanes.as_ref().map_or(0, Lanes::len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue.borrow().is_empty()
+        self.len() == 0
     }
 
     /// Takes a reloaded definition into use from the next attempt on; the reload's diff
@@ -213,6 +291,9 @@ impl Worker {
             if let Some(waker) = self.waker.take() {
                 waker.wake();
             }
+            if let Some(lanes) = &self.lanes {
+                lanes.each(lane::LaneQueue::renew);
+            }
         }
     }
 
@@ -221,6 +302,9 @@ impl Worker {
         self.stopping.set(true);
         if let Some(waker) = self.waker.take() {
             waker.wake();
+        }
+        if let Some(lanes) = &self.lanes {
+            lanes.each(lane::LaneQueue::poke);
         }
     }
 
@@ -242,18 +326,11 @@ impl Worker {
 
     /// Delivers until stopped. Runs as one task on the owner shard.
     pub async fn run(self: Rc<Self>, ctx: WorkerContext, seed: u64) {
+        if self.lanes.is_some() {
+            return self.run_lanes(ctx, seed).await;
+        }
         let policy = ctx.settings.policy();
-        let mut link = Link {
-            stream: None,
-            machine: Machine::new(&policy, seed),
-            tls_error_logged: false,
-            acked: AckedIds::default(),
-            last_reply: Vec::new(),
-            alerts: AlertWatch::default(),
-            circuit_since: None,
-            status: Arc::clone(&self.status),
-            failure_log: FailureLog::default(),
-        };
+        let mut link = self.link(&policy, seed);
         loop {
             if self.reconnect.replace(false) {
                 link.drop_stream(&ctx);
@@ -273,27 +350,69 @@ impl Worker {
             let endpoint = Arc::clone(&self.target.borrow().endpoint);
             self.watch(&mut link, Some(&delivery));
             let verdict = self.attempt(&mut link, &ctx, &endpoint, &delivery).await;
-            let step = self.judged(&mut link, &ctx, &policy, &endpoint, &delivery, &verdict);
-            let until = match step.next {
-                Next::SendNow => continue,
-                Next::WaitUntil(until) => until,
-                Next::OpenCircuit { until } => self.circuit_opened(&mut link, &ctx, until),
+            let step = self.judged(
+                &mut link,
+                &ctx,
+                (&policy, &endpoint),
+                &delivery,
+                &verdict,
+                Whose::Front,
+            );
+            let Some(until) = self.retry_at(&mut link, &ctx, &delivery, &verdict, &step) else {
+                continue;
             };
-            if let Err(failure) = &verdict {
-                if step.give_up.is_none() {
-                    let after = until.saturating_duration_since(Instant::now());
-                    self.status.retried();
-                    let reason = failure.to_string();
-                    self.log_retry(&mut link, &delivery, &reason, after, step.attempts);
-                    ctx.outcomes.retrying(&delivery, &reason, after);
-                }
-            }
             self.pause(&mut link, until).await;
         }
+        Self::close(&mut link, &ctx).await;
+    }
+
+    /// A connection's state before it is first opened.
+    fn link(&self, policy: &Policy, seed: u64) -> Link {
+        Link {
+            stream: None,
+            machine: Machine::new(policy, seed),
+            tls_error_logged: false,
+            acked: AckedIds::default(),
+            last_reply: Vec::new(),
+            alerts: AlertWatch::default(),
+            circuit_since: None,
+            status: Arc::clone(&self.status),
+            failure_log: FailureLog::default(),
+        }
+    }
+
+    async fn close(link: &mut Link, ctx: &WorkerContext) {
         if let Some(mut open) = link.stream.take() {
             let _ = open.shutdown(&ctx.pool).await;
             ctx.counters.connection_closed();
         }
+    }
+
+    /// When the policy's `step` says to send again, saying why if the message failed and will
+    /// be retried; `None`: now.
+    fn retry_at(
+        &self,
+        link: &mut Link,
+        ctx: &WorkerContext,
+        delivery: &Delivery,
+        verdict: &Verdict,
+        step: &Step,
+    ) -> Option<Instant> {
+        let until = match step.next {
+            Next::SendNow => return None,
+            Next::WaitUntil(until) => until,
+            Next::OpenCircuit { until } => self.circuit_opened(link, ctx, until),
+        };
+        if let Err(failure) = verdict {
+            if step.give_up.is_none() {
+                let after = until.saturating_duration_since(Instant::now());
+                self.status.retried();
+                let reason = failure.to_string();
+                self.log_retry(link, delivery, &reason, after, step.attempts);
+                ctx.outcomes.retrying(delivery, &reason, after);
+            }
+        }
+        Some(until)
     }
 
     /// One attempt at `delivery`: connect if need be, send, wait for the reply.
@@ -324,31 +443,47 @@ impl Worker {
     }
 
     /// Asks the policy what the verdict means, and does what it says with the message: done,
-    /// dead-lettered, or left at the front of the queue to be tried again.
+    /// dead-lettered, or left (at the front of the queue, or of its key's line) to be tried
+    /// again.
     fn judged(
         &self,
         link: &mut Link,
         ctx: &WorkerContext,
-        policy: &Policy,
-        endpoint: &Endpoint,
+        (policy, endpoint): (&Policy, &Endpoint),
         delivery: &Delivery,
         verdict: &Verdict,
+        whose: Whose<'_>,
     ) -> Step {
+        let front = matches!(whose, Whose::Front);
         let step = match verdict {
             Ok(()) => {
                 link.acked.remember(delivery.message.control_id());
                 link.machine.delivered()
             }
             Err(failure) => {
-                if failure.retry_can_help() {
-                    // The stream is in an unknown state: a late reply to this message must not
-                    // be read as the reply to the next one.
-                    link.drop_stream(ctx);
-                } else if failure.endpoint_answered() {
-                    link.acked.remember(delivery.message.control_id());
+                let now = Instant::now();
+                let budget = budget(endpoint);
+                match whose {
+                    Whose::Front => {
+                        if failure.retry_can_help() {
+                            // The stream is in an unknown state: a late reply to this message
+                            // must not be read as the reply to the next one.
+                            link.drop_stream(ctx);
+                        } else if failure.endpoint_answered() {
+                            link.acked.remember(delivery.message.control_id());
+                        }
+                        link.machine.failed(now, failure, policy, &budget)
+                    }
+                    // Replies in flight are matched by control id, so a reply that names this
+                    // message leaves the stream usable; the lane closes it when it is not.
+                    Whose::InFlight(charges) => {
+                        if failure.endpoint_answered() {
+                            link.acked.remember(delivery.message.control_id());
+                        }
+                        link.machine
+                            .failed_charging(charges, now, failure, policy, &budget)
+                    }
                 }
-                link.machine
-                    .failed(Instant::now(), failure, policy, &budget(endpoint))
             }
         };
         if step.circuit_closed {
@@ -370,12 +505,12 @@ impl Worker {
             (Ok(()), _) => {
                 self.settle_failures(link);
                 self.status.delivered();
-                self.finish(ctx);
+                self.finish(ctx, delivery, front);
                 ctx.outcomes.delivered(delivery, &link.last_reply);
                 link.forget_reply();
             }
             (Err(failure), Some(why)) => {
-                self.finish(ctx);
+                self.finish(ctx, delivery, front);
                 let detail = match why {
                     GiveUp::RetriesExhausted => format!(
                         "gave up after {} attempts over {:?}: {failure}",
@@ -679,15 +814,15 @@ impl Worker {
         }
     }
 
-    /// Takes the message in flight off the queue, giving its place back (and waking senders
-    /// that wait for one).
-    fn finish(&self, ctx: &WorkerContext) {
-        let done = self.queue.borrow_mut().pop_front();
-        if let Some(done) = done {
-            let waiting = done.queued.done();
-            if !waiting.is_empty() {
-                ctx.room.ring(waiting);
-            }
+    /// `delivery` is done: gives its place back (waking senders that wait for one), and takes
+    /// it off the front of the queue if it came from there (a lane takes its own off its line).
+    fn finish(&self, ctx: &WorkerContext, delivery: &Delivery, front: bool) {
+        if front {
+            self.queue.borrow_mut().pop_front();
+        }
+        let waiting = delivery.queued.done();
+        if !waiting.is_empty() {
+            ctx.room.ring(waiting);
         }
     }
 }

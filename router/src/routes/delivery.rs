@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-/// Every delivery key, once: how it is written (`duration` or `count`, read by
+/// Every delivery key, once: how it is written (`duration`, `count`, `parallel`, `order`, read by
 /// [`ReadKey`]), what it holds once resolved, and its default. From this one list come the
 /// accepted key names ([`KEYS`]), the settings as written ([`DeliverySpec`]) and resolved
 /// ([`DeliverySettings`]), and the cascade between them ([`DeliverySpec::resolve`]), so a new
@@ -84,13 +84,39 @@ delivery_keys! {
     alert_circuit_open: duration Duration => Option<Duration> = None;
     /// Alert when more of the endpoint's messages than this were dead-lettered in the last hour.
     alert_dead_letters_per_hour: count u32 => Option<u32> = None;
+    /// Messages sent on one connection and not yet acknowledged (HL7v2 over MLLP pipelines
+    /// them); 1 keeps the endpoint's strict order whatever `order_by` says.
+    max_in_flight: parallel u32 => u32 = 1;
+    /// Connections to the endpoint, each with its own share of the order keys.
+    connections: parallel u32 => u32 = 1;
+    /// What two messages must share to keep their order: one patient, by default.
+    order_by: order OrderBy => OrderBy = OrderBy::Patient;
 }
+
+/// Which messages of an endpoint keep their order among themselves (messages that differ in it
+/// may overtake each other once more than one is in flight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OrderBy {
+    /// Every message of the endpoint: strict order.
+    Endpoint,
+    /// One patient's: PID-3 for HL7v2, the tracking id for ITK.
+    Patient,
+    /// Those with the same value at this HL7v2 field path (ITK: the tracking id).
+    Field(codecs::hl7v2::FieldPath),
+}
+
+/// Largest `max_in_flight` and `connections`: past any endpoint's use, and it bounds what one
+/// endpoint's worker holds open.
+pub const MAX_PARALLEL: i64 = 256;
 
 /// How a table's delivery keys are read, by the kind of value each holds (the parser's side:
 /// units, bounds and `file:line:col` errors).
 pub trait ReadKey {
     fn duration(&mut self, key: &'static str) -> Option<Spanned<Duration>>;
     fn count(&mut self, key: &'static str) -> Option<Spanned<u32>>;
+    /// A count from 1 to [`MAX_PARALLEL`].
+    fn parallel(&mut self, key: &'static str) -> Option<Spanned<u32>>;
+    fn order(&mut self, key: &'static str) -> Option<Spanned<OrderBy>>;
 }
 
 /// Two groups of one endpoint that set a key to different values (the endpoint not setting it).
