@@ -77,7 +77,7 @@ fn fleet_config(config: &ConnectionsConfig) -> ProofConfig {
         svg: None,
         progress: config.progress,
         refine: 0,
-        retries: 0,
+        attempts: 1,
         router_args: Vec::new(),
     }
 }

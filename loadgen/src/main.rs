@@ -283,7 +283,7 @@ impl SetupArgs {
             svg: self.svg,
             progress: !self.quiet,
             refine: 0,
-            retries: 0,
+            attempts: 1,
             router_args: self.router_args,
         }
     }
@@ -308,9 +308,11 @@ struct ProofArgs {
     /// Bisection steps between the last rate that held and the first that did not.
     #[arg(long, default_value_t = 2)]
     refine: usize,
-    /// Times a step that broke the objective without losses is run again (machine noise).
-    #[arg(long, default_value_t = 1)]
-    retries: usize,
+    /// Attempts at each rate, for ganglion and the relay alike; a rate is credited when most of
+    /// them met the objective (stopping once the majority is known: 2 of 3 when the first two
+    /// agree). 1 for a quick run.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    attempts: u64,
     /// The objective: p99 ACK latency at most this.
     #[arg(long, value_parser = parse_duration, default_value = "10ms")]
     slo_p99: Duration,
@@ -549,7 +551,7 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         baseline_relay,
         relay_threads: args.relay_threads,
         refine: args.refine,
-        retries: args.retries,
+        attempts: args.attempts as usize,
         ..args.setup.config(args.duration)
     };
     let losses_only = match args.gate.as_str() {

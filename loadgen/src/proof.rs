@@ -23,6 +23,7 @@ use crate::pki::Pki;
 use crate::progress::Progress;
 use crate::stats::RunStats;
 use procs::ChildProc;
+use report::Majority;
 pub use report::{Report, Step, System};
 
 /// The objective a step must meet.
@@ -76,8 +77,8 @@ pub struct ProofConfig {
     pub progress: bool,
     /// Bisection steps after the ramp first fails.
     pub refine: usize,
-    /// Times a step that broke the objective (without losses) is run again.
-    pub retries: usize,
+    /// Attempts at each rate (odd); a rate is credited when most of them met the objective.
+    pub attempts: usize,
     /// More arguments for `ganglion run` (say `--breaker-cooldown-ms 1000`).
     pub router_args: Vec<String>,
 }
@@ -419,10 +420,11 @@ fn step(
     )
 }
 
-/// Runs one rate, and again (up to `config.retries` times) when it broke the objective by
-/// latency or errors alone: on a machine shared with other work a single step can be spoiled
-/// by someone else's burst. A loss is never retried: it is a fault, not noise. Every attempt is
-/// kept in `steps`; the rate holds when any attempt met the objective.
+/// Runs one rate up to `config.attempts` times and credits it when most attempts met the
+/// objective, stopping as soon as the majority is known: on a machine shared with other work a
+/// single step can be spoiled (or flattered) by someone else's burst, so neither one lucky nor
+/// one unlucky attempt decides, and ganglion and the relay are judged alike. A loss ends the
+/// rate at once: it is a fault, not noise. Every attempt is kept in `steps`.
 #[allow(clippy::too_many_arguments)]
 fn attempt(
     config: &ProofConfig,
@@ -435,8 +437,9 @@ fn attempt(
     steps: &mut Vec<Step>,
     stop: &AtomicBool,
 ) -> anyhow::Result<bool> {
-    for try_ in 0..=config.retries {
-        if try_ > 0 || !steps.is_empty() {
+    let mut tally = Majority::of(config.attempts);
+    while tally.undecided() {
+        if !steps.is_empty() {
             settle(fleet);
         }
         let s = step(
@@ -453,11 +456,12 @@ fn attempt(
         Progress::new(config.progress).result(&report::step_line(&s));
         let (met, lost) = (s.slo_met, s.stats.lost);
         steps.push(s);
-        if met || lost > 0 || stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(met);
+        tally.count(met);
+        if lost > 0 || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(false);
         }
     }
-    Ok(false)
+    Ok(tally.credited())
 }
 
 /// The target step, then the ramp; returns the steps in order.

@@ -57,6 +57,47 @@ impl Step {
 }
 
 /// The median of `values` (the lower middle one of an even count); `None` when empty.
+/// Attempts at one rate, counted until most of `attempts` have gone one way.
+#[derive(Debug, Clone, Copy)]
+pub struct Majority {
+    pub attempts: usize,
+    pub met: usize,
+    pub broken: usize,
+}
+
+impl Majority {
+    pub fn of(attempts: usize) -> Majority {
+        Majority {
+            attempts,
+            met: 0,
+            broken: 0,
+        }
+    }
+
+    pub fn count(&mut self, met: bool) {
+        if met {
+            self.met += 1;
+        } else {
+            self.broken += 1;
+        }
+    }
+
+    fn needed(&self) -> usize {
+        self.attempts / 2 + 1
+    }
+
+    /// More attempts could still change the verdict.
+    pub fn undecided(&self) -> bool {
+        self.met < self.needed()
+            && self.broken < self.needed()
+            && self.met + self.broken < self.attempts
+    }
+
+    pub fn credited(&self) -> bool {
+        self.met >= self.needed()
+    }
+}
+
 pub fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     values.get(values.len().saturating_sub(1) / 2).copied()
@@ -149,22 +190,34 @@ impl Report {
         self.steps.iter().filter(move |s| s.system == system)
     }
 
+    /// The highest rate most of whose attempts met the objective.
     fn max_rate(&self, system: System) -> f64 {
-        self.steps_of(system)
-            .filter(|s| s.slo_met)
+        let mut rates: Vec<f64> = self
+            .steps_of(system)
             .map(|s| s.stats.offered_rate)
+            .collect();
+        rates.dedup();
+        rates
+            .into_iter()
+            .filter(|&rate| self.credited(system, rate))
             .fold(0.0, f64::max)
+    }
+
+    /// Whether most of `system`'s attempts at `rate` met the objective.
+    pub fn credited(&self, system: System, rate: f64) -> bool {
+        let mut tally = Majority::of(0);
+        for s in self
+            .steps_of(system)
+            .filter(|s| s.stats.offered_rate == rate)
+        {
+            tally.count(s.slo_met);
+        }
+        tally.met > tally.broken
     }
 
     /// Computes the verdicts once every step is in.
     pub fn finish(&mut self) {
-        // Step 0 and its retries are the steps at the target rate before any other rate.
-        let target = self.target_rate;
-        let held = self
-            .steps_of(System::Ganglion)
-            .take_while(|s| s.stats.offered_rate == target)
-            .any(|s| s.slo_met);
-        self.target_held = held;
+        self.target_held = self.credited(System::Ganglion, self.target_rate);
         self.max_sustainable_rate = self.max_rate(System::Ganglion);
         if self.steps_of(System::Relay).next().is_some() {
             self.relay_max_sustainable_rate = Some(self.max_rate(System::Relay));
@@ -279,23 +332,30 @@ impl Report {
         );
         push(&mut out, String::new());
         let target = self.target_rate;
-        let first = self
+        let at_target: Vec<&Step> = self
             .steps_of(System::Ganglion)
-            .take_while(|s| s.stats.offered_rate == target)
-            .find(|s| s.slo_met)
-            .or_else(|| self.steps_of(System::Ganglion).next());
-        if let Some(first) = first {
-            let p = first.stats.ack.percentiles();
+            .filter(|s| s.stats.offered_rate == target)
+            .collect();
+        if let Some(first) = at_target.first() {
+            let met = at_target.iter().filter(|s| s.slo_met).count();
+            let p99 = median(
+                at_target
+                    .iter()
+                    .map(|s| s.stats.ack.percentiles().p99 as f64)
+                    .collect(),
+            );
             push(
                 &mut out,
                 format!(
-                    "target {:.0} msgs/s for {:.0} s: {} (p99 ACK {}, {} lost, {} errors)",
+                    "target {:.0} msgs/s for {:.0} s: {} ({met} of {} attempts met; median p99 \
+                     ACK {}, {} lost, {} errors)",
                     self.target_rate,
                     first.stats.duration_s,
                     if self.target_held { "HELD" } else { "NOT HELD" },
-                    fmt_us(p.p99),
-                    first.stats.lost,
-                    first.stats.error_count()
+                    at_target.len(),
+                    fmt_us(p99.unwrap_or(0.0) as u64),
+                    at_target.iter().map(|s| s.stats.lost).sum::<u64>(),
+                    at_target.iter().map(|s| s.stats.error_count()).sum::<u64>()
                 ),
             );
         }
@@ -455,6 +515,68 @@ mod tests {
         assert!(report
             .text()
             .contains("router CPU per message at the target: 200 µs"));
+    }
+
+    fn attempt(system: System, offered: f64, met: bool) -> Step {
+        Step {
+            slo_met: met,
+            ..step(system, offered, 1000, 1.0)
+        }
+    }
+
+    #[test]
+    fn a_majority_stops_counting_once_it_is_known() {
+        let mut three = Majority::of(3);
+        three.count(true);
+        assert!(three.undecided());
+        three.count(true);
+        assert!(!three.undecided() && three.credited(), "2 of 3 already");
+        let mut split = Majority::of(3);
+        for met in [true, false] {
+            split.count(met);
+        }
+        assert!(split.undecided(), "1 to 1: the third decides");
+        split.count(false);
+        assert!(!split.undecided() && !split.credited());
+        let mut one = Majority::of(1);
+        one.count(false);
+        assert!(!one.undecided() && !one.credited());
+    }
+
+    #[test]
+    fn a_rate_is_credited_only_when_most_of_its_attempts_met_for_either_system() {
+        let mut report = Report {
+            steps: vec![
+                attempt(System::Ganglion, 3200.0, false),
+                attempt(System::Ganglion, 3200.0, true),
+                attempt(System::Ganglion, 3200.0, true),
+                attempt(System::Ganglion, 4800.0, true),
+                attempt(System::Ganglion, 4800.0, false),
+                attempt(System::Ganglion, 4800.0, false),
+                attempt(System::Ganglion, 4000.0, true),
+                attempt(System::Ganglion, 4000.0, true),
+                attempt(System::Relay, 3200.0, true),
+                attempt(System::Relay, 3200.0, true),
+                // One lucky attempt at a higher rate is not credited.
+                attempt(System::Relay, 9600.0, true),
+                attempt(System::Relay, 9600.0, false),
+                attempt(System::Relay, 9600.0, false),
+            ],
+            target_rate: 3200.0,
+            ..Report::default()
+        };
+        report.finish();
+        assert!(report.target_held);
+        assert_eq!(report.max_sustainable_rate, 4000.0);
+        assert_eq!(report.relay_max_sustainable_rate, Some(3200.0));
+        assert!(
+            report.text().contains("HELD (2 of 3 attempts met"),
+            "{}",
+            report.text()
+        );
+        report.steps[1].slo_met = false;
+        report.finish();
+        assert!(!report.target_held, "1 of 3 is not most");
     }
 
     #[test]

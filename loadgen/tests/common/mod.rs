@@ -52,7 +52,7 @@ pub fn small_run(
         keep: false,
         progress: false,
         refine: 0,
-        retries: 0,
+        attempts: 1,
         router_args: Vec::new(),
     }
 }
