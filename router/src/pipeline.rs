@@ -7,10 +7,19 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use crate::shard::durable::RecordRef;
 use crate::shard::room::QueueCount;
+use crate::wal::RecordId;
 
 pub use codecs::MessageKind;
+
+/// Which log, which record, which destination: enough to mark a delivery done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef {
+    /// The log's number (its `shard-<n>` directory).
+    pub log: u16,
+    pub id: RecordId,
+    pub destination: u16,
+}
 
 /// One message accepted from a sender.
 #[derive(Debug)]

@@ -23,20 +23,12 @@ use atomic_waker::AtomicWaker;
 
 use crate::metrics::{Metrics, ShardHealth};
 use crate::notify::LocalNotify;
+use crate::pipeline::RecordRef;
 use crate::runtime::mesh::Mesh;
 use crate::wal::{
     shard_dir, Commit, DiskBudget, Durable, Log, Mark, NewRecord, PendingRecord, RecordId,
     Recovery, ShardLog, WalConfig, WalError,
 };
-
-/// Which log, which record, which destination: enough to mark a delivery done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordRef {
-    /// The log's number (its `shard-<n>` directory).
-    pub log: u16,
-    pub id: RecordId,
-    pub destination: u16,
-}
 
 /// How often marks are written.
 const MARK_INTERVAL: Duration = Duration::from_millis(5);

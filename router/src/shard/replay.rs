@@ -19,13 +19,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::durable::{Durability, RecordRef};
+use super::durable::Durability;
 use super::logged;
 use super::room::QueueCount;
 use super::{EndpointHandle, Routing, Shard};
 use crate::deadletter::DeadLetter;
 use crate::ingress::accept::{self, Plan};
 use crate::mailbox::ReplayError;
+use crate::pipeline::RecordRef;
 use crate::pipeline::{Accepted, Delivery};
 use crate::wal::{PendingRecord, RecordId};
 
