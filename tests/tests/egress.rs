@@ -282,15 +282,22 @@ fn an_endpoint_named_by_host_is_reached_on_whichever_address_listens() {
 /// notice when it clears once the endpoint is back.
 #[test]
 fn alerts_are_raised_once_shown_and_cleared_once() {
+    alerts_of_a_down_endpoint_are_raised_once_shown_and_cleared_once("");
+}
+
+/// As for one message at a time: the alerts are the endpoint's, not each connection's.
+#[test]
+fn alerts_of_an_endpoint_with_many_in_flight_are_raised_once_shown_and_cleared_once() {
+    alerts_of_a_down_endpoint_are_raised_once_shown_and_cleared_once(HOT);
+}
+
+fn alerts_of_a_down_endpoint_are_raised_once_shown_and_cleared_once(keys: &str) {
     let scratch = Scratch::new("alerts");
     let port = tests::endpoint::unused_port();
     let config = config(
         &scratch,
-        "",
-        &format!(
-            "[delivery]\nalert_queue_depth = 2\nalert_circuit_open = \"300ms\"\n\n\
-             [[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n"
-        ),
+        "[delivery]\nalert_queue_depth = 2\nalert_circuit_open = \"300ms\"\n\n",
+        &hot_endpoint(port, keys),
         "epr",
     );
     let mut router = start(&config);
