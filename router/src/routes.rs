@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 pub use diff::{diff, ListenerDiff, ServerChange, TableDiff};
 pub use digest::ContentDigest;
-pub use endpoint::{Endpoint, EndpointId, EndpointIdentity, Protocol, TlsProfile};
+pub use endpoint::{Arrangement, Endpoint, EndpointId, EndpointIdentity, Protocol, TlsProfile};
 pub use explain::{Explanation, Skip};
 pub use keys::{Key, MessageKind, MessageView};
 pub use matcher::{Decision, Endpoints, Outcome};

@@ -188,7 +188,8 @@ impl Shard {
 
     /// Takes a new routing into use as `diff` (from the routing in force to it) says: workers
     /// of removed endpoints finish their queues and stop; workers of changed endpoints take
-    /// the new definition and reconnect; those of unchanged ones keep their connection (their
+    /// the new definition and reconnect; workers of rearranged ones rebuild their lanes (see
+    /// [`Worker::update`]); those of unchanged ones keep their connection (their
     /// definition may still differ in what does not make the connection, such as `prewarm`);
     /// endpoints that want it are pre-warmed.
     pub fn install(&self, routing: Arc<Routing>, diff: &TableDiff) {
@@ -206,6 +207,10 @@ impl Shard {
         let renewed = diff.changed.iter().map(|&(_, id)| (id, OnReload::Renew));
         let kept = diff.unchanged.iter().map(|&(_, id)| (id, OnReload::Keep));
         for (id, connection) in renewed.chain(kept) {
+            let connection = match diff.rearranged.binary_search(&id) {
+                Ok(_) => OnReload::Rearrange,
+                Err(_) => connection,
+            };
             let Some(endpoint) = routing.table.endpoint(id) else {
                 continue;
             };

@@ -88,6 +88,45 @@ fn endpoints_added_removed_and_changed() {
     assert!(d.rules_changed);
 }
 
+/// Delivery keys keep the connection; those that change how messages are spread over
+/// connections (`max_in_flight`, `connections`, `order_by`) also rebuild the lanes.
+#[test]
+fn keys_that_spread_messages_differently_rearrange_and_keep_the_identity() {
+    let with = |delivery: &str| table(&format!("[delivery]\n{delivery}{TLS}{ROUTES}"), CSV);
+    let rearranged = |old: &str, new: &str| {
+        let (old, new) = (with(old), with(new));
+        let d = diff(Some(&old), &new);
+        assert_eq!(d.unchanged.len(), 3, "{d:?}");
+        d.rearranged
+            .iter()
+            .filter_map(|&id| new.endpoint(id).map(|e| e.name.clone()))
+            .collect::<Vec<String>>()
+    };
+    let all = v(&["a", "b", "c"]);
+    assert_eq!(rearranged("", "connections = 2\n"), all);
+    assert_eq!(rearranged("max_in_flight = 8\n", ""), all);
+    assert_eq!(
+        rearranged(
+            "max_in_flight = 8\n",
+            "max_in_flight = 8\norder_by = \"endpoint\"\n"
+        ),
+        all
+    );
+    // Spread the same way: an MLLP connection's window, a retry budget, `order_by` with one in
+    // flight.
+    assert_eq!(
+        rearranged("max_in_flight = 8\n", "max_in_flight = 4\n"),
+        v(&[])
+    );
+    assert_eq!(rearranged("", "retry_for = \"1h\"\n"), v(&[]));
+    assert_eq!(rearranged("", "order_by = \"endpoint\"\n"), v(&[]));
+    let (old, new) = (with(""), with("connections = 2\n"));
+    assert!(
+        !diff(Some(&old), &new).is_empty(),
+        "a rearrangement is a change"
+    );
+}
+
 #[test]
 fn a_changed_tls_profile_changes_its_endpoints_only() {
     let old = table(&format!("{TLS}{ROUTES}"), CSV);

@@ -337,6 +337,14 @@ pub fn metric(admin: SocketAddr, name: &str) -> u64 {
 }
 
 impl RouterProcess {
+    /// `ganglion reload` through the admin listener, with the admin token the router made in
+    /// `data_dir` (named as a file: a broken routes file cannot say where it is).
+    pub fn reload(&self, data_dir: &Path) -> std::process::Output {
+        let token = data_dir.join("admin.token").display().to_string();
+        let admin = self.addr("admin").to_string();
+        ganglion(&["reload", "--admin", &admin, "--token-file", &token])
+    }
+
     /// Waits until the router has finished with everything it accepted: `delivered` deliveries
     /// acknowledged by endpoints, `dead_lettered` moved to the dead letters, and none queued.
     /// From then on it sends nothing more anywhere, so a test can assert that an endpoint got

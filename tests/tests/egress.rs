@@ -282,15 +282,22 @@ fn an_endpoint_named_by_host_is_reached_on_whichever_address_listens() {
 /// notice when it clears once the endpoint is back.
 #[test]
 fn alerts_are_raised_once_shown_and_cleared_once() {
+    alerts_of_a_down_endpoint_are_raised_once_shown_and_cleared_once("");
+}
+
+/// As for one message at a time: the alerts are the endpoint's, not each connection's.
+#[test]
+fn alerts_of_an_endpoint_with_many_in_flight_are_raised_once_shown_and_cleared_once() {
+    alerts_of_a_down_endpoint_are_raised_once_shown_and_cleared_once(HOT);
+}
+
+fn alerts_of_a_down_endpoint_are_raised_once_shown_and_cleared_once(keys: &str) {
     let scratch = Scratch::new("alerts");
     let port = tests::endpoint::unused_port();
     let config = config(
         &scratch,
-        "",
-        &format!(
-            "[delivery]\nalert_queue_depth = 2\nalert_circuit_open = \"300ms\"\n\n\
-             [[endpoint]]\nname = \"epr\"\nprotocol = \"mllp\"\naddress = \"{port}\"\n"
-        ),
+        "[delivery]\nalert_queue_depth = 2\nalert_circuit_open = \"300ms\"\n\n",
+        &hot_endpoint(port, keys),
         "epr",
     );
     let mut router = start(&config);
@@ -359,9 +366,9 @@ fn patients_feed(patients: usize, each: usize) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Sends `feed` in one burst on one connection and checks every ACK.
-fn send_feed(router: &RouterProcess, feed: &[(String, Vec<u8>)]) {
-    let mut sender = Sender::connect(router.addr("in")).unwrap();
+/// Sends `feed` in one burst on one connection to `listener` and checks every ACK.
+fn send_feed(listener: std::net::SocketAddr, feed: &[(String, Vec<u8>)]) {
+    let mut sender = Sender::connect(listener).unwrap();
     let mut burst = Vec::new();
     for (_, message) in feed {
         codecs::mllp::encode(message, &mut burst);
@@ -428,7 +435,7 @@ fn many_patients_in_flight_on_two_connections_each_keep_their_order() {
     let keys = "max_in_flight = 8\nconnections = 2\n";
     let config = config(&scratch, "", &hot_endpoint(epr.addr, keys), "epr");
     let router = start(&config);
-    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    send_feed(router.addr("in"), &patients_feed(PATIENTS, EACH));
     router.wait_settled((PATIENTS * EACH) as u64, 0);
     let received = epr.inbox.messages();
     assert_eq!(received.len(), PATIENTS * EACH, "each message once");
@@ -450,7 +457,7 @@ fn a_declined_message_holds_back_its_patient_s_later_messages_only() {
         "epr",
     );
     let router = start(&config);
-    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    send_feed(router.addr("in"), &patients_feed(PATIENTS, EACH));
     router.wait_settled((PATIENTS * EACH) as u64, 0);
     let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
     let at = |id: &str| ids.iter().rposition(|x| x == id).unwrap();
@@ -479,7 +486,7 @@ fn an_ack_naming_no_message_in_flight_closes_the_connection_and_nothing_is_lost(
         "epr",
     );
     let mut router = start(&config);
-    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    send_feed(router.addr("in"), &patients_feed(PATIENTS, EACH));
     router.wait_settled((PATIENTS * EACH) as u64, 0);
     assert_eq!(
         per_patient(&epr.inbox.messages(), PATIENTS),
@@ -501,7 +508,7 @@ fn by_default_one_message_is_in_flight_and_a_retry_holds_every_patient_back() {
     let config = config(&scratch, "", &hot_endpoint(epr.addr, ""), "epr");
     let router = start(&config);
     let feed = patients_feed(3, 2);
-    send_feed(&router, &feed);
+    send_feed(router.addr("in"), &feed);
     router.wait_settled(feed.len() as u64, 0);
     let ids: Vec<String> = epr.inbox.messages().iter().map(|m| msh10(m)).collect();
     assert_eq!(
@@ -520,7 +527,7 @@ fn after_a_restart_each_patient_s_messages_still_arrive_in_order() {
     let keys = "max_in_flight = 8\nconnections = 2\n";
     let config = config(&scratch, "", &hot_endpoint(port, keys), "epr");
     let router = start(&config);
-    send_feed(&router, &patients_feed(PATIENTS, EACH));
+    send_feed(router.addr("in"), &patients_feed(PATIENTS, EACH));
     // Stopped while the endpoint is down: everything waits in the log.
     assert!(router.terminate(WAIT).success());
     let epr = Endpoint::mllp_on(std::net::TcpListener::bind(port).unwrap(), None, |_, _| {
@@ -534,4 +541,120 @@ fn after_a_restart_each_patient_s_messages_still_arrive_in_order() {
         in_order(PATIENTS, EACH)
     );
     assert!(restarted.terminate(WAIT).success());
+}
+
+/// Many in flight on two connections.
+const HOT: &str = "max_in_flight = 8\nconnections = 2\n";
+
+/// A reload that switches an endpoint between one message at a time and many in flight, and
+/// back, while a feed streams in: what the old arrangement had in flight is answered before
+/// the new one sends, so every message arrives once and each patient's in order.
+#[test]
+fn a_reload_moves_an_endpoint_between_one_and_many_in_flight_under_traffic() {
+    const PATIENTS: usize = 16;
+    const EACH: usize = 30;
+    let scratch = Scratch::new("hot-reload");
+    let epr = Endpoint::mllp(None, |_, _| {
+        std::thread::sleep(Duration::from_millis(1));
+        Reply::Ack(AckCode::AA)
+    });
+    let routes = |keys: &str| config(&scratch, "", &hot_endpoint(epr.addr, keys), "epr");
+    let router = start(&routes(""));
+    let feed = patients_feed(PATIENTS, EACH);
+    let total = feed.len();
+    let listener = router.addr("in");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for chunk in feed.chunks(PATIENTS * 2) {
+                send_feed(listener, chunk);
+            }
+        });
+        for (round, keys) in [HOT, "", HOT, ""].into_iter().enumerate() {
+            assert!(
+                epr.inbox.wait_for((round + 1) * total / 6, WAIT),
+                "round {round}: {} delivered",
+                epr.inbox.len()
+            );
+            routes(keys);
+            let output = router.reload(&scratch.join("data"));
+            let said = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "round {round}: {output:?}");
+            assert!(said.contains("1 rearranged"), "round {round}: {said}");
+        }
+    });
+    router.wait_settled(total as u64, 0);
+    let received = epr.inbox.messages();
+    assert_eq!(received.len(), total, "each message once");
+    assert_eq!(per_patient(&received, PATIENTS), in_order(PATIENTS, EACH));
+    // One connection, then two for the lanes, then one again at least: each arrangement ran.
+    assert!(epr.inbox.connections() >= 4, "{}", epr.inbox.connections());
+    assert!(router.terminate(WAIT).success());
+}
+
+/// `/endpoints/epr` as JSON, with the admin token the router made.
+fn endpoint_status(router: &RouterProcess, scratch: &Scratch) -> serde_json::Value {
+    let admin = router.addr("admin");
+    let token = std::fs::read_to_string(scratch.join("data/admin.token")).unwrap();
+    let bearer = format!("Authorization: Bearer {}", token.trim());
+    let host = tests::admin::host(admin);
+    let response = tests::admin::request(admin, "GET", "/endpoints/epr", &[&host, &bearer]);
+    serde_json::from_str(&response.unwrap().body).unwrap_or_default()
+}
+
+/// An endpoint that takes messages and answers nothing until told to: its oldest message
+/// waits past `stuck_after` (shown by `/endpoints` meanwhile) and its queue passes
+/// `alert_queue_depth`; each alert is one warning, and one notice once it answers again.
+fn a_silent_endpoint_raises_stuck_and_queue_depth_once(keys: &str) {
+    let scratch = Scratch::new("silent");
+    let answering = std::sync::Arc::new(AtomicBool::new(false));
+    let told = std::sync::Arc::clone(&answering);
+    let epr = Endpoint::mllp(None, move |_, _| {
+        if told.load(Ordering::SeqCst) {
+            Reply::Ack(AckCode::AA)
+        } else {
+            Reply::Silent
+        }
+    });
+    let top = "[delivery]\nstuck_after = \"300ms\"\nalert_queue_depth = 2\n\n";
+    let config = config(&scratch, top, &hot_endpoint(epr.addr, keys), "epr");
+    let mut router = start(&config);
+    let feed = patients_feed(4, 1);
+    send_feed(router.addr("in"), &feed);
+    for line in ["alert stuck: the oldest message", "alert queue_depth: "] {
+        assert!(
+            router.wait_for_output(line, WAIT),
+            "{line}: {}",
+            router.output()
+        );
+    }
+    tests::process::wait_until("the oldest message's age shown", WAIT, || {
+        endpoint_status(&router, &scratch)["oldest_queued_age_ms"].as_u64() >= Some(300)
+    });
+    answering.store(true, Ordering::SeqCst);
+    router.wait_settled(feed.len() as u64, 0);
+    for line in ["alert stuck cleared", "alert queue_depth cleared"] {
+        assert!(
+            router.wait_for_output(line, WAIT),
+            "{line}: {}",
+            router.output()
+        );
+        assert_eq!(router.count_output(line), 1, "{}", router.output());
+    }
+    assert_eq!(router.count_output("alert stuck: the oldest message"), 1);
+    assert_eq!(router.count_output("alert queue_depth: "), 1);
+    assert_eq!(
+        endpoint_status(&router, &scratch)["oldest_queued_age_ms"],
+        serde_json::Value::Null
+    );
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
+fn a_silent_endpoint_taking_one_at_a_time_raises_its_alerts_once() {
+    a_silent_endpoint_raises_stuck_and_queue_depth_once("");
+}
+
+#[test]
+fn a_silent_endpoint_taking_many_at_a_time_raises_its_alerts_as_one_at_a_time_does() {
+    a_silent_endpoint_raises_stuck_and_queue_depth_once(HOT);
 }

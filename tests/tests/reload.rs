@@ -74,12 +74,8 @@ fn aa() -> impl Fn(usize, &[u8]) -> Reply + Send + Sync + 'static {
     |_, _| Reply::Ack(AckCode::AA)
 }
 
-/// `ganglion reload` with the admin token the router made in its data directory (named as a
-/// file: a broken routes file cannot say where it is).
 fn admin_reload(router: &RouterProcess, scratch: &Scratch) -> std::process::Output {
-    let token = scratch.join("data/admin.token").display().to_string();
-    let admin = router.addr("admin").to_string();
-    ganglion(&["reload", "--admin", &admin, "--token-file", &token])
+    router.reload(&scratch.join("data"))
 }
 
 fn start(config: &Path, watch: bool) -> RouterProcess {

@@ -71,6 +71,7 @@ impl ReloadOutcome {
                 "endpoints_removed": s.removed,
                 "endpoints_changed": s.changed,
                 "endpoints_unchanged": s.unchanged,
+                "endpoints_rearranged": s.rearranged,
                 "rules_changed": s.rules_changed,
                 "listeners_added": s.listeners_added,
                 "listeners_removed": s.listeners_removed,
@@ -128,6 +129,8 @@ pub struct Summary {
     pub removed: usize,
     pub changed: usize,
     pub unchanged: usize,
+    /// Of those changed or unchanged, how many rebuild their lanes.
+    pub rearranged: usize,
     pub rules_changed: bool,
     pub listeners_added: usize,
     pub listeners_removed: usize,
@@ -142,6 +145,7 @@ impl Summary {
             removed: diff.removed.len(),
             changed: diff.changed.len(),
             unchanged: diff.unchanged.len(),
+            rearranged: diff.rearranged.len(),
             rules_changed: diff.rules_changed,
             listeners_added: diff.listeners.added.len(),
             listeners_removed: diff.listeners.removed.len(),
@@ -155,12 +159,13 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} endpoint(s) added, {} removed, {} changed, {} unchanged; rules {}; \
+            "{} endpoint(s) added, {} removed, {} changed, {} unchanged, {} rearranged; rules {}; \
              listener(s): {} added, {} removed, {} moved, {} changed",
             self.added,
             self.removed,
             self.changed,
             self.unchanged,
+            self.rearranged,
             if self.rules_changed {
                 "changed"
             } else {

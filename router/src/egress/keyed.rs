@@ -6,7 +6,8 @@
 //! they were queued however many are in flight, across retries (a message waiting to be tried
 //! again holds its key) and restarts (replay queues in log order). Messages of different keys
 //! overtake each other freely. Pure: no I/O and no clock; the caller says the time.
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
@@ -132,6 +133,17 @@ impl<T> Keyed<T> {
         self.lines.get_mut(&key).map(|line| &mut line.charges)
     }
 
+    /// The first message of each key.
+    pub fn heads(&self) -> impl Iterator<Item = &T> {
+        self.lines.values().filter_map(|line| line.items.front())
+    }
+
+    /// Every message held, key by key (each key's first to last), whatever its state: for
+    /// spreading them over other connections.
+    pub fn into_lines(self) -> impl Iterator<Item = VecDeque<T>> {
+        self.lines.into_values().map(|line| line.items)
+    }
+
     /// Makes ready the keys whose rest is over at `now`; says when the next one's will be.
     pub fn wake(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
@@ -158,6 +170,32 @@ impl<T> Keyed<T> {
     }
 }
 
+/// `lines` as one sequence that keeps each line's order, taking at each step the line whose
+/// next item comes first by `by` (the merge of a merge sort: lines need not be sorted by `by`,
+/// only their order is kept).
+pub fn merge_lines<T, O: Ord>(
+    lines: impl IntoIterator<Item = VecDeque<T>>,
+    by: impl Fn(&T) -> O,
+) -> Vec<T> {
+    let mut lines: Vec<VecDeque<T>> = lines.into_iter().collect();
+    let mut heads: BinaryHeap<Reverse<(O, usize)>> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| Some(Reverse((by(line.front()?), i))))
+        .collect();
+    let mut merged = Vec::with_capacity(lines.iter().map(VecDeque::len).sum());
+    while let Some(Reverse((_, i))) = heads.pop() {
+        let Some(line) = lines.get_mut(i) else {
+            continue;
+        };
+        merged.extend(line.pop_front());
+        if let Some(next) = line.front() {
+            heads.push(Reverse((by(next), i)));
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -165,7 +203,7 @@ mod tests {
     use super::*;
 
     /// Sends everything ready, in the order the queue offers it.
-    fn send_all(q: &mut Keyed<&'static str>) -> Vec<(Key, &'static str)> {
+    fn send_all<T: Copy>(q: &mut Keyed<T>) -> Vec<(Key, T)> {
         std::iter::from_fn(|| q.take_ready().map(|(k, m)| (k, *m))).collect()
     }
 
@@ -203,6 +241,26 @@ mod tests {
         assert_eq!(send_all(&mut q), [(2, "b2")], "a2 waits behind a1");
         assert_eq!(q.wake(t0 + Duration::from_secs(1)), None);
         assert_eq!(send_all(&mut q), [(1, "a1")], "a1 again, not a2");
+    }
+
+    #[test]
+    fn what_is_left_keeps_each_key_s_order_whatever_its_state() {
+        let t0 = Instant::now();
+        let mut q = Keyed::default();
+        for (key, m) in [
+            (1, (3, "a1")),
+            (2, (1, "b1")),
+            (1, (2, "a2")),
+            (2, (4, "b2")),
+        ] {
+            q.push(key, m);
+        }
+        let _ = send_all(&mut q);
+        q.rest(1, t0 + Duration::from_secs(5));
+        let merged = merge_lines(q.into_lines(), |&(at, _)| at);
+        let names: Vec<&str> = merged.iter().map(|&(_, m)| m).collect();
+        // a2 "arrived" before a1 but stays behind it; b1 comes first as the earliest head.
+        assert_eq!(names, ["b1", "a1", "a2", "b2"]);
     }
 
     #[test]

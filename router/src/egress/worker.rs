@@ -5,9 +5,13 @@
 //! messages in the order they were accepted. A failed attempt closes the connection and retries
 //! the same message later; it never sends the next one first and never queues a second copy.
 //! An endpoint that allows more (`max_in_flight`, `connections`) is served by [`lane`]s
-//! instead, which keep the same rules per order key. The worker only does the I/O: when to try
-//! again, when to give up on a message and when to leave the endpoint alone is the retry
-//! policy's answer ([`super::policy`]), given each outcome and the time.
+//! instead, which keep the same rules per order key. A reload that changes which of the two
+//! (or how many lanes, or `order_by`) winds the old arrangement down before the new one takes a
+//! message: nothing new goes into the old lanes, what they have in flight is answered (or put
+//! back unsent), and what they still hold goes ahead of what arrived meanwhile, each key's
+//! messages in order. The worker only does the I/O: when to try again, when to give up on a
+//! message and when to leave the endpoint alone is the retry policy's answer
+//! ([`super::policy`]), given each outcome and the time.
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -19,11 +23,11 @@ use std::time::{Duration, Instant, SystemTime};
 use rustls::ClientConfig;
 
 use super::acked::AckedIds;
-use super::alerts::{AlertWatch, Change, Seen};
 use super::connect::connect;
 use super::exchange::{exchange, Exchange};
 use super::failure_log::{FailureLog, Suppressed};
 use super::gate::ConnectGate;
+use super::keyed::merge_lines;
 use super::order_key::order_key;
 use super::policy::{Budget, Charges, Machine, Next, Policy, Step};
 use super::settings::EgressSettings;
@@ -32,10 +36,11 @@ use super::verdict::{Failure, Verdict};
 use crate::net::pool::BufferPool;
 use crate::net::stream::{Stream, Unsolicited};
 use crate::pipeline::Delivery;
-use crate::routes::delivery::{OrderBy, MAX_PARALLEL};
-use crate::routes::{Endpoint, Protocol};
+use crate::routes::delivery::OrderBy;
+use crate::routes::{Arrangement, Endpoint};
 use crate::shard::room::Waiting;
 
+mod alerting;
 mod lane;
 
 pub use super::policy::GiveUp;
@@ -60,11 +65,27 @@ struct Target {
 }
 
 /// What a reload does to an endpoint's open connection: as its diff says, `changed` endpoints
-/// (another address, TLS profile, protocol: another identity) renew it, `unchanged` keep it.
+/// (another address, TLS profile, protocol: another identity) renew it, `unchanged` keep it,
+/// and `rearranged` ones (another [`Arrangement`]) rebuild their lanes, and so every
+/// connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnReload {
     Keep,
     Renew,
+    Rearrange,
+}
+
+impl OnReload {
+    /// What going from `old` to `new` asks of the worker; the diff decides, and this checks it.
+    fn between(old: &Endpoint, new: &Endpoint) -> OnReload {
+        if old.arrangement() != new.arrangement() {
+            OnReload::Rearrange
+        } else if old.identity() != new.identity() {
+            OnReload::Renew
+        } else {
+            OnReload::Keep
+        }
+    }
 }
 
 /// State of one endpoint on its owner shard.
@@ -80,44 +101,47 @@ pub struct Worker {
     prewarm: Cell<bool>,
     /// What `/endpoints` shows of this endpoint; outlives the worker across reloads.
     status: Arc<EndpointStatus>,
-    /// Set when the endpoint takes more than one message at a time: `queue` stays empty and
-    /// messages go to these lanes instead.
-    lanes: Option<Lanes>,
+    /// Set while the endpoint takes more than one message at a time: messages go to these
+    /// lanes, and `queue` holds only those that arrive while the arrangement changes.
+    lanes: RefCell<Option<Rc<Lanes>>>,
+    /// A reload changed the endpoint's [`Arrangement`]: the one in use winds down and the
+    /// worker builds the new one.
+    rearrange: Cell<bool>,
+    /// The endpoint's alerts and circuit, one set whatever the arrangement.
+    alerting: alerting::Alerting,
 }
 
-/// The connections of an endpoint with several messages in flight. `order_by` and their
-/// number are fixed when the worker starts, so that a key always finds its earlier messages.
+/// The connections of an endpoint with several messages in flight. Their number and
+/// `order_by` stay as they are while the lanes run, so that a key always finds its earlier
+/// messages; a reload that changes them retires these lanes and builds others.
 struct Lanes {
     order_by: OrderBy,
     lanes: Box<[lane::LaneQueue]>,
     /// HTTP/1.1 has no pipelining worth using: an ITK lane has one message in flight, and an
     /// endpoint gets `connections × max_in_flight` lanes instead.
     one_each: bool,
+    /// Another arrangement is wanted: take nothing new, finish what is in flight, stop.
+    retiring: Cell<bool>,
 }
 
 impl Lanes {
-    /// Lanes for `endpoint`, if it takes more than one message at a time.
-    fn for_endpoint(endpoint: &Endpoint) -> Option<Lanes> {
-        let settings = &endpoint.delivery;
-        if settings.max_in_flight <= 1 && settings.connections <= 1 {
+    /// Lanes as `arrangement` says, if it asks for more than one message at a time.
+    fn new(arrangement: Arrangement) -> Option<Lanes> {
+        let Arrangement::Lanes {
+            count,
+            order_by,
+            one_each,
+        } = arrangement
+        else {
             return None;
-        }
-        let one_each = matches!(endpoint.protocol, Protocol::ItkHttp | Protocol::ItkHttps);
-        let count = if one_each {
-            let most = u32::try_from(MAX_PARALLEL).unwrap_or(u32::MAX);
-            settings
-                .connections
-                .saturating_mul(settings.max_in_flight)
-                .min(most)
-        } else {
-            settings.connections
         };
         Some(Lanes {
-            order_by: settings.order_by,
+            order_by,
             lanes: (0..count.max(1))
                 .map(|_| lane::LaneQueue::default())
                 .collect(),
             one_each,
+            retiring: Cell::new(false),
         })
     }
 
@@ -137,6 +161,26 @@ impl Lanes {
 
     fn each(&self, f: impl Fn(&lane::LaneQueue)) {
         self.lanes.iter().for_each(f);
+    }
+
+    /// The message that has waited longest, of those first in their key's line.
+    fn oldest(&self) -> Option<Delivery> {
+        self.lanes
+            .iter()
+            .filter_map(lane::LaneQueue::oldest)
+            .min_by_key(|d| d.message.arrived)
+    }
+
+    fn retire(&self) {
+        self.retiring.set(true);
+        self.each(lane::LaneQueue::poke);
+    }
+
+    /// Empties the lanes once retired: each key's messages in their order, the keys
+    /// interleaved by arrival.
+    fn take_left(&self) -> Vec<Delivery> {
+        let lines = self.lanes.iter().flat_map(lane::LaneQueue::take_lines);
+        merge_lines(lines, |d: &Delivery| d.message.arrived)
     }
 }
 
@@ -182,9 +226,6 @@ struct Link {
     /// The endpoint's last reply to the message in flight that did not deliver it, kept for
     /// the dead letter; empty otherwise.
     last_reply: Vec<u8>,
-    alerts: AlertWatch,
-    /// When the circuit opened; `None` while it is closed.
-    circuit_since: Option<Instant>,
     status: Arc<EndpointStatus>,
     /// Which failed attempts are logged one by one.
     failure_log: FailureLog,
@@ -231,9 +272,10 @@ impl Worker {
         status: Arc<EndpointStatus>,
     ) -> Rc<Worker> {
         let prewarm = endpoint.prewarm;
-        let lanes = Lanes::for_endpoint(&endpoint);
         Rc::new(Worker {
-            lanes,
+            lanes: RefCell::new(None),
+            rearrange: Cell::new(false),
+            alerting: alerting::Alerting::default(),
             status,
             prewarm: Cell::new(prewarm),
             name: Arc::from(endpoint.name.as_str()),
@@ -251,8 +293,9 @@ impl Worker {
 
     /// Queues a delivery and wakes the worker if it was waiting for work.
     pub fn push(&self, delivery: Delivery) {
-        if let Some(lanes) = &self.lanes {
+        if let Some(lanes) = self.lanes.borrow().as_ref().filter(|l| !l.retiring.get()) {
             lanes.push(delivery);
+            self.alerting.wake_watcher();
             return;
         }
         self.queue.borrow_mut().push_back(delivery);
@@ -263,7 +306,8 @@ impl Worker {
 
     /// Messages waiting here, including the one in flight.
     pub fn len(&self) -> usize {
-        self.queue.borrow().len() + self.lanes.as_ref().map_or(0, Lanes::len)
+        let lanes = self.lanes.borrow().as_ref().map_or(0, |l| l.len());
+        self.queue.borrow().len() + lanes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -271,7 +315,8 @@ impl Worker {
     }
 
     /// Takes a reloaded definition into use from the next attempt on; the reload's diff
-    /// (not this worker) has decided whether the connection must be renewed.
+    /// (not this worker) has decided whether the connection must be renewed, or the lanes
+    /// rebuilt.
     pub fn update(
         &self,
         endpoint: Arc<Endpoint>,
@@ -279,21 +324,31 @@ impl Worker {
         connection: OnReload,
     ) {
         debug_assert_eq!(
-            connection == OnReload::Renew,
-            endpoint.identity() != self.target.borrow().endpoint.identity(),
-            "the reload's diff and the endpoint's identity disagree about {}",
+            connection,
+            OnReload::between(&self.target.borrow().endpoint, &endpoint),
+            "the reload's diff and the endpoint's definitions disagree about {}",
             endpoint.name
         );
         self.prewarm.set(endpoint.prewarm);
         *self.target.borrow_mut() = Target { endpoint, tls };
-        if connection == OnReload::Renew {
-            self.reconnect.set(true);
-            if let Some(waker) = self.waker.take() {
-                waker.wake();
+        let lanes = self.lanes.borrow().clone();
+        match connection {
+            OnReload::Keep => return,
+            OnReload::Renew => {
+                self.reconnect.set(true);
+                if let Some(lanes) = lanes {
+                    lanes.each(lane::LaneQueue::renew);
+                }
             }
-            if let Some(lanes) = &self.lanes {
-                lanes.each(lane::LaneQueue::renew);
+            OnReload::Rearrange => {
+                self.rearrange.set(true);
+                if let Some(lanes) = lanes {
+                    lanes.retire();
+                }
             }
+        }
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
         }
     }
 
@@ -303,7 +358,7 @@ impl Worker {
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }
-        if let Some(lanes) = &self.lanes {
+        if let Some(lanes) = self.lanes.borrow().as_ref() {
             lanes.each(lane::LaneQueue::poke);
         }
     }
@@ -312,7 +367,7 @@ impl Worker {
     /// definition changed, so that an idle pre-warmed worker reconnects to the new address.
     async fn next(&self) -> bool {
         poll_fn(|cx| {
-            if !self.queue.borrow().is_empty() || self.reconnect.get() {
+            if !self.queue.borrow().is_empty() || self.reconnect.get() || self.rearrange.get() {
                 Poll::Ready(true)
             } else if self.stopping.get() {
                 Poll::Ready(false)
@@ -324,46 +379,89 @@ impl Worker {
         .await
     }
 
-    /// Delivers until stopped. Runs as one task on the owner shard.
+    /// Returns once a reload asked for another arrangement.
+    async fn rearranged(&self) {
+        poll_fn(|cx| {
+            if self.rearrange.get() {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Delivers until stopped, in the arrangement the endpoint's definition asks for, and
+    /// in the next one when a reload changes it. Runs as one task on the owner shard.
     pub async fn run(self: Rc<Self>, ctx: WorkerContext, seed: u64) {
-        if self.lanes.is_some() {
-            return self.run_lanes(ctx, seed).await;
+        loop {
+            match self.arrange() {
+                Some(lanes) => Rc::clone(&self).run_lanes(&ctx, lanes, seed).await,
+                None => self.run_one(&ctx, seed).await,
+            }
+            // The next arrangement's connections start with their circuits closed.
+            self.forget_circuit();
+            if !self.rearrange.replace(false) {
+                break;
+            }
         }
+    }
+
+    /// Lanes, if the current definition asks for them, with the queue's messages moved into
+    /// them in order; `None`: the one-at-a-time path, over the queue as it is.
+    fn arrange(&self) -> Option<Rc<Lanes>> {
+        let arrangement = self.target.borrow().endpoint.arrangement();
+        let lanes = Rc::new(Lanes::new(arrangement)?);
+        for delivery in self.queue.borrow_mut().drain(..) {
+            lanes.push(delivery);
+        }
+        *self.lanes.borrow_mut() = Some(Rc::clone(&lanes));
+        Some(lanes)
+    }
+
+    /// One message in flight: the front of the queue, until it is done.
+    async fn run_one(&self, ctx: &WorkerContext, seed: u64) {
         let policy = ctx.settings.policy();
         let mut link = self.link(&policy, seed);
         loop {
+            // Between attempts nothing is in flight: the queue is whole, in order, for the
+            // next arrangement.
+            if self.rearrange.get() {
+                break;
+            }
             if self.reconnect.replace(false) {
-                link.drop_stream(&ctx);
+                link.drop_stream(ctx);
             }
             let front = self.queue.borrow().front().cloned();
             self.status
                 .set_oldest(front.as_ref().map(|d| d.message.arrived));
             let Some(delivery) = front else {
                 self.settle_failures(&mut link);
-                self.watch(&mut link, None);
+                self.watch(None);
                 if self.stopping.get() {
                     break;
                 }
-                self.idle(&mut link, &ctx, &policy).await;
+                self.idle(&mut link, ctx, &policy).await;
                 continue;
             };
             let endpoint = Arc::clone(&self.target.borrow().endpoint);
-            self.watch(&mut link, Some(&delivery));
-            let verdict = self.attempt(&mut link, &ctx, &endpoint, &delivery).await;
+            self.watch(Some(&delivery));
+            let verdict = self.attempt(&mut link, ctx, &endpoint, &delivery).await;
             let step = self.judged(
                 &mut link,
-                &ctx,
+                ctx,
                 (&policy, &endpoint),
                 &delivery,
                 &verdict,
                 Whose::Front,
             );
-            let Some(until) = self.retry_at(&mut link, &ctx, &delivery, &verdict, &step) else {
+            let Some(until) = self.retry_at(&mut link, ctx, &delivery, &verdict, &step) else {
                 continue;
             };
-            self.pause(&mut link, until).await;
+            self.pause(until).await;
         }
-        Self::close(&mut link, &ctx).await;
+        Self::close(&mut link, ctx).await;
     }
 
     /// A connection's state before it is first opened.
@@ -374,8 +472,6 @@ impl Worker {
             tls_error_logged: false,
             acked: AckedIds::default(),
             last_reply: Vec::new(),
-            alerts: AlertWatch::default(),
-            circuit_since: None,
             status: Arc::clone(&self.status),
             failure_log: FailureLog::default(),
         }
@@ -486,14 +582,9 @@ impl Worker {
                 }
             }
         };
+        self.alerting.failures_now(link.machine.failures());
         if step.circuit_closed {
-            tracing::info!(
-                endpoint = &*self.name,
-                circuit = "closed",
-                "circuit closed: the endpoint is reachable again"
-            );
-            self.status.circuit_closed();
-            link.circuit_since = None;
+            self.circuit_closed();
         }
         if let Err(failure) = verdict {
             self.status.failed(failure.to_string(), SystemTime::now());
@@ -522,8 +613,7 @@ impl Worker {
                 let reply = (!link.last_reply.is_empty()).then_some(&link.last_reply[..]);
                 ctx.outcomes.dead_letter(delivery, why, &detail, reply);
                 self.status.dead_lettered();
-                link.alerts
-                    .dead_lettered(Instant::now(), &endpoint.delivery);
+                self.dead_lettered(&endpoint.delivery);
                 link.forget_reply();
             }
             (Err(_), None) => {}
@@ -582,7 +672,7 @@ impl Worker {
     /// Waits until `until` before the next attempt, waking on the way when an alert threshold
     /// that depends only on time is due (the oldest message passing `stuck_after`, the circuit
     /// open for `alert_circuit_open`), so that it is said on time.
-    async fn pause(&self, link: &mut Link, until: Instant) {
+    async fn pause(&self, until: Instant) {
         loop {
             let now = Instant::now();
             if now >= until {
@@ -590,135 +680,15 @@ impl Worker {
             }
             let front = self.queue.borrow().front().cloned();
             let settings = self.target.borrow().endpoint.delivery;
-            let seen = self.seen(link, front.as_ref());
-            let wake = link
-                .alerts
-                .next_due(now, seen, &settings)
+            let wake = self
+                .alert_due(now, front.as_ref(), &settings)
                 .map_or(until, |due| due.clamp(now, until));
-            monoio::time::sleep(wake.saturating_duration_since(now)).await;
-            self.watch(link, front.as_ref());
-        }
-    }
-
-    /// What the alert thresholds are compared with, with `oldest` at the front of the queue.
-    fn seen(&self, link: &Link, oldest: Option<&Delivery>) -> Seen {
-        Seen {
-            queued: oldest.map_or(0, |d| d.queued.load(std::sync::atomic::Ordering::Relaxed)),
-            oldest: oldest.map(|d| d.message.arrived.elapsed().unwrap_or_default()),
-            circuit_open_since: link.circuit_since,
-        }
-    }
-
-    /// Says once when an alert threshold is crossed, and once when it is back under.
-    fn watch(&self, link: &mut Link, oldest: Option<&Delivery>) {
-        let settings = self.target.borrow().endpoint.delivery;
-        let seen = self.seen(link, oldest);
-        let changes: Vec<Change> = link
-            .alerts
-            .observe(Instant::now(), seen, &settings)
-            .collect();
-        if changes.is_empty() {
-            return;
-        }
-        self.status.set_alerts(link.alerts.active());
-        for change in changes {
-            self.say(link, change, seen, oldest, &settings);
-        }
-    }
-
-    fn say(
-        &self,
-        link: &Link,
-        change: Change,
-        seen: Seen,
-        oldest: Option<&Delivery>,
-        settings: &crate::routes::delivery::DeliverySettings,
-    ) {
-        use super::alerts::Alert::{CircuitOpen, DeadLetters, QueueDepth, Stuck};
-        let endpoint = &*self.name;
-        let queued = seen.queued;
-        match change {
-            Change::Raised(Stuck) => {
-                let (control_id, tracking_id) =
-                    oldest.map_or((None, None), |d| crate::logging::message_ids(&d.message));
-                tracing::warn!(
-                    endpoint,
-                    alert = "stuck",
-                    control_id,
-                    tracking_id,
-                    queued,
-                    "alert stuck: the oldest message has waited {:?} for delivery (stuck_after is \
-                     {:?}); {} failure(s) in a row",
-                    millis(seen.oldest.unwrap_or_default()),
-                    settings.stuck_after,
-                    link.machine.failures()
-                )
+            monoio::select! {
+                _ = monoio::time::sleep(wake.saturating_duration_since(now)) => {},
+                _ = self.rearranged() => return,
             }
-            Change::Cleared(Stuck) => tracing::info!(
-                endpoint,
-                alert = "stuck",
-                queued,
-                "alert stuck cleared: caught up, no message has waited longer than {:?}",
-                settings.stuck_after
-            ),
-            Change::Raised(QueueDepth) => tracing::warn!(
-                endpoint,
-                alert = "queue_depth",
-                queued,
-                "alert queue_depth: {queued} messages queued (alert_queue_depth is {})",
-                settings.alert_queue_depth.unwrap_or_default()
-            ),
-            Change::Cleared(QueueDepth) => tracing::info!(
-                endpoint,
-                alert = "queue_depth",
-                queued,
-                "alert queue_depth cleared: {queued} queued"
-            ),
-            Change::Raised(CircuitOpen) => tracing::warn!(
-                endpoint,
-                alert = "circuit_open",
-                queued,
-                "alert circuit_open: the circuit has been open for {:?} \
-                 (alert_circuit_open is {:?})",
-                millis(link.circuit_since.map_or(Duration::ZERO, |t| t.elapsed())),
-                settings.alert_circuit_open.unwrap_or_default()
-            ),
-            Change::Cleared(CircuitOpen) => tracing::info!(
-                endpoint,
-                alert = "circuit_open",
-                queued,
-                "alert circuit_open cleared: the circuit closed"
-            ),
-            Change::Raised(DeadLetters) => tracing::warn!(
-                endpoint,
-                alert = "dead_letters",
-                queued,
-                "alert dead_letters: more than {} messages dead-lettered in the last hour",
-                settings.alert_dead_letters_per_hour.unwrap_or_default()
-            ),
-            Change::Cleared(DeadLetters) => tracing::info!(
-                endpoint,
-                alert = "dead_letters",
-                queued,
-                "alert dead_letters cleared: {} or fewer in the last hour",
-                settings.alert_dead_letters_per_hour.unwrap_or_default()
-            ),
+            self.watch(front.as_ref());
         }
-    }
-
-    /// Says once that the circuit opened, and hands back when it is next probed.
-    fn circuit_opened(&self, link: &mut Link, ctx: &WorkerContext, until: Instant) -> Instant {
-        self.status.circuit_opened(SystemTime::now());
-        link.circuit_since = Some(Instant::now());
-        tracing::warn!(
-            endpoint = &*self.name,
-            circuit = "open",
-            failures = link.machine.failures(),
-            "circuit open after {} failures in a row; probing every {:?} or so",
-            link.machine.failures(),
-            ctx.settings.breaker_cooldown
-        );
-        until
     }
 
     /// Nothing to send: keep (or, when pre-warmed, make) the connection, watch it for the

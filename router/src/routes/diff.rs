@@ -2,7 +2,8 @@
 //!
 //! Endpoints are paired by name and compared by [`super::EndpointIdentity`]: same identity means
 //! the egress keeps the open connection (listed in `unchanged` with the old and new ids, since
-//! ids are per table). Listeners are paired by name: a new address needs a new socket, other
+//! ids are per table), and by [`super::Arrangement`]: another one (`max_in_flight`, `connections`,
+//! `order_by` changed how messages are spread) means the worker rebuilds its lanes. Listeners are paired by name: a new address needs a new socket, other
 //! settings (certificates included, by content) apply to new connections on the same socket.
 //! Rules are compared as the operator wrote them, with endpoint ids mapped back to names, so a
 //! new directory order alone is not a rule change. `[server]` settings are listed when they
@@ -12,7 +13,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::endpoint::EndpointId;
+use super::endpoint::{Endpoint, EndpointId};
 use super::server::Workers;
 use super::table::{Action, RouteTable, Rule, Target};
 
@@ -26,6 +27,9 @@ pub struct TableDiff {
     pub changed: Vec<(EndpointId, EndpointId)>,
     /// Same identity (old id, new id): keep the connection, re-key its state to the new id.
     pub unchanged: Vec<(EndpointId, EndpointId)>,
+    /// Endpoints of `changed` or `unchanged` (new ids, ascending) whose [`super::Arrangement`]
+    /// differs: their workers rebuild their lanes (and so their connections).
+    pub rearranged: Vec<EndpointId>,
     /// Whether routing decisions may differ (rules, their order, `unrouted`, or lookup contents).
     pub rules_changed: bool,
     pub listeners: ListenerDiff,
@@ -118,6 +122,7 @@ impl TableDiff {
         self.added.is_empty()
             && self.removed.is_empty()
             && self.changed.is_empty()
+            && self.rearranged.is_empty()
             && !self.rules_changed
             && self.listeners.is_empty()
             && self.server.is_empty()
@@ -144,6 +149,10 @@ pub fn diff(old: Option<&RouteTable>, new: &RouteTable) -> TableDiff {
                     d.unchanged.push((o, id(i)));
                 } else {
                     d.changed.push((o, id(i)));
+                }
+                let arranged = old.endpoint(o).map(Endpoint::arrangement);
+                if arranged != Some(e.arrangement()) {
+                    d.rearranged.push(id(i));
                 }
             }
         }

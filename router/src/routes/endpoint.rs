@@ -3,12 +3,13 @@
 //! An [`Endpoint`] comes from a `[[endpoint]]` table or a row of the directory CSV. Its
 //! [`EndpointIdentity`] (id, protocol, address, server name, TLS profile with its client
 //! certificate) is what a reload compares: an endpoint whose identity is unchanged keeps its
-//! connection. [`EndpointId`] is a dense index into one table's endpoint list, valid only with
-//! the table that issued it; only [`crate::config`]'s compiler creates one.
+//! connection; its [`Arrangement`] (one in flight, or lanes) is what the worker is built around,
+//! rebuilt by a reload that changes it. [`EndpointId`] is a dense index into one table's
+//! endpoint list, valid only with the table that issued it; only [`crate::config`]'s compiler creates one.
 use std::fmt;
 
 use super::address::Address;
-use super::delivery::DeliverySettings;
+use super::delivery::{DeliverySettings, OrderBy, MAX_PARALLEL};
 
 /// What an endpoint is described by besides its name, in the order the directory's columns
 /// take them: `[[endpoint]]` tables (named by `name`) and the directory CSV (named by `id`)
@@ -138,8 +139,9 @@ pub struct Endpoint {
     /// Open the connection at start-up instead of on the first message.
     pub prewarm: bool,
     pub keys: LookupKeys,
-    /// Retry budget, queue limit and stuck threshold. Not part of the identity: a change
-    /// applies to the open connection.
+    /// Retry budget, queue limit, stuck threshold, and how many in flight. Not part of the
+    /// identity: a change applies to the open connection, or rebuilds the endpoint's lanes
+    /// when it changes its [`Arrangement`].
     pub delivery: DeliverySettings,
 }
 
@@ -154,7 +156,48 @@ pub struct EndpointIdentity<'a> {
     pub tls: Option<&'a TlsProfile>,
 }
 
+/// How an endpoint's messages are spread over its connections: what its worker is built
+/// around, so that a reload that changes it rebuilds the worker's lanes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrangement {
+    /// One message in flight, one connection: the endpoint's strict order.
+    One,
+    /// Several in flight: `count` lanes (a connection each), the keys spread over them by
+    /// `order_by`. An ITK lane takes one message at a time (`one_each`); an MLLP lane
+    /// pipelines up to `max_in_flight`, which a reload changes without a rebuild.
+    Lanes {
+        count: u32,
+        order_by: OrderBy,
+        one_each: bool,
+    },
+}
+
 impl Endpoint {
+    /// How this endpoint's worker spreads its messages (see [`Arrangement`]).
+    pub fn arrangement(&self) -> Arrangement {
+        let settings = &self.delivery;
+        if settings.max_in_flight <= 1 && settings.connections <= 1 {
+            return Arrangement::One;
+        }
+        // HTTP/1.1 has no pipelining worth using: an ITK endpoint gets a lane per request
+        // in flight instead.
+        let one_each = matches!(self.protocol, Protocol::ItkHttp | Protocol::ItkHttps);
+        let count = if one_each {
+            let most = u32::try_from(MAX_PARALLEL).unwrap_or(u32::MAX);
+            settings
+                .connections
+                .saturating_mul(settings.max_in_flight)
+                .min(most)
+        } else {
+            settings.connections
+        };
+        Arrangement::Lanes {
+            count: count.max(1),
+            order_by: settings.order_by,
+            one_each,
+        }
+    }
+
     pub fn identity(&self) -> EndpointIdentity<'_> {
         EndpointIdentity {
             name: &self.name,

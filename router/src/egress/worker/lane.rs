@@ -9,7 +9,8 @@
 //! the connection) means the two sides no longer agree on what is in flight: the connection is
 //! closed and every unanswered message is sent again. A failure of the connection is charged to
 //! the oldest message in flight, the one whose reply was awaited, as it would be with one in
-//! flight; the others go back, unsent, in their order.
+//! flight; the others go back, unsent, in their order. A retired lane (a reload rearranged the
+//! endpoint) takes nothing new and stops once nothing it sent is unanswered.
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use codecs::mllp;
 
-use super::{Link, Whose, Worker, WorkerContext};
+use super::{Lanes, Link, Whose, Worker, WorkerContext};
 use crate::egress::exchange::MAX_REPLY;
 use crate::egress::keyed::{Key, Keyed};
 use crate::egress::policy::Policy;
@@ -84,6 +85,18 @@ impl LaneQueue {
             delivery: delivery.clone(),
             at: Instant::now(),
         })
+    }
+
+    /// The message here that has waited longest, of those first in their key's line.
+    pub(super) fn oldest(&self) -> Option<Delivery> {
+        let keyed = self.keyed.borrow();
+        keyed.heads().min_by_key(|d| d.message.arrived).cloned()
+    }
+
+    /// Every message held, line by line, leaving the lane empty: for the lanes that follow a
+    /// reload's new arrangement.
+    pub(super) fn take_lines(&self) -> impl Iterator<Item = VecDeque<Delivery>> {
+        std::mem::take(&mut *self.keyed.borrow_mut()).into_lines()
     }
 
     /// Puts messages taken for sending back at the front of their lines, in their order.
@@ -155,7 +168,7 @@ enum Woke {
 }
 
 /// How long a lane waits when nothing else wakes it: it is woken by work anyway.
-const IDLE_WAKE: Duration = Duration::from_secs(3600);
+pub(super) const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -169,29 +182,49 @@ fn window(endpoint: &Endpoint) -> usize {
 }
 
 impl Worker {
-    /// Runs every lane as a task of its own on the owner shard, until stopped.
-    pub(super) async fn run_lanes(self: Rc<Self>, ctx: WorkerContext, seed: u64) {
-        let count = self.lanes.as_ref().map_or(0, |l| l.lanes.len());
-        let tasks: Vec<_> = (0..count)
+    /// Runs every lane as a task of its own on the owner shard, until stopped or retired; the
+    /// messages retired lanes still hold go back to the front of the queue, ahead of those
+    /// that arrived since, for the next arrangement.
+    pub(super) async fn run_lanes(
+        self: Rc<Self>,
+        ctx: &WorkerContext,
+        lanes: Rc<Lanes>,
+        seed: u64,
+    ) {
+        let tasks: Vec<_> = (0..lanes.lanes.len())
             .map(|i| {
                 let lane_seed = seed.wrapping_add(i as u64);
-                monoio::spawn(Rc::clone(&self).run_lane(ctx.clone(), i, lane_seed))
+                let lane = Rc::clone(&self).run_lane(ctx.clone(), Rc::clone(&lanes), i, lane_seed);
+                monoio::spawn(lane)
             })
             .collect();
-        for task in tasks {
-            task.await;
+        let lanes_done = async {
+            for task in tasks {
+                task.await;
+            }
+        };
+        monoio::select! {
+            _ = lanes_done => {},
+            _ = self.watch_lanes(&lanes) => {},
+        }
+        self.lanes.borrow_mut().take();
+        let mut queue = self.queue.borrow_mut();
+        for delivery in lanes.take_left().into_iter().rev() {
+            queue.push_front(delivery);
         }
     }
 
-    fn lane(&self, index: usize) -> Option<&LaneQueue> {
-        self.lanes.as_ref()?.lanes.get(index)
-    }
-
-    async fn run_lane(self: Rc<Self>, ctx: WorkerContext, index: usize, seed: u64) {
-        let Some(lane) = self.lane(index) else {
+    async fn run_lane(
+        self: Rc<Self>,
+        ctx: WorkerContext,
+        lanes: Rc<Lanes>,
+        index: usize,
+        seed: u64,
+    ) {
+        let Some(lane) = lanes.lanes.get(index) else {
             return;
         };
-        let one_each = self.lanes.as_ref().is_some_and(|l| l.one_each);
+        let one_each = lanes.one_each;
         let policy = ctx.settings.policy();
         let mut link = self.link(&policy, seed);
         let mut flight = Flight::new();
@@ -208,13 +241,16 @@ impl Worker {
             paused = paused.filter(|&until| until > now);
             let endpoint = Arc::clone(&self.target.borrow().endpoint);
             let judge = (&policy, &*endpoint);
+            let retiring = lanes.retiring.get();
             if one_each {
-                let next = paused.is_none().then(|| lane.take_one()).flatten();
+                let next = (paused.is_none() && !retiring)
+                    .then(|| lane.take_one())
+                    .flatten();
                 if let Some(sent) = next {
                     paused = self.exchange_one(&mut link, &ctx, judge, lane, sent).await;
                     continue;
                 }
-            } else if paused.is_none() {
+            } else if paused.is_none() && !retiring {
                 if let Err(failure) = self
                     .fill(&mut link, &ctx, &endpoint, lane, &mut flight)
                     .await
@@ -225,13 +261,13 @@ impl Worker {
             }
             let wake_at = earliest(rested, paused);
             if flight.sent.is_empty() {
-                if lane.len() == 0 && self.stopping.get() {
+                if retiring || (lane.len() == 0 && self.stopping.get()) {
                     break;
                 }
                 self.lane_idle(&mut link, &ctx, lane, wake_at).await;
                 continue;
             }
-            let room = paused.is_none() && flight.sent.len() < window(&endpoint);
+            let room = paused.is_none() && !retiring && flight.sent.len() < window(&endpoint);
             let read = self
                 .replies(
                     &mut link,
