@@ -54,6 +54,7 @@ pub fn small_run(
         refine: 0,
         retries: 0,
         router_args: Vec::new(),
+        endpoint_delay: Duration::ZERO,
     }
 }
 
