@@ -1,8 +1,9 @@
 //! A small hot-endpoint run through the real router: one TLS endpoint answering 5 ms after each
 //! arrival (one message at a time it could take 200 a second; it is offered 500), ganglion
-//! durable with 8 in flight on each of 2 connections to it, and 20 patients, so that most
-//! patients have a message waiting behind one in flight. Every patient's messages must arrive
-//! in the order sent, and nothing acknowledged may be lost.
+//! durable with 8 in flight on each of 2 connections to it, and 5 patients, so that a patient
+//! often has a message waiting behind one in flight. Every patient's messages must arrive in the
+//! order sent, and nothing acknowledged may be lost. (With `order_by = "MSH-10"` in place of
+//! PID-3, every message a key of its own, this run found 24 out of order.)
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ fn a_small_hot_run_keeps_each_patients_order_and_loses_nothing() {
         },
         in_flight: 8,
         connections: 2,
-        patients: 20,
+        patients: 5,
         // The rate is the release build's to measure; this is about order and losses.
         goal_rate: 0.0,
     };
