@@ -242,8 +242,10 @@ struct SetupArgs {
     /// Keep the work directory (logs of every process are there).
     #[arg(long)]
     keep: bool,
+    /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Plot the run here (proof and soak; hot draws none).
     #[arg(long)]
     svg: Option<PathBuf>,
     /// No live progress line.
