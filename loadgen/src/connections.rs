@@ -79,6 +79,7 @@ fn fleet_config(config: &ConnectionsConfig) -> ProofConfig {
         refine: 0,
         attempts: 1,
         router_args: Vec::new(),
+        endpoint_delay: Duration::ZERO,
     }
 }
 

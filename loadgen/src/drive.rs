@@ -19,7 +19,8 @@ use codecs::{http1, mllp};
 
 use crate::clock::now_ns;
 use crate::directory::{Proto, Row};
-use crate::gen::{Dest, Generator, Kind, Mix};
+use crate::gen::{hl7, Dest, Generator, Kind, Mix};
+use crate::order::{self, PerKeyOrder};
 use crate::poll::{Poller, Timer, READ, READ_WRITE};
 use crate::rng::Rng;
 use crate::stats::{Latency, RunStats, Window};
@@ -50,6 +51,11 @@ pub struct DriveConfig {
     /// Also count and time each window of this length apart, by intended send time (a soak's
     /// minutes); `None` for a run read as a whole.
     pub window: Option<Duration>,
+    /// Give each HL7v2 message one of this many patients (PID-3), send each patient's messages
+    /// on one connection, and check that each patient's arrive in the order sent
+    /// ([`crate::order`]); `None` leaves the templates' own patients and spreads messages over
+    /// the connections in turn.
+    pub patients: Option<u32>,
 }
 
 const TIMER: u64 = u64::MAX;
@@ -123,6 +129,10 @@ pub fn run(
     );
     let n = offsets.len();
     let mut slots = vec![Slot::default(); n];
+    let mut per_key = config
+        .patients
+        .filter(|&keys| keys > 0)
+        .map(|keys| PerKeyOrder::new(n, keys));
     let window_ns = config
         .window
         .map(|w| w.as_nanos() as u64)
@@ -183,6 +193,7 @@ pub fn run(
     let mut framed = Vec::with_capacity(64 * 1024);
     let mut dirty: Vec<usize> = Vec::new();
     let mut last_ack = start;
+    let mut last_delivery = start;
     let mut window = Latency::new();
     let mut progress = RateLine::new(config.progress.clone(), start);
     let mut stale = 0u64;
@@ -238,9 +249,22 @@ pub fn run(
                     seq,
                     &mut body,
                 );
+                // A patient's messages keep to one connection: the router owes them their order
+                // only as one sender sent them.
+                let turn = match per_key.as_mut() {
+                    Some(checker) => {
+                        let key = rng.below(u64::from(checker.keys())) as u32;
+                        checker.sent(seq, key);
+                        hl7::set_patient(&mut body, &order::patient_id(key));
+                        key as usize
+                    }
+                    None => {
+                        rr_hl7 += 1;
+                        rr_hl7
+                    }
+                };
                 mllp::encode(&body, &mut framed);
-                rr_hl7 += 1;
-                rr_hl7 % conns
+                turn % conns
             };
             let Some(s) = senders.get_mut(index) else {
                 continue;
@@ -311,11 +335,15 @@ pub fn run(
                     if slot.arrivals > 1 {
                         stats.duplicates += 1;
                     }
+                    if let Some(checker) = per_key.as_mut() {
+                        checker.arrived(seq);
+                    }
                     let settled_before = slot.accepted || slot.refused;
                     match outcome {
                         b'A' if !slot.accepted => {
                             slot.accepted = true;
                             stats.delivered += 1;
+                            last_delivery = last_delivery.max(at);
                             let latency = at.saturating_sub(start + offsets[seq as usize]);
                             stats.delivery.record_ns(latency);
                             if let Some(w) = stats.windows.get_mut(window_of(seq)) {
@@ -407,6 +435,8 @@ pub fn run(
             .insert("late arrivals of earlier runs (ignored)".into(), 0);
     }
     stats.ack_span_s = (last_ack.saturating_sub(start)) as f64 / 1e9;
+    stats.delivery_span_s = (last_delivery.saturating_sub(start)) as f64 / 1e9;
+    stats.out_of_order = per_key.map_or(0, |checker| checker.counts.out_of_order);
     for s in &mut senders {
         if let Some(conn) = s.conn.take() {
             poller.delete(&conn.tcp);

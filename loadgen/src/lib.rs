@@ -6,7 +6,9 @@
 //! bare forwarder that gives the ceiling; [`proof`] puts them together around `ganglion run`
 //! and writes the headroom report; [`connections`] measures what holding every endpoint's
 //! connection costs it (time, memory, the reconnect storm); [`soak`] holds a rate for a long
-//! time with endpoints flapping and the routing reloaded, and judges losses and memory.
+//! time with endpoints flapping and the routing reloaded, and judges losses and memory;
+//! [`hot`] drives one endpoint with many messages in flight and checks each patient's order
+//! ([`order`]).
 //! [`receiver`] is what every stand-in endpoint does with what it receives (the fleet's, and
 //! the integration tests' own). [`poll`], [`clock`] and [`sys`] are the small shared pieces
 //! (epoll and timerfd, the monotonic clock shared by processes, descriptor limits and /proc).
@@ -18,8 +20,10 @@ pub mod directory;
 pub mod drive;
 pub mod fleet;
 pub mod gen;
+pub mod hot;
 pub mod ids;
 pub mod net;
+pub mod order;
 pub mod pki;
 pub mod poll;
 pub mod progress;

@@ -1,5 +1,5 @@
 //! `loadgen`: endpoint fleets, the open-loop driver, the bare relay, the headroom proof, the
-//! connections measurement and the soak.
+//! connections measurement, the soak and the hot endpoint.
 //! loadgen/README.md ("For performance engineers") describes every option.
 #![forbid(unsafe_code)]
 
@@ -20,11 +20,15 @@ use loadgen::drive::schedule::Arrivals;
 use loadgen::drive::{self, DriveConfig, Targets};
 use loadgen::fleet::{Behaviour, Fleet, FleetConfig};
 use loadgen::gen::{Generator, Mix};
+use loadgen::hot::HotConfig;
 use loadgen::pki::Pki;
 use loadgen::proof::{self, ProofConfig, Slo};
 use loadgen::soak::flap::{FlapConfig, Span};
 use loadgen::soak::SoakConfig;
 use loadgen::units::{parse_duration, parse_fraction, parse_rate, parse_span};
+
+/// Endpoints of a proof and a soak by default: the systems the Spine connects.
+const FLEET: usize = 28_000;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +57,9 @@ enum Command {
     /// Endpoints + ganglion + driver for a long time, endpoints flapping and the routing
     /// reloaded: nothing acknowledged lost, memory flat.
     Soak(SoakArgs),
+    /// One endpoint with a round trip (`--delay`) + ganglion with many messages in flight to
+    /// it + driver: the delivered rate, and every patient's messages in the order sent.
+    Hot(HotArgs),
 }
 
 /// `mllp:9,itk:1` → weights.
@@ -181,14 +188,16 @@ struct RelayArgs {
     threads: usize,
 }
 
-/// What a proof and a soak both set up: the fleet, the router, the traffic, the outputs.
+/// What a proof, a soak and a hot-endpoint run all set up: the fleet, the router, the
+/// traffic, the outputs.
 #[derive(clap::Args)]
 struct SetupArgs {
-    #[arg(long, default_value_t = 28_000)]
-    endpoints: usize,
-    /// The target rate (msgs/s).
-    #[arg(long, value_parser = parse_rate, default_value = "3200")]
-    rate: f64,
+    /// Endpoints [default: 28000; hot: 1].
+    #[arg(long)]
+    endpoints: Option<usize>,
+    /// The target rate (msgs/s) [default: 3200; hot: a tenth above --goal].
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Plain TCP to the endpoints instead of TLS.
     #[arg(long)]
     plain: bool,
@@ -197,7 +206,7 @@ struct SetupArgs {
     no_durability: bool,
     #[arg(long, default_value = "realistic", value_parser = Mix::parse)]
     mix: Mix,
-    /// Endpoint protocols and weights.
+    /// Endpoint protocols and weights (hot: MLLP only).
     #[arg(long, default_value = "mllp:9,itk:1", value_parser = parse_protocols)]
     protocols: (u32, u32),
     #[arg(long, default_value_t = 1)]
@@ -233,8 +242,10 @@ struct SetupArgs {
     /// Keep the work directory (logs of every process are there).
     #[arg(long)]
     keep: bool,
+    /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Plot the run here (proof and soak; hot draws none).
     #[arg(long)]
     svg: Option<PathBuf>,
     /// No live progress line.
@@ -247,16 +258,17 @@ struct SetupArgs {
 }
 
 impl SetupArgs {
-    /// The proof's configuration with this set-up; the ramp and the objective are the
-    /// caller's to fill in.
-    fn config(self, duration: Duration) -> ProofConfig {
+    /// The proof's configuration with this set-up, `endpoints` and `rate` where the command
+    /// line left them out; the ramp and the objective are the caller's to fill in.
+    fn config(self, duration: Duration, endpoints: usize, rate: f64) -> ProofConfig {
+        let rate = self.rate.unwrap_or(rate);
         ProofConfig {
-            endpoints: self.endpoints,
-            rate: self.rate,
+            endpoints: self.endpoints.unwrap_or(endpoints),
+            rate,
             duration,
             step_duration: Duration::ZERO,
             step_factor: 1.5,
-            max_rate: self.rate,
+            max_rate: rate,
             slo: Slo {
                 p99_us: 10_000,
                 max_error_ratio: 0.0001,
@@ -285,6 +297,7 @@ impl SetupArgs {
             refine: 0,
             attempts: 1,
             router_args: self.router_args,
+            endpoint_delay: Duration::ZERO,
         }
     }
 }
@@ -368,6 +381,30 @@ struct SoakArgs {
     /// Length of each row of the per-minute table.
     #[arg(long, value_parser = parse_duration, default_value = "1m")]
     window: Duration,
+}
+
+#[derive(clap::Args)]
+struct HotArgs {
+    #[command(flatten)]
+    setup: SetupArgs,
+    /// How long the load runs (the drain comes after).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// The endpoint answers each message this long after it arrives: its round trip.
+    #[arg(long, value_parser = parse_duration, default_value = "1ms")]
+    delay: Duration,
+    /// The endpoint's `max_in_flight`: frames written before their ACKs come, per connection.
+    #[arg(long, default_value_t = 32)]
+    in_flight: u32,
+    /// The endpoint's `connections` (the router's to it; the senders' are --connections).
+    #[arg(long, default_value_t = 4)]
+    endpoint_connections: u32,
+    /// Patients (PID-3 values) the messages are drawn from; each one's must arrive in order.
+    #[arg(long, default_value_t = 1000)]
+    patients: u32,
+    /// Delivered msgs/s the run must reach to pass.
+    #[arg(long, value_parser = parse_rate, default_value = "20000")]
+    goal: f64,
 }
 
 #[derive(clap::Args)]
@@ -480,6 +517,7 @@ fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
         drain: args.drain,
         progress: (!args.quiet).then(|| format!("[drive {:.0}/s]", args.rate)),
         window: None,
+        patients: None,
     };
     let stop = stop_flag();
     let stats = drive::run(&config, &generator, &targets, &mut observer, &stop)?;
@@ -552,7 +590,9 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         relay_threads: args.relay_threads,
         refine: args.refine,
         attempts: args.attempts as usize,
-        ..args.setup.config(args.duration)
+        ..args
+            .setup
+            .config(args.duration, FLEET, proof::report::SPINE_RATE)
     };
     let losses_only = match args.gate.as_str() {
         "target" => false,
@@ -590,7 +630,9 @@ fn soak_cmd(args: SoakArgs) -> anyhow::Result<ExitCode> {
     );
     let duration = args.duration;
     let config = SoakConfig {
-        base: args.setup.config(duration),
+        base: args
+            .setup
+            .config(duration, FLEET, proof::report::SPINE_RATE),
         flap: FlapConfig {
             share: args.flap,
             down: args.flap_down,
@@ -615,6 +657,38 @@ fn soak_cmd(args: SoakArgs) -> anyhow::Result<ExitCode> {
         for why in report.failures() {
             eprintln!("FAILED: {why}");
         }
+        ExitCode::FAILURE
+    })
+}
+
+fn hot_cmd(args: HotArgs) -> anyhow::Result<ExitCode> {
+    for (what, n) in [
+        ("--in-flight", args.in_flight),
+        ("--endpoint-connections", args.endpoint_connections),
+    ] {
+        anyhow::ensure!((1..=256).contains(&n), "{what} must be between 1 and 256");
+    }
+    anyhow::ensure!(args.patients > 0, "--patients must be at least 1");
+    // Offered a tenth above the goal by default, so that meeting it is not decided by whether
+    // the last few milliseconds' messages were delivered before the clock stopped.
+    let base = args.setup.config(args.duration, 1, args.goal * 1.1);
+    let config = HotConfig {
+        base: ProofConfig {
+            protocols: (1, 0),
+            endpoint_delay: args.delay,
+            ..base
+        },
+        in_flight: args.in_flight,
+        connections: args.endpoint_connections,
+        patients: args.patients,
+        goal_rate: args.goal,
+    };
+    let stop = stop_flag();
+    let report = loadgen::hot::run(&config, &stop)?;
+    print!("{}", report.text());
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
         ExitCode::FAILURE
     })
 }
@@ -654,6 +728,7 @@ fn main() -> ExitCode {
         Command::Proof(a) => proof_cmd(a),
         Command::Connections(a) => connections_cmd(a),
         Command::Soak(a) => soak_cmd(a),
+        Command::Hot(a) => hot_cmd(a),
     };
     match result {
         Ok(code) => code,

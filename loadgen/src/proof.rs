@@ -81,6 +81,9 @@ pub struct ProofConfig {
     pub attempts: usize,
     /// More arguments for `ganglion run` (say `--breaker-cooldown-ms 1000`).
     pub router_args: Vec<String>,
+    /// The endpoints answer each message this long after it arrives (a receiver far away, or
+    /// slow over each message); zero answers at once.
+    pub endpoint_delay: Duration,
 }
 
 /// The fleet processes and what the driver needs of them.
@@ -165,6 +168,10 @@ pub fn start_fleet(
         if let Some(pki) = pki {
             args.push("--pki".into());
             args.push(pki.dir.display().to_string());
+        }
+        if !config.endpoint_delay.is_zero() {
+            args.push("--delay".into());
+            args.push(format!("{}us", config.endpoint_delay.as_micros()));
         }
         let mut child = ChildProc::spawn(
             &format!("fleet {k}"),
@@ -351,6 +358,7 @@ pub(crate) fn drive_config(
             .progress
             .then(|| format!("[{} {:.0}/s]", subject.kind.name(), rate)),
         window: None,
+        patients: None,
     }
 }
 

@@ -92,6 +92,9 @@ pub struct RunStats {
     pub lost: u64,
     /// Arrivals beyond the first of the same message (retries after a drop or an AE).
     pub duplicates: u64,
+    /// First arrivals of a patient's message after a later one of the same patient (only
+    /// counted when the run draws patients: [`crate::drive::DriveConfig::patients`]).
+    pub out_of_order: u64,
     /// Messages an endpoint refused for good (AR, Client fault): dead letters by design.
     pub refused_by_endpoint: u64,
     /// Failures seen by the sender, by kind (`AE`, `AR`, `timeout`, `closed`, ...).
@@ -101,6 +104,8 @@ pub struct RunStats {
     pub send_lag: Latency,
     /// Seconds from the first intended send to the last ACK (for the achieved rate).
     pub ack_span_s: f64,
+    /// Seconds from the first intended send to the last first arrival at an endpoint.
+    pub delivery_span_s: f64,
     /// The run cut into windows by intended send time, when the driver was asked to.
     pub windows: Vec<Window>,
 }
@@ -140,6 +145,18 @@ impl RunStats {
     pub fn achieved_rate(&self) -> f64 {
         if self.ack_span_s > 0.0 {
             self.acked as f64 / self.ack_span_s.max(self.duration_s)
+        } else {
+            0.0
+        }
+    }
+
+    /// Messages delivered per second: over the time from the first intended send to the last
+    /// delivery, or the run's length when that was shorter, so a backlog left to drain after
+    /// the last send counts against it.
+    pub fn delivered_rate(&self) -> f64 {
+        let span = self.delivery_span_s.max(self.duration_s);
+        if span > 0.0 {
+            self.delivered as f64 / span
         } else {
             0.0
         }

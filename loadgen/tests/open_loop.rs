@@ -108,6 +108,7 @@ fn a_stalled_router_neither_slows_the_schedule_nor_hides_its_stall() {
         drain: Duration::from_secs(15),
         progress: None,
         window: Some(Duration::from_millis(250)),
+        patients: None,
     };
     let stats = run(
         &config,

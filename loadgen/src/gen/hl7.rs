@@ -274,3 +274,24 @@ pub fn write(
     out.extend_from_slice(ids::control_id(tag, seq).as_bytes());
     out.extend_from_slice(part(3));
 }
+
+/// Makes `message` (one whole HL7v2 message, as [`write`] left it) about patient `id`: its PID-3
+/// becomes `id` as an NHS number, the one identifier the router orders by. Returns false when
+/// the message has no PID segment (it is left as it was).
+pub fn set_patient(message: &mut Vec<u8>, id: &str) -> bool {
+    let Some(segment) = memchr::memmem::find(message, b"\rPID|").map(|at| at + 1) else {
+        return false;
+    };
+    // PID-3 starts after the third `|` of the segment and ends at the next `|` or `\r`.
+    let mut bars = memchr::memchr_iter(b'|', &message[segment..]).map(|at| segment + at);
+    let Some(start) = bars.nth(2).map(|at| at + 1) else {
+        return false;
+    };
+    let end = message[start..]
+        .iter()
+        .position(|&b| b == b'|' || b == b'\r')
+        .map_or(message.len(), |len| start + len);
+    let value = format!("{id}^^^NHS^NH");
+    message.splice(start..end, value.bytes());
+    true
+}

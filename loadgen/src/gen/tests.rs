@@ -109,3 +109,35 @@ fn mixes_parse_and_refuse_unknown_kinds() {
     assert!(Mix::parse("adt-a99=1").is_err());
     assert!(!Mix::parse("hl7").unwrap().has(Kind::Itk));
 }
+
+#[test]
+fn set_patient_rewrites_pid_3_alone_in_every_hl7_kind() {
+    let gen = Generator::new(5, &all_kinds());
+    let mut rng = Rng::new(9);
+    for kind in Kind::ALL.into_iter().filter(|k| !k.is_itk()) {
+        for seq in 0..VARIANTS as u64 {
+            let before = one(&gen, kind, &mut rng, seq);
+            let mut after = before.clone();
+            assert!(hl7::set_patient(&mut after, "9000000042"), "{kind:?}");
+            let (old, new) = (
+                Message::parse(&before).expect("generated message parses"),
+                Message::parse(&after).expect("rewritten message parses"),
+            );
+            new.validate().expect("rewritten message validates");
+            let pid = |m: &Message<'_>, n: usize| {
+                m.segment(b"PID")
+                    .and_then(|s| s.field(n))
+                    .map(|f| f.raw().to_vec())
+            };
+            assert_eq!(pid(&new, 3), Some(b"9000000042^^^NHS^NH".to_vec()));
+            for n in [1, 2, 5, 7, 8] {
+                assert_eq!(pid(&new, n), pid(&old, n), "{kind:?} PID-{n}");
+            }
+            assert_eq!(new.msh().control_id(), old.msh().control_id());
+        }
+    }
+    let mut no_pid = b"MSH|^~\\&|A|B|C|D|20261101||ACK|1|P|2.4\rMSA|AA|1\r".to_vec();
+    let unchanged = no_pid.clone();
+    assert!(!hl7::set_patient(&mut no_pid, "9000000042"));
+    assert_eq!(no_pid, unchanged);
+}

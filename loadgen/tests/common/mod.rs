@@ -54,6 +54,7 @@ pub fn small_run(
         refine: 0,
         attempts: 1,
         router_args: Vec::new(),
+        endpoint_delay: Duration::ZERO,
     }
 }
 
