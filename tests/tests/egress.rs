@@ -445,6 +445,33 @@ fn many_patients_in_flight_on_two_connections_each_keep_their_order() {
 }
 
 #[test]
+fn a_prewarmed_endpoint_with_many_in_flight_connects_each_lane_before_its_first_message() {
+    let scratch = Scratch::new("hot-prewarm");
+    let epr = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let keys = "max_in_flight = 8\nconnections = 3\nprewarm = true\n";
+    let config = config(&scratch, "", &hot_endpoint(epr.addr, keys), "epr");
+    let router = start(&config);
+    let deadline = std::time::Instant::now() + WAIT;
+    while epr.inbox.connections() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        epr.inbox.connections(),
+        3,
+        "one per lane, before any message"
+    );
+    assert!(epr.inbox.messages().is_empty());
+    send_feed(router.addr("in"), &patients_feed(3, 2));
+    router.wait_settled(6, 0);
+    assert_eq!(
+        epr.inbox.connections(),
+        3,
+        "the messages went over the pre-warmed lanes"
+    );
+    assert!(router.terminate(WAIT).success());
+}
+
+#[test]
 fn a_declined_message_holds_back_its_patient_s_later_messages_only() {
     const PATIENTS: usize = 6;
     const EACH: usize = 5;

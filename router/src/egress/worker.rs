@@ -694,22 +694,12 @@ impl Worker {
     /// Nothing to send: keep (or, when pre-warmed, make) the connection, watch it for the
     /// endpoint closing it, and return when work arrives or the worker is asked to stop.
     async fn idle(&self, link: &mut Link, ctx: &WorkerContext, policy: &Policy) {
-        if link.stream.is_none() && self.prewarm.get() && !self.stopping.get() {
-            if let Err(e) = self.open(link, ctx).await {
-                self.status.failed(e.to_string(), SystemTime::now());
-                let until = match link.machine.connection_failed(Instant::now(), policy) {
-                    Next::OpenCircuit { until } => self.circuit_opened(link, ctx, until),
-                    Next::WaitUntil(until) => until,
-                    Next::SendNow => Instant::now(),
-                };
-                let wait = until.saturating_duration_since(Instant::now());
-                tracing::debug!(endpoint = &*self.name, reason = %e, "pre-warm failed; next try in {wait:?}");
-                monoio::select! {
-                    _ = monoio::time::sleep(wait) => {},
-                    _ = self.next() => {},
-                }
-                return;
+        if let Some(until) = self.prewarm(link, ctx, policy).await {
+            monoio::select! {
+                _ = monoio::time::sleep(until.saturating_duration_since(Instant::now())) => {},
+                _ = self.next() => {},
             }
+            return;
         }
         let Some(open) = link.stream.as_mut() else {
             self.next().await;
@@ -740,6 +730,29 @@ impl Worker {
                 monoio::time::sleep(until.saturating_duration_since(Instant::now())).await;
             }
         }
+    }
+
+    /// Opens an idle connection of a pre-warmed endpoint that has none; `Some` when that failed
+    /// (counted as any failed connection is): wait until then before trying again.
+    async fn prewarm(
+        &self,
+        link: &mut Link,
+        ctx: &WorkerContext,
+        policy: &Policy,
+    ) -> Option<Instant> {
+        if link.stream.is_some() || !self.prewarm.get() || self.stopping.get() {
+            return None;
+        }
+        let e = self.open(link, ctx).await.err()?;
+        self.status.failed(e.to_string(), SystemTime::now());
+        let until = match link.machine.connection_failed(Instant::now(), policy) {
+            Next::OpenCircuit { until } => self.circuit_opened(link, ctx, until),
+            Next::WaitUntil(until) => until,
+            Next::SendNow => Instant::now(),
+        };
+        let wait = until.saturating_duration_since(Instant::now());
+        tracing::debug!(endpoint = &*self.name, reason = %e, "pre-warm failed; next try in {wait:?}");
+        Some(until)
     }
 
     /// Opens the connection, through the shard's connect gate.

@@ -264,6 +264,13 @@ impl Worker {
                 if retiring || (lane.len() == 0 && self.stopping.get()) {
                     break;
                 }
+                if paused.is_none() && !retiring {
+                    // A pre-warmed endpoint's lanes connect before their first message too.
+                    paused = self.prewarm(&mut link, &ctx, &policy).await;
+                    if paused.is_some() {
+                        continue;
+                    }
+                }
                 self.lane_idle(&mut link, &ctx, lane, wake_at).await;
                 continue;
             }
