@@ -174,26 +174,3 @@ pub enum DeadLetterError {
     #[error("the dead-letter writer thread is gone")]
     WriterGone,
 }
-
-impl DeadLetterError {
-    /// The same error for another letter of the batch it ended (errors are not `Clone`:
-    /// `io::Error` is not).
-    pub(crate) fn again(&self) -> DeadLetterError {
-        match self {
-            Self::Io { op, path, source } => Self::Io {
-                op,
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            Self::InvalidId(id) => Self::InvalidId(id.clone()),
-            Self::NotFound(id) => Self::NotFound(id.clone()),
-            Self::Damaged { id, path, reason } => Self::Damaged {
-                id: id.clone(),
-                path: path.clone(),
-                reason,
-            },
-            Self::TooLarge(why) => Self::TooLarge(why),
-            Self::WriterGone => Self::WriterGone,
-        }
-    }
-}

@@ -205,14 +205,14 @@ impl Report {
 
     /// Whether most of `system`'s attempts at `rate` met the objective.
     pub fn credited(&self, system: System, rate: f64) -> bool {
-        let mut tally = Majority::of(0);
-        for s in self
+        let (met, broken) = self
             .steps_of(system)
             .filter(|s| s.stats.offered_rate == rate)
-        {
-            tally.count(s.slo_met);
-        }
-        tally.met > tally.broken
+            .fold(
+                (0, 0),
+                |(m, b), s| if s.slo_met { (m + 1, b) } else { (m, b + 1) },
+            );
+        met > broken
     }
 
     /// Computes the verdicts once every step is in.

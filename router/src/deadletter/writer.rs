@@ -138,10 +138,23 @@ fn write_batch(store: &DeadLetterStore, batch: Vec<Job>) {
             (Ok(()), result) => result,
             // The file may be there after a crash, or not: not durable, so the message stays
             // in the log (a duplicate letter later is safe; a lost message is not).
-            (Err(e), Ok(_)) => Err(e.again()),
+            (Err(e), Ok(_)) => Err(folder_failed(store, e)),
             (Err(_), Err(e)) => Err(e),
         };
         job.answer.fill(result);
+    }
+}
+
+/// The folder's failed sync, said for one letter of the batch (an `io::Error` is not `Clone`).
+fn folder_failed(store: &DeadLetterStore, e: &DeadLetterError) -> DeadLetterError {
+    let (kind, text) = match e {
+        DeadLetterError::Io { source, .. } => (source.kind(), source.to_string()),
+        other => (std::io::ErrorKind::Other, other.to_string()),
+    };
+    DeadLetterError::Io {
+        op: "fsync",
+        path: store.dir().to_path_buf(),
+        source: std::io::Error::new(kind, text),
     }
 }
 
