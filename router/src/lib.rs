@@ -38,6 +38,7 @@
 
 pub mod charset;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod deadletter;
