@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod filling;
 pub mod fleet;
 pub mod itk;
+pub mod nats;
 pub mod pki;
 pub mod process;
 pub mod scratch;
