@@ -94,6 +94,10 @@ fn two_nodes_consume_every_message_once_in_order() {
     let _serial = serial();
     let nats = NatsCluster::start(3);
     let rt = runtime();
+    // A first node creates the stream and buckets and goes; then a and b start alike, fast,
+    // register in their first round and share the partitions from their second.
+    let (first, _) = Cluster::start(&settings(&nats, "first"), "v1", 1).expect("first starts");
+    first.stop();
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| Cluster::start(&settings(&nats, "a"), "v1", 2));
         let b = s.spawn(|| Cluster::start(&settings(&nats, "b"), "v1", 2));

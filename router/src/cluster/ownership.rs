@@ -21,7 +21,6 @@ use super::{partition_of, ClusterSettings};
 /// A claim of a partition nobody took for this many rounds ignores the fair share: better a
 /// node over its share than a partition nobody consumes.
 const UNOWNED_ROUNDS: u8 = 3;
-const TAKE_OVER_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Held {
     revision: u64,
@@ -191,11 +190,15 @@ impl Owner {
     async fn gain(&mut self, claimed: Vec<(u16, u64, Instant)>) {
         let stream = &self.stream;
         let name = &self.settings.stream;
-        let taken =
-            futures_util::future::join_all(claimed.iter().map(|(p, _, _)| {
-                timeout(TAKE_OVER_TIMEOUT, partition::take_over(stream, name, *p))
-            }))
-            .await;
+        // At most a round: the partitions already held must be renewed before their leases
+        // could lapse, and renewals wait for this.
+        let limit = self.round_interval();
+        let taken = futures_util::future::join_all(
+            claimed
+                .iter()
+                .map(|(p, _, _)| timeout(limit, partition::take_over(stream, name, *p))),
+        )
+        .await;
         for ((p, revision, renewed), result) in claimed.into_iter().zip(taken) {
             let (consumer, delivered_before) = match result {
                 Ok(Ok(taken)) => taken,

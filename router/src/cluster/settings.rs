@@ -37,8 +37,9 @@ impl Default for ClusterSettings {
 }
 
 impl ClusterSettings {
-    /// Rejects what would make a subject, key or bucket name invalid, or a lease unworkable.
-    pub(crate) fn validate(&self) -> Result<(), ClusterError> {
+    /// Rejects what would make a subject, key or bucket name invalid, or a lease unworkable
+    /// (`Cluster::start` checks it too; the config parser may call it to report early).
+    pub fn validate(&self) -> Result<(), ClusterError> {
         let name_ok = |s: &str| {
             !s.is_empty()
                 && s.bytes()
