@@ -412,3 +412,48 @@ fn start_gives_up_when_no_server_answers() {
     }
     assert!(asked.elapsed() < Duration::from_secs(15));
 }
+
+#[test]
+fn a_shard_on_monoio_publishes_consumes_and_acks() {
+    let _serial = serial();
+    let nats = NatsCluster::single();
+    let mut s = settings(&nats, "a");
+    s.replicas = 1;
+    let (a, mut links) = Cluster::start(&s, "v1", 1).expect("starts");
+    let mut link = links.pop().expect("one shard");
+    // The shards' runtime, without any tokio reactor: the link's futures must not need one.
+    let mut shard = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+        .enable_timer()
+        .build()
+        .expect("a monoio runtime");
+    let got = shard.block_on(async {
+        let batch = (0..10)
+            .map(|i| {
+                let (p, m) = message(i);
+                outgoing(p, m)
+            })
+            .collect();
+        link.publish(batch).await.expect("published from monoio");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while got.len() < 10 && Instant::now() < deadline {
+            let _ =
+                monoio::time::timeout(Duration::from_millis(100), link.consumed(&mut got)).await;
+        }
+        got
+    });
+    assert_eq!(got.len(), 10);
+    got.into_iter().for_each(|c| c.ack.ack());
+    wait_until(Duration::from_secs(10), "acked", || {
+        nats.stream_messages("GANGLION") == Some(0)
+    });
+    a.stop();
+    let closed = shard.block_on(async {
+        let mut none = Vec::new();
+        monoio::time::timeout(Duration::from_secs(5), link.consumed(&mut none)).await
+    });
+    assert!(
+        matches!(closed, Ok(false)),
+        "consumed says the cluster stopped"
+    );
+}
