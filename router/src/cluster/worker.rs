@@ -250,11 +250,15 @@ async fn publish_batch(
                 .map_err(|e| PublishError::Failed(e.to_string()))?;
             acks.push(ack);
         }
-        for ack in acks {
-            // A duplicate's ack (the same id within the window) is an ack too.
-            ack.await.map_err(|e| PublishError::Failed(e.to_string()))?;
-        }
-        Ok(())
+        // Ends at the first failure. A duplicate's ack (the same id within the window) is an
+        // ack too.
+        futures_util::future::try_join_all(
+            acks.into_iter().map(|ack| async move {
+                ack.await.map_err(|e| PublishError::Failed(e.to_string()))
+            }),
+        )
+        .await
+        .map(drop)
     };
     let result = match timeout(limit, publishing).await {
         Ok(result) => result,
