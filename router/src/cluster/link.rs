@@ -160,3 +160,20 @@ impl Drop for AckHandle {
         self.settle(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+
+    /// Links are made on the control thread and moved to the shards; acks happen anywhere.
+    #[test]
+    fn links_move_to_shards_and_acks_go_anywhere() {
+        send::<ShardLink>();
+        send::<Consumed>();
+        send_sync::<AckHandle>();
+        send::<super::super::Cluster>();
+    }
+}
