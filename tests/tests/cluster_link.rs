@@ -457,3 +457,31 @@ fn a_shard_on_monoio_publishes_consumes_and_acks() {
         "consumed says the cluster stopped"
     );
 }
+
+#[test]
+fn publishing_recovers_when_nats_returns() {
+    let _serial = serial();
+    let mut nats = NatsCluster::single();
+    let rt = runtime();
+    let mut s = settings(&nats, "a");
+    s.replicas = 1;
+    s.publish_timeout = Duration::from_millis(800);
+    let (a, links) = Cluster::start(&s, "v1", 1).expect("starts");
+    nats.kill_all();
+    let (p, m) = message(1);
+    assert!(rt
+        .block_on(links[0].publish(vec![outgoing(p, m.clone())]))
+        .is_err());
+    wait_until(Duration::from_secs(5), "disconnected", || {
+        !a.status().connected
+    });
+    nats.restart(0);
+    let back = wait_until(Duration::from_secs(20), "connected again", || {
+        a.status().connected
+    });
+    eprintln!("reconnected {back:?} after the restart");
+    // The store survived the restart: the stream is there, and the message is taken now.
+    rt.block_on(links[0].publish(vec![outgoing(p, m)]))
+        .expect("published after the restart");
+    a.stop();
+}
