@@ -60,6 +60,26 @@ pub fn encoded_len(record: &NewRecord<'_>) -> Result<u64, &'static str> {
     record::encoded_len(record).map(|n| n as u64)
 }
 
+/// One record in the log's own format (checksummed), outside any log: what a cluster node
+/// publishes to the replicated stream, so that a message reads back there exactly as it would
+/// from a segment. `seq` is the publisher's number for it (kept, not interpreted).
+pub fn record_bytes(seq: u64, record: &NewRecord<'_>) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::new();
+    record::encode(seq, record, &mut out)?;
+    Ok(out)
+}
+
+/// Reads back what [`record_bytes`] made, every destination pending; `Err` names what does
+/// not check out (a payload is only ever taken whole, never half-read).
+pub fn record_from_bytes(bytes: &[u8]) -> Result<PendingRecord, &'static str> {
+    let (view, len) = record::check(bytes)?;
+    if len != bytes.len() {
+        return Err("bytes after the record");
+    }
+    let pending = (0..view.destination_count).collect();
+    Ok(view.into_pending(pending))
+}
+
 /// A shard's durable log of accepted messages. Implemented by [`ShardLog`] (files on local disk);
 /// meant to be implementable over a replicated log (a JetStream stream per shard, with stream
 /// sequence numbers as [`RecordId`]s and acknowledgements as marks).

@@ -271,6 +271,33 @@ mod tests {
         }
     }
 
+    /// What a cluster node publishes reads back whole, and nothing but a whole record passes.
+    #[test]
+    fn a_standalone_record_reads_back_with_every_destination_pending() {
+        let dests = ["RXA", "LAB-EAST"];
+        let rec = sample(&dests, b"MSH|^~\\&|A|B\rPID|1\r");
+        let bytes = crate::wal::record_bytes(7, &rec).unwrap();
+        let back = crate::wal::record_from_bytes(&bytes).unwrap();
+        assert_eq!(back.id, RecordId(7));
+        assert_eq!(back.destinations, ["RXA", "LAB-EAST"]);
+        assert_eq!(back.pending, [0, 1]);
+        assert_eq!(back.message, rec.message);
+        assert_eq!(back.origin.control_id, "MSG00001");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            crate::wal::record_from_bytes(&longer),
+            Err("bytes after the record")
+        );
+        let mut flipped = bytes;
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(
+            crate::wal::record_from_bytes(&flipped),
+            Err("checksum mismatch")
+        );
+    }
+
     #[test]
     fn round_trip_keeps_every_field() {
         let dests = ["RXA", "LAB-EAST"];
