@@ -7,6 +7,7 @@
 //! `sections` reads the server, listener, TLS, directory, endpoint and group tables; `route`
 //! reads routes and tests.
 mod admin;
+mod cluster;
 mod delivery;
 mod route;
 mod sections;
@@ -31,6 +32,7 @@ const TOP_KEYS: &[&str] = &[
     "route",
     "test",
     "trace",
+    "cluster",
 ];
 
 /// Keys that belong at the top of the file, which TOML puts into whatever table precedes them.
@@ -84,6 +86,11 @@ pub fn parse(ctx: &mut Ctx<'_>, text: &str) -> Option<RoutesFile> {
     if let Some(v) = root.get("trace") {
         if let Some(t) = Table::open(ctx, v, "[trace]", sections::TRACE_KEYS) {
             file.server.trace = sections::trace(ctx, &t);
+        }
+    }
+    if let Some(v) = root.get("cluster") {
+        if let Some(t) = Table::open(ctx, v, "[cluster]", cluster::CLUSTER_KEYS) {
+            file.server.cluster = cluster::cluster(ctx, &t);
         }
     }
     if let Some(v) = root.get("listener") {

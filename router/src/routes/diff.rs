@@ -243,6 +243,7 @@ fn server(old: &RouteTable, new: &RouteTable) -> Vec<ServerChange> {
         ),
         ("[trace] enabled", a.trace.enabled != b.trace.enabled),
         ("[trace] retention", a.trace.retention != b.trace.retention),
+        ("[cluster]", a.cluster != b.cluster),
     ];
     changes.extend(
         others

@@ -33,6 +33,9 @@ pub struct ServerSection {
     /// `[trace]`: the message trace index (a top-level table, kept here with the other
     /// settings a restart applies).
     pub trace: crate::trace::TraceSettings,
+    /// `[cluster]`: the NATS JetStream cluster this node shares its messages with; `None`: the
+    /// node runs alone on its own write-ahead log.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 /// The `admin_*` keys of `[server]`, as written (paths relative to the config's folder).
@@ -62,6 +65,7 @@ impl Default for ServerSection {
             max_buffered_input: None,
             wal_budget: None,
             trace: crate::trace::TraceSettings::default(),
+            cluster: None,
         }
     }
 }
