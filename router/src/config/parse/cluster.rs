@@ -84,7 +84,16 @@ pub fn cluster(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<ClusterSettings> 
         s.replicas = n.into_inner() as usize;
     }
     if let Some(d) = units::duration(ctx, t, "lease") {
-        s.lease = d;
+        if d < std::time::Duration::from_secs(1) {
+            let span = t.get("lease").map_or(t.span.clone(), |v| v.span());
+            ctx.error(
+                span,
+                "`lease` in [cluster] must be at least 1s: a node renews its leases every third \
+                 of it, and a shorter one would move partitions on every hiccup",
+            );
+        } else {
+            s.lease = d;
+        }
     }
     if let Some(d) = units::duration(ctx, t, "publish_timeout") {
         s.publish_timeout = d;
