@@ -28,7 +28,7 @@ mod setup;
 pub mod status;
 mod worker;
 
-pub use link::{AckHandle, Consumed, Outgoing, PublishError, ShardLink};
+pub use link::{AckHandle, Consumed, ConsumedFeed, Outgoing, PublishError, Publisher, ShardLink};
 pub use settings::{message_id, partition_of, ClusterSettings};
 pub use status::ClusterStatus;
 
@@ -84,6 +84,13 @@ impl Cluster {
         self.shared.snapshot()
     }
 
+    /// A handle on the same snapshots, for the admin server and the shards.
+    pub fn watch(&self) -> ClusterWatch {
+        ClusterWatch {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// A reload put a new routes.toml in force on this node: the cluster's version becomes it.
     pub fn set_routes_version(&self, version: &str) {
         let _ = self.control.send(Control::SetRoutes(version.to_owned()));
@@ -107,6 +114,18 @@ impl Cluster {
             // A timeout leaves the thread to end on its own; the daemon is exiting anyway.
             let _ = self.done.recv_timeout(STOP_WAIT);
         }
+    }
+}
+
+/// Reads the link's state, as [`Cluster::status`] does, from any thread.
+#[derive(Clone)]
+pub struct ClusterWatch {
+    shared: Arc<Shared>,
+}
+
+impl ClusterWatch {
+    pub fn status(&self) -> ClusterStatus {
+        self.shared.snapshot()
     }
 }
 

@@ -63,9 +63,19 @@ pub(crate) enum AckCommand {
 /// time this node gains the partition, so a stale handle can never clear a new claim's entry.
 pub(crate) type InFlight = Arc<Mutex<HashSet<u64>>>;
 
-/// A shard's end of the link.
+/// A shard's end of the link: what it publishes through, and what it is fed.
 pub struct ShardLink {
+    pub(crate) publisher: Publisher,
+    pub(crate) feed: ConsumedFeed,
+}
+
+/// Publishing, for ingress (shared by a shard's connections).
+pub struct Publisher {
     pub(crate) publish: mpsc::Sender<PublishJob>,
+}
+
+/// What the partitions a shard takes bring, for the one task that delivers them.
+pub struct ConsumedFeed {
     pub(crate) consumed: mpsc::Receiver<Consumed>,
 }
 
@@ -74,6 +84,26 @@ pub struct ShardLink {
 const CONSUMED_BATCH: usize = 256;
 
 impl ShardLink {
+    /// The two halves, for the two sides of a shard that use them.
+    pub fn split(self) -> (Publisher, ConsumedFeed) {
+        (self.publisher, self.feed)
+    }
+
+    /// See [`Publisher::publish`].
+    pub fn publish(
+        &self,
+        batch: Vec<Outgoing>,
+    ) -> impl Future<Output = Result<(), PublishError>> + 'static {
+        self.publisher.publish(batch)
+    }
+
+    /// See [`ConsumedFeed::consumed`].
+    pub async fn consumed(&mut self, into: &mut Vec<Consumed>) -> bool {
+        self.feed.consumed(into).await
+    }
+}
+
+impl Publisher {
     /// Publishes every message of the batch concurrently, each with its `Nats-Msg-Id`; `Ok` once
     /// JetStream acked all (a duplicate's ack counts), `Err` at the first failure or after
     /// `publish_timeout`. Never blocks the calling thread.
@@ -100,7 +130,9 @@ impl ShardLink {
             answer.await.unwrap_or(Err(PublishError::Stopped))
         }
     }
+}
 
+impl ConsumedFeed {
     /// Waits for messages consumed from this shard's partitions and appends them to `into`, in
     /// stream order per partition; false once the cluster stopped.
     pub async fn consumed(&mut self, into: &mut Vec<Consumed>) -> bool {

@@ -11,7 +11,7 @@ use async_nats::{header, HeaderMap, Subject};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 
-use super::link::{AckCommand, PublishJob};
+use super::link::{AckCommand, ConsumedFeed, PublishJob, Publisher};
 use super::ownership::Owner;
 use super::partition::consumer_name;
 use super::setup::{self, Linked};
@@ -46,8 +46,10 @@ pub(crate) fn start(
             (
                 tx,
                 ShardLink {
-                    publish: publish.clone(),
-                    consumed,
+                    publisher: Publisher {
+                        publish: publish.clone(),
+                    },
+                    feed: ConsumedFeed { consumed },
                 },
             )
         })
