@@ -22,6 +22,7 @@ pub mod fleet;
 pub mod gen;
 pub mod hot;
 pub mod ids;
+pub mod nats;
 pub mod net;
 pub mod order;
 pub mod pki;

@@ -1,6 +1,5 @@
-//! Real nats-server processes for cluster-mode tests: a JetStream cluster of N servers (or a
-//! single server) on 127.0.0.1 with free ports, each with its own store in a temporary folder;
-//! one can be killed (-9) and restarted; all are killed when the value is dropped.
+//! Real nats-server processes for cluster-mode tests ([`loadgen::nats`]), in a temporary
+//! folder, failing the test when a server does not start.
 //!
 //! ```no_run
 //! let mut nats = tests::nats::NatsCluster::start(3);
@@ -8,64 +7,23 @@
 //! nats.kill(0);
 //! nats.restart(0);
 //! ```
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
 
-/// The server binary: `NATS_SERVER` if set, else `nats-server` on the PATH.
-pub fn server_binary() -> PathBuf {
-    std::env::var_os("NATS_SERVER").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
-}
-
-/// How long `start` and `restart` wait for JetStream to be ready.
-const READY: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
-
-struct Server {
-    name: String,
-    client: u16,
-    route: u16,
-    monitor: u16,
-    store: PathBuf,
-    child: Option<Child>,
-}
+use loadgen::nats::NatsServers;
 
 pub struct NatsCluster {
-    dir: tempfile::TempDir,
-    servers: Vec<Server>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+    servers: NatsServers,
+    // Dropped after the servers (fields drop in order): their stores are inside.
+    _dir: tempfile::TempDir,
 }
 
 impl NatsCluster {
     /// Starts `n` servers (1: a lone JetStream server; more: a JetStream cluster) and waits
-    /// until JetStream answers on every one (in a cluster: a meta leader is known to all).
+    /// until JetStream answers on every one.
     pub fn start(n: usize) -> NatsCluster {
-        assert!(n >= 1, "at least one server");
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let servers = (0..n)
-            .map(|i| Server {
-                name: format!("n{i}"),
-                client: free_port(),
-                route: free_port(),
-                monitor: free_port(),
-                store: dir.path().join(format!("n{i}")),
-                child: None,
-            })
-            .collect();
-        let mut cluster = NatsCluster { dir, servers };
-        for i in 0..n {
-            cluster.spawn(i);
-        }
-        cluster.wait_ready(&(0..n).collect::<Vec<_>>());
-        cluster
+        let servers = NatsServers::start(dir.path(), n).expect("nats-server starts");
+        NatsCluster { servers, _dir: dir }
     }
 
     /// One JetStream server, no clustering.
@@ -73,154 +31,21 @@ impl NatsCluster {
         NatsCluster::start(1)
     }
 
-    /// The client URL of every server, `nats://127.0.0.1:<port>`.
-    pub fn urls(&self) -> Vec<String> {
-        (0..self.servers.len()).map(|i| self.url(i)).collect()
-    }
-
-    pub fn url(&self, i: usize) -> String {
-        format!("nats://127.0.0.1:{}", self.servers[i].client)
-    }
-
-    /// Where server `i` writes its log.
-    pub fn log(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("n{i}.log"))
-    }
-
-    /// Kills server `i` with SIGKILL (no goodbye to its peers or clients) and reaps it.
-    pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.servers[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Kills every server.
-    pub fn kill_all(&mut self) {
-        for i in 0..self.servers.len() {
-            self.kill(i);
-        }
-    }
-
-    /// Starts server `i` again on the same ports and store, and waits until it serves
-    /// JetStream again.
+    /// Starts server `i` again on the same ports and store; waits until it serves JetStream.
     pub fn restart(&mut self, i: usize) {
-        self.kill(i);
-        self.spawn(i);
-        self.wait_ready(&[i]);
-    }
-
-    fn spawn(&mut self, i: usize) {
-        let routes: Vec<String> = self
-            .servers
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, s)| format!("nats://127.0.0.1:{}", s.route))
-            .collect();
-        let log = self.log(i);
-        let clustered = self.servers.len() > 1;
-        let server = &mut self.servers[i];
-        let mut command = Command::new(server_binary());
-        command
-            .args(["-a", "127.0.0.1", "-js", "-n", &server.name])
-            .args(["-p", &server.client.to_string()])
-            .args(["-m", &server.monitor.to_string()])
-            .arg("-sd")
-            .arg(&server.store)
-            .arg("-l")
-            .arg(&log);
-        if clustered {
-            command
-                .args(["--cluster_name", "ganglion-test"])
-                .args(["--cluster", &format!("nats://127.0.0.1:{}", server.route)])
-                .args(["--routes", &routes.join(",")]);
-        }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        server.child = Some(
-            command
-                .spawn()
-                .expect("nats-server starts (is it installed?)"),
-        );
-    }
-
-    fn wait_ready(&mut self, which: &[usize]) {
-        let deadline = Instant::now() + READY;
-        let clustered = self.servers.len() > 1;
-        for &i in which {
-            loop {
-                let jsz = http_get(self.servers[i].monitor, "/jsz");
-                let ready = match &jsz {
-                    Some(body) if clustered => serde_json::from_str::<serde_json::Value>(body)
-                        .ok()
-                        .and_then(|v| v["meta_cluster"]["leader"].as_str().map(|l| !l.is_empty()))
-                        .unwrap_or(false),
-                    Some(_) => http_get(self.servers[i].monitor, "/healthz").is_some(),
-                    None => false,
-                };
-                if ready {
-                    break;
-                }
-                if let Some(child) = self.servers[i].child.as_mut() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!(
-                            "nats-server n{i} exited ({status}); see {}",
-                            self.log(i).display()
-                        );
-                    }
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "nats-server n{i} not ready in {READY:?}; see {}",
-                    self.log(i).display()
-                );
-                std::thread::sleep(POLL);
-            }
-        }
+        self.servers.restart(i).expect("nats-server restarts");
     }
 }
 
-impl Drop for NatsCluster {
-    fn drop(&mut self) {
-        self.kill_all();
+impl Deref for NatsCluster {
+    type Target = NatsServers;
+    fn deref(&self) -> &NatsServers {
+        &self.servers
     }
 }
 
-/// The body of a 200 answer to `GET path` on the monitoring port, or `None`.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let (head, body) = answer.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.to_owned())
-        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_owned()))
-}
-
-impl NatsCluster {
-    /// How many messages stream `name` holds, as the first server that answers reports it.
-    pub fn stream_messages(&self, name: &str) -> Option<u64> {
-        self.servers
-            .iter()
-            .filter(|s| s.child.is_some())
-            .find_map(|s| {
-                let body = http_get(s.monitor, "/jsz?accounts=true&streams=true")?;
-                let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-                v["account_details"].as_array()?.iter().find_map(|account| {
-                    account["stream_detail"]
-                        .as_array()?
-                        .iter()
-                        .find_map(|stream| {
-                            (stream["name"].as_str() == Some(name))
-                                .then(|| stream["state"]["messages"].as_u64())
-                                .flatten()
-                        })
-                })
-            })
+impl DerefMut for NatsCluster {
+    fn deref_mut(&mut self) -> &mut NatsServers {
+        &mut self.servers
     }
 }
