@@ -68,6 +68,7 @@ fn record(c: &mut Criterion) {
             destination: 0,
         }),
         held: false,
+        settle: None,
     };
     let at = MessageRef {
         log: 0,

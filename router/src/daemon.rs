@@ -9,6 +9,7 @@
 //! It also tells the service manager, when there is one (`service`), once every shard serves,
 //! around each reload, and when shutdown begins.
 pub mod admin;
+mod cluster;
 mod data_dir;
 mod listeners;
 pub mod plan;
@@ -92,6 +93,8 @@ pub enum RunError {
     Admin(#[from] admin::AdminError),
     #[error(transparent)]
     Shards(#[from] shard_main::ShardStartError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error(
         "the data directory {0}, and it holds messages: make it private (chmod 700 {path}), \
          or, if other users must reach it, set `allow_shared_data_dir = true` in [server] \
@@ -184,6 +187,13 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
     let control = Control::new(workers);
     let ingress_open = Arc::new(AtomicU32::new(workers as u32));
     let (ready, started) = std::sync::mpsc::channel();
+    let (membership, links) = match &table.server().cluster {
+        Some(settings) => {
+            let (membership, links) = cluster::join(settings, &read.files, workers, &metrics)?;
+            (Some(membership), Some(links))
+        }
+        None => (None, None),
+    };
     let context = shard_main::Context {
         routing: Arc::clone(&empty),
         mesh,
@@ -201,6 +211,7 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
         }),
         ready,
         trace: trace.as_ref().map(crate::trace::Trace::feed),
+        cluster: links,
     };
     // The signal pipe must exist before the shards split their descriptor tables: a signal
     // may be handled on any thread, and its handler writes to the pipe by number.
@@ -298,7 +309,10 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
         &mut reloader,
         &admin,
         &dead_letters,
-        &log_budget,
+        &Followers {
+            budget: &log_budget,
+            membership: membership.as_ref(),
+        },
         &mut notice,
     );
     notice.service.stopping(&format!(
@@ -315,6 +329,9 @@ fn serve(options: RunOptions, service: &mut Service) -> Result<(), RunError> {
             Ok(Err(e)) => tracing::error!("a shard failed: {e}"),
             Err(_) => tracing::error!("a shard panicked"),
         }
+    }
+    if let Some(membership) = membership {
+        membership.leave();
     }
     if let Some(trace) = trace {
         trace.stop();
@@ -377,6 +394,13 @@ impl Notice<'_> {
     }
 }
 
+/// What follows the configuration in force: the log's disk budget, and the cluster's routes
+/// version when this node is in a cluster.
+struct Followers<'a> {
+    budget: &'a wal_budget::BudgetSetting,
+    membership: Option<&'a cluster::Membership>,
+}
+
 /// Signals, the config-file watch and admin requests, until told to stop.
 fn control_loop(
     options: &RunOptions,
@@ -384,7 +408,7 @@ fn control_loop(
     reloader: &mut reload::Reloader,
     admin: &admin::Admin,
     dead_letters: &DeadLetterStore,
-    budget: &wal_budget::BudgetSetting,
+    followers: &Followers<'_>,
     notice: &mut Notice<'_>,
 ) {
     // The routes file and the directory it names, as the last reload read them: ops staff
@@ -400,7 +424,7 @@ fn control_loop(
             match signal {
                 SIGHUP => {
                     tracing::info!("SIGHUP: reloading {}", options.config.display());
-                    reload(reloader, admin, &mut watch, false, budget, notice);
+                    reload(reloader, admin, &mut watch, false, followers, notice);
                 }
                 _ => {
                     tracing::info!("signal {signal}: shutting down");
@@ -411,7 +435,8 @@ fn control_loop(
         while let Some(request) = admin.next_request() {
             match request {
                 AdminRequest::Reload { allow_empty, reply } => {
-                    let outcome = reload(reloader, admin, &mut watch, allow_empty, budget, notice);
+                    let outcome =
+                        reload(reloader, admin, &mut watch, allow_empty, followers, notice);
                     let _ = reply.send(outcome);
                 }
                 AdminRequest::Replay { id, reply } => {
@@ -421,7 +446,7 @@ fn control_loop(
         }
         if options.watch && watch.poll(Instant::now()) {
             tracing::info!("the configuration changed: reloading");
-            reload(reloader, admin, &mut watch, false, budget, notice);
+            reload(reloader, admin, &mut watch, false, followers, notice);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -464,7 +489,7 @@ fn reload(
     admin: &admin::Admin,
     watch: &mut watch::Watch,
     allow_empty: bool,
-    budget: &wal_budget::BudgetSetting,
+    followers: &Followers<'_>,
     notice: &Notice<'_>,
 ) -> ReloadOutcome {
     let serving = notice.serving(reloader);
@@ -474,8 +499,11 @@ fn reload(
     notice
         .service
         .reloaded(&format!("{serving}; last {}", outcome.headline()));
-    budget.follow(&reloader.current().table);
+    followers.budget.follow(&reloader.current().table);
     watch.reloaded(reloader.files().clone());
+    if let (Some(membership), ReloadOutcome::Applied(_)) = (followers.membership, &outcome) {
+        membership.reloaded(reloader.files());
+    }
     admin.reloaded(&outcome, reloader.current());
     outcome
 }

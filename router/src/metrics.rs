@@ -115,6 +115,8 @@ pub struct Metrics {
     pub reloads: ReloadCounts,
     /// Each listener in force with its counts.
     pub listeners: InForce,
+    /// The cluster link's state, when this node is in a cluster (set once, at start-up).
+    pub cluster: std::sync::OnceLock<crate::cluster::ClusterWatch>,
 }
 
 /// Reloads by outcome.
@@ -148,6 +150,7 @@ impl Metrics {
             input: CachePadded::default(),
             reloads: ReloadCounts::default(),
             listeners: InForce::default(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::shard::room::QueueCount;
+use crate::shard::stream::Settle;
 use crate::wal::RecordId;
 
 pub use codecs::MessageKind;
@@ -61,4 +62,7 @@ pub struct Delivery {
     /// Taken from the log at start-up: the endpoint holds new senders back until this one is
     /// in its worker's queue (see [`QueueCount::hold`]).
     pub held: bool,
+    /// Consumed from the cluster's stream: acknowledged there once this destination and the
+    /// message's others in the same partition are done. `None` on a node running alone.
+    pub settle: Option<Arc<Settle>>,
 }

@@ -10,6 +10,7 @@ pub mod outcomes;
 pub mod replay;
 pub mod room;
 pub mod routing;
+pub mod stream;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use durable::Durability;
 use outcomes::ShardOutcomes;
 use room::{QueueCount, Waiting};
 pub use routing::{EndpointHandle, Routing};
+use stream::StreamSide;
 
 /// Handshakes a shard runs at once, and connections it starts per second: enough to pre-warm
 /// 14,000 endpoints in a few seconds without starving the traffic the shard already carries.
@@ -111,6 +113,8 @@ pub struct Shard {
     released: Cell<bool>,
     /// The message trace's recorder, when the trace is on.
     trace: OnceCell<Rc<Recorder>>,
+    /// In a cluster (`[cluster]`): where ingress stores what it accepts instead of the log.
+    stream: OnceCell<Rc<StreamSide>>,
 }
 
 impl Shard {
@@ -156,6 +160,7 @@ impl Shard {
             room: LocalNotify::new(),
             released: Cell::new(false),
             trace: OnceCell::new(),
+            stream: OnceCell::new(),
         })
     }
 
@@ -165,6 +170,16 @@ impl Shard {
     }
 
     /// The message trace's recorder, when the trace is on.
+    /// Joins the cluster: from now on ingress publishes to its stream.
+    pub fn set_stream(&self, side: StreamSide) {
+        let _ = self.stream.set(Rc::new(side));
+    }
+
+    /// The cluster's stream, when this node is in a cluster.
+    pub fn stream(&self) -> Option<&StreamSide> {
+        self.stream.get().map(|s| &**s)
+    }
+
     pub fn trace(&self) -> Option<&Recorder> {
         self.trace.get().map(|r| &**r)
     }
@@ -230,8 +245,19 @@ impl Shard {
     }
 
     /// Starts a worker for every endpoint this shard owns that wants its connection open
-    /// before the first message (`prewarm`); the connect gate spreads the handshakes out.
+    /// before the first message (`prewarm`); the connect gate spreads the handshakes out. In a
+    /// cluster, only those of the partitions this node owns.
     pub fn prewarm(&self) {
+        match self.stream() {
+            // In a cluster an endpoint's connection belongs on its partition's owner, which
+            // changes as nodes come and go: see `stream::run_ownership`.
+            Some(stream) => self.prewarm_where(|name| stream.owns(name)),
+            None => self.prewarm_where(|_| true),
+        }
+    }
+
+    /// As [`Shard::prewarm`], for the endpoints `wanted` says.
+    pub fn prewarm_where(&self, wanted: impl Fn(&str) -> bool) {
         let routing = self.routing();
         let mut started = 0;
         for (endpoint, handle) in routing
@@ -242,6 +268,7 @@ impl Shard {
         {
             if endpoint.prewarm
                 && handle.owner == self.info.index
+                && wanted(&endpoint.name)
                 && !self.workers.borrow().contains_key(&handle.name)
                 && self.start_worker(&endpoint.name).is_some()
             {
@@ -459,6 +486,11 @@ impl Shard {
                 self.deliver_here(delivery);
             }
         }
+    }
+
+    /// Gives up on a delivery without waiting for its dead letter to be written.
+    pub fn give_up(&self, delivery: &Delivery, why: GiveUp, detail: &str) {
+        self.outcomes.dead_letter(delivery, why, detail, None);
     }
 
     /// Gives up on a delivery that cannot reach its endpoint (it no longer exists).

@@ -19,6 +19,7 @@ use crate::runtime::shards::ShardInfo;
 use crate::shard::durable::Durability;
 use crate::shard::outcomes::ShardOutcomes;
 use crate::shard::replay::{self, Backlog};
+use crate::shard::stream::{self, StreamSide};
 use crate::shard::{Routing, Shard};
 use crate::wal::{DiskBudget, WalConfig, WalError};
 
@@ -42,6 +43,8 @@ pub struct Context {
     pub ready: mpsc::Sender<Result<(), ShardStartError>>,
     /// The message trace's writer; `None` when `[trace] enabled = false`.
     pub trace: Option<crate::trace::Feed>,
+    /// Each shard's end of the cluster link; `None` when the node runs alone.
+    pub cluster: Option<super::cluster::Links>,
 }
 
 /// Why the shards could not be started.
@@ -173,6 +176,16 @@ pub async fn run(info: ShardInfo, context: Context) {
         durability.clone(),
     );
     monoio::spawn(Rc::clone(&shard).run_inbox());
+    // In a cluster, ingress publishes from the start; the partitions' messages are taken once
+    // the shard serves (its routing is in force by then).
+    let mut feed = None;
+    if let Some(links) = &context.cluster {
+        if let Some(link) = links.take(info.index) {
+            let (publisher, consumed) = link.split();
+            shard.set_stream(StreamSide::new(publisher, links.partitions));
+            feed = Some(consumed);
+        }
+    }
     if let Some(trace) = &trace {
         shard.set_trace(Rc::clone(trace));
         let trace = Rc::downgrade(trace);
@@ -246,6 +259,10 @@ pub async fn run(info: ShardInfo, context: Context) {
                     listeners.serve(&shard);
                     serving.set(true);
                     let _ = reply.send(answer(Ok(())));
+                    if let Some(feed) = feed.take() {
+                        monoio::spawn(stream::run_feed(Rc::clone(&shard), feed));
+                        monoio::spawn(stream::run_ownership(Rc::clone(&shard)));
+                    }
                     if let Some(durability) = &durability {
                         let backlog = std::mem::take(&mut backlog);
                         let (shard, durability) = (Rc::clone(&shard), Rc::clone(durability));

@@ -18,6 +18,7 @@ use crate::metrics::listener::ListenerStats;
 use crate::pipeline::{Accepted, Delivery, MessageKind, RecordRef};
 use crate::routes::{Decision, EndpointId, MessageView, Outcome, RuleId, Unrouted};
 use crate::shard::durable::NotDurable;
+use crate::shard::stream::StreamSide;
 use crate::shard::{Routing, Shard};
 use crate::trace::entry::MessageRef;
 use crate::trace::recorder::{self, Recorder};
@@ -90,7 +91,10 @@ pub async fn plan(
     let make = || accepted(shard, &incoming, origin, SystemTime::now());
     match decision.outcome {
         Outcome::Deliver => {
-            for &id in &decision.endpoints {
+            // In a cluster the endpoints' queues are on their partitions' owners, and the
+            // replicated stream is the buffer in front of them.
+            let endpoints = decision.endpoints.iter();
+            for &id in endpoints.filter(|_| shard.stream().is_none()) {
                 if let Some(handle) = routing.handle(id) {
                     shard.wait_for_room(handle).await;
                 }
@@ -193,6 +197,9 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
             }
         }
     }
+    if let Some(stream) = shard.stream() {
+        return commit_to_stream(shard, stream, plans).await;
+    }
     let deliveries = plans.iter().filter(|p| matches!(p, Plan::Deliver { .. }));
     let refs = match &shard.durability {
         Some(durability) => {
@@ -284,6 +291,7 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                         queued: Arc::clone(&handle.queued),
                         record,
                         held: false,
+                        settle: None,
                     };
                     if replayed {
                         shard.requeue(delivery, handle).await;
@@ -298,6 +306,58 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                 }
             }
             Plan::Dropped { .. } | Plan::Rejected { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// In a cluster: the batch goes to the replicated stream, and from there to whichever node
+/// owns each endpoint's partition (this one included), never straight to a local worker.
+async fn commit_to_stream(
+    shard: &Shard,
+    stream: &StreamSide,
+    plans: &[Plan],
+) -> Result<(), NotDurable> {
+    let messages: Vec<(&Arc<Accepted>, SmallVec<[&str; 4]>)> = plans
+        .iter()
+        .filter_map(|plan| match plan {
+            Plan::Deliver {
+                message,
+                endpoints,
+                routing,
+                ..
+            } => Some((
+                message,
+                endpoints
+                    .iter()
+                    .filter_map(|&id| routing.handle(id).map(|h| &*h.name))
+                    .collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    stream.publish(&messages).await?;
+    if let Some(trace) = shard.trace() {
+        for plan in plans {
+            match plan {
+                Plan::Deliver {
+                    message,
+                    endpoints,
+                    routing,
+                    rules,
+                } => trace_received(
+                    trace,
+                    message,
+                    recorder::unlogged(message),
+                    endpoints,
+                    routing,
+                    rules,
+                ),
+                Plan::DeadLetter { message } => {
+                    trace.received(message, recorder::unlogged(message), &[], &[]);
+                }
+                Plan::Dropped { .. } | Plan::Rejected { .. } => {}
+            }
         }
     }
     Ok(())

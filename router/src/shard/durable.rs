@@ -48,6 +48,9 @@ pub enum NotDurable {
     StoreFailed,
     /// The message cannot be logged at all (a limit of the record format).
     Unstorable(&'static str),
+    /// The cluster's replicated stream did not take the message in time (NATS unreachable,
+    /// no JetStream quorum): a retry helps once it is back.
+    ClusterUnavailable,
 }
 
 impl NotDurable {
@@ -57,6 +60,9 @@ impl NotDurable {
             NotDurable::DiskFull => "the router's disk is full; try again later",
             NotDurable::StoreFailed => "the router cannot store messages now; try again later",
             NotDurable::Unstorable(why) => why,
+            NotDurable::ClusterUnavailable => {
+                "the router cannot reach its cluster's message store now; try again later"
+            }
         }
     }
 
@@ -64,7 +70,10 @@ impl NotDurable {
     /// drain the log (a full store or disk). Not after a write or fsync failed (a restart is
     /// needed), nor for a message the format cannot hold.
     pub fn retry_can_help(&self) -> bool {
-        matches!(self, NotDurable::StoreFull | NotDurable::DiskFull)
+        matches!(
+            self,
+            NotDurable::StoreFull | NotDurable::DiskFull | NotDurable::ClusterUnavailable
+        )
     }
 
     fn of(e: &WalError) -> Self {

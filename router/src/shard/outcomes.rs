@@ -56,9 +56,13 @@ impl ShardOutcomes {
         })
     }
 
+    /// This destination is done: in the log it came from, or in the cluster's stream.
     fn mark(&self, delivery: &Delivery) {
         if let (Some(durability), Some(record)) = (&self.durability, delivery.record) {
             durability.mark(record);
+        }
+        if let Some(settle) = &delivery.settle {
+            settle.done();
         }
     }
 
@@ -95,6 +99,7 @@ impl ShardOutcomes {
             queued: Arc::new(QueueCount::default()),
             record: None,
             held: false,
+            settle: None,
         };
         let stored = self
             .store(

@@ -320,6 +320,7 @@ fn held(message: &Arc<Accepted>, handle: &EndpointHandle, record: RecordRef) -> 
         queued: Arc::clone(&handle.queued),
         record: Some(record),
         held: true,
+        settle: None,
     }
 }
 
@@ -331,5 +332,6 @@ fn unheld(message: &Arc<Accepted>, name: &str, record: RecordRef) -> Delivery {
         queued: Arc::new(QueueCount::default()),
         record: Some(record),
         held: false,
+        settle: None,
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Ready means: every shard accepts (start-up has read the logs and no shard has stopped),
 //! every shard's write-ahead log takes messages (not failed, not refusing for want of disk or
-//! budget), and the routing in force has a listener and a route. A load balancer or service
+//! budget), a cluster node is connected to its NATS servers, and the routing in force has a
+//! listener and a route. A load balancer or service
 //! manager that sees 503 should send senders elsewhere; the body says what to fix.
 use crate::metrics::{LogState, Metrics};
 use crate::shard::Routing;
@@ -26,6 +27,15 @@ pub fn reasons(metrics: &Metrics, routing: &Routing) -> Vec<String> {
                  until endpoints drain it"
             )),
             LogState::Ok => {}
+        }
+    }
+    if let Some(cluster) = metrics.cluster.get() {
+        if !cluster.status().connected {
+            reasons.push(
+                "not connected to the cluster's NATS servers: nothing can be stored or \
+                 acknowledged until the connection is back"
+                    .to_string(),
+            );
         }
     }
     if routing.table.listeners().is_empty() {

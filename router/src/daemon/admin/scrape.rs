@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use prometheus_client::encoding::DescriptorEncoder;
 
 use super::{endpoints, ready};
+use crate::cluster::ClusterStatus;
 use crate::egress::alerts::Alert;
 use crate::egress::status::Connection;
 use crate::metrics::exposition::{self, counters, gauge, gauges};
@@ -226,6 +227,9 @@ pub fn encode(
         "Shards whose log refuses messages now for want of disk or budget.",
         refusing,
     )?;
+    if let Some(cluster) = metrics.cluster.get() {
+        encode_cluster(enc, &cluster.status())?;
+    }
     let ready = u32::from(ready::reasons(metrics, routing).is_empty());
     gauge(
         enc,
@@ -250,6 +254,58 @@ pub fn encode(
             .counts()
             .map(|(outcome, n)| ([("outcome", outcome)], n)),
     )
+}
+
+/// The cluster link: whether it is up, what this node owns, and what waits in its partitions.
+fn encode_cluster(enc: &mut DescriptorEncoder, status: &ClusterStatus) -> fmt::Result {
+    gauge(
+        enc,
+        "ganglion_cluster_connected",
+        "1 while this node is connected to the cluster's NATS servers.",
+        u32::from(status.connected),
+    )?;
+    gauge(
+        enc,
+        "ganglion_cluster_partitions_owned",
+        "Partitions of the endpoints this node delivers for now.",
+        status.partitions_owned.len(),
+    )?;
+    gauge(
+        enc,
+        "ganglion_cluster_lag_messages",
+        "Messages in this node's partitions not yet acknowledged by their endpoints.",
+        status.lag,
+    )?;
+    for (name, help, value) in [
+        (
+            "ganglion_cluster_published",
+            "Messages this node stored in the cluster's stream (one per partition).",
+            status.published,
+        ),
+        (
+            "ganglion_cluster_publish_failures",
+            "Publishes the stream did not take in time; their senders were told to retry.",
+            status.publish_failures,
+        ),
+        (
+            "ganglion_cluster_consumed",
+            "Messages this node took from its partitions.",
+            status.consumed,
+        ),
+        (
+            "ganglion_cluster_acked",
+            "Messages this node acknowledged to the stream once their endpoints had them.",
+            status.acked,
+        ),
+        (
+            "ganglion_cluster_redelivered",
+            "Messages taken again (after a takeover, or a second delivery by the stream).",
+            status.redelivered,
+        ),
+    ] {
+        exposition::counter(enc, name, help, value)?;
+    }
+    Ok(())
 }
 
 /// Which count of an endpoint a family shows.
