@@ -80,6 +80,7 @@ fn fleet_config(config: &ConnectionsConfig) -> ProofConfig {
         attempts: 1,
         router_args: Vec::new(),
         endpoint_delay: Duration::ZERO,
+        cluster: 0,
     }
 }
 

@@ -31,10 +31,11 @@ use sender::{Answer, Sender, Wire};
 /// What one run does.
 #[derive(Clone, Debug)]
 pub struct DriveConfig {
-    /// The MLLP listener of the router or relay (needed when the mix has HL7v2).
-    pub mllp: Option<SocketAddr>,
-    /// The ITK (HTTP) listener (needed when the mix has ITK).
-    pub itk: Option<SocketAddr>,
+    /// The MLLP listeners of the router(s) or relay (needed when the mix has HL7v2); the
+    /// connections are spread over them in turn (the nodes of a cluster).
+    pub mllp: Vec<SocketAddr>,
+    /// The ITK (HTTP) listeners (needed when the mix has ITK), spread alike.
+    pub itk: Vec<SocketAddr>,
     pub rate: f64,
     pub duration: Duration,
     /// MLLP connections; ITK gets as many.
@@ -160,17 +161,21 @@ pub fn run(
     let mut senders: Vec<Sender> = Vec::new();
     let conns = config.connections.max(1);
     if mix.has_hl7() {
-        let addr = config
-            .mllp
-            .ok_or_else(|| anyhow::anyhow!("the mix has HL7v2 but no MLLP target was given"))?;
-        senders.extend((0..conns).map(|_| Sender::new(addr, Wire::Mllp)));
+        anyhow::ensure!(
+            !config.mllp.is_empty(),
+            "the mix has HL7v2 but no MLLP target was given"
+        );
+        let addrs = config.mllp.iter().cycle();
+        senders.extend(addrs.take(conns).map(|&addr| Sender::new(addr, Wire::Mllp)));
     }
     let first_itk = senders.len();
     if mix.has(Kind::Itk) {
-        let addr = config
-            .itk
-            .ok_or_else(|| anyhow::anyhow!("the mix has ITK but no ITK target was given"))?;
-        senders.extend((0..conns).map(|_| Sender::new(addr, Wire::Http)));
+        anyhow::ensure!(
+            !config.itk.is_empty(),
+            "the mix has ITK but no ITK target was given"
+        );
+        let addrs = config.itk.iter().cycle();
+        senders.extend(addrs.take(conns).map(|&addr| Sender::new(addr, Wire::Http)));
     }
     for (i, s) in senders.iter_mut().enumerate() {
         let conn = sender::connect(s.addr)?;

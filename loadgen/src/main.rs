@@ -298,6 +298,7 @@ impl SetupArgs {
             attempts: 1,
             router_args: self.router_args,
             endpoint_delay: Duration::ZERO,
+            cluster: 0,
         }
     }
 }
@@ -342,6 +343,11 @@ struct ProofArgs {
     /// ACKed lost) or `lost` (only losses: for CI on shared machines, where latency is noise).
     #[arg(long, default_value = "target")]
     gate: String,
+    /// Prove a cluster of this many ganglion nodes on three NATS JetStream servers (started
+    /// here; `nats-server` on the PATH or `NATS_SERVER`), next to one node on its own log at
+    /// the target rate, then kill one node mid-stream (docs/cluster.md).
+    #[arg(long, default_value_t = 0)]
+    cluster: usize,
 }
 
 #[derive(clap::Args)]
@@ -505,8 +511,8 @@ fn drive_cmd(args: DriveArgs) -> anyhow::Result<ExitCode> {
     let generator = Generator::new(args.seed, &args.mix);
     let mut observer = Observer::connect(&args.observe)?;
     let config = DriveConfig {
-        mllp: args.target,
-        itk: args.itk_target,
+        mllp: args.target.into_iter().collect(),
+        itk: args.itk_target.into_iter().collect(),
         rate: args.rate,
         duration: args.duration,
         connections: args.connections,
@@ -600,6 +606,26 @@ fn proof_cmd(args: ProofArgs) -> anyhow::Result<ExitCode> {
         other => anyhow::bail!("--gate must be target or lost, not {other:?}"),
     };
     let stop = stop_flag();
+    if args.cluster > 0 {
+        let config = ProofConfig {
+            cluster: args.cluster,
+            ..config
+        };
+        let report = proof::run_cluster(&config, &stop)?;
+        print!("{}", report.text());
+        if report.lost() > 0 {
+            eprintln!(
+                "FAILED: {} acknowledged messages were never delivered",
+                report.lost()
+            );
+        }
+        let passed = report.lost() == 0 && (losses_only || report.passed());
+        return Ok(if passed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let report = proof::run(&config, &stop)?;
     print!("{}", report.text());
     if !report.target_held {

@@ -3,6 +3,7 @@
 //! target rate for the full duration, then steps the rate up until the service-level
 //! objective breaks; optionally does the same through the bare relay in the same run, so that
 //! ganglion's figures can be read as a fraction of the ceiling of this machine.
+pub mod cluster;
 pub mod procs;
 pub mod report;
 pub mod svg;
@@ -84,6 +85,8 @@ pub struct ProofConfig {
     /// The endpoints answer each message this long after it arrives (a receiver far away, or
     /// slow over each message); zero answers at once.
     pub endpoint_delay: Duration,
+    /// Nodes of a ganglion cluster on NATS JetStream to prove instead of one node (0: one).
+    pub cluster: usize,
 }
 
 /// The fleet processes and what the driver needs of them.
@@ -242,12 +245,32 @@ pub fn routes_head(workdir: &Path, pki: Option<&Pki>, directory: &Path) -> Strin
     text
 }
 
-/// One system under test (ganglion or the relay), running.
+/// One system under test (ganglion, the relay, or a ganglion cluster), running.
 pub(crate) struct Subject {
     pub proc_: ChildProc,
+    /// A cluster's other nodes, whose CPU counts too.
+    pub others: Vec<ChildProc>,
+    /// A cluster's NATS servers, whose CPU counts too.
+    pub nats: Vec<u32>,
     pub kind: System,
-    pub mllp: SocketAddr,
-    pub itk: Option<SocketAddr>,
+    /// The MLLP listener of each node senders are spread over.
+    pub mllp: Vec<SocketAddr>,
+    pub itk: Vec<SocketAddr>,
+}
+
+impl Subject {
+    /// CPU seconds of every process of the system (a process gone meanwhile counts nothing).
+    fn cpu_seconds(&self) -> Option<f64> {
+        let own = crate::sys::cpu_seconds(self.proc_.pid())?;
+        let peers: f64 = self
+            .others
+            .iter()
+            .map(ChildProc::pid)
+            .chain(self.nats.iter().copied())
+            .filter_map(crate::sys::cpu_seconds)
+            .sum();
+        Some(own + peers)
+    }
 }
 
 /// Writes `routes` to `workdir/routes.toml` and starts `ganglion run` on it (durable unless
@@ -281,9 +304,11 @@ pub(crate) fn start_ganglion(
     let mut child = ChildProc::spawn("ganglion", &bin, &args, &workdir.join("ganglion.log"))?;
     child.wait_for("", &["mllp", "itk", "admin"], Duration::from_secs(120))?;
     Ok(Subject {
-        mllp: child.addr("mllp")?,
-        itk: child.addr("itk").ok(),
+        mllp: vec![child.addr("mllp")?],
+        itk: child.addr("itk").ok().into_iter().collect(),
         proc_: child,
+        others: Vec::new(),
+        nats: Vec::new(),
         kind: System::Ganglion,
     })
 }
@@ -309,9 +334,11 @@ fn start_relay(
     let mut child = ChildProc::spawn("relay", &exe, &args, &workdir.join("relay.log"))?;
     child.wait_for("", &["mllp", "itk"], Duration::from_secs(120))?;
     Ok(Subject {
-        mllp: child.addr("mllp")?,
-        itk: child.addr("itk").ok(),
+        mllp: vec![child.addr("mllp")?],
+        itk: child.addr("itk").ok().into_iter().collect(),
         proc_: child,
+        others: Vec::new(),
+        nats: Vec::new(),
         kind: System::Relay,
     })
 }
@@ -335,17 +362,15 @@ pub(crate) fn drive_config(
     index: usize,
 ) -> DriveConfig {
     let run_tag = (config.seed as u32).wrapping_mul(0x9E37) & 0x00FF_FFFF;
-    let tag = (run_tag << 8)
-        | ((index as u32
-            + if subject.kind == System::Relay {
-                128
-            } else {
-                0
-            })
-            & 0xFF);
+    let system = match subject.kind {
+        System::Ganglion => 0,
+        System::Cluster => 64,
+        System::Relay => 128,
+    };
+    let tag = (run_tag << 8) | ((index as u32 + system) & 0xFF);
     DriveConfig {
-        mllp: Some(subject.mllp),
-        itk: subject.itk,
+        mllp: subject.mllp.clone(),
+        itk: subject.itk.clone(),
         rate,
         duration,
         connections: config.connections,
@@ -373,17 +398,16 @@ pub(crate) fn measure(
     stop: &AtomicBool,
 ) -> anyhow::Result<Step> {
     let me = std::process::id();
-    let pid = subject.proc_.pid();
     let wall = Instant::now();
     let cpu0 = (
-        crate::sys::cpu_seconds(pid),
+        subject.cpu_seconds(),
         crate::sys::cpu_seconds(me),
         fleet_cpu(fleet),
     );
     let stats = drive::run(drive, generator, targets, &mut fleet.observer, stop)?;
     let secs = wall.elapsed().as_secs_f64().max(1e-9);
     let cpu1 = (
-        crate::sys::cpu_seconds(pid),
+        subject.cpu_seconds(),
         crate::sys::cpu_seconds(me),
         fleet_cpu(fleet),
     );
@@ -535,6 +559,25 @@ fn settle(fleet: &mut Fleet) {
     }
 }
 
+/// Waits (up to 30 s) until the fleet has no connection left from the system stopped last.
+fn wait_closed(fleet: &mut Fleet) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while fleet.observer.established() > 0 && Instant::now() < until {
+        fleet.observer.pump();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `proof --cluster N`: see [`cluster`].
+pub fn run_cluster(
+    config: &ProofConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<cluster::ClusterReport> {
+    in_workdir(config, "proof-cluster", |workdir, nofile| {
+        cluster::run_in(config, workdir, nofile, stop)
+    })
+}
+
 /// The whole proof. Returns the report; the caller prints it and sets the exit status.
 pub fn run(config: &ProofConfig, stop: &AtomicBool) -> anyhow::Result<Report> {
     in_workdir(config, "proof", |workdir, nofile| {
@@ -632,11 +675,7 @@ fn run_in(
 
     if config.baseline_relay && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         // Let the router's connections close before counting the relay's.
-        let until = Instant::now() + Duration::from_secs(30);
-        while fleet.observer.established() > 0 && Instant::now() < until {
-            fleet.observer.pump();
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_closed(&mut fleet);
         let mut relay = start_relay(config, workdir, pki.as_ref(), &fleet)?;
         let n = wait_established(
             &mut fleet.observer,

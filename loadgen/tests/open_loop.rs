@@ -96,8 +96,8 @@ fn a_stalled_router_neither_slows_the_schedule_nor_hides_its_stall() {
         .collect();
     let mix = Mix::parse("hl7").unwrap();
     let config = DriveConfig {
-        mllp: Some(router),
-        itk: None,
+        mllp: vec![router],
+        itk: Vec::new(),
         rate,
         duration,
         connections: 2,

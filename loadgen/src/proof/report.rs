@@ -15,6 +15,8 @@ pub const SPINE_RATE: f64 = 3200.0;
 pub enum System {
     Ganglion,
     Relay,
+    /// Several ganglion nodes sharing a NATS JetStream cluster (`proof --cluster N`).
+    Cluster,
 }
 
 impl System {
@@ -22,6 +24,7 @@ impl System {
         match self {
             System::Ganglion => "ganglion",
             System::Relay => "relay",
+            System::Cluster => "cluster",
         }
     }
 }

@@ -55,6 +55,7 @@ pub fn small_run(
         attempts: 1,
         router_args: Vec::new(),
         endpoint_delay: Duration::ZERO,
+        cluster: 0,
     }
 }
 
