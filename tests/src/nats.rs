@@ -9,6 +9,7 @@
 //! ```
 use std::ops::{Deref, DerefMut};
 
+pub use loadgen::nats::missing;
 use loadgen::nats::NatsServers;
 
 pub struct NatsCluster {

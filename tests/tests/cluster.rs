@@ -219,6 +219,9 @@ fn owned(node: &RouterProcess) -> u64 {
 
 #[test]
 fn senders_through_two_nodes_reach_every_endpoint_in_order() {
+    if tests::nats::missing() {
+        return;
+    }
     let _one = one_at_a_time();
     let nats = NatsCluster::start(3);
     let scratch = Scratch::new("cluster-two");
@@ -273,6 +276,9 @@ fn senders_through_two_nodes_reach_every_endpoint_in_order() {
 /// (traffic goes on), then restart both (the cluster heals: the node takes and delivers again).
 #[test]
 fn a_killed_node_and_a_killed_nats_server_lose_nothing_and_the_cluster_heals() {
+    if tests::nats::missing() {
+        return;
+    }
     let _one = one_at_a_time();
     let mut nats = NatsCluster::start(3);
     let scratch = Scratch::new("cluster-kill");
@@ -327,6 +333,9 @@ fn a_killed_node_and_a_killed_nats_server_lose_nothing_and_the_cluster_heals() {
 
 #[test]
 fn a_node_that_cannot_reach_nats_answers_ae_and_is_not_ready() {
+    if tests::nats::missing() {
+        return;
+    }
     let _one = one_at_a_time();
     let mut nats = NatsCluster::start(1);
     let scratch = Scratch::new("cluster-unreachable");
@@ -376,6 +385,9 @@ fn a_node_that_cannot_reach_nats_answers_ae_and_is_not_ready() {
 
 #[test]
 fn a_node_with_other_routes_is_refused_and_says_why() {
+    if tests::nats::missing() {
+        return;
+    }
     let _one = one_at_a_time();
     let nats = NatsCluster::start(1);
     let scratch = Scratch::new("cluster-other-routes");

@@ -91,6 +91,9 @@ fn all_partitions() -> Vec<u16> {
 
 #[test]
 fn two_nodes_consume_every_message_once_in_order() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let nats = NatsCluster::start(3);
     let rt = runtime();
@@ -180,6 +183,9 @@ fn two_nodes_consume_every_message_once_in_order() {
 
 #[test]
 fn the_same_message_id_twice_makes_one_copy() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let nats = NatsCluster::start(3);
     let rt = runtime();
@@ -210,6 +216,9 @@ fn the_same_message_id_twice_makes_one_copy() {
 
 #[test]
 fn partitions_move_when_their_owner_stops_or_vanishes() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let nats = NatsCluster::start(3);
     let rt = runtime();
@@ -290,6 +299,9 @@ fn partitions_move_when_their_owner_stops_or_vanishes() {
 
 #[test]
 fn a_node_with_other_routes_is_refused() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let nats = NatsCluster::start(3);
     let (a, _links) = Cluster::start(&settings(&nats, "a"), "v1", 1).expect("a starts");
@@ -320,6 +332,9 @@ fn a_node_with_other_routes_is_refused() {
 
 #[test]
 fn publishing_goes_on_when_one_server_of_three_dies() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let mut nats = NatsCluster::start(3);
     let rt = runtime();
@@ -363,6 +378,9 @@ fn publishing_goes_on_when_one_server_of_three_dies() {
 
 #[test]
 fn publishing_fails_in_time_when_nats_is_gone() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let mut nats = NatsCluster::single();
     let rt = runtime();
@@ -398,6 +416,9 @@ fn publishing_fails_in_time_when_nats_is_gone() {
 
 #[test]
 fn start_gives_up_when_no_server_answers() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let mut s = ClusterSettings {
         servers: vec!["nats://127.0.0.1:1".into()],
@@ -415,6 +436,9 @@ fn start_gives_up_when_no_server_answers() {
 
 #[test]
 fn a_shard_on_monoio_publishes_consumes_and_acks() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let nats = NatsCluster::single();
     let mut s = settings(&nats, "a");
@@ -460,6 +484,9 @@ fn a_shard_on_monoio_publishes_consumes_and_acks() {
 
 #[test]
 fn publishing_recovers_when_nats_returns() {
+    if tests::nats::missing() {
+        return;
+    }
     let _serial = serial();
     let mut nats = NatsCluster::single();
     let rt = runtime();
