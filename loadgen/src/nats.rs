@@ -168,6 +168,12 @@ impl NatsServers {
                 .args(["--cluster", &format!("nats://127.0.0.1:{}", server.route)])
                 .args(["--routes", &routes.join(",")]);
         }
+        // Several servers share this machine's cores (each would have a host of its own in
+        // production): one Go scheduler thread each keeps them from fighting over the cores
+        // with each other and with the routers. A caller's own GOMAXPROCS wins.
+        if std::env::var_os("GOMAXPROCS").is_none() && clustered {
+            command.env("GOMAXPROCS", "1");
+        }
         command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -260,6 +260,10 @@ fn senders_through_two_nodes_reach_every_endpoint_in_order() {
             + metric(b.addr("admin"), "ganglion_cluster_acked_total")
             >= (4 * EACH) as u64
     });
+    // Acknowledged means gone: the work queue holds nothing a takeover would send again.
+    wait_until("the stream to be empty", WAIT, || {
+        nats.stream_messages("GANGLION") == Some(0)
+    });
     println!(
         "{} messages through 2 nodes, all delivered in order; {duplicates} duplicate(s); \
          partitions owned: a {}, b {}",

@@ -56,6 +56,12 @@ fn config(stream_name: &str, partition: u16) -> pull::Config {
         ack_policy: AckPolicy::Explicit,
         ack_wait: ACK_WAIT,
         max_ack_pending: MAX_ACK_PENDING,
+        // In memory (replicated as the stream is): what a consumer remembers (delivered,
+        // acked) is only a shortcut, since the WorkQueue stream holds exactly the unacked
+        // messages and every takeover re-creates the consumer from them; its state need not
+        // be written to every server's disk. (One replica would be cheaper still, but a
+        // 2.9 server then never removes acked messages from a replicated work queue.)
+        memory_storage: true,
         ..Default::default()
     }
 }

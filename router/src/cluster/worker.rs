@@ -283,14 +283,22 @@ async fn publish_batch(
     let _ = job.reply.send(result);
 }
 
-/// Every second: whether the client is connected, and the lag of the owned partitions.
+/// How often the owned partitions' lag is asked for: one consumer-info request per partition,
+/// a JetStream API call each, which at 64 partitions a second cost the NATS servers more than
+/// a figure for dashboards is worth.
+const LAG_EVERY: u32 = 10;
+
+/// Every second: whether the client is connected; every [`LAG_EVERY`] seconds, the lag of the
+/// owned partitions.
 async fn watch_status(
     client: async_nats::Client,
     stream: jetstream::stream::Stream,
     shared: Arc<Shared>,
 ) {
+    let mut ticks = 0u32;
     loop {
         tokio::time::sleep(STATUS_EVERY).await;
+        ticks = ticks.wrapping_add(1);
         let connected = client.connection_state() == async_nats::connection::State::Connected;
         if shared.connected.swap(connected, Relaxed) != connected {
             if connected {
@@ -299,7 +307,7 @@ async fn watch_status(
                 tracing::warn!("lost the connection to NATS; reconnecting");
             }
         }
-        if !connected {
+        if !connected || ticks % LAG_EVERY != 1 {
             continue;
         }
         let lag = async {
