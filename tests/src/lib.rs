@@ -10,6 +10,7 @@ pub mod filling;
 pub mod fleet;
 pub mod itk;
 pub mod nats;
+pub mod numbered;
 pub mod pki;
 pub mod process;
 pub mod scratch;

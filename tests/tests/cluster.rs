@@ -3,7 +3,7 @@
 //! with SIGKILL loses nothing it acknowledged and its partitions move to the other node; losing
 //! one NATS server of three does not stop traffic; restarted, both rejoin; a node that cannot
 //! reach NATS stops acknowledging and says so; a node with other routes is refused.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,10 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use codecs::hl7v2::{AckCode, Message};
+use codecs::hl7v2::AckCode;
 use tests::admin::request;
 use tests::endpoint::{msa, Endpoint, Reply, Sender};
 use tests::nats::NatsCluster;
+use tests::numbered::{self, arrived};
 use tests::process::{ganglion_exit, metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 use tests::WAIT;
@@ -30,17 +31,7 @@ const FACILITIES: [&str; 6] = ["EAST", "WEST", "NORTH", "SOUTH", "CITY", "COAST"
 const PARTITIONS: u16 = 8;
 
 fn message(sender: usize, i: usize) -> Vec<u8> {
-    let facility = FACILITIES[(sender + i) % FACILITIES.len()];
-    format!(
-        "MSH|^~\\&|PAS|RX8|EPR|{facility}|20261205093015||ADT^A08^ADT_A01|S{sender}-{i}|P|2.4\r\
-         EVN|A08|20261205093000\rPID|1||{i}^^^NHS^NH||TEST^PATIENT\r"
-    )
-    .into_bytes()
-}
-
-fn control_id(message: &[u8]) -> String {
-    let parsed = Message::parse(message).expect("endpoint received HL7");
-    String::from_utf8_lossy(parsed.msh().control_id().unwrap_or_default()).into_owned()
+    numbered::message(&FACILITIES, sender, i)
 }
 
 /// One node's routes.toml: its own data, addresses and name; the cluster's routes.
@@ -160,14 +151,6 @@ impl Senders {
     }
 }
 
-fn arrived(endpoints: &[Endpoint]) -> HashSet<String> {
-    endpoints
-        .iter()
-        .flat_map(|e| e.inbox.messages())
-        .map(|m| control_id(&m))
-        .collect()
-}
-
 /// Waits until every acknowledged message has reached its endpoint; panics naming the lost.
 fn wait_delivered(endpoints: &[Endpoint], acked: &HashSet<String>, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -184,33 +167,10 @@ fn wait_delivered(endpoints: &[Endpoint], acked: &HashSet<String>, timeout: Dura
     );
 }
 
-/// First arrivals at each endpoint come in the order each sender sent them, and each went
-/// where its route says; returns the number of duplicates (allowed: at-least-once).
+/// First arrivals at each endpoint come in the order each sender sent them, each where its
+/// route says; the duplicates (allowed: at-least-once).
 fn check_order(endpoints: &[Endpoint]) -> usize {
-    let mut duplicates = 0;
-    for (facility, endpoint) in FACILITIES.iter().zip(endpoints) {
-        let mut seen = HashSet::new();
-        let mut last: HashMap<usize, usize> = HashMap::new();
-        for message in endpoint.inbox.messages() {
-            let id = control_id(&message);
-            if !seen.insert(id.clone()) {
-                duplicates += 1;
-                continue;
-            }
-            let (sender, i) = id[1..].split_once('-').unwrap();
-            let (sender, i): (usize, usize) = (sender.parse().unwrap(), i.parse().unwrap());
-            assert_eq!(
-                FACILITIES[(sender + i) % FACILITIES.len()],
-                *facility,
-                "{id} misrouted"
-            );
-            if let Some(&before) = last.get(&sender) {
-                assert!(i > before, "{facility} got {id} after S{sender}-{before}");
-            }
-            last.insert(sender, i);
-        }
-    }
-    duplicates
+    numbered::check_order(&FACILITIES, endpoints, "cluster")
 }
 
 fn owned(node: &RouterProcess) -> u64 {

@@ -2,15 +2,16 @@
 //! at a seeded random moment, restarted on the same data directory, and every message that was
 //! acknowledged must reach its endpoint, in order per sender and endpoint. Duplicates are
 //! allowed (delivery is at-least-once), counted and reported.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use codecs::hl7v2::{AckCode, Message};
+use codecs::hl7v2::AckCode;
 use tests::endpoint::{msa, unused_port, Endpoint, Reply, Sender};
 use tests::filling::send_until_refused;
+use tests::numbered::{self, arrived, check_order, control_id};
 use tests::process::{metric, wait_until, RouterProcess};
 use tests::scratch::Scratch;
 use tests::small_disk::SmallDisk;
@@ -19,17 +20,7 @@ use tests::WAIT;
 const FACILITIES: [&str; 3] = ["EAST", "WEST", "NORTH"];
 
 fn message(sender: usize, i: usize) -> Vec<u8> {
-    let facility = FACILITIES[(sender + i) % FACILITIES.len()];
-    format!(
-        "MSH|^~\\&|PAS|RX8|EPR|{facility}|20261125093015||ADT^A08^ADT_A01|S{sender}-{i}|P|2.4\r\
-         EVN|A08|20261125093000\rPID|1||{i}^^^NHS^NH||TEST^PATIENT\r"
-    )
-    .into_bytes()
-}
-
-fn control_id(message: &[u8]) -> String {
-    let parsed = Message::parse(message).expect("endpoint received HL7");
-    String::from_utf8_lossy(parsed.msh().control_id().unwrap_or_default()).into_owned()
+    numbered::message(&FACILITIES, sender, i)
 }
 
 fn config(scratch: &Scratch, endpoints: &[Endpoint]) -> PathBuf {
@@ -130,17 +121,10 @@ fn crash_and_recover(seed: u64) {
 
     let restarted = start(&config);
     let deadline = Instant::now() + WAIT;
-    let arrived = || -> HashSet<String> {
-        endpoints
-            .iter()
-            .flat_map(|e| e.inbox.messages())
-            .map(|m| control_id(&m))
-            .collect()
-    };
-    while !acked.is_subset(&arrived()) && Instant::now() < deadline {
+    while !acked.is_subset(&arrived(&endpoints)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let got = arrived();
+    let got = arrived(&endpoints);
     let lost: Vec<_> = acked.difference(&got).collect();
     assert!(
         lost.is_empty(),
@@ -149,32 +133,7 @@ fn crash_and_recover(seed: u64) {
     );
 
     // Order per endpoint and sender: first arrivals in the order they were sent.
-    let mut duplicates = 0;
-    for (facility, endpoint) in FACILITIES.iter().zip(&endpoints) {
-        let mut seen = HashSet::new();
-        let mut last: HashMap<usize, usize> = HashMap::new();
-        for message in endpoint.inbox.messages() {
-            let id = control_id(&message);
-            if !seen.insert(id.clone()) {
-                duplicates += 1;
-                continue;
-            }
-            let (sender, i) = id[1..].split_once('-').unwrap();
-            let (sender, i): (usize, usize) = (sender.parse().unwrap(), i.parse().unwrap());
-            assert_eq!(
-                FACILITIES[(sender + i) % FACILITIES.len()],
-                *facility,
-                "{id} misrouted"
-            );
-            if let Some(&before) = last.get(&sender) {
-                assert!(
-                    i > before,
-                    "seed {seed}: {facility} got {id} after S{sender}-{before}"
-                );
-            }
-            last.insert(sender, i);
-        }
-    }
+    let duplicates = check_order(&FACILITIES, &endpoints, &format!("seed {seed}"));
     println!(
         "seed {seed}: killed after {kill_after:?}; {} acknowledged, all delivered; {duplicates} duplicate(s)",
         acked.len()

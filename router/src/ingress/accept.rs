@@ -215,12 +215,7 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                     ..
                 } = plan
                 {
-                    names.push(
-                        endpoints
-                            .iter()
-                            .filter_map(|&id| routing.handle(id).map(|h| &*h.name))
-                            .collect(),
-                    );
+                    names.push(endpoint_names(endpoints, routing));
                     control_ids.push(String::from_utf8_lossy(message.control_id()));
                 }
             }
@@ -326,13 +321,7 @@ async fn commit_to_stream(
                 endpoints,
                 routing,
                 ..
-            } => Some((
-                message,
-                endpoints
-                    .iter()
-                    .filter_map(|&id| routing.handle(id).map(|h| &*h.name))
-                    .collect(),
-            )),
+            } => Some((message, endpoint_names(endpoints, routing))),
             _ => None,
         })
         .collect();
@@ -376,11 +365,16 @@ fn trace_received(
         .iter()
         .filter_map(|&r| routing.table.rule(r).map(|r| r.name()))
         .collect();
-    let names: SmallVec<[&str; 4]> = endpoints
+    trace.received(message, at, &rules, &endpoint_names(endpoints, routing));
+}
+
+/// The names of a plan's endpoints (as the log, the stream and the trace record them),
+/// borrowed from the routing; up to four stay on the stack.
+fn endpoint_names<'a>(endpoints: &[EndpointId], routing: &'a Routing) -> SmallVec<[&'a str; 4]> {
+    endpoints
         .iter()
         .filter_map(|&id| routing.handle(id).map(|h| &*h.name))
-        .collect();
-    trace.received(message, at, &rules, &names);
+        .collect()
 }
 
 /// Nanoseconds since the Unix epoch (0 for a clock set before 1970).
