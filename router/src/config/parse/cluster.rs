@@ -21,6 +21,8 @@ pub fn cluster(ctx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<ClusterSettings> 
     let mut whole = true;
     match t.str_list(ctx, "servers") {
         Some(list) if !list.is_empty() => {
+            // The file's list replaces the default's server, it does not add to it.
+            s.servers.clear();
             for server in list {
                 if let Err(why) = check_server(server.get_ref()) {
                     ctx.error(
