@@ -29,7 +29,7 @@ pub mod status;
 mod worker;
 
 pub use link::{AckHandle, Consumed, ConsumedFeed, Outgoing, PublishError, Publisher, ShardLink};
-pub use settings::{message_id, partition_of, ClusterSettings};
+pub use settings::{message_digest, message_id, partition_id, partition_of, ClusterSettings};
 pub use status::ClusterStatus;
 
 use status::Shared;

@@ -92,13 +92,22 @@ pub fn partition_of(endpoint: &str, partitions: u16) -> u16 {
 /// The id JetStream de-duplicates a publish by (`Nats-Msg-Id`): the same bytes sent again after a
 /// lost ACK, to any node, make no second copy. Hex SHA-256 of the bytes, then "-p<partition>".
 pub fn message_id(message: &[u8], partition: u16) -> String {
+    partition_id(&message_digest(message), partition)
+}
+
+/// The hex SHA-256 of a message, computed once however many partitions it goes to.
+pub fn message_digest(message: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, message);
-    let mut id = String::with_capacity(64 + 7);
+    let mut hex = String::with_capacity(64);
     for byte in digest.as_ref() {
-        let _ = write!(id, "{byte:02x}");
+        let _ = write!(hex, "{byte:02x}");
     }
-    let _ = write!(id, "-p{partition}");
-    id
+    hex
+}
+
+/// [`message_id`] of the message whose [`message_digest`] is `digest`, for `partition`.
+pub fn partition_id(digest: &str, partition: u16) -> String {
+    format!("{digest}-p{partition}")
 }
 
 #[cfg(test)]

@@ -28,7 +28,17 @@ fn span(range: &std::ops::Range<usize>) -> Span {
 
 /// The accepted message a pending record stands for, numbered `seq`.
 pub fn accepted(record: &PendingRecord, seq: u64) -> Accepted {
-    let bytes: Box<[u8]> = record.message.clone().into();
+    made(record, record.message.clone().into(), seq)
+}
+
+/// As [`accepted`], keeping the record's message bytes instead of copying them (a record
+/// read for this one message, as a cluster node's consumed message is).
+pub fn into_accepted(mut record: PendingRecord, seq: u64) -> Accepted {
+    let bytes = std::mem::take(&mut record.message).into();
+    made(&record, bytes, seq)
+}
+
+fn made(record: &PendingRecord, bytes: Box<[u8]>, seq: u64) -> Accepted {
     let parsed = match record.parsed.kind {
         Some(_) => record.parsed.clone(),
         None => describe(&bytes),
@@ -135,6 +145,19 @@ mod tests {
         );
         assert_eq!(message.seq, 7);
         assert_eq!(&*message.listener, "itk");
+    }
+
+    /// Taking the record whole gives the same message as reading it borrowed.
+    #[test]
+    fn a_record_taken_whole_is_the_same_message() {
+        let bytes = b"MSH|^~\\&|PAS|RX8|EPR|RX8|20261125||ADT^A08|C-9|P|2.4\rPID|1\r";
+        let borrowed = accepted(&record(bytes, OwnedParsed::default()), 3);
+        let owned = into_accepted(record(bytes, OwnedParsed::default()), 3);
+        assert_eq!(owned.bytes, borrowed.bytes);
+        assert_eq!(owned.control_id(), b"C-9");
+        assert_eq!(owned.control_id, borrowed.control_id);
+        assert_eq!(owned.kind, borrowed.kind);
+        assert_eq!((owned.seq, &*owned.peer), (3, "10.0.0.1:5"));
     }
 
     #[test]

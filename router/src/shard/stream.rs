@@ -66,6 +66,7 @@ impl StreamSide {
                 }
             }
             let control_id = String::from_utf8_lossy(message.control_id());
+            let digest = cluster::message_digest(&message.bytes);
             for (partition, names) in by_partition {
                 let record = NewRecord {
                     destinations: &names,
@@ -82,7 +83,7 @@ impl StreamSide {
                     .map_err(NotDurable::Unstorable)?;
                 batch.push(Outgoing {
                     partition,
-                    msg_id: cluster::message_id(&message.bytes, partition),
+                    msg_id: cluster::partition_id(&digest, partition),
                     payload: payload.into(),
                 });
             }
@@ -181,7 +182,7 @@ pub async fn run_ownership(shard: Rc<Shard>) {
 }
 
 async fn deliver(shard: &Shard, consumed: Consumed, complained: &Cell<u64>) {
-    let record = match crate::wal::record_from_bytes(&consumed.payload) {
+    let mut record = match crate::wal::record_from_bytes(&consumed.payload) {
         Ok(record) => record,
         Err(why) => {
             // Not from a ganglion node of this version: never guessed at, never dropped; kept
@@ -199,10 +200,11 @@ async fn deliver(shard: &Shard, consumed: Consumed, complained: &Cell<u64>) {
             return;
         }
     };
-    let message = Arc::new(logged::accepted(&record, shard.next_seq()));
-    let settle = Arc::new(Settle::new(record.destinations.len(), consumed.ack));
+    let destinations = std::mem::take(&mut record.destinations);
+    let message = Arc::new(logged::into_accepted(record, shard.next_seq()));
+    let settle = Arc::new(Settle::new(destinations.len(), consumed.ack));
     let routing = shard.routing();
-    for name in &record.destinations {
+    for name in &destinations {
         let handle = routing
             .table
             .endpoint_id(name)
