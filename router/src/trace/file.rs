@@ -72,6 +72,19 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
+    /// A file of its header only, as written by [`OpenFile::create`].
+    fn empty(path: PathBuf, file: File) -> OpenFile {
+        OpenFile {
+            path,
+            file,
+            len: HEADER.len() as u64,
+            keys: Vec::new(),
+            sorted: 0,
+            span: Span::empty(),
+            scratch: Vec::new(),
+        }
+    }
+
     /// Starts a new file at `path` (0600).
     pub fn create(path: PathBuf) -> io::Result<OpenFile> {
         // Read too: lookups read entries of the open file through the writer's descriptor.
@@ -82,15 +95,7 @@ impl OpenFile {
             .mode(private_fs::FILE_MODE)
             .open(&path)?;
         file.write_all(HEADER)?;
-        Ok(OpenFile {
-            path,
-            file,
-            len: HEADER.len() as u64,
-            keys: Vec::new(),
-            sorted: 0,
-            span: Span::empty(),
-            scratch: Vec::new(),
-        })
+        Ok(OpenFile::empty(path, file))
     }
 
     /// Bytes written so far, header included.
@@ -195,15 +200,7 @@ impl OpenFile {
             .read(true)
             .write(true)
             .open(&path)?;
-        let mut open = OpenFile {
-            path,
-            file,
-            len: HEADER.len() as u64,
-            keys: Vec::new(),
-            sorted: 0,
-            span: Span::empty(),
-            scratch: Vec::new(),
-        };
+        let mut open = OpenFile::empty(path, file);
         let mut reader = BufReader::new(open.file.try_clone()?);
         let mut header = [0u8; 8];
         if reader.read_exact(&mut header).is_err() || &header != HEADER {
