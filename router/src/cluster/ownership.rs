@@ -2,7 +2,7 @@
 //! hold the owner's name; `node.<name>` says a node is alive. The bucket's max_age is the lease,
 //! so a key nobody renews disappears by itself, and `create` (which fails on a live key) is the
 //! claim. Each round: renew, then claim free partitions up to the fair share.
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -280,12 +280,14 @@ impl Owner {
     }
 }
 
-/// The keys of the leases bucket that are live now (neither lapsed nor deleted).
-async fn live_keys(leases: &kv::Store) -> Result<Vec<String>, String> {
+/// The keys of the leases bucket that are live now (neither lapsed nor deleted). Once: the
+/// listing follows the bucket until it has caught up, so a key renewed meanwhile (every lease,
+/// every round) comes again.
+async fn live_keys(leases: &kv::Store) -> Result<BTreeSet<String>, String> {
     let mut keys = leases.keys().await.map_err(|e| e.to_string())?;
-    let mut all = Vec::new();
+    let mut all = BTreeSet::new();
     while let Some(key) = keys.next().await {
-        all.push(key.map_err(|e| e.to_string())?);
+        all.insert(key.map_err(|e| e.to_string())?);
     }
     Ok(all)
 }
