@@ -215,7 +215,7 @@ fn the_same_message_id_twice_makes_one_copy() {
 }
 
 #[test]
-fn partitions_move_when_their_owner_stops_or_vanishes() {
+fn partitions_move_when_their_owner_stops_joins_or_vanishes() {
     if tests::nats::missing() {
         return;
     }
@@ -226,16 +226,12 @@ fn partitions_move_when_their_owner_stops_or_vanishes() {
     wait_until(Duration::from_secs(10), "a owns all", || {
         a.status().partitions_owned == all_partitions()
     });
+    // b joins: a, above its fair share now and with nothing in flight, hands half over.
     let (b, mut b_links) = Cluster::start(&settings(&nats, "b"), "v1", 1).expect("b starts");
-    // Two rounds: b registers, then looks for free partitions, and finds none.
-    let watch = Instant::now();
-    while watch.elapsed() < LEASE {
-        assert!(
-            b.status().partitions_owned.is_empty(),
-            "b took a partition a holds"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let shared = wait_until(Duration::from_secs(10), "a hands b its share", || {
+        a.status().partitions_owned.len() == 4 && b.status().partitions_owned.len() == 4
+    });
+    eprintln!("after b joined: a and b had 4 each in {shared:?}");
 
     a.stop();
     let moved = wait_until(Duration::from_secs(3), "b owns all after a stopped", || {
@@ -244,6 +240,10 @@ fn partitions_move_when_their_owner_stops_or_vanishes() {
     eprintln!("after stop: b owned all in {moved:?}");
 
     let (c, mut c_links) = Cluster::start(&settings(&nats, "c"), "v1", 1).expect("c starts");
+    wait_until(Duration::from_secs(10), "b hands c its share", || {
+        b.status().partitions_owned.len() == 4 && c.status().partitions_owned.len() == 4
+    });
+    let on_b_partitions = b.status().partitions_owned;
     let batch: Vec<Outgoing> = (0..24)
         .map(|i| {
             let (p, m) = message(i);
@@ -254,30 +254,40 @@ fn partitions_move_when_their_owner_stops_or_vanishes() {
     let [b_link] = &mut b_links[..] else {
         panic!("one shard")
     };
-    let held = collect(&rt, &mut [b_link], 24, Duration::from_secs(15));
-    assert_eq!(held.len(), 24, "b consumed all");
-    assert!(c.status().partitions_owned.is_empty());
+    let [c_link] = &mut c_links[..] else {
+        panic!("one shard")
+    };
+    let consumed = collect(&rt, &mut [b_link, c_link], 24, Duration::from_secs(15));
+    assert_eq!(consumed.len(), 24, "b and c consumed all");
+    let (held, on_c): (Vec<Consumed>, Vec<Consumed>) = consumed
+        .into_iter()
+        .partition(|m| on_b_partitions.contains(&m.partition));
+    assert_eq!(
+        (held.len(), on_c.len()),
+        (12, 12),
+        "each from its own partitions"
+    );
+    on_c.into_iter().for_each(|m| m.ack.ack());
 
-    // b crashes with 24 messages delivered and unacked.
+    // b crashes with 12 messages delivered and unacked.
     let vanished = Instant::now();
     b.abandon();
-    let moved = wait_until(
+    wait_until(
         LEASE + Duration::from_secs(4),
         "c owns all after b vanished",
         || c.status().partitions_owned == all_partitions(),
     );
     eprintln!("after loss: c owned all in {:?}", vanished.elapsed());
-    let _ = moved;
     let [c_link] = &mut c_links[..] else {
         panic!("one shard")
     };
-    let again = collect(&rt, &mut [c_link], 24, Duration::from_secs(15));
-    assert_eq!(again.len(), 24, "c re-read every unacked message");
+    let again = collect(&rt, &mut [c_link], 12, Duration::from_secs(15));
+    assert_eq!(again.len(), 12, "c re-read every message b had not acked");
     assert!(
         again.iter().all(|m| m.redelivered),
         "each counted as redelivered"
     );
-    assert_eq!(c.status().redelivered, 24);
+    assert_eq!(c.status().redelivered, 12);
     let order = |ms: &[Consumed]| {
         let mut by: BTreeMap<u16, Vec<u64>> = BTreeMap::new();
         ms.iter()
@@ -295,6 +305,170 @@ fn partitions_move_when_their_owner_stops_or_vanishes() {
         nats.stream_messages("GANGLION") == Some(0)
     });
     c.stop();
+}
+
+#[test]
+fn two_nodes_keep_an_even_split_of_many_partitions() {
+    if tests::nats::missing() {
+        return;
+    }
+    let _serial = serial();
+    let nats = NatsCluster::start(3);
+    // Many leases, renewed every round: no node hands any over while both live.
+    let many = |node: &str| ClusterSettings {
+        partitions: 64,
+        ..settings(&nats, node)
+    };
+    let (a, _a_links) = Cluster::start(&many("a"), "v1", 1).expect("a starts");
+    let (b, _b_links) = Cluster::start(&many("b"), "v1", 1).expect("b starts");
+    wait_until(Duration::from_secs(20), "a and b hold 32 each", || {
+        a.status().partitions_owned.len() == 32 && b.status().partitions_owned.len() == 32
+    });
+    let (held_a, held_b) = (a.status().partitions_owned, b.status().partitions_owned);
+    let watch = Instant::now();
+    while watch.elapsed() < 3 * LEASE {
+        assert_eq!(
+            a.status().partitions_owned,
+            held_a,
+            "a's partitions changed"
+        );
+        assert_eq!(
+            b.status().partitions_owned,
+            held_b,
+            "b's partitions changed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    a.stop();
+    b.stop();
+}
+
+/// One message in flight on each partition of `owner`, consumed and not yet acked.
+fn one_in_flight_each(
+    rt: &tokio::runtime::Runtime,
+    link: &mut ShardLink,
+    from: usize,
+) -> Vec<Consumed> {
+    let batch: Vec<Outgoing> = (from..from + usize::from(PARTITIONS))
+        .map(|i| {
+            let (p, m) = message(i);
+            outgoing(p, m)
+        })
+        .collect();
+    rt.block_on(link.publish(batch)).expect("published");
+    let held = collect(
+        rt,
+        &mut [link],
+        usize::from(PARTITIONS),
+        Duration::from_secs(15),
+    );
+    assert_eq!(held.len(), usize::from(PARTITIONS));
+    held
+}
+
+#[test]
+fn a_partition_is_handed_over_only_once_its_messages_in_flight_are_acked() {
+    if tests::nats::missing() {
+        return;
+    }
+    let _serial = serial();
+    let nats = NatsCluster::start(3);
+    let rt = runtime();
+    let (a, mut a_links) = Cluster::start(&settings(&nats, "a"), "v1", 1).expect("a starts");
+    wait_until(Duration::from_secs(10), "a owns all", || {
+        a.status().partitions_owned == all_partitions()
+    });
+    let held = one_in_flight_each(&rt, &mut a_links[0], 0);
+
+    let (b, mut b_links) = Cluster::start(&settings(&nats, "b"), "v1", 1).expect("b starts");
+    // Well past b's registration and a's next rounds, within the wait for acks (2 leases).
+    let watch = Instant::now();
+    while watch.elapsed() < LEASE {
+        assert!(
+            b.status().partitions_owned.is_empty(),
+            "a handed over a partition with a message in flight"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    held.into_iter().for_each(|m| m.ack.ack());
+    wait_until(Duration::from_secs(10), "a hands b its share", || {
+        a.status().partitions_owned.len() == 4 && b.status().partitions_owned.len() == 4
+    });
+
+    let _ = one_in_flight_each_on_both(&rt, &mut a_links[0], &mut b_links[0], 100);
+    let (sa, sb) = (a.status(), b.status());
+    assert_eq!(
+        sa.redelivered + sb.redelivered,
+        0,
+        "nothing delivered twice"
+    );
+    assert_eq!(sa.consumed + sb.consumed, 2 * u64::from(PARTITIONS));
+    wait_until(Duration::from_secs(10), "the stream ends empty", || {
+        nats.stream_messages("GANGLION") == Some(0)
+    });
+    a.stop();
+    b.stop();
+}
+
+/// Publishes one message per partition and acks each as the owning node consumes it.
+fn one_in_flight_each_on_both(
+    rt: &tokio::runtime::Runtime,
+    a: &mut ShardLink,
+    b: &mut ShardLink,
+    from: usize,
+) -> usize {
+    let batch: Vec<Outgoing> = (from..from + usize::from(PARTITIONS))
+        .map(|i| {
+            let (p, m) = message(i);
+            outgoing(p, m)
+        })
+        .collect();
+    rt.block_on(a.publish(batch)).expect("published");
+    let got = collect(
+        rt,
+        &mut [a, b],
+        usize::from(PARTITIONS),
+        Duration::from_secs(15),
+    );
+    assert_eq!(got.len(), usize::from(PARTITIONS), "every message consumed");
+    let n = got.len();
+    got.into_iter().for_each(|m| m.ack.ack());
+    n
+}
+
+#[test]
+fn a_partition_whose_messages_stay_in_flight_is_kept_and_consumed() {
+    if tests::nats::missing() {
+        return;
+    }
+    let _serial = serial();
+    let nats = NatsCluster::start(3);
+    let rt = runtime();
+    let (a, mut a_links) = Cluster::start(&settings(&nats, "a"), "v1", 1).expect("a starts");
+    wait_until(Duration::from_secs(10), "a owns all", || {
+        a.status().partitions_owned == all_partitions()
+    });
+    let held = one_in_flight_each(&rt, &mut a_links[0], 0);
+    let (b, _b_links) = Cluster::start(&settings(&nats, "b"), "v1", 1).expect("b starts");
+    // An endpoint down: nothing acked for longer than a hand-over waits (2 leases).
+    let watch = Instant::now();
+    while watch.elapsed() < 3 * LEASE {
+        assert!(
+            b.status().partitions_owned.is_empty(),
+            "a handed over a partition with a message in flight"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(a.status().partitions_owned, all_partitions());
+    // a gave up handing over and consumes its partitions again, those paused included.
+    let next = one_in_flight_each(&rt, &mut a_links[0], 100);
+    assert!(next.iter().all(|m| !m.redelivered));
+    held.into_iter().chain(next).for_each(|m| m.ack.ack());
+    wait_until(Duration::from_secs(10), "the stream ends empty", || {
+        nats.stream_messages("GANGLION") == Some(0)
+    });
+    a.stop();
+    b.stop();
 }
 
 #[test]

@@ -1,7 +1,12 @@
 //! Which partitions this node consumes: leases in the "<stream>-leases" bucket. Keys `p.<n>`
 //! hold the owner's name; `node.<name>` says a node is alive. The bucket's max_age is the lease,
 //! so a key nobody renews disappears by itself, and `create` (which fails on a live key) is the
-//! claim. Each round: renew, then claim free partitions up to the fair share.
+//! claim. Each round: renew, then claim free partitions up to the fair share, and hand over
+//! what is above it (a node joined): stop handing its messages out, wait until those in
+//! flight are acked, then delete the lease so the node below its share claims it. Waiting
+//! first means a hand-over delivers nothing twice and never lets two nodes deliver to one
+//! endpoint at once; a partition whose messages are not acked in time (an endpoint down) is
+//! kept, and tried again later.
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,11 +14,11 @@ use std::time::Duration;
 use async_nats::jetstream::kv::{self, UpdateErrorKind};
 use async_nats::jetstream::stream;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
-use super::link::{AckCommand, Consumed};
+use super::link::{AckCommand, Consumed, InFlight};
 use super::partition::{self, Feed};
 use super::status::Shared;
 use super::{partition_of, ClusterSettings};
@@ -21,6 +26,11 @@ use super::{partition_of, ClusterSettings};
 /// A claim of a partition nobody took for this many rounds ignores the fair share: better a
 /// node over its share than a partition nobody consumes.
 const UNOWNED_ROUNDS: u8 = 3;
+/// At most this many partitions are being handed over at once, so a joining node takes them
+/// over a few at a time rather than all at once under load.
+const HAND_OVER_AT_ONCE: usize = 8;
+/// A partition kept because its hand-over did not drain is not offered again for this long.
+const HAND_OVER_AGAIN: Duration = Duration::from_secs(60);
 
 struct Held {
     revision: u64,
@@ -28,6 +38,20 @@ struct Held {
     /// than `lease` after it.
     renewed: Instant,
     consuming: JoinHandle<()>,
+    /// The partition's sequences handed to shards and not yet acked.
+    in_flight: InFlight,
+    /// `true` stops the consuming task handing messages out.
+    pause: watch::Sender<bool>,
+    /// Since when it is being handed over.
+    handing_over: Option<Instant>,
+    /// When a hand-over last gave up waiting for the messages in flight.
+    kept: Option<Instant>,
+}
+
+impl Held {
+    fn in_flight(&self) -> usize {
+        self.in_flight.lock().map_or(usize::MAX, |s| s.len())
+    }
 }
 
 pub(crate) struct Owner {
@@ -91,6 +115,7 @@ impl Owner {
         if self.rounds > 1 && registered.is_ok() {
             self.claim(&node).await;
         }
+        self.finish_hand_overs().await;
     }
 
     fn note(&mut self, error: Option<String>) {
@@ -184,6 +209,100 @@ impl Owner {
         if !claimed.is_empty() {
             self.gain(claimed).await;
         }
+        self.start_hand_overs(fair, others + 1);
+    }
+
+    /// Pauses the partitions this node holds above its fair share (fewest in flight first), so
+    /// they can drain and go to a node below it.
+    fn start_hand_overs(&mut self, fair: usize, nodes: usize) {
+        let handing_over = self
+            .held
+            .values()
+            .filter(|h| h.handing_over.is_some())
+            .count();
+        let excess = self.held.len().saturating_sub(fair);
+        let more = excess.min(HAND_OVER_AT_ONCE).saturating_sub(handing_over);
+        if more == 0 {
+            return;
+        }
+        let mut offered: Vec<(usize, u16)> = self
+            .held
+            .iter()
+            .filter(|(_, h)| {
+                h.handing_over.is_none() && h.kept.is_none_or(|t| t.elapsed() >= HAND_OVER_AGAIN)
+            })
+            .map(|(p, h)| (h.in_flight(), *p))
+            .collect();
+        offered.sort_unstable();
+        let held = self.held.len();
+        for (_, p) in offered.into_iter().take(more) {
+            if let Some(h) = self.held.get_mut(&p) {
+                h.pause.send_replace(true);
+                h.handing_over = Some(Instant::now());
+                tracing::info!(
+                    partition = p,
+                    "handing a partition over: this node holds {held} of {} among {nodes} nodes \
+                     (its fair share: {fair}); waiting for its messages in flight",
+                    self.settings.partitions
+                );
+            }
+        }
+    }
+
+    /// Lets go of each partition being handed over once its messages in flight are acked; keeps
+    /// (and goes on consuming) one that waited too long.
+    async fn finish_hand_overs(&mut self) {
+        let limit = self.settings.lease * 2;
+        let due: Vec<(u16, bool)> = self
+            .held
+            .iter()
+            .filter_map(|(p, h)| {
+                let since = h.handing_over?;
+                Some((*p, h.in_flight() == 0 || since.elapsed() < limit))
+            })
+            .collect();
+        for (p, drainable) in due {
+            if !drainable {
+                if let Some(h) = self.held.get_mut(&p) {
+                    h.pause.send_replace(false);
+                    h.handing_over = None;
+                    h.kept = Some(Instant::now());
+                    tracing::warn!(
+                        partition = p,
+                        in_flight = h.in_flight(),
+                        "kept a partition: its messages in flight were not acked within {limit:?} \
+                         (an endpoint down?); it is offered again in {HAND_OVER_AGAIN:?}"
+                    );
+                }
+                continue;
+            }
+            if self.held.get(&p).is_none_or(|h| h.in_flight() > 0) {
+                continue;
+            }
+            // Acks queued so far reach the connection before the lease's delete, on the same
+            // connection, so the next owner finds those messages gone.
+            let (flushed, flushed_rx) = oneshot::channel();
+            if self.acks.send(AckCommand::Flush(flushed)).is_ok() {
+                let _ = timeout(self.round_interval(), flushed_rx).await;
+            }
+            let Some(revision) = self.held.get(&p).map(|h| h.revision) else {
+                continue;
+            };
+            let deleted = timeout(
+                self.round_interval(),
+                self.leases
+                    .delete_expect_revision(lease_key(p), Some(revision)),
+            )
+            .await;
+            // Not deleted: still held (renewed as ever), tried again next round.
+            if let Ok(Ok(())) = deleted {
+                if let Some(held) = self.held.remove(&p) {
+                    held.consuming.abort();
+                    self.shared.set_owned(p, false);
+                    tracing::info!(partition = p, "partition handed over");
+                }
+            }
+        }
     }
 
     /// Starts consuming newly claimed partitions, their consumers re-created concurrently.
@@ -226,15 +345,18 @@ impl Owner {
             let Some(to_shard) = self.shards.get(shard) else {
                 continue;
             };
+            let in_flight = partition::new_in_flight();
+            let (pause, paused) = watch::channel(false);
             let feed = Feed {
                 stream: self.stream.clone(),
                 stream_name: self.settings.stream.clone(),
                 partition: p,
                 delivered_before,
-                in_flight: partition::new_in_flight(),
+                in_flight: in_flight.clone(),
                 shard: to_shard.clone(),
                 acks: self.acks.clone(),
                 shared: self.shared.clone(),
+                paused,
             };
             let consuming = tokio::spawn(partition::consume(consumer, feed));
             self.held.insert(
@@ -243,6 +365,10 @@ impl Owner {
                     revision,
                     renewed,
                     consuming,
+                    in_flight,
+                    pause,
+                    handing_over: None,
+                    kept: None,
                 },
             );
             self.shared.set_owned(p, true);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::stream;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::link::{AckCommand, AckHandle, Consumed, InFlight};
 use super::status::Shared;
@@ -75,6 +75,9 @@ pub(crate) struct Feed {
     pub shard: mpsc::Sender<Consumed>,
     pub acks: mpsc::UnboundedSender<AckCommand>,
     pub shared: Arc<Shared>,
+    /// True while the partition is being handed over: nothing more is handed out (what was
+    /// pulled and not handed out stays unacked, for whichever node consumes next).
+    pub paused: watch::Receiver<bool>,
 }
 
 pub(crate) fn new_in_flight() -> InFlight {
@@ -83,7 +86,7 @@ pub(crate) fn new_in_flight() -> InFlight {
 
 /// Pulls the partition for as long as the task lives (the owner aborts it on losing the
 /// partition). The shard's bounded queue is the backpressure: a full one stops the pulling.
-pub(crate) async fn consume(mut consumer: PullConsumer, feed: Feed) {
+pub(crate) async fn consume(mut consumer: PullConsumer, mut feed: Feed) {
     let mut failing = false;
     loop {
         let messages = consumer
@@ -102,7 +105,10 @@ pub(crate) async fn consume(mut consumer: PullConsumer, feed: Feed) {
                                 tracing::info!(partition = feed.partition, "consuming again");
                                 failing = false;
                             }
-                            if !hand_out(message, &feed).await {
+                            // An error: the owner dropped the pause's sender, letting the
+                            // partition go. (The borrow of the value ends with the statement.)
+                            let handing_on = feed.paused.wait_for(|paused| !paused).await.is_ok();
+                            if !handing_on || !hand_out(message, &feed).await {
                                 return;
                             }
                         }
