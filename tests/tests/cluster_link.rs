@@ -85,6 +85,13 @@ fn collect(
     got
 }
 
+/// Waits until the stream holds nothing: every message acked, and so removed.
+fn stream_ends_empty(nats: &NatsCluster) {
+    wait_until(Duration::from_secs(10), "the stream ends empty", || {
+        nats.stream_messages("GANGLION") == Some(0)
+    });
+}
+
 fn all_partitions() -> Vec<u16> {
     (0..PARTITIONS).collect()
 }
@@ -168,9 +175,7 @@ fn two_nodes_consume_every_message_once_in_order() {
     for c in got {
         c.ack.ack();
     }
-    wait_until(Duration::from_secs(10), "the stream ends empty", || {
-        nats.stream_messages("GANGLION") == Some(0)
-    });
+    stream_ends_empty(&nats);
     let (sa, sb) = (a.status(), b.status());
     assert_eq!(sa.consumed + sb.consumed, 1000);
     assert_eq!(sa.acked + sb.acked, 1000);
@@ -208,9 +213,7 @@ fn the_same_message_id_twice_makes_one_copy() {
         "still one copy, unacked"
     );
     got.into_iter().for_each(|c| c.ack.ack());
-    wait_until(Duration::from_secs(10), "acked", || {
-        nats.stream_messages("GANGLION") == Some(0)
-    });
+    stream_ends_empty(&nats);
     a.stop();
 }
 
@@ -222,10 +225,7 @@ fn partitions_move_when_their_owner_stops_joins_or_vanishes() {
     let _serial = serial();
     let nats = NatsCluster::start(3);
     let rt = runtime();
-    let (a, _a_links) = Cluster::start(&settings(&nats, "a"), "v1", 1).expect("a starts");
-    wait_until(Duration::from_secs(10), "a owns all", || {
-        a.status().partitions_owned == all_partitions()
-    });
+    let (a, _a_links) = alone(&nats, "a");
     // b joins: a, above its fair share now and with nothing in flight, hands half over.
     let (b, mut b_links) = Cluster::start(&settings(&nats, "b"), "v1", 1).expect("b starts");
     let shared = wait_until(Duration::from_secs(10), "a hands b its share", || {
@@ -301,9 +301,7 @@ fn partitions_move_when_their_owner_stops_joins_or_vanishes() {
     );
     drop(held);
     again.into_iter().for_each(|m| m.ack.ack());
-    wait_until(Duration::from_secs(10), "acked", || {
-        nats.stream_messages("GANGLION") == Some(0)
-    });
+    stream_ends_empty(&nats);
     c.stop();
 }
 
@@ -343,10 +341,11 @@ fn two_nodes_keep_an_even_split_of_many_partitions() {
     b.stop();
 }
 
-/// One message in flight on each partition of `owner`, consumed and not yet acked.
-fn one_in_flight_each(
+/// Publishes one message per partition through the first link, and returns them as the links'
+/// nodes consumed them, not yet acked.
+fn one_per_partition(
     rt: &tokio::runtime::Runtime,
-    link: &mut ShardLink,
+    links: &mut [&mut ShardLink],
     from: usize,
 ) -> Vec<Consumed> {
     let batch: Vec<Outgoing> = (from..from + usize::from(PARTITIONS))
@@ -355,15 +354,32 @@ fn one_in_flight_each(
             outgoing(p, m)
         })
         .collect();
-    rt.block_on(link.publish(batch)).expect("published");
-    let held = collect(
-        rt,
-        &mut [link],
-        usize::from(PARTITIONS),
-        Duration::from_secs(15),
-    );
-    assert_eq!(held.len(), usize::from(PARTITIONS));
-    held
+    let [first, ..] = links else { panic!("a link") };
+    rt.block_on(first.publish(batch)).expect("published");
+    let got = collect(rt, links, usize::from(PARTITIONS), Duration::from_secs(15));
+    assert_eq!(got.len(), usize::from(PARTITIONS), "every message consumed");
+    got
+}
+
+/// Starts node `name` alone and waits until it owns every partition.
+fn alone(nats: &NatsCluster, name: &str) -> (Cluster, Vec<ShardLink>) {
+    let (node, links) = Cluster::start(&settings(nats, name), "v1", 1).expect("starts");
+    wait_until(Duration::from_secs(10), "the node owns all", || {
+        node.status().partitions_owned == all_partitions()
+    });
+    (node, links)
+}
+
+/// Checks, for `long`, that `node` is given no partition.
+fn given_none_for(node: &Cluster, long: Duration) {
+    let watch = Instant::now();
+    while watch.elapsed() < long {
+        assert!(
+            node.status().partitions_owned.is_empty(),
+            "a partition with a message in flight was handed over"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -374,28 +390,25 @@ fn a_partition_is_handed_over_only_once_its_messages_in_flight_are_acked() {
     let _serial = serial();
     let nats = NatsCluster::start(3);
     let rt = runtime();
-    let (a, mut a_links) = Cluster::start(&settings(&nats, "a"), "v1", 1).expect("a starts");
-    wait_until(Duration::from_secs(10), "a owns all", || {
-        a.status().partitions_owned == all_partitions()
-    });
-    let held = one_in_flight_each(&rt, &mut a_links[0], 0);
-
+    let (a, mut a_links) = alone(&nats, "a");
+    let held = one_per_partition(&rt, &mut [&mut a_links[0]], 0);
     let (b, mut b_links) = Cluster::start(&settings(&nats, "b"), "v1", 1).expect("b starts");
     // Well past b's registration and a's next rounds, within the wait for acks (2 leases).
-    let watch = Instant::now();
-    while watch.elapsed() < LEASE {
-        assert!(
-            b.status().partitions_owned.is_empty(),
-            "a handed over a partition with a message in flight"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    given_none_for(&b, LEASE);
     held.into_iter().for_each(|m| m.ack.ack());
     wait_until(Duration::from_secs(10), "a hands b its share", || {
         a.status().partitions_owned.len() == 4 && b.status().partitions_owned.len() == 4
     });
 
-    let _ = one_in_flight_each_on_both(&rt, &mut a_links[0], &mut b_links[0], 100);
+    let [a_link] = &mut a_links[..] else {
+        panic!("one shard")
+    };
+    let [b_link] = &mut b_links[..] else {
+        panic!("one shard")
+    };
+    one_per_partition(&rt, &mut [a_link, b_link], 100)
+        .into_iter()
+        .for_each(|m| m.ack.ack());
     let (sa, sb) = (a.status(), b.status());
     assert_eq!(
         sa.redelivered + sb.redelivered,
@@ -403,37 +416,9 @@ fn a_partition_is_handed_over_only_once_its_messages_in_flight_are_acked() {
         "nothing delivered twice"
     );
     assert_eq!(sa.consumed + sb.consumed, 2 * u64::from(PARTITIONS));
-    wait_until(Duration::from_secs(10), "the stream ends empty", || {
-        nats.stream_messages("GANGLION") == Some(0)
-    });
+    stream_ends_empty(&nats);
     a.stop();
     b.stop();
-}
-
-/// Publishes one message per partition and acks each as the owning node consumes it.
-fn one_in_flight_each_on_both(
-    rt: &tokio::runtime::Runtime,
-    a: &mut ShardLink,
-    b: &mut ShardLink,
-    from: usize,
-) -> usize {
-    let batch: Vec<Outgoing> = (from..from + usize::from(PARTITIONS))
-        .map(|i| {
-            let (p, m) = message(i);
-            outgoing(p, m)
-        })
-        .collect();
-    rt.block_on(a.publish(batch)).expect("published");
-    let got = collect(
-        rt,
-        &mut [a, b],
-        usize::from(PARTITIONS),
-        Duration::from_secs(15),
-    );
-    assert_eq!(got.len(), usize::from(PARTITIONS), "every message consumed");
-    let n = got.len();
-    got.into_iter().for_each(|m| m.ack.ack());
-    n
 }
 
 #[test]
@@ -444,29 +429,17 @@ fn a_partition_whose_messages_stay_in_flight_is_kept_and_consumed() {
     let _serial = serial();
     let nats = NatsCluster::start(3);
     let rt = runtime();
-    let (a, mut a_links) = Cluster::start(&settings(&nats, "a"), "v1", 1).expect("a starts");
-    wait_until(Duration::from_secs(10), "a owns all", || {
-        a.status().partitions_owned == all_partitions()
-    });
-    let held = one_in_flight_each(&rt, &mut a_links[0], 0);
+    let (a, mut a_links) = alone(&nats, "a");
+    let held = one_per_partition(&rt, &mut [&mut a_links[0]], 0);
     let (b, _b_links) = Cluster::start(&settings(&nats, "b"), "v1", 1).expect("b starts");
     // An endpoint down: nothing acked for longer than a hand-over waits (2 leases).
-    let watch = Instant::now();
-    while watch.elapsed() < 3 * LEASE {
-        assert!(
-            b.status().partitions_owned.is_empty(),
-            "a handed over a partition with a message in flight"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    given_none_for(&b, 3 * LEASE);
     assert_eq!(a.status().partitions_owned, all_partitions());
     // a gave up handing over and consumes its partitions again, those paused included.
-    let next = one_in_flight_each(&rt, &mut a_links[0], 100);
+    let next = one_per_partition(&rt, &mut [&mut a_links[0]], 100);
     assert!(next.iter().all(|m| !m.redelivered));
     held.into_iter().chain(next).for_each(|m| m.ack.ack());
-    wait_until(Duration::from_secs(10), "the stream ends empty", || {
-        nats.stream_messages("GANGLION") == Some(0)
-    });
+    stream_ends_empty(&nats);
     a.stop();
     b.stop();
 }
@@ -642,9 +615,7 @@ fn a_shard_on_monoio_publishes_consumes_and_acks() {
     });
     assert_eq!(got.len(), 10);
     got.into_iter().for_each(|c| c.ack.ack());
-    wait_until(Duration::from_secs(10), "acked", || {
-        nats.stream_messages("GANGLION") == Some(0)
-    });
+    stream_ends_empty(&nats);
     a.stop();
     let closed = shard.block_on(async {
         let mut none = Vec::new();
