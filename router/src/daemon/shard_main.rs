@@ -200,7 +200,7 @@ pub async fn run(info: ShardInfo, context: Context) {
         });
     }
     if let Some(durability) = &durability {
-        if let Err(e) = durability.start() {
+        if let Err(e) = durability.start(info.driver) {
             tracing::error!(shard = info.index, "cannot start its fsync thread: {e}");
         }
         let committer = Rc::clone(durability);

@@ -10,6 +10,7 @@
 //! Marks (delivered, dead-lettered) come back from whichever shard owns the endpoint, through a
 //! mesh of their own, and are written to the log in batches a few milliseconds apart: a lost
 //! mark only means a message is delivered again after a crash, which at-least-once allows.
+use crate::runtime::driver::Driver;
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::path::Path;
@@ -110,6 +111,8 @@ pub struct Durability {
     durable: Cell<Option<RecordId>>,
     /// Once a commit fails the log is poisoned: nothing after it may be acknowledged.
     failed: Cell<bool>,
+    /// fsyncs go through the shard's io_uring instead of the fsync thread.
+    in_ring: Cell<bool>,
     /// Messages being refused since then (appends that failed).
     refusing: RefCell<Option<Episode>>,
     /// Marks being left unwritten since then (writes that failed).
@@ -187,6 +190,7 @@ impl Durability {
                 appended: Cell::new(None),
                 durable: Cell::new(None),
                 failed: Cell::new(false),
+                in_ring: Cell::new(false),
                 refusing: RefCell::new(None),
                 marks_failing: RefCell::new(None),
                 progress: LocalNotify::new(),
@@ -202,14 +206,19 @@ impl Durability {
         ))
     }
 
-    /// Starts the fsync thread. Called on the shard's own thread, after it took its private
-    /// descriptor table: the thread then shares that table, so the segment files the shard
-    /// creates later are the files it syncs.
+    /// Starts the fsync thread, unless the shard runs on io_uring, which takes the fsyncs
+    /// itself. Called on the shard's own thread, after it took its private descriptor table:
+    /// the thread then shares that table, so the segment files the shard creates later are the
+    /// files it syncs.
     /// Each fdatasync's duration goes into the metrics.
-    pub fn start(&self) -> std::io::Result<()> {
+    pub fn start(&self, driver: Driver) -> std::io::Result<()> {
         let Some(receive) = self.receive.borrow_mut().take() else {
             return Ok(());
         };
+        if driver == Driver::Uring {
+            self.in_ring.set(true);
+            return Ok(());
+        }
         let metrics = Arc::clone(&self.metrics);
         let done = Arc::clone(&self.done);
         let shard = self.shard;
@@ -333,28 +342,19 @@ impl Durability {
                 continue;
             };
             let upto = commit.upto();
-            if self.jobs.send(commit).is_err() {
-                tracing::error!(
-                    shard = self.shard,
-                    "the write-ahead log's fsync thread is gone; no further message \
-                     will be acknowledged until the router restarts"
-                );
-                self.log_failed();
-                self.progress.notify();
-                continue;
-            }
-            let result = poll_fn(|cx| {
-                let mut slot = self.done.result.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(result) = slot.take() {
-                    return Poll::Ready(result);
+            let result = match self.in_ring.get() {
+                true => {
+                    let started = std::time::Instant::now();
+                    let result = commit.run_in_ring().await;
+                    let shard = self.metrics.shard(self.shard);
+                    shard.wal_sync.record(started.elapsed());
+                    result
                 }
-                self.done.waker.register(cx.waker());
-                match slot.take() {
-                    Some(result) => Poll::Ready(result),
-                    None => Poll::Pending,
-                }
-            })
-            .await;
+                false => match self.on_thread(commit).await {
+                    Some(result) => result,
+                    None => continue,
+                },
+            };
             match result {
                 Ok(_) => self.durable.set(upto.max(self.durable.get())),
                 Err(e) => {
@@ -368,6 +368,33 @@ impl Durability {
             }
             self.progress.notify();
         }
+    }
+
+    /// Runs a commit on the fsync thread; `None` when the thread is gone (the log then failed).
+    async fn on_thread(&self, commit: Commit) -> Option<Result<Durable, WalError>> {
+        if self.jobs.send(commit).is_err() {
+            tracing::error!(
+                shard = self.shard,
+                "the write-ahead log's fsync thread is gone; no further message \
+                 will be acknowledged until the router restarts"
+            );
+            self.log_failed();
+            self.progress.notify();
+            return None;
+        }
+        let result = poll_fn(|cx| {
+            let mut slot = self.done.result.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(result) = slot.take() {
+                return Poll::Ready(result);
+            }
+            self.done.waker.register(cx.waker());
+            match slot.take() {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Pending,
+            }
+        })
+        .await;
+        Some(result)
     }
 
     /// Records that a destination is done, on whichever shard owns its log.
