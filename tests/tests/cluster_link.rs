@@ -370,14 +370,13 @@ fn alone(nats: &NatsCluster, name: &str) -> (Cluster, Vec<ShardLink>) {
     (node, links)
 }
 
-/// Checks, for `long`, that `node` is given no partition.
-fn given_none_for(node: &Cluster, long: Duration) {
+const IN_FLIGHT_HANDED_OVER: &str = "a partition with a message in flight was handed over";
+
+/// Checks, for `long`, that `node` is given no partition; `wrong` says what that would mean.
+fn given_none_for(node: &Cluster, long: Duration, wrong: &str) {
     let watch = Instant::now();
     while watch.elapsed() < long {
-        assert!(
-            node.status().partitions_owned.is_empty(),
-            "a partition with a message in flight was handed over"
-        );
+        assert!(node.status().partitions_owned.is_empty(), "{wrong}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -394,7 +393,7 @@ fn a_partition_is_handed_over_only_once_its_messages_in_flight_are_acked() {
     let held = one_per_partition(&rt, &mut [&mut a_links[0]], 0);
     let (b, mut b_links) = Cluster::start(&settings(&nats, "b"), "v1", 1).expect("b starts");
     // Well past b's registration and a's next rounds, within the wait for acks (2 leases).
-    given_none_for(&b, LEASE);
+    given_none_for(&b, LEASE, IN_FLIGHT_HANDED_OVER);
     held.into_iter().for_each(|m| m.ack.ack());
     wait_until(Duration::from_secs(10), "a hands b its share", || {
         a.status().partitions_owned.len() == 4 && b.status().partitions_owned.len() == 4
@@ -433,13 +432,20 @@ fn a_partition_whose_messages_stay_in_flight_is_kept_and_consumed() {
     let held = one_per_partition(&rt, &mut [&mut a_links[0]], 0);
     let (b, _b_links) = Cluster::start(&settings(&nats, "b"), "v1", 1).expect("b starts");
     // An endpoint down: nothing acked for longer than a hand-over waits (2 leases).
-    given_none_for(&b, 3 * LEASE);
+    given_none_for(&b, 3 * LEASE, IN_FLIGHT_HANDED_OVER);
     assert_eq!(a.status().partitions_owned, all_partitions());
     // a gave up handing over and consumes its partitions again, those paused included.
     let next = one_per_partition(&rt, &mut [&mut a_links[0]], 100);
     assert!(next.iter().all(|m| !m.redelivered));
     held.into_iter().chain(next).for_each(|m| m.ack.ack());
     stream_ends_empty(&nats);
+    // Drained now, but offered again only when the membership changes: a pause would hold up
+    // the partition's other messages again.
+    given_none_for(
+        &b,
+        LEASE,
+        "a kept partition was offered again with no change of nodes",
+    );
     a.stop();
     b.stop();
 }

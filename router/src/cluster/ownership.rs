@@ -6,7 +6,7 @@
 //! flight are acked, then delete the lease so the node below its share claims it. Waiting
 //! first means a hand-over delivers nothing twice and never lets two nodes deliver to one
 //! endpoint at once; a partition whose messages are not acked in time (an endpoint down) is
-//! kept, and tried again later.
+//! kept, and offered again only when the membership changes.
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +29,6 @@ const UNOWNED_ROUNDS: u8 = 3;
 /// At most this many partitions are being handed over at once, so a joining node takes them
 /// over a few at a time rather than all at once under load.
 const HAND_OVER_AT_ONCE: usize = 8;
-/// A partition kept because its hand-over did not drain is not offered again for this long.
-const HAND_OVER_AGAIN: Duration = Duration::from_secs(60);
 
 struct Held {
     revision: u64,
@@ -44,8 +42,10 @@ struct Held {
     pause: watch::Sender<bool>,
     /// Since when it is being handed over.
     handing_over: Option<Instant>,
-    /// When a hand-over last gave up waiting for the messages in flight.
-    kept: Option<Instant>,
+    /// How many nodes there were when a hand-over last gave up waiting for the messages in
+    /// flight: not offered again until that changes, since pausing it again would only hold
+    /// up its other endpoints' messages once more.
+    kept: Option<usize>,
 }
 
 impl Held {
@@ -65,6 +65,8 @@ pub(crate) struct Owner {
     unowned_rounds: Vec<u8>,
     rounds: u64,
     failing: bool,
+    /// Live nodes, this one included, as the last claim round counted them.
+    nodes: usize,
 }
 
 fn lease_key(partition: u16) -> String {
@@ -92,6 +94,7 @@ impl Owner {
             unowned_rounds: vec![0; partitions],
             rounds: 0,
             failing: false,
+            nodes: 1,
         }
     }
 
@@ -209,7 +212,8 @@ impl Owner {
         if !claimed.is_empty() {
             self.gain(claimed).await;
         }
-        self.start_hand_overs(fair, others + 1);
+        self.nodes = others + 1;
+        self.start_hand_overs(fair, self.nodes);
     }
 
     /// Pauses the partitions this node holds above its fair share (fewest in flight first), so
@@ -228,9 +232,7 @@ impl Owner {
         let mut offered: Vec<(usize, u16)> = self
             .held
             .iter()
-            .filter(|(_, h)| {
-                h.handing_over.is_none() && h.kept.is_none_or(|t| t.elapsed() >= HAND_OVER_AGAIN)
-            })
+            .filter(|(_, h)| h.handing_over.is_none() && h.kept != Some(nodes))
             .map(|(p, h)| (h.in_flight(), *p))
             .collect();
         offered.sort_unstable();
@@ -266,12 +268,12 @@ impl Owner {
                 if let Some(h) = self.held.get_mut(&p) {
                     h.pause.send_replace(false);
                     h.handing_over = None;
-                    h.kept = Some(Instant::now());
+                    h.kept = Some(self.nodes);
                     tracing::warn!(
                         partition = p,
                         in_flight = h.in_flight(),
                         "kept a partition: its messages in flight were not acked within {limit:?} \
-                         (an endpoint down?); it is offered again in {HAND_OVER_AGAIN:?}"
+                         (an endpoint down?); it is offered again when a node joins or leaves"
                     );
                 }
                 continue;
