@@ -166,7 +166,11 @@ pub fn run(
             "the mix has HL7v2 but no MLLP target was given"
         );
         let addrs = config.mllp.iter().cycle();
-        senders.extend(addrs.take(conns).map(|&addr| Sender::new(addr, Wire::Mllp)));
+        senders.extend(
+            addrs
+                .take(conns)
+                .map(|&addr| Sender::new(addr, &config.mllp, Wire::Mllp)),
+        );
     }
     let first_itk = senders.len();
     if mix.has(Kind::Itk) {
@@ -175,7 +179,11 @@ pub fn run(
             "the mix has ITK but no ITK target was given"
         );
         let addrs = config.itk.iter().cycle();
-        senders.extend(addrs.take(conns).map(|&addr| Sender::new(addr, Wire::Http)));
+        senders.extend(
+            addrs
+                .take(conns)
+                .map(|&addr| Sender::new(addr, &config.itk, Wire::Http)),
+        );
     }
     for (i, s) in senders.iter_mut().enumerate() {
         let conn = sender::connect(s.addr)?;
@@ -281,7 +289,10 @@ pub fn run(
                         s.writing = false;
                         s.conn = Some(conn);
                     }
-                    Err(_) => s.retry_at = now + 100_000_000,
+                    Err(_) => {
+                        s.retry_at = now + 100_000_000;
+                        s.fail_over();
+                    }
                 }
             }
             let Some(conn) = s.conn.as_mut() else {

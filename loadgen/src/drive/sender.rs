@@ -35,6 +35,9 @@ pub struct Sender {
     pub writing: bool,
     /// When a failed connection may be tried again.
     pub retry_at: u64,
+    /// Every address of this sender's protocol: a connection that cannot be made again goes
+    /// to the next one, as a sender behind a list of nodes (or a load balancer) would.
+    pub addrs: Vec<SocketAddr>,
 }
 
 pub fn connect(addr: SocketAddr) -> io::Result<Conn> {
@@ -45,7 +48,8 @@ pub fn connect(addr: SocketAddr) -> io::Result<Conn> {
 }
 
 impl Sender {
-    pub fn new(addr: SocketAddr, wire: Wire) -> Sender {
+    /// A sender to `addr`, one of `addrs`.
+    pub fn new(addr: SocketAddr, addrs: &[SocketAddr], wire: Wire) -> Sender {
         Sender {
             addr,
             wire,
@@ -54,6 +58,16 @@ impl Sender {
             outstanding: VecDeque::new(),
             writing: false,
             retry_at: 0,
+            addrs: addrs.to_vec(),
+        }
+    }
+
+    /// After a failed connect: the next address is the one to try.
+    pub fn fail_over(&mut self) {
+        if let Some(i) = self.addrs.iter().position(|a| *a == self.addr) {
+            if let Some(next) = self.addrs.get((i + 1) % self.addrs.len()) {
+                self.addr = *next;
+            }
         }
     }
 

@@ -137,7 +137,8 @@ impl ClusterReport {
             out.push_str(&format!(
                 "failover: a node killed with SIGKILL {:.1} s into the step; its partitions \
                  owned by the others after {}; lost {}, duplicates {}, senders' errors {} \
-                 (connections to the killed node); longest delivery {}\n",
+                 (answers lost with the killed node's connections, before they moved to another \
+                 node); longest delivery {}\n",
                 f.killed_after.as_secs_f64(),
                 f.moved_after.map_or_else(
                     || "(not within the step)".to_string(),
