@@ -21,7 +21,7 @@ use crate::pki::Pki;
 use crate::progress::Progress;
 use crate::proof::procs::{self, ChildProc};
 use crate::proof::{self, Fleet, ProofConfig, Slo};
-pub use report::{ConnectionsReport, Reconnect};
+pub use report::{ConnectionsReport, IdleCpu, Reconnect};
 
 #[derive(Clone, Debug)]
 pub struct ConnectionsConfig {
@@ -40,6 +40,8 @@ pub struct ConnectionsConfig {
     pub keep: bool,
     pub json: Option<PathBuf>,
     pub progress: bool,
+    /// How long the router's CPU is measured with no traffic, without and with connections.
+    pub idle: Duration,
 }
 
 /// The proof's configuration with what its fleet code reads; the rest is never used here.
@@ -189,6 +191,7 @@ fn run_in(
     std::thread::sleep(Duration::from_secs(2));
     let gauge = metrics::scrape(admin)?.egress_connections;
     report.baseline_rss_bytes = crate::sys::status_bytes(router.pid(), "VmRSS").unwrap_or(0);
+    report.idle_cold = idle_cpu(router.pid(), config.idle);
     router.stop(Duration::from_secs(20));
     anyhow::ensure!(
         gauge == 0,
@@ -223,6 +226,11 @@ fn run_in(
     report.router_gauge = before.egress_connections;
     report.initial_full = before.handshakes_full;
     report.initial_resumed = before.handshakes_resumed;
+    if all_up.is_some() && !stop.load(Ordering::Relaxed) {
+        // Session tickets and the last handshakes' completions settle first.
+        std::thread::sleep(Duration::from_secs(2));
+        report.idle_warm = idle_cpu(router.pid(), config.idle);
+    }
     if all_up.is_none() {
         eprintln!(
             "not every connection was established: {}/{n}",
@@ -242,6 +250,31 @@ fn run_in(
         p.stop(Duration::from_secs(5));
     }
     Ok(report)
+}
+
+/// The CPU process `pid` uses over `over`, in total and per thread name.
+fn idle_cpu(pid: u32, over: Duration) -> IdleCpu {
+    let total = crate::sys::cpu_seconds(pid);
+    let threads = crate::sys::cpu_seconds_by_thread(pid);
+    let started = Instant::now();
+    std::thread::sleep(over);
+    let secs = started.elapsed().as_secs_f64();
+    let total = crate::sys::cpu_seconds(pid)
+        .zip(total)
+        .map_or(0.0, |(b, a)| b - a);
+    let mut by_thread: Vec<(String, f64)> = crate::sys::cpu_seconds_by_thread(pid)
+        .into_iter()
+        .map(|(name, after)| {
+            let before = threads.get(&name).copied().unwrap_or(0.0);
+            (name, (after - before).max(0.0) / secs)
+        })
+        .collect();
+    by_thread.sort_by(|a, b| b.1.total_cmp(&a.1));
+    IdleCpu {
+        secs,
+        cores: total / secs,
+        by_thread,
+    }
 }
 
 fn reconnect(

@@ -423,6 +423,9 @@ struct ConnectionsArgs {
     /// Passed to ganglion, so endpoints that refused in the reconnect storm are retried soon.
     #[arg(long, default_value_t = 2_000)]
     breaker_cooldown_ms: u64,
+    /// How long the router's CPU is measured without traffic, before and after connecting.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    idle: Duration,
     /// The ganglion binary (default: build it with cargo).
     #[arg(long)]
     ganglion: Option<PathBuf>,
@@ -733,6 +736,7 @@ fn connections_cmd(args: ConnectionsArgs) -> anyhow::Result<ExitCode> {
         keep: args.keep,
         json: args.json,
         progress: !args.quiet,
+        idle: args.idle,
     };
     let stop = stop_flag();
     let report = loadgen::connections::run(&config, &stop)?;

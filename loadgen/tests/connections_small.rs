@@ -25,6 +25,7 @@ fn every_connection_comes_up_and_comes_back_after_a_drop() {
         keep: false,
         json: Some(json_path.clone()),
         progress: false,
+        idle: std::time::Duration::from_secs(1),
     };
     let report = connections::run(&config, &AtomicBool::new(false)).unwrap();
     let text = report.text();
@@ -38,12 +39,23 @@ fn every_connection_comes_up_and_comes_back_after_a_drop() {
     assert!(report.passed(), "{text}");
     assert!(report.baseline_rss_bytes > 0, "{text}");
     assert!(report.peak_rss_bytes >= report.rss_bytes, "{text}");
+    // Both idle stretches were measured, on a live router with its shards among its threads.
+    for idle in [&report.idle_cold, &report.idle_warm] {
+        assert!(idle.secs >= 1.0, "{text}");
+        assert!(
+            idle.by_thread
+                .iter()
+                .any(|(name, _)| name == "ganglion-shard"),
+            "{text}"
+        );
+    }
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     assert_eq!(json["endpoints"], 100);
     assert_eq!(json["established"], 100);
     assert_eq!(json["reconnect"]["reestablished"], 100);
+    assert!(json["router_idle_cpu"]["with_connections"]["cores"].is_number());
     let handshakes = json["reconnect"]["handshakes_full"].as_u64().unwrap()
         + json["reconnect"]["handshakes_resumed"].as_u64().unwrap();
     assert_eq!(handshakes, 100);

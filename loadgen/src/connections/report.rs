@@ -3,6 +3,40 @@
 //! prewarm off and no connection, measured first in the same run) / connections.
 use serde_json::json;
 
+/// The router's CPU over a stretch without traffic.
+#[derive(Clone, Debug, Default)]
+pub struct IdleCpu {
+    /// Length of the stretch.
+    pub secs: f64,
+    /// The whole process: CPU seconds per second.
+    pub cores: f64,
+    /// The same per thread name (numbers left off), busiest first.
+    pub by_thread: Vec<(String, f64)>,
+}
+
+impl IdleCpu {
+    fn text(&self) -> String {
+        let threads: Vec<String> = self
+            .by_thread
+            .iter()
+            .filter(|(_, cores)| *cores > 0.0)
+            .map(|(name, cores)| format!("{name} {cores:.4}"))
+            .collect();
+        match threads.is_empty() {
+            true => format!("{:.4} core", self.cores),
+            false => format!("{:.4} core ({})", self.cores, threads.join(", ")),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "duration_s": self.secs,
+            "cores": self.cores,
+            "by_thread": self.by_thread.iter().map(|(name, cores)| (name.clone(), json!(cores))).collect::<serde_json::Map<_, _>>(),
+        })
+    }
+}
+
 /// The forced reconnect: every fleet process closed all its connections at once.
 #[derive(Clone, Debug, Default)]
 pub struct Reconnect {
@@ -34,6 +68,10 @@ pub struct ConnectionsReport {
     pub baseline_rss_bytes: u64,
     pub rss_bytes: u64,
     pub peak_rss_bytes: u64,
+    /// The router without connections (prewarm off), then with every connection held, no
+    /// traffic either time: the fixed cost of holding the endpoints.
+    pub idle_cold: IdleCpu,
+    pub idle_warm: IdleCpu,
     pub reconnect: Reconnect,
 }
 
@@ -69,6 +107,8 @@ impl ConnectionsReport {
              first handshakes          {if_} full, {ir} resumed\n\
              router RSS                {rss:.1} MiB with the connections, {base:.1} MiB without (prewarm off, same run)\n\
              RSS per connection        {per:.1} KiB  ((RSS − RSS without) / {est})\n\
+             router CPU, no traffic    {warm} with the connections, over {wsecs:.0} s\n\
+             \x20                         {cold} without, over {csecs:.0} s\n\
              forced reconnect          {again} / {dropped} re-established in {rsecs:.2} s\n\
              handshakes after it       {resumed} resumed, {full} full\n\
              router peak RSS (VmHWM)   {peak:.1} MiB\n",
@@ -82,6 +122,10 @@ impl ConnectionsReport {
             rss = mib(self.rss_bytes),
             base = mib(self.baseline_rss_bytes),
             per = self.rss_per_connection_bytes() / 1024.0,
+            warm = self.idle_warm.text(),
+            wsecs = self.idle_warm.secs,
+            cold = self.idle_cold.text(),
+            csecs = self.idle_cold.secs,
             again = r.reestablished,
             dropped = r.dropped,
             rsecs = r.secs,
@@ -105,6 +149,7 @@ impl ConnectionsReport {
             "router_rss_no_connections_bytes": self.baseline_rss_bytes,
             "rss_per_connection_bytes": self.rss_per_connection_bytes(),
             "router_peak_rss_bytes": self.peak_rss_bytes,
+            "router_idle_cpu": {"with_connections": self.idle_warm.json(), "without": self.idle_cold.json()},
             "reconnect": {
                 "dropped": r.dropped,
                 "reestablished": r.reestablished,
