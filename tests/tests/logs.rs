@@ -365,8 +365,11 @@ fn on_the_journal_lines_carry_their_priority() {
     let mut sender = Sender::connect(listening).unwrap();
     assert_eq!(msa(&sender.exchange(&unrouted("J1")).unwrap()).0, "AR");
     let read = || std::fs::read_to_string(&journal).unwrap_or_default();
-    wait_until("the refusal in the journal", WAIT, || {
-        read().contains("refused: no route")
+    // The listener takes connections before the main thread logs "ganglion running": wait
+    // for both lines, whichever order they were written in.
+    wait_until("the refusal and the start in the journal", WAIT, || {
+        let journal = read();
+        journal.contains("refused: no route") && journal.contains("ganglion running")
     });
     let _ = child.kill();
     let _ = child.wait();

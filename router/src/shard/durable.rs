@@ -215,6 +215,8 @@ impl Durability {
         let Some(receive) = self.receive.borrow_mut().take() else {
             return Ok(());
         };
+        // On this thread, so that the spare's file is in the shard's descriptor table.
+        self.log.borrow_mut().prepare_for_appends();
         if driver == Driver::Uring {
             self.in_ring.set(true);
             return Ok(());
