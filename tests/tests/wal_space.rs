@@ -290,3 +290,53 @@ fn an_itk_sender_is_told_plainly_when_the_store_is_full() {
     assert!(endpoint.inbox.is_empty());
     assert!(router.terminate(WAIT).success());
 }
+
+/// A shard begins its spare (the next segment, written full of zeros) when it starts, so its
+/// first messages go into blocks that are written already, not into a file that grows at each
+/// write (whose every fdatasync commits the file system's journal).
+#[test]
+fn the_first_messages_go_into_a_segment_written_ahead_of_time() {
+    const SEGMENT: u64 = 64 << 20;
+    let scratch = Scratch::new("first-segment");
+    let data = scratch.join("data");
+    let endpoint = Endpoint::mllp(None, |_, _| Reply::Ack(AckCode::AA));
+    let config = config(&scratch, &data, endpoint.addr, "");
+    let router = start(&config, &[]);
+    let shard = data.join("shard-0");
+    let len = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let deadline = Instant::now() + WAIT;
+    while len(&shard.join("next.spare")) < SEGMENT {
+        assert!(Instant::now() < deadline, "no spare was written at start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Written in full is not yet synced: a message that comes first goes into a growing
+    // segment, which gives way to the spare at the next message once the spare is synced.
+    let mut sender = Sender::connect(router.addr("in")).unwrap();
+    let segments = || -> Vec<u64> {
+        std::fs::read_dir(&shard)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+            .map(|e| len(&e.path()))
+            .collect()
+    };
+    let mut sent = Vec::new();
+    for i in 0.. {
+        let id = format!("F{i}");
+        let (code, _) = msa(&sender.exchange(&big_message(&id, 1)).unwrap());
+        assert_eq!(code, "AA");
+        sent.push(id);
+        if segments().contains(&SEGMENT) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no segment made from the spare after {} messages: {:?}",
+            sent.len(),
+            segments()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_delivered(&endpoint, &sent);
+    router.kill();
+}
