@@ -63,9 +63,7 @@ impl ClusterReport {
     }
 
     fn median_p(steps: &[Step], pick: fn(&Step) -> u64) -> Option<u64> {
-        let mut v: Vec<u64> = steps.iter().map(pick).collect();
-        v.sort_unstable();
-        v.get(v.len() / 2).copied()
+        report::median(steps.iter().map(|s| pick(s) as f64).collect()).map(|m| m.round() as u64)
     }
 
     /// Messages acknowledged and never delivered, in every step.

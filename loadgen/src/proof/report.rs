@@ -103,7 +103,14 @@ impl Majority {
 
 pub fn median(mut values: Vec<f64>) -> Option<f64> {
     values.sort_by(f64::total_cmp);
-    values.get(values.len().saturating_sub(1) / 2).copied()
+    let n = values.len();
+    let upper = *values.get(n / 2)?;
+    // Of an even count, the mean of the middle two: the lower one alone flatters a latency or
+    // a cost when attempts stop at two that agree.
+    Some(match n % 2 {
+        0 => (values[n / 2 - 1] + upper) / 2.0,
+        _ => upper,
+    })
 }
 
 #[derive(Clone, Debug, Default)]
@@ -583,9 +590,11 @@ mod tests {
     }
 
     #[test]
-    fn median_takes_the_lower_middle() {
+    fn median_of_an_even_count_is_the_mean_of_the_middle_two() {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![3.0]), Some(3.0));
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.0));
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(vec![5.0, 4.0]), Some(4.5));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
     }
 }
