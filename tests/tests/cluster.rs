@@ -231,6 +231,16 @@ fn senders_through_two_nodes_reach_every_endpoint_in_order() {
         owned(&a),
         owned(&b)
     );
+    // A cluster node's messages go to the stream, not its log: it writes no spare segment.
+    for node in ["a", "b"] {
+        for shard in 0..2 {
+            let spare = scratch
+                .join(&format!("data-{node}"))
+                .join(format!("shard-{shard}"))
+                .join("next.spare");
+            assert!(!spare.exists(), "{} was written", spare.display());
+        }
+    }
     assert!(a.terminate(WAIT).success());
     assert!(b.terminate(WAIT).success());
 }

@@ -203,6 +203,9 @@ pub async fn run(info: ShardInfo, context: Context) {
         if let Err(e) = durability.start(info.driver) {
             tracing::error!(shard = info.index, "cannot start its fsync thread: {e}");
         }
+        if context.cluster.is_none() {
+            durability.prepare_for_appends();
+        }
         let committer = Rc::clone(durability);
         monoio::spawn(async move { committer.run_committer().await });
         let marks = Rc::clone(durability);

@@ -215,8 +215,6 @@ impl Durability {
         let Some(receive) = self.receive.borrow_mut().take() else {
             return Ok(());
         };
-        // On this thread, so that the spare's file is in the shard's descriptor table.
-        self.log.borrow_mut().prepare_for_appends();
         if driver == Driver::Uring {
             self.in_ring.set(true);
             return Ok(());
@@ -239,6 +237,14 @@ impl Durability {
                 }
             })?;
         Ok(())
+    }
+
+    /// Begins the log's spare now, so that the shard's first messages need not go into a
+    /// growing file. Called on the shard's own thread (the spare's file is then in its
+    /// descriptor table), by a shard that appends to its log: not by a cluster node's, whose
+    /// messages go to the stream.
+    pub fn prepare_for_appends(&self) {
+        self.log.borrow_mut().prepare_for_appends();
     }
 
     fn health(&self) -> &ShardHealth {
