@@ -165,12 +165,7 @@ pub fn run(
             !config.mllp.is_empty(),
             "the mix has HL7v2 but no MLLP target was given"
         );
-        let addrs = config.mllp.iter().cycle();
-        senders.extend(
-            addrs
-                .take(conns)
-                .map(|&addr| Sender::new(addr, &config.mllp, Wire::Mllp)),
-        );
+        senders.extend(Sender::spread(&config.mllp, conns, Wire::Mllp));
     }
     let first_itk = senders.len();
     if mix.has(Kind::Itk) {
@@ -178,12 +173,7 @@ pub fn run(
             !config.itk.is_empty(),
             "the mix has ITK but no ITK target was given"
         );
-        let addrs = config.itk.iter().cycle();
-        senders.extend(
-            addrs
-                .take(conns)
-                .map(|&addr| Sender::new(addr, &config.itk, Wire::Http)),
-        );
+        senders.extend(Sender::spread(&config.itk, conns, Wire::Http));
     }
     for (i, s) in senders.iter_mut().enumerate() {
         let conn = sender::connect(s.addr)?;

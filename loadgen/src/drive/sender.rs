@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 
 use codecs::hl7v2::{AckCode, Message};
 use codecs::{http1, mllp};
@@ -37,7 +38,7 @@ pub struct Sender {
     pub retry_at: u64,
     /// Every address of this sender's protocol: a connection that cannot be made again goes
     /// to the next one, as a sender behind a list of nodes (or a load balancer) would.
-    pub addrs: Vec<SocketAddr>,
+    pub addrs: Arc<[SocketAddr]>,
 }
 
 pub fn connect(addr: SocketAddr) -> io::Result<Conn> {
@@ -48,8 +49,22 @@ pub fn connect(addr: SocketAddr) -> io::Result<Conn> {
 }
 
 impl Sender {
+    /// `count` senders over `addrs` in turn, each able to move on to the others.
+    pub fn spread(
+        addrs: &[SocketAddr],
+        count: usize,
+        wire: Wire,
+    ) -> impl Iterator<Item = Sender> + '_ {
+        let all: Arc<[SocketAddr]> = addrs.into();
+        addrs
+            .iter()
+            .cycle()
+            .take(count)
+            .map(move |&addr| Sender::new(addr, Arc::clone(&all), wire))
+    }
+
     /// A sender to `addr`, one of `addrs`.
-    pub fn new(addr: SocketAddr, addrs: &[SocketAddr], wire: Wire) -> Sender {
+    fn new(addr: SocketAddr, addrs: Arc<[SocketAddr]>, wire: Wire) -> Sender {
         Sender {
             addr,
             wire,
@@ -58,7 +73,7 @@ impl Sender {
             outstanding: VecDeque::new(),
             writing: false,
             retry_at: 0,
-            addrs: addrs.to_vec(),
+            addrs,
         }
     }
 
