@@ -93,10 +93,11 @@ pub async fn plan(
         Outcome::Deliver => {
             // In a cluster the endpoints' queues are on their partitions' owners, and the
             // replicated stream is the buffer in front of them.
-            let endpoints = decision.endpoints.iter();
-            for &id in endpoints.filter(|_| shard.stream().is_none()) {
-                if let Some(handle) = routing.handle(id) {
-                    shard.wait_for_room(handle).await;
+            if shard.stream().is_none() {
+                for &id in &decision.endpoints {
+                    if let Some(handle) = routing.handle(id) {
+                        shard.wait_for_room(handle).await;
+                    }
                 }
             }
             Plan::Deliver {
@@ -257,16 +258,16 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                 message,
                 endpoints,
                 routing,
-                rules,
+                ..
             } => {
                 let id = next_id;
                 next_id = next_id.map(|n| n + 1);
                 if let Some(trace) = shard.trace() {
                     let at = match (refs, id) {
-                        (Some((log, _)), Some(id)) => MessageRef { log, record: id },
-                        _ => recorder::unlogged(message),
+                        (Some((log, _)), Some(id)) => Some(MessageRef { log, record: id }),
+                        _ => None,
                     };
-                    trace_received(trace, message, at, endpoints, routing, rules);
+                    trace_plan(trace, plan, at);
                 }
                 for (destination, &endpoint) in endpoints.iter().enumerate() {
                     let Some(handle) = routing.handle(endpoint) else {
@@ -295,9 +296,9 @@ async fn commit_with(shard: &Shard, plans: &[Plan], replayed: bool) -> Result<()
                     }
                 }
             }
-            Plan::DeadLetter { message } => {
+            Plan::DeadLetter { .. } => {
                 if let Some(trace) = shard.trace() {
-                    trace.received(message, recorder::unlogged(message), &[], &[]);
+                    trace_plan(trace, plan, None);
                 }
             }
             Plan::Dropped { .. } | Plan::Rejected { .. } => {}
@@ -328,44 +329,33 @@ async fn commit_to_stream(
     stream.publish(&messages).await?;
     if let Some(trace) = shard.trace() {
         for plan in plans {
-            match plan {
-                Plan::Deliver {
-                    message,
-                    endpoints,
-                    routing,
-                    rules,
-                } => trace_received(
-                    trace,
-                    message,
-                    recorder::unlogged(message),
-                    endpoints,
-                    routing,
-                    rules,
-                ),
-                Plan::DeadLetter { message } => {
-                    trace.received(message, recorder::unlogged(message), &[], &[]);
-                }
-                Plan::Dropped { .. } | Plan::Rejected { .. } => {}
-            }
+            trace_plan(trace, plan, None);
         }
     }
     Ok(())
 }
 
-/// Records a message's arrival, its rules and its endpoints in the message trace.
-fn trace_received(
-    trace: &Recorder,
-    message: &Accepted,
-    at: MessageRef,
-    endpoints: &[EndpointId],
-    routing: &Routing,
-    rules: &[RuleId],
-) {
-    let rules: SmallVec<[&str; 2]> = rules
-        .iter()
-        .filter_map(|&r| routing.table.rule(r).map(|r| r.name()))
-        .collect();
-    trace.received(message, at, &rules, &endpoint_names(endpoints, routing));
+/// Records a planned message's arrival in the message trace, with its rules and endpoints
+/// when it is delivered; `at` is where the log keeps it (`None`: not in this node's log).
+fn trace_plan(trace: &Recorder, plan: &Plan, at: Option<MessageRef>) {
+    let at = |message: &Accepted| at.unwrap_or_else(|| recorder::unlogged(message));
+    match plan {
+        Plan::Deliver {
+            message,
+            endpoints,
+            routing,
+            rules,
+        } => {
+            let rules: SmallVec<[&str; 2]> = rules
+                .iter()
+                .filter_map(|&r| routing.table.rule(r).map(|r| r.name()))
+                .collect();
+            let names = endpoint_names(endpoints, routing);
+            trace.received(message, at(message), &rules, &names);
+        }
+        Plan::DeadLetter { message } => trace.received(message, at(message), &[], &[]),
+        Plan::Dropped { .. } | Plan::Rejected { .. } => {}
+    }
 }
 
 /// The names of a plan's endpoints (as the log, the stream and the trace record them),
